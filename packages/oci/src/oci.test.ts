@@ -1,0 +1,72 @@
+import { acceptsMediaType, digestOf, isValidName, isValidTag, MediaTypes, OciError, parseDigest, parseManifest } from './index';
+
+const d = (s: string) => digestOf(s);
+const manifest = (o: object) => Buffer.from(JSON.stringify(o));
+
+describe('digests', () => {
+  it('accepts sha256 and sha512 and refuses malformed ones', () => {
+    expect(parseDigest(d('x')).algorithm).toBe('sha256');
+    expect(parseDigest(digestOf('x', 'sha512')).hex).toHaveLength(128);
+    for (const bad of ['sha256:abc', 'md5:' + 'a'.repeat(32), 'sha256:' + 'A'.repeat(64), 'nope', '']) {
+      expect(() => parseDigest(bad)).toThrow(OciError);
+    }
+  });
+});
+
+describe('names and tags', () => {
+  it('follows the spec grammar', () => {
+    for (const ok of ['a', 'team/app/web', 'a.b_c__d-e--f', 'x/y0']) expect(isValidName(ok)).toBe(true);
+    for (const bad of ['A', '../etc', 'a//b', '/a', 'a/', '_a', 'a..b', 'a'.repeat(256)])
+      expect(isValidName(bad)).toBe(false);
+    expect(isValidTag('v1.0_rc-1')).toBe(true);
+    expect(isValidTag('.hidden')).toBe(false);
+    expect(isValidTag('a'.repeat(129))).toBe(false);
+  });
+});
+
+describe('parseManifest', () => {
+  const config = { mediaType: MediaTypes.ociConfig, digest: d('c'), size: 1 };
+  const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: d('l'), size: 1 };
+  it('reads blobs, subject and artifact type of an image manifest', () => {
+    const p = parseManifest(
+      manifest({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config, layers: [layer], subject: layer }),
+      MediaTypes.ociManifest,
+    );
+    expect(p.blobs.map((b) => b.digest)).toEqual([d('c'), d('l')]);
+    expect(p.subject?.digest).toBe(d('l'));
+    expect(p.artifactType).toBe(MediaTypes.ociConfig);
+  });
+  it('reads children of an index', () => {
+    const p = parseManifest(
+      manifest({ schemaVersion: 2, manifests: [{ ...layer, mediaType: MediaTypes.ociManifest }] }),
+      MediaTypes.ociIndex,
+    );
+    expect(p.children).toHaveLength(1);
+  });
+  it('refuses schema 1, bad JSON, bad descriptors and mismatched media types', () => {
+    const cases: [Buffer, string][] = [
+      [manifest({ schemaVersion: 1, name: 'x' }), MediaTypes.dockerSchema1Signed],
+      [Buffer.from('{nope'), MediaTypes.ociManifest],
+      [manifest({ schemaVersion: 2, config: { ...config, digest: 'sha256:zz' }, layers: [] }), MediaTypes.ociManifest],
+      [manifest({ schemaVersion: 2, mediaType: MediaTypes.dockerManifest, config, layers: [] }), MediaTypes.ociManifest],
+      [manifest({ schemaVersion: 2, config, layers: [] }), 'application/x-unknown'],
+    ];
+    for (const [body, ct] of cases) {
+      expect(() => parseManifest(body, ct)).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
+    }
+  });
+  it('refuses manifests over 4 MiB', () => {
+    expect(() => parseManifest(Buffer.alloc(4 * 1024 * 1024 + 1), MediaTypes.ociManifest)).toThrow(
+      expect.objectContaining({ code: 'MANIFEST_TOO_LARGE' }),
+    );
+  });
+});
+
+describe('acceptsMediaType', () => {
+  it('serves anything without Accept and refuses an explicit list that excludes the type', () => {
+    expect(acceptsMediaType(undefined, MediaTypes.ociIndex)).toBe(true);
+    expect(acceptsMediaType('*/*', MediaTypes.ociIndex)).toBe(true);
+    expect(acceptsMediaType(`${MediaTypes.dockerManifest}, ${MediaTypes.ociIndex}`, MediaTypes.ociIndex)).toBe(true);
+    expect(acceptsMediaType(MediaTypes.dockerManifest, MediaTypes.ociIndex)).toBe(false);
+  });
+});
