@@ -96,7 +96,12 @@ function resolveMediaType(contentType: string | undefined, body: Record<string, 
  */
 export function parseManifest(bytes: Buffer, contentType?: string): ParsedManifest {
   if (bytes.length > MAX_MANIFEST_BYTES)
-    throw new OciError('MANIFEST_TOO_LARGE', `manifest is ${bytes.length} bytes; the limit is ${MAX_MANIFEST_BYTES}`);
+    throw new OciError(
+      'SIZE_INVALID',
+      `manifest is larger than the limit of ${MAX_MANIFEST_BYTES} bytes`,
+      undefined,
+      413,
+    );
   let body: unknown;
   try {
     body = JSON.parse(bytes.toString('utf8'));

@@ -57,7 +57,7 @@ describe('parseManifest', () => {
   });
   it('refuses manifests over 4 MiB', () => {
     expect(() => parseManifest(Buffer.alloc(4 * 1024 * 1024 + 1), MediaTypes.ociManifest)).toThrow(
-      expect.objectContaining({ code: 'MANIFEST_TOO_LARGE' }),
+      expect.objectContaining({ code: 'SIZE_INVALID', status: 413 }),
     );
   });
 });
