@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express from 'express';
+import type { Logger } from 'pino';
+import { register } from 'prom-client';
+import type { Registry } from './domain/registry';
+import { toOciError } from './domain/storage-errors';
+import type { V2Context } from './http/context';
+import { sendError } from './http/send';
+import { matchV2 } from './http/v2-router';
+import { httpBytesSent, httpDuration, httpRequests } from './metrics';
+
+export interface AppDeps {
+  registry: Registry;
+  log: Logger;
+  /** Region name for logs. Default `local`. */
+  region?: string;
+  /** Extra readiness checks (e.g. Redis), each throwing when not ready. */
+  readinessChecks?: (() => Promise<void>)[];
+}
+
+export interface App {
+  /** The node's request listener: `/v2` through the lean dispatcher, the rest through express. */
+  listener: RequestListener;
+  express: express.Express;
+}
+
+/**
+ * Builds a node from its dependencies; no I/O happens here. The distribution API is served by a
+ * fixed route table without express (the hot read paths cannot afford a framework's per-request
+ * cost — see docs/adr/0001); health, metrics and admin APIs use express.
+ */
+export function createApp(deps: AppDeps): App {
+  const { registry, log } = deps;
+  const region = deps.region ?? 'local';
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await registry.store.ping();
+      for (const check of deps.readinessChecks ?? []) await check();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'unavailable', error: err instanceof Error ? err.message : String(err) });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(register.contentType).send(await register.metrics());
+  });
+
+  const listener: RequestListener = (req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = headerValue(req, 'x-request-id') ?? randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    const meta: V2Context['meta'] = { route: 'other' };
+    res.once('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const status = res.statusCode;
+      const bytes = Number(res.getHeader('content-length') ?? 0);
+      httpRequests.inc({ route: meta.route, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` });
+      httpDuration.observe({ route: meta.route, method: req.method ?? '' }, ms / 1000);
+      if (bytes > 0) httpBytesSent.inc({ route: meta.route }, bytes);
+      log.info(
+        {
+          reqId: requestId,
+          region,
+          method: req.method,
+          path: req.url,
+          route: meta.route,
+          repository: meta.repository,
+          status: res.writableFinished ? status : 'aborted',
+          bytes,
+          ms: Math.round(ms * 100) / 100,
+        },
+        'request',
+      );
+    });
+    const url = req.url ?? '/';
+    if (url === '/v2' || url.startsWith('/v2/')) {
+      handleV2(req, res, meta, requestId).catch((err: unknown) => sendError(res, toOciError(err), log, requestId));
+      return;
+    }
+    app(req, res);
+  };
+
+  async function handleV2(
+    req: IncomingMessage,
+    res: ServerResponse,
+    meta: V2Context['meta'],
+    _requestId: string,
+  ): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://registry');
+    let matched;
+    try {
+      matched = matchV2(req.method ?? 'GET', url.pathname);
+    } catch (err) {
+      req.resume();
+      throw err;
+    }
+    meta.route = matched.route;
+    if (matched.name) meta.repository = matched.name;
+    const ctx: V2Context = { req, res, url, name: matched.name, param: matched.param, registry, log, meta };
+    await matched.handler(ctx);
+  }
+
+  return { listener, express: app };
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s && s.length <= 128 && /^[\w.:-]+$/.test(s) ? s : undefined;
+}
+

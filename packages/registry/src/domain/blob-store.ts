@@ -1,0 +1,134 @@
+import { OciError, parseDigest, type Digest } from '@meridian/oci';
+import {
+  InvalidRangeError,
+  Layout,
+  isNotFound,
+  type ByteRange,
+  type GetResult,
+  type ObjectStore,
+} from '@meridian/storage';
+import type { RegistryEvents } from './events';
+import { translated } from './storage-errors';
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+/** Repository-scoped blobs: a repository may serve a blob only through its own link. */
+export class BlobStore {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly events: RegistryEvents,
+  ) {}
+
+  /** Size of a blob this repository may serve. Throws `BLOB_UNKNOWN`. */
+  stat(repository: string, digest: string): Promise<BlobInfo> {
+    return translated(async () => {
+      const d = parseDigest(digest);
+      await this.assertLinked(repository, d);
+      try {
+        const info = await this.store.head(Layout.blobData(d));
+        return { digest: d.value, size: info.size };
+      } catch (err) {
+        if (isNotFound(err)) throw blobUnknown(d.value);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Opens a blob (or a range of it; a negative `start` means the last `-start` bytes).
+   * Throws `BLOB_UNKNOWN`, or `RANGE_INVALID` (416).
+   */
+  open(repository: string, digest: string, range?: ByteRange): Promise<GetResult & { digest: string }> {
+    return translated(async () => {
+      const d = parseDigest(digest);
+      await this.assertLinked(repository, d);
+      try {
+        if (range && range.start < 0) range = await this.suffixRange(d, -range.start);
+        const r = await this.store.get(Layout.blobData(d), range);
+        return { ...r, digest: d.value };
+      } catch (err) {
+        if (isNotFound(err)) throw blobUnknown(d.value);
+        if (err instanceof InvalidRangeError)
+          throw new OciError('RANGE_INVALID', 'requested range not satisfiable', { size: err.size }, 416);
+        throw err;
+      }
+    });
+  }
+
+  /** A direct download URL from the backend, when it has one. */
+  presign(digest: Digest, expiresSeconds: number): Promise<string | undefined> {
+    return this.store.presignGet(Layout.blobData(digest), expiresSeconds);
+  }
+
+  /** Unlinks a blob from a repository (the bytes stay for other repositories). */
+  delete(repository: string, digest: string): Promise<void> {
+    return translated(async () => {
+      const d = parseDigest(digest);
+      const key = Layout.layerLink(repository, d);
+      try {
+        await this.store.head(key);
+      } catch (err) {
+        if (isNotFound(err)) throw blobUnknown(d.value);
+        throw err;
+      }
+      await this.store.delete(key);
+      await this.events.emit({ type: 'blobDeleted', repository, digest: d.value, at: Date.now() });
+    });
+  }
+
+  /**
+   * Cross-repository mount: links a blob `from` may serve into `repository`.
+   * Returns undefined when it is not mountable (the caller falls back to an upload session).
+   */
+  mount(repository: string, from: string, digest: Digest): Promise<BlobInfo | undefined> {
+    return translated(async () => {
+      try {
+        await this.store.head(Layout.layerLink(from, digest));
+        const info = await this.store.head(Layout.blobData(digest));
+        await this.link(repository, digest, info.size);
+        await this.events.emit({ type: 'blobMounted', repository, digest: digest.value, from, at: Date.now() });
+        return { digest: digest.value, size: info.size };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    });
+  }
+
+  /** Makes a stored blob servable from `repository`. */
+  async link(repository: string, digest: Digest, size: number): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ digest: digest.value, size }));
+    await this.store.put(Layout.layerLink(repository, digest), body);
+  }
+
+  /** Whether `repository` links the blob (as a layer or as a manifest revision). */
+  async isLinked(repository: string, d: Digest): Promise<boolean> {
+    for (const key of [Layout.layerLink(repository, d), Layout.revisionLink(repository, d)]) {
+      try {
+        await this.store.head(key);
+        return true;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return false;
+  }
+
+  /** `bytes=-n`: the last n bytes. */
+  private async suffixRange(d: Digest, n: number): Promise<ByteRange> {
+    const { size } = await this.store.head(Layout.blobData(d));
+    if (n === 0 || size === 0) throw new InvalidRangeError(size);
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+
+  private async assertLinked(repository: string, d: Digest): Promise<void> {
+    if (!(await this.isLinked(repository, d))) throw blobUnknown(d.value);
+  }
+}
+
+export function blobUnknown(digest: string): OciError {
+  return new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest });
+}

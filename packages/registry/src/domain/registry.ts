@@ -1,0 +1,45 @@
+import type { ObjectStore } from '@meridian/storage';
+import { BlobStore } from './blob-store';
+import { Catalog } from './catalog';
+import { RegistryEvents } from './events';
+import { ManifestStore } from './manifest-store';
+import { MetadataCache, type MetadataCacheOptions } from './metadata-cache';
+import { TagStore } from './tag-store';
+import { UploadSessions, type UploadSessionOptions } from './upload-sessions';
+
+export interface RegistryOptions {
+  store: ObjectStore;
+  events?: RegistryEvents;
+  cache?: MetadataCacheOptions;
+  uploads?: UploadSessionOptions;
+}
+
+/** The registry's domain: everything the distribution API does, over one object store. */
+export class Registry {
+  readonly events: RegistryEvents;
+  readonly cache: MetadataCache;
+  readonly blobs: BlobStore;
+  readonly uploads: UploadSessions;
+  readonly tags: TagStore;
+  readonly manifests: ManifestStore;
+  readonly catalog: Catalog;
+
+  constructor(readonly opts: RegistryOptions) {
+    const { store } = opts;
+    this.events = opts.events ?? new RegistryEvents();
+    this.cache = new MetadataCache(opts.cache);
+    this.blobs = new BlobStore(store, this.events);
+    this.uploads = new UploadSessions(store, this.blobs, this.events, opts.uploads);
+    this.tags = new TagStore(store, this.cache, this.events);
+    this.manifests = new ManifestStore(store, this.tags, this.cache, this.events);
+    this.catalog = new Catalog(store, this.cache);
+    // A new repository must appear in the catalog at once, not after the cache TTL.
+    this.events.subscribe(() => {
+      this.cache.tagLists.delete('\0catalog');
+    });
+  }
+
+  get store(): ObjectStore {
+    return this.opts.store;
+  }
+}

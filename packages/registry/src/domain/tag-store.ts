@@ -1,0 +1,129 @@
+import { OciError } from '@meridian/oci';
+import { Layout, isNotFound, type ObjectStore, type TagRecord } from '@meridian/storage';
+import type { RegistryEvents } from './events';
+import type { MetadataCache } from './metadata-cache';
+import { translated } from './storage-errors';
+
+/** Tags: `current` records with a sequence number that only grows. */
+export class TagStore {
+  private lastSeq = 0;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly cache: MetadataCache,
+    private readonly events: RegistryEvents,
+  ) {}
+
+  async get(repository: string, tag: string): Promise<TagRecord | undefined> {
+    const key = tagKey(repository, tag);
+    if (this.cache.enabled) {
+      const hit = this.cache.tags.get(key);
+      if (hit !== undefined) return hit || undefined;
+    }
+    try {
+      const rec = JSON.parse((await this.store.getBytes(Layout.tagCurrent(repository, tag))).toString('utf8')) as TagRecord;
+      this.cache.tags.set(key, rec);
+      return rec;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      this.cache.tags.set(key, false);
+      return undefined;
+    }
+  }
+
+  /** Points `tag` at `digest`. The new record's `seq` is greater than any this node issued. */
+  async set(repository: string, tag: string, digest: string): Promise<TagRecord> {
+    const now = Date.now();
+    const seq = Math.max(now * 1000, this.lastSeq + 1);
+    this.lastSeq = seq;
+    const rec: TagRecord = { digest, seq, updatedAt: new Date(now).toISOString() };
+    await this.store.put(Layout.tagCurrent(repository, tag), Buffer.from(JSON.stringify(rec)));
+    this.cache.tags.set(tagKey(repository, tag), rec);
+    this.cache.forgetRepository(repository);
+    await this.events.emit({ type: 'tagMoved', repository, tag, digest, seq, at: now });
+    return rec;
+  }
+
+  /** Deletes a tag; false when it did not exist. */
+  async delete(repository: string, tag: string): Promise<boolean> {
+    const key = Layout.tagCurrent(repository, tag);
+    try {
+      await this.store.head(key);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    await this.store.delete(key);
+    this.cache.tags.set(tagKey(repository, tag), false);
+    this.cache.forgetRepository(repository);
+    await this.events.emit({ type: 'tagDeleted', repository, tag, at: Date.now() });
+    return true;
+  }
+
+  async deleteTagsPointingAt(repository: string, digest: string): Promise<void> {
+    const tags = await this.all(repository);
+    for (const tag of tags) {
+      const rec = await this.get(repository, tag);
+      if (rec?.digest === digest) await this.delete(repository, tag);
+    }
+  }
+
+  /**
+   * One page of tags in lexical order after `last`, at most `n` (all when undefined).
+   * Throws `NAME_UNKNOWN` for a repository that does not exist.
+   */
+  list(repository: string, n?: number, last?: string): Promise<{ tags: string[]; more: boolean }> {
+    return translated(async () => {
+      const all = await this.all(repository);
+      if (all.length === 0 && !(await this.repositoryExists(repository)))
+        throw new OciError('NAME_UNKNOWN', `repository name not known to registry: ${repository}`, { name: repository });
+      const start = last === undefined ? 0 : upperBound(all, last);
+      const end = n === undefined ? all.length : Math.min(all.length, start + n);
+      return { tags: all.slice(start, end), more: end < all.length };
+    });
+  }
+
+  /** Every tag of a repository, sorted (cached for the metadata TTL). */
+  async all(repository: string): Promise<string[]> {
+    if (this.cache.enabled) {
+      const hit = this.cache.tagLists.get(repository);
+      if (hit) return hit;
+    }
+    const root = Layout.tagsRoot(repository);
+    const tags: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.store.list(root, { delimiter: '/', cursor });
+      for (const p of page.prefixes) tags.push(p.slice(root.length, -1));
+      cursor = page.cursor;
+    } while (cursor);
+    tags.sort(compareBytes);
+    this.cache.tagLists.set(repository, tags);
+    return tags;
+  }
+
+  private async repositoryExists(repository: string): Promise<boolean> {
+    const page = await this.store.list(Layout.repository(repository), { limit: 1 });
+    return page.objects.length > 0 || page.prefixes.length > 0;
+  }
+}
+
+function tagKey(repository: string, tag: string): string {
+  return `${repository}:${tag}`;
+}
+
+export function compareBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Index of the first element greater than `x` in sorted `arr`. */
+export function upperBound(arr: string[], x: string): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid]! <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

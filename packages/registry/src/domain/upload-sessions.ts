@@ -1,0 +1,247 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { createDigester, OciError, parseDigest, type Digest } from '@meridian/oci';
+import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
+import type { BlobInfo, BlobStore } from './blob-store';
+import type { RegistryEvents } from './events';
+import { meter } from './metered-stream';
+import { translated } from './storage-errors';
+
+/** An upload session as persisted in storage (so it survives a node restart). */
+export interface UploadState {
+  id: string;
+  repository: string;
+  startedAt: number;
+  updatedAt: number;
+  /** Bytes received so far; the next chunk must start here. */
+  offset: number;
+  /** Stored chunks, in order. */
+  chunks: { offset: number; size: number }[];
+}
+
+export interface UploadSessionOptions {
+  /** Sessions idle longer than this are purged. Default 1 hour. */
+  idleTimeoutMs?: number;
+}
+
+/** Inclusive byte range from a PATCH's `Content-Range`. */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Blob upload sessions: each PATCH streams into its own chunk object; completion verifies the
+ * digest and commits the blob atomically (nothing is visible under `blobs/` before that).
+ * A running sha256 per session lets completion skip re-reading the chunks on the same node.
+ */
+export class UploadSessions {
+  private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
+  readonly idleTimeoutMs: number;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly blobs: BlobStore,
+    private readonly events: RegistryEvents,
+    opts: UploadSessionOptions = {},
+  ) {
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 3600_000;
+  }
+
+  create(repository: string): Promise<UploadState> {
+    return translated(async () => {
+      const now = Date.now();
+      const state: UploadState = { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
+      await this.save(state);
+      return state;
+    });
+  }
+
+  get(repository: string, id: string): Promise<UploadState> {
+    return translated(async () => {
+      if (!UUID_RE.test(id)) throw uploadUnknown(id);
+      let state: UploadState;
+      try {
+        state = JSON.parse((await this.store.getBytes(Layout.uploadState(id))).toString('utf8')) as UploadState;
+      } catch (err) {
+        if (isNotFound(err)) throw uploadUnknown(id);
+        throw err;
+      }
+      if (state.repository !== repository) throw uploadUnknown(id);
+      if (Date.now() - state.updatedAt > this.idleTimeoutMs) throw uploadUnknown(id);
+      return state;
+    });
+  }
+
+  /** Appends a chunk. With `range`, it must start at the current offset (else 416). */
+  append(
+    repository: string,
+    id: string,
+    body: Readable,
+    opts: { range?: ChunkRange; contentLength?: number } = {},
+  ): Promise<UploadState> {
+    return translated(async () => {
+      const state = await this.get(repository, id);
+      const { range, contentLength } = opts;
+      if (range) {
+        if (range.start !== state.offset || range.end < range.start) {
+          body.resume();
+          throw new OciError(
+            'BLOB_UPLOAD_INVALID',
+            `chunk range ${range.start}-${range.end} does not continue the upload at offset ${state.offset}`,
+            { offset: state.offset },
+            416,
+          );
+        }
+        if (contentLength !== undefined && contentLength !== range.end - range.start + 1) {
+          body.resume();
+          throw new OciError('SIZE_INVALID', 'Content-Length does not match Content-Range');
+        }
+      }
+      return this.writeChunk(state, body, contentLength ?? (range ? range.end - range.start + 1 : undefined));
+    });
+  }
+
+  /** Finishes an upload: optional last chunk, digest check, atomic commit, repository link. */
+  complete(
+    repository: string,
+    id: string,
+    digest: string,
+    body?: { stream: Readable; contentLength?: number },
+  ): Promise<BlobInfo> {
+    return translated(async () => {
+      const d = parseDigest(digest);
+      let state = await this.get(repository, id);
+      if (body) state = await this.writeChunk(state, body.stream, body.contentLength);
+      try {
+        return await this.commit(state, d);
+      } finally {
+        await this.discard(id);
+      }
+    });
+  }
+
+  /** A monolithic upload (`POST ?digest=`): one request, one chunk, commit. */
+  async monolithic(repository: string, digest: string, body: Readable, contentLength?: number): Promise<BlobInfo> {
+    parseDigest(digest);
+    const state = await this.create(repository);
+    return this.complete(repository, state.id, digest, { stream: body, contentLength });
+  }
+
+  cancel(repository: string, id: string): Promise<void> {
+    return translated(async () => {
+      await this.get(repository, id);
+      await this.discard(id);
+    });
+  }
+
+  /** Deletes sessions idle for longer than the timeout. Returns how many were purged. */
+  purgeExpired(now = Date.now()): Promise<number> {
+    return translated(async () => {
+      let purged = 0;
+      let cursor: string | undefined;
+      do {
+        const page = await this.store.list(Layout.uploadsRoot, { delimiter: '/', cursor });
+        for (const prefix of page.prefixes) {
+          const id = prefix.slice(Layout.uploadsRoot.length, -1);
+          let expired = true;
+          try {
+            const s = JSON.parse((await this.store.getBytes(Layout.uploadState(id))).toString('utf8')) as UploadState;
+            expired = now - s.updatedAt > this.idleTimeoutMs;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+          if (expired) {
+            await this.discard(id);
+            purged++;
+          }
+        }
+        cursor = page.cursor;
+      } while (cursor);
+      return purged;
+    });
+  }
+
+  private async writeChunk(state: UploadState, body: Readable, contentLength?: number): Promise<UploadState> {
+    const running = this.hashes.get(state.id);
+    const hash = running && running.offset === state.offset ? running.hash : undefined;
+    if (!hash) this.hashes.delete(state.id);
+    const key = Layout.uploadChunk(state.id, state.offset);
+    const metered = meter(body, hash);
+    await this.store.put(key, metered.stream, { size: contentLength });
+    const n = metered.bytes();
+    if (contentLength !== undefined && n !== contentLength) {
+      await this.store.delete(key);
+      throw new OciError('SIZE_INVALID', `received ${n} bytes but Content-Length was ${contentLength}`);
+    }
+    if (n === 0) {
+      await this.store.delete(key);
+    } else {
+      state.chunks.push({ offset: state.offset, size: n });
+      state.offset += n;
+    }
+    state.updatedAt = Date.now();
+    await this.save(state);
+    if (hash) this.hashes.set(state.id, { hash, offset: state.offset });
+    return state;
+  }
+
+  private async commit(state: UploadState, d: Digest): Promise<BlobInfo> {
+    const actual = await this.digestOf(state, d);
+    if (actual !== d.hex)
+      throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.value });
+    const key = Layout.blobData(d);
+    let exists = false;
+    try {
+      exists = (await this.store.head(key)).size === state.offset;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!exists) {
+      const keys = state.chunks.map((c) => Layout.uploadChunk(state.id, c.offset));
+      if (keys.length === 0) await this.store.put(key, Buffer.alloc(0), { size: 0 });
+      else await this.store.concat(keys, key);
+    }
+    await this.blobs.link(state.repository, d, state.offset);
+    await this.events.emit({
+      type: 'blobCommitted',
+      repository: state.repository,
+      digest: d.value,
+      size: state.offset,
+      at: Date.now(),
+    });
+    return { digest: d.value, size: state.offset };
+  }
+
+  /** The session's digest (hex): from the running hash when it covers everything, else re-read. */
+  private async digestOf(state: UploadState, d: Digest): Promise<string> {
+    const running = this.hashes.get(state.id);
+    if (d.algorithm === 'sha256' && running && running.offset === state.offset) {
+      return running.hash.copy().digest('hex');
+    }
+    const hash = createDigester(d.algorithm);
+    for (const c of state.chunks) {
+      const { body } = await this.store.get(Layout.uploadChunk(state.id, c.offset));
+      for await (const chunk of body) hash.update(chunk as Buffer);
+    }
+    return hash.digest('hex');
+  }
+
+  private async save(state: UploadState): Promise<void> {
+    if (state.offset === 0 && state.chunks.length === 0 && !this.hashes.has(state.id)) {
+      this.hashes.set(state.id, { hash: createDigester('sha256'), offset: 0 });
+    }
+    await this.store.put(Layout.uploadState(state.id), Buffer.from(JSON.stringify(state)));
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.hashes.delete(id);
+    await this.store.deletePrefix(Layout.upload(id));
+  }
+}
+
+export function uploadUnknown(id: string): OciError {
+  return new OciError('BLOB_UPLOAD_UNKNOWN', `blob upload unknown to registry: ${id.slice(0, 64)}`);
+}

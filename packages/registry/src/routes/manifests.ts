@@ -1,0 +1,46 @@
+import { acceptsMediaType, MAX_MANIFEST_BYTES, OciError } from '@meridian/oci';
+import type { RevisionRecord } from '@meridian/storage';
+import type { V2Context } from '../http/context';
+import { readLimited } from '../http/body';
+import { API_VERSION_HEADER, sendEmpty } from '../http/send';
+
+/** `GET`/`HEAD /v2/<name>/manifests/<reference>` */
+export async function getManifest({ req, res, name, param, registry }: V2Context): Promise<void> {
+  const head = req.method === 'HEAD';
+  const m: RevisionRecord & { bytes?: Buffer } = head
+    ? await registry.manifests.resolve(name, param)
+    : await registry.manifests.get(name, param);
+  if (!acceptsMediaType(req.headers.accept, m.mediaType))
+    throw new OciError(
+      'MANIFEST_UNKNOWN',
+      `manifest is ${m.mediaType}, which the Accept header does not allow`,
+      { mediaType: m.mediaType },
+    );
+  res.writeHead(200, {
+    ...API_VERSION_HEADER,
+    'Content-Type': m.mediaType,
+    'Content-Length': m.size,
+    'Docker-Content-Digest': m.digest,
+    ETag: `"${m.digest}"`,
+  });
+  res.end(m.bytes);
+}
+
+/** `PUT /v2/<name>/manifests/<reference>` */
+export async function putManifest({ req, res, name, param, registry }: V2Context): Promise<void> {
+  const bytes = await readLimited(req, MAX_MANIFEST_BYTES);
+  const r = await registry.manifests.put(name, param, bytes, req.headers['content-type']);
+  const headers: Record<string, string> = {
+    ...API_VERSION_HEADER,
+    Location: `/v2/${name}/manifests/${r.digest}`,
+    'Docker-Content-Digest': r.digest,
+  };
+  if (r.subject) headers['OCI-Subject'] = r.subject;
+  sendEmpty(res, 201, headers);
+}
+
+/** `DELETE /v2/<name>/manifests/<reference>` — a digest deletes the manifest, a tag the tag. */
+export async function deleteManifest({ res, name, param, registry }: V2Context): Promise<void> {
+  await registry.manifests.delete(name, param);
+  sendEmpty(res, 202, API_VERSION_HEADER);
+}
