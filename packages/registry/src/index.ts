@@ -6,3 +6,4 @@ export * from './domain/upload-sessions';
 export * from './domain/blob-store';
 export * from './domain/manifest-store';
 export * from './domain/tag-store';
+export * from './server';
