@@ -76,6 +76,16 @@ export interface ObjectStore {
    * S3 UploadPartCopy when every part but the last is ≥ 5 MiB). Sources are left in place.
    */
   concat(srcs: string[], dst: string): Promise<ObjectInfo>;
+  /**
+   * Moves `src` to `dst` atomically at `dst` (fs: rename; S3: copy then delete). Optional:
+   * callers fall back to `copy` + `delete` when a driver lacks it.
+   */
+  move?(src: string, dst: string): Promise<void>;
+  /**
+   * Server-side copy from another store when both live on the same backend (e.g. two buckets on
+   * one S3 endpoint). Resolves false when not possible, so the caller streams instead.
+   */
+  copyFrom?(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean>;
   /** A time-limited direct download URL, or undefined when the backend has none (fs). */
   presignGet(key: string, expiresSeconds: number): Promise<string | undefined>;
   /** Checks the backend is reachable (for `/readyz`). Throws `UnavailableError`. */
