@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, NodeConfigSchema } from './config';
+import { ConfigError, loadConfig, NodeConfigSchema, resolveNode } from './config';
 
 describe('loadConfig', () => {
   it('layers defaults, file, environment and flags', () => {
@@ -13,7 +13,7 @@ describe('loadConfig', () => {
       env: { MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS: '120', MERIDIAN_STORAGE: '/srv/reg' },
       overrides: { listen: '0.0.0.0:7000' },
     });
-    expect(c.listen).toBe('0.0.0.0:7000');
+    expect(resolveNode(c).listen).toBe('0.0.0.0:7000');
     expect(c.uploads.idleTimeoutSeconds).toBe(120);
     expect(c.storage).toBe('/srv/reg');
     expect(c.cache.ttlMs).toBe(1000);
@@ -28,5 +28,29 @@ describe('loadConfig', () => {
     writeFileSync(file, 'cache:\n  tllMs: 5\n');
     expect(() => loadConfig(NodeConfigSchema, { file, env: {} })).toThrow(ConfigError);
     expect(() => loadConfig(NodeConfigSchema, { file, env: {} })).toThrow(/cache\.tllMs.*unknown key/);
+  });
+
+  it('applies the region entry of a cluster and checks cross-key rules', () => {
+    const regions = [
+      { name: 'eastus', role: 'primary', endpoint: 'http://127.0.0.1:5001', storage: '/d/east' },
+      { name: 'westeurope', role: 'replica', endpoint: 'http://127.0.0.1:5002', storage: '/d/west' },
+    ];
+    const c = loadConfig(NodeConfigSchema, {
+      env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REDIS: 'redis://127.0.0.1:6379', MERIDIAN_REGION: 'westeurope' },
+    });
+    expect(resolveNode(c)).toEqual({
+      listen: '127.0.0.1:5002',
+      storage: '/d/west',
+      role: 'replica',
+      primaryUrl: 'http://127.0.0.1:5001',
+    });
+    expect(() =>
+      loadConfig(NodeConfigSchema, { env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REGION: 'westeurope' } }),
+    ).toThrow(/MERIDIAN_REDIS/);
+    expect(() =>
+      loadConfig(NodeConfigSchema, {
+        env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REDIS: 'redis://x', MERIDIAN_REGION: 'mars' },
+      }),
+    ).toThrow(/"region".*mars/);
   });
 });

@@ -5,12 +5,44 @@ import { z } from 'zod';
 /** The node's configuration. Every key can come from the file, `MERIDIAN_*` or a flag. */
 export const NodeConfigSchema = z
   .object({
-    /** `host:port` to listen on. Default `127.0.0.1:5000`. */
-    listen: z.string().default('127.0.0.1:5000'),
-    /** A directory, or `s3://BUCKET[/PREFIX]?endpoint=…&region=…`. Default `./.data/registry`. */
-    storage: z.string().min(1).default('./.data/registry'),
-    /** This node's region name (logs, metrics). Default `local`. */
+    /** `host:port` to listen on. Default: the region's endpoint in `regions`, else `127.0.0.1:5000`. */
+    listen: z.string().optional(),
+    /** A directory, or `s3://BUCKET[/PREFIX]?endpoint=…&region=…`. Default: the region's, else `./.data/registry`. */
+    storage: z.string().min(1).optional(),
+    /** This node's region name (logs, metrics; picks the entry in `regions`). Default `local`. */
     region: z.string().regex(/^[a-z0-9-]+$/).default('local'),
+    /** `primary` accepts pushes; `replica` serves pulls from its own storage. Default `primary`. */
+    role: z.enum(['primary', 'replica']).default('primary'),
+    /** The primary's endpoint (a replica's fallback). Default: the primary in `regions`. */
+    primary: z.string().url().optional(),
+    /** Redis for queues, tag announcements and status. Required for a cluster. */
+    redis: z.string().optional(),
+    /** The cluster: every region's name, role, endpoint and storage. */
+    regions: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z0-9-]+$/),
+            role: z.enum(['primary', 'replica']),
+            /** Base URL clients and other regions reach this region at. */
+            endpoint: z.string().url(),
+            /** A directory or an s3:// URL (each region its own bucket or prefix). */
+            storage: z.string().min(1),
+          })
+          .strict(),
+      )
+      .default([]),
+    replication: z
+      .object({
+        /** Redis key prefix for queues and replication state. Default `meridian`. */
+        prefix: z.string().default('meridian'),
+        /** Sync jobs run at once per region by one worker. Default 4. */
+        concurrency: z.number().int().positive().default(4),
+        /** How often workers compare every region with the primary. Default 60 s. */
+        reconcileIntervalSeconds: z.number().int().positive().default(60),
+      })
+      .strict()
+      .default({ prefix: 'meridian', concurrency: 4, reconcileIntervalSeconds: 60 }),
     s3: z
       .object({
         /** Part size for multipart uploads, bytes (≥ 5 MiB). Default 16 MiB. */
@@ -80,6 +112,13 @@ function setPath(obj: Json, path: string[], value: unknown): void {
 }
 
 function coerce(raw: string, schema: z.ZodType): unknown {
+  if (schema instanceof z.ZodArray) {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      return raw;
+    }
+  }
   if (schema instanceof z.ZodNumber) return raw.trim() === '' ? raw : Number(raw);
   if (schema instanceof z.ZodBoolean) return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
   return raw;
@@ -91,7 +130,7 @@ function coerce(raw: string, schema: z.ZodType): unknown {
  */
 export function loadConfig<S extends z.ZodObject>(
   schema: S,
-  opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Json } = {},
+  opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Json; /** Check `region` names a configured region (nodes). Default true. */ checkRegion?: boolean } = {},
 ): z.infer<S> {
   let raw: Json = {};
   if (opts.file) {
@@ -117,6 +156,10 @@ export function loadConfig<S extends z.ZodObject>(
     if (v !== undefined) setPath(raw, k.split('.'), v);
   }
   const result = schema.safeParse(raw);
+  if (result.success) {
+    const problem = checkCluster(result.data as unknown as NodeConfig, opts.checkRegion ?? true);
+    if (problem) throw new ConfigError(`invalid configuration:\n${problem}`);
+  }
   if (!result.success) {
     const msgs = result.error.issues.map((i) => {
       const keys = i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')];
@@ -130,4 +173,42 @@ export function loadConfig<S extends z.ZodObject>(
     throw new ConfigError(`invalid configuration:\n${msgs.join('\n')}`);
   }
   return result.data;
+}
+
+/** Cross-key rules zod cannot express per key. Returns a message naming the key, or undefined. */
+function checkCluster(c: NodeConfig, checkRegion: boolean): string | undefined {
+  if (!('regions' in c) || !Array.isArray(c.regions)) return undefined;
+  const primaries = c.regions.filter((r) => r.role === 'primary');
+  if (c.regions.length > 0 && primaries.length !== 1)
+    return `config key "regions" (MERIDIAN_REGIONS): exactly one region must have role primary, found ${primaries.length}`;
+  const names = new Set(c.regions.map((r) => r.name));
+  if (names.size !== c.regions.length) return 'config key "regions" (MERIDIAN_REGIONS): region names must be unique';
+  if (checkRegion && c.regions.length > 0 && !names.has(c.region))
+    return `config key "region" (MERIDIAN_REGION): "${c.region}" is not one of the regions: ${[...names].join(', ')}`;
+  if (c.role === 'replica' && !c.primary && primaries.length === 0)
+    return 'config key "primary" (MERIDIAN_PRIMARY): a replica needs the primary\'s endpoint';
+  if (c.regions.length > 1 && !c.redis) return 'config key "redis" (MERIDIAN_REDIS): a cluster of several regions needs Redis';
+  return undefined;
+}
+
+/** A node's effective settings once the cluster description is applied. */
+export interface ResolvedNode {
+  listen: string;
+  storage: string;
+  role: 'primary' | 'replica';
+  /** The primary's endpoint (for replicas). */
+  primaryUrl?: string;
+}
+
+/** Applies the region's entry in `regions`; explicit `listen`/`storage`/`primary` still win. */
+export function resolveNode(c: NodeConfig): ResolvedNode {
+  const entry = c.regions.find((r) => r.name === c.region);
+  const primary = c.regions.find((r) => r.role === 'primary');
+  const endpointListen = entry ? new URL(entry.endpoint).host : undefined;
+  return {
+    listen: c.listen ?? endpointListen ?? '127.0.0.1:5000',
+    storage: c.storage ?? entry?.storage ?? './.data/registry',
+    role: entry?.role ?? c.role,
+    primaryUrl: c.primary ?? primary?.endpoint,
+  };
 }

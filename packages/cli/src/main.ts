@@ -1,30 +1,92 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { ConfigError, loadConfig, NodeConfigSchema } from './config';
+import { ConfigError, loadConfig, NodeConfigSchema, type NodeConfig } from './config';
+import { reconcileCommand, statusCommand } from './replication-cmd';
 import { serve } from './serve';
+import { runWorkers } from './worker';
+
+interface CommonOpts {
+  config?: string;
+  region?: string;
+  redis?: string;
+  logLevel?: string;
+}
+
+function config(o: CommonOpts, extra: Record<string, unknown> = {}): NodeConfig {
+  return loadConfig(NodeConfigSchema, {
+    file: o.config,
+    checkRegion: o.region !== undefined || extra.listen !== undefined || extra.storage !== undefined || 'role' in extra,
+    overrides: { region: o.region, redis: o.redis, 'log.level': o.logLevel, ...extra },
+  });
+}
+
+function onSignals(close: () => Promise<void>): void {
+  const stop = () => {
+    void close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+const collect = (v: string, prev: string[]) => [...prev, ...v.split(',').filter(Boolean)];
 
 const program = new Command();
 program.name('meridian').description('Meridian: a geo-replicated OCI container registry');
 
 program
   .command('serve')
-  .description('serve a registry node (the OCI Distribution API)')
-  .option('--config <file>', 'YAML or JSON configuration file')
-  .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:5000)')
+  .description('serve a registry node (the OCI Distribution API), primary or replica')
+  .option('--config <file>', 'YAML or JSON configuration file (node or whole cluster)')
+  .option('--listen <host:port>', 'address to listen on (default: the region endpoint, else 127.0.0.1:5000)')
   .option('--storage <dir|s3-url>', 'a directory, or s3://BUCKET[/PREFIX]?endpoint=URL&region=R')
-  .option('--region <name>', 'region name for logs and metrics')
+  .option('--region <name>', "this node's region")
+  .option('--role <role>', 'primary or replica')
+  .option('--primary <url>', "the primary's endpoint (replicas)")
+  .option('--redis <url>', 'Redis URL (clusters)')
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
-  .action(async (o: { config?: string; listen?: string; storage?: string; region?: string; logLevel?: string }) => {
-    const config = loadConfig(NodeConfigSchema, {
-      file: o.config,
-      overrides: { listen: o.listen, storage: o.storage, region: o.region, 'log.level': o.logLevel },
-    });
-    const node = await serve(config);
-    const stop = () => {
-      void node.close().then(() => process.exit(0));
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  .action(async (o: CommonOpts & { listen?: string; storage?: string; role?: string; primary?: string }) => {
+    const node = await serve(config(o, { listen: o.listen, storage: o.storage, role: o.role, primary: o.primary }));
+    onSignals(() => node.close());
+  });
+
+program
+  .command('worker')
+  .description('run replication workers (and the reconciler) for all replica regions or the named ones')
+  .option('--config <file>', 'cluster configuration file')
+  .option('--region <name>', 'a replica region to serve (repeatable, or comma-separated)', collect, [])
+  .option('--concurrency <n>', 'jobs at once per region', (v) => Number(v))
+  .option('--redis <url>', 'Redis URL')
+  .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
+  .action(async (o: Omit<CommonOpts, 'region'> & { region: string[]; concurrency?: number }) => {
+    const c = config({ ...o, region: undefined });
+    const primary = c.regions.find((r) => r.role === 'primary');
+    const w = await runWorkers({ ...c, region: primary?.name ?? c.region }, o.region, o.concurrency);
+    onSignals(() => w.close());
+  });
+
+const replication = program.command('replication').description('replication operations');
+replication
+  .command('reconcile')
+  .description('compare replica regions with the primary now and queue every difference')
+  .option('--config <file>', 'cluster configuration file')
+  .option('--region <name>', 'only this region (repeatable)', collect, [])
+  .option('--redis <url>', 'Redis URL')
+  .action(async (o: Omit<CommonOpts, 'region'> & { region: string[] }) => {
+    const c = config({ ...o, region: undefined });
+    const primary = c.regions.find((r) => r.role === 'primary');
+    process.stdout.write(`${await reconcileCommand({ ...c, region: primary?.name ?? c.region }, o.region)}\n`);
+  });
+replication
+  .command('status')
+  .description("every region's health, queue and lag; with --repository/--reference, one object's state per region")
+  .option('--config <file>', 'cluster configuration file')
+  .option('--repository <name>', 'repository')
+  .option('--reference <tag|digest>', 'tag or digest')
+  .option('--redis <url>', 'Redis URL')
+  .action(async (o: CommonOpts & { repository?: string; reference?: string }) => {
+    const c = config({ ...o, region: undefined });
+    const primary = c.regions.find((r) => r.role === 'primary');
+    process.stdout.write(`${await statusCommand({ ...c, region: primary?.name ?? c.region }, o.repository, o.reference)}\n`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
@@ -32,6 +94,6 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`meridian: ${err.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`meridian: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`meridian: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -1,34 +1,69 @@
 import pino from 'pino';
-import { Registry, startNodeServer, type RunningNode } from '@meridian/registry';
+import { PrimaryUpstream, Registry, startNodeServer, type RunningNode } from '@meridian/registry';
+import { ChangeFeed, ReplicationStatus, TagWatch } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
-import type { NodeConfig } from './config';
+import { bounded, openQueues, openRegions, storeOptions } from './cluster';
+import { resolveNode, type NodeConfig } from './config';
 
-/** Wires a registry node from its configuration and starts it. */
+/** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(config: NodeConfig): Promise<RunningNode> {
   const log = pino({ level: config.log.level, base: { region: config.region } });
-  const store = await openStore(config.storage, {
-    partSize: config.s3.partSize,
-    requestChecksumCalculation: config.s3.requestChecksumCalculation,
-    responseChecksumValidation: config.s3.responseChecksumValidation,
-  });
+  const node = resolveNode(config);
+  const store = await openStore(node.storage, storeOptions(config));
+  const queues = openQueues(config);
+  const regions = await openRegions(config, { name: config.region, store });
+  const replicas = regions.filter((r) => r.role === 'replica').map((r) => r.name);
+
+  let tagWatch: TagWatch | undefined;
+  if (node.role === 'replica' && config.redis) {
+    tagWatch = new TagWatch(config.redis, config.replication.prefix, log);
+    await tagWatch.start();
+  }
+  if (node.role === 'replica' && !node.primaryUrl) throw new Error('a replica needs the primary endpoint');
   const registry = new Registry({
     store,
     cache: config.cache,
     uploads: { idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000 },
+    replica:
+      node.role === 'replica'
+        ? {
+            region: config.region,
+            primary: new PrimaryUpstream(node.primaryUrl!.replace(/\/$/, '')),
+            freshness: tagWatch,
+            log,
+            onMiss: (o) => {
+              if (queues) void bounded(() => queues.enqueue(config.region, o, Date.now(), true), 2000, log, 'bumping a sync job');
+            },
+          }
+        : undefined,
   });
-  registry.events.subscribe((e) => log.debug({ event: e }, 'registry event'));
-  const node = await startNodeServer({
+  if (node.role === 'primary' && queues && replicas.length > 0) {
+    const feed = new ChangeFeed(queues, replicas);
+    registry.events.subscribe((e) => bounded(() => feed.onEvent(e), 2000, log, 'queueing replication'));
+  }
+  const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
+  const gauges = status
+    ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
+    : undefined;
+
+  const running = await startNodeServer({
     registry,
     log,
     region: config.region,
-    listen: config.listen,
-    purgeIntervalMs: config.uploads.purgeIntervalSeconds * 1000,
+    listen: node.listen,
+    purgeIntervalMs: node.role === 'primary' ? config.uploads.purgeIntervalSeconds * 1000 : 0,
+    replicationStatus: status,
+    readinessChecks: queues ? [async () => void (await queues.redis.ping())] : [],
   });
-  log.info({ url: node.url, storage: store.name }, 'meridian node listening');
+  log.info({ url: running.url, storage: store.name, role: node.role }, 'meridian node listening');
   return {
-    ...node,
+    ...running,
     close: async () => {
-      await node.close();
+      if (gauges) clearInterval(gauges);
+      await running.close();
+      await tagWatch?.close();
+      await queues?.close();
+      await Promise.all(regions.filter((r) => r.store !== store).map((r) => r.store.close()));
       await store.close();
     },
   };

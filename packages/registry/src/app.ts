@@ -3,11 +3,13 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express from 'express';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
+import { OciError } from '@meridian/oci';
 import type { Registry } from './domain/registry';
 import { toOciError } from './domain/storage-errors';
 import type { V2Context } from './http/context';
 import { sendError } from './http/send';
 import { matchV2 } from './http/v2-router';
+import { replicationRouter, type ReplicationStatusProvider } from './routes/replication';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 
 export interface AppDeps {
@@ -17,6 +19,8 @@ export interface AppDeps {
   region?: string;
   /** Extra readiness checks (e.g. Redis), each throwing when not ready. */
   readinessChecks?: (() => Promise<void>)[];
+  /** Cluster replication status (all regions), when this node is part of a cluster. */
+  replicationStatus?: ReplicationStatusProvider;
 }
 
 export interface App {
@@ -49,6 +53,11 @@ export function createApp(deps: AppDeps): App {
   });
   app.get('/metrics', async (_req, res) => {
     res.type(register.contentType).send(await register.metrics());
+  });
+  app.use(replicationRouter(deps.replicationStatus));
+  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    log.error({ err }, 'admin request failed');
+    if (!res.headersSent) res.status(err instanceof OciError ? err.status : 500).json({ error: 'internal error' });
   });
 
   const listener: RequestListener = (req, res) => {
@@ -99,6 +108,15 @@ export function createApp(deps: AppDeps): App {
     } catch (err) {
       req.resume();
       throw err;
+    }
+    const replica = registry.opts.replica;
+    if (matched.write && replica) {
+      req.resume();
+      throw new OciError(
+        'UNSUPPORTED',
+        `region ${replica.region} is a read-only replica; push to the primary at ${replica.primary.baseUrl}`,
+        { primary: replica.primary.baseUrl },
+      );
     }
     meta.route = matched.route;
     if (matched.name) meta.repository = matched.name;

@@ -7,3 +7,5 @@ export * from './domain/blob-store';
 export * from './domain/manifest-store';
 export * from './domain/tag-store';
 export * from './server';
+export * from './domain/replica';
+export * from './domain/upstream';

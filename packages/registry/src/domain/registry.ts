@@ -6,12 +6,15 @@ import { ManifestStore } from './manifest-store';
 import { MetadataCache, type MetadataCacheOptions } from './metadata-cache';
 import { TagStore } from './tag-store';
 import { UploadSessions, type UploadSessionOptions } from './upload-sessions';
+import { FallbackBlobStore, FallbackManifestStore, type ReplicaOptions } from './replica';
 
 export interface RegistryOptions {
   store: ObjectStore;
   events?: RegistryEvents;
   cache?: MetadataCacheOptions;
   uploads?: UploadSessionOptions;
+  /** Set on a read-only replica: where to fall back on a miss, and how to tell a tag is behind. */
+  replica?: ReplicaOptions;
 }
 
 /** The registry's domain: everything the distribution API does, over one object store. */
@@ -28,10 +31,12 @@ export class Registry {
     const { store } = opts;
     this.events = opts.events ?? new RegistryEvents();
     this.cache = new MetadataCache(opts.cache);
-    this.blobs = new BlobStore(store, this.events);
+    this.blobs = opts.replica ? new FallbackBlobStore(store, this.events, opts.replica) : new BlobStore(store, this.events);
     this.uploads = new UploadSessions(store, this.blobs, this.events, opts.uploads);
     this.tags = new TagStore(store, this.cache, this.events);
-    this.manifests = new ManifestStore(store, this.tags, this.cache, this.events);
+    this.manifests = opts.replica
+      ? new FallbackManifestStore(store, this.tags, this.cache, this.events, opts.replica)
+      : new ManifestStore(store, this.tags, this.cache, this.events);
     this.catalog = new Catalog(store, this.cache);
     // A new repository must appear in the catalog at once, not after the cache TTL.
     this.events.subscribe(() => {

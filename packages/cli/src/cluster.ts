@@ -1,0 +1,45 @@
+import type { Logger } from 'pino';
+import { ReplicationQueues, type RegionInfo } from '@meridian/replication';
+import { openStore, type ObjectStore } from '@meridian/storage';
+import type { NodeConfig } from './config';
+
+export function storeOptions(c: NodeConfig) {
+  return {
+    partSize: c.s3.partSize,
+    requestChecksumCalculation: c.s3.requestChecksumCalculation,
+    responseChecksumValidation: c.s3.responseChecksumValidation,
+  };
+}
+
+/** Opens every region's store (reusing `own` for this node's region). */
+export async function openRegions(c: NodeConfig, own?: { name: string; store: ObjectStore }): Promise<RegionInfo[]> {
+  return Promise.all(
+    c.regions.map(async (r) => ({
+      name: r.name,
+      role: r.role,
+      endpoint: r.endpoint.replace(/\/$/, ''),
+      store: own && own.name === r.name ? own.store : await openStore(r.storage, storeOptions(c)),
+    })),
+  );
+}
+
+export function openQueues(c: NodeConfig): ReplicationQueues | undefined {
+  return c.redis ? new ReplicationQueues({ redisUrl: c.redis, prefix: c.replication.prefix }) : undefined;
+}
+
+/** Runs `fn` but gives up after `ms` (logging), so a Redis outage never stalls a push. */
+export async function bounded(fn: () => Promise<unknown>, ms: number, log: Logger, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, `${what} failed; the reconciler will catch up`);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}

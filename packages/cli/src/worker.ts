@@ -1,0 +1,62 @@
+import pino from 'pino';
+import { Reconciler, ReplicationQueues, startWorkers, type RunningWorkers } from '@meridian/replication';
+import { openRegions } from './cluster';
+import type { NodeConfig } from './config';
+
+export interface WorkerRun extends RunningWorkers {
+  /** Runs the reconciler over the worker's regions now. */
+  reconcileNow(): Promise<void>;
+}
+
+/**
+ * Starts replication workers for the named replica regions (all when empty), and a reconciler
+ * that compares them with the primary at start and then every `reconcileIntervalSeconds`
+ * (one worker process at a time per region, by a Redis lock).
+ */
+export async function runWorkers(config: NodeConfig, only: string[], concurrency?: number): Promise<WorkerRun> {
+  const log = pino({ level: config.log.level, base: { role: 'worker' } });
+  if (!config.redis) throw new Error('config key "redis" (MERIDIAN_REDIS): workers need Redis');
+  const regions = await openRegions(config);
+  const primary = regions.find((r) => r.role === 'primary');
+  if (!primary) throw new Error('config key "regions": no primary region');
+  const unknown = only.filter((n) => !regions.some((r) => r.name === n && r.role === 'replica'));
+  if (unknown.length) throw new Error(`--region: not a replica region: ${unknown.join(', ')}`);
+  const targets = regions.filter((r) => r.role === 'replica' && (only.length === 0 || only.includes(r.name)));
+  const workers = await startWorkers({
+    redisUrl: config.redis,
+    prefix: config.replication.prefix,
+    primary: primary.store,
+    regions: targets,
+    concurrency: concurrency ?? config.replication.concurrency,
+    log,
+  });
+  const reconciler = new Reconciler(primary.store, workers.queues, log);
+  const reconcileNow = async () => {
+    for (const r of targets) {
+      const release = await workers.queues.lockNamed(`reconcile:${r.name}`, config.replication.reconcileIntervalSeconds * 1000);
+      if (!release) continue;
+      try {
+        await reconciler.reconcile(r.name, r.store);
+      } catch (err) {
+        log.warn({ region: r.name, err: (err as Error).message }, 'reconcile failed');
+      } finally {
+        await release();
+      }
+    }
+  };
+  void reconcileNow();
+  const timer = setInterval(() => void reconcileNow(), config.replication.reconcileIntervalSeconds * 1000);
+  timer.unref();
+  log.info({ regions: targets.map((r) => r.name) }, 'replication workers started');
+  return {
+    queues: workers.queues,
+    reconcileNow,
+    close: async () => {
+      clearInterval(timer);
+      await workers.close();
+      await Promise.all(regions.map((r) => r.store.close()));
+    },
+  };
+}
+
+export { ReplicationQueues };

@@ -1,0 +1,78 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { MANIFEST_MEDIA_TYPES, OciError } from '@meridian/oci';
+
+/** A manifest fetched from the primary. */
+export interface UpstreamManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  bytes: Buffer;
+}
+
+/**
+ * The primary region's distribution API, as a replica reads it on a miss. Network failures are
+ * `UNAVAILABLE`; the primary's 404s come back as the matching OCI error.
+ */
+export class PrimaryUpstream {
+  constructor(
+    readonly baseUrl: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  async manifest(repository: string, reference: string): Promise<UpstreamManifest | undefined> {
+    const res = await this.request(`/v2/${repository}/manifests/${reference}`, {
+      headers: { Accept: MANIFEST_MEDIA_TYPES.join(', ') },
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a manifest`);
+    }
+    const bytes = Buffer.from(await res.arrayBuffer());
+    return {
+      digest: res.headers.get('docker-content-digest') ?? '',
+      mediaType: (res.headers.get('content-type') ?? '').split(';')[0]!.trim(),
+      size: bytes.length,
+      bytes,
+    };
+  }
+
+  async blobSize(repository: string, digest: string): Promise<number | undefined> {
+    const res = await this.request(`/v2/${repository}/blobs/${digest}`, { method: 'HEAD' });
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a blob`);
+    return Number(res.headers.get('content-length'));
+  }
+
+  async blob(repository: string, digest: string): Promise<{ body: Readable; size: number } | undefined> {
+    const res = await this.request(`/v2/${repository}/blobs/${digest}`, {}, false);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a blob`);
+    }
+    return {
+      body: Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>),
+      size: Number(res.headers.get('content-length')),
+    };
+  }
+
+  private async request(path: string, init: RequestInit, timeout = true): Promise<Response> {
+    try {
+      return await fetch(`${this.baseUrl}${path}`, {
+        ...init,
+        redirect: 'follow',
+        signal: timeout ? AbortSignal.timeout(this.timeoutMs) : undefined,
+      });
+    } catch (err) {
+      throw new OciError('UNAVAILABLE', `primary region unreachable: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import type { Redis } from 'ioredis';
+import type { ReplicationQueues } from './queues';
+import type { SyncTarget } from './targets';
+
+/** The registry's domain events, as the change feed reads them (structurally typed). */
+export type ChangeEvent =
+  | { type: 'blobCommitted' | 'blobMounted' | 'blobDeleted'; repository: string; digest: string; at: number }
+  | { type: 'manifestPut' | 'manifestDeleted'; repository: string; digest: string; at: number }
+  | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
+  | { type: 'tagDeleted'; repository: string; tag: string; at: number };
+
+/** A tag change as replicas hear it over pub/sub. `digest` is absent for a deletion. */
+export interface TagChange {
+  repository: string;
+  tag: string;
+  digest?: string;
+  seq: number;
+}
+
+export function tagChannel(prefix: string): string {
+  return `${prefix}:tags`;
+}
+export function latestTagsKey(prefix: string): string {
+  return `${prefix}:tags:latest`;
+}
+
+/**
+ * On the primary: turns every committed change into one sync job per replica region, and
+ * announces tag changes at once so replicas never serve a tag older than the primary's.
+ */
+export class ChangeFeed {
+  constructor(
+    private readonly queues: ReplicationQueues,
+    private readonly replicaRegions: string[],
+  ) {}
+
+  get redis(): Redis {
+    return this.queues.redis;
+  }
+
+  async onEvent(e: ChangeEvent): Promise<void> {
+    let target: SyncTarget;
+    if (e.type === 'tagMoved' || e.type === 'tagDeleted') {
+      target = { kind: 'tag', repository: e.repository, tag: e.tag };
+      const change: TagChange =
+        e.type === 'tagMoved'
+          ? { repository: e.repository, tag: e.tag, digest: e.digest, seq: e.seq }
+          : { repository: e.repository, tag: e.tag, seq: e.at * 1000 + 999 };
+      const p = this.queues.prefix;
+      await this.redis
+        .multi()
+        .hset(latestTagsKey(p), `${e.repository}:${e.tag}`, JSON.stringify(change))
+        .publish(tagChannel(p), JSON.stringify(change))
+        .exec();
+    } else if (e.type === 'manifestPut' || e.type === 'manifestDeleted') {
+      target = { kind: 'manifest', repository: e.repository, digest: e.digest };
+    } else {
+      target = { kind: 'blob', repository: e.repository, digest: e.digest };
+    }
+    await Promise.all(this.replicaRegions.map((r) => this.queues.enqueue(r, target, e.at)));
+  }
+}

@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UnrecoverableError } from 'bullmq';
+import { createDigester, type Digest } from '@meridian/oci';
+import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
+import { bytesCopied, copyDuration } from './metrics';
+
+export type CopyMode = 'server-side' | 'streamed' | 'skipped';
+
+/** Staging area for streamed copies: nothing under it is ever served. */
+export const STAGING_ROOT = '_replication/staging/';
+
+/**
+ * Makes blob `d` present in `dst`, copying from `src`. A blob already there is skipped (so a
+ * shared base crosses to each region once). Same S3 endpoint → server-side copy; otherwise the
+ * bytes stream through a digest check into a staging key and are moved into place only when
+ * the digest matches — a copy killed midway leaves nothing visible.
+ */
+export async function copyBlob(src: ObjectStore, dst: ObjectStore, d: Digest, region: string): Promise<CopyMode> {
+  const key = Layout.blobData(d);
+  const srcInfo = await src.head(key).catch((err: unknown) => {
+    if (isNotFound(err)) throw new UnrecoverableError(`source blob ${d.value} is gone from the primary`);
+    throw err;
+  });
+  try {
+    const have = await dst.head(key);
+    if (have.size === srcInfo.size) return 'skipped';
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const started = process.hrtime.bigint();
+  let mode: CopyMode = 'streamed';
+  if (dst.copyFrom && (await dst.copyFrom(src, key, key))) {
+    mode = 'server-side';
+  } else {
+    const staging = `${STAGING_ROOT}${randomUUID()}`;
+    const hash = createDigester(d.algorithm);
+    const { body } = await src.get(key);
+    const hasher = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      const put = dst.put(staging, hasher, { size: srcInfo.size });
+      await Promise.all([pipeline(body, hasher), put]);
+      const actual = hash.digest('hex');
+      if (actual !== d.hex) throw new UnrecoverableError(`digest mismatch copying ${d.value}: got ${d.algorithm}:${actual}`);
+      if (dst.move) await dst.move(staging, key);
+      else {
+        await dst.copy(staging, key);
+        await dst.delete(staging);
+      }
+    } catch (err) {
+      await dst.delete(staging).catch(() => {});
+      throw err;
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  bytesCopied.inc({ region, mode }, srcInfo.size);
+  copyDuration.observe({ region, mode }, seconds);
+  return mode;
+}
+
+/** Copies a small metadata object (link, tag record, manifest) verbatim. */
+export async function copySmall(src: ObjectStore, dst: ObjectStore, key: string): Promise<boolean> {
+  let bytes: Buffer;
+  try {
+    bytes = await src.getBytes(key);
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+  await dst.put(key, bytes, { size: bytes.length });
+  return true;
+}

@@ -1,0 +1,73 @@
+import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
+
+/** Every key under `prefix` (following cursors). */
+export async function listAll(store: ObjectStore, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.list(prefix, { cursor });
+    for (const o of page.objects) out.push(o.key);
+    cursor = page.cursor;
+  } while (cursor);
+  return out;
+}
+
+/** Repository names in a region (directories holding `_manifests/` or `_layers/`). */
+export async function listRepositories(store: ObjectStore): Promise<string[]> {
+  const repos: string[] = [];
+  const walk = async (prefix: string): Promise<void> => {
+    let cursor: string | undefined;
+    let isRepo = false;
+    const children: string[] = [];
+    do {
+      const page = await store.list(prefix, { delimiter: '/', cursor });
+      for (const p of page.prefixes) {
+        if (p.slice(prefix.length).startsWith('_')) isRepo = true;
+        else children.push(p);
+      }
+      cursor = page.cursor;
+    } while (cursor);
+    if (isRepo) repos.push(prefix.slice(Layout.repositoriesRoot.length, -1));
+    for (const c of children) await walk(c);
+  };
+  await walk(Layout.repositoriesRoot);
+  return repos;
+}
+
+/** A repository's replicated state: key → content fingerprint (tag records by value). */
+export interface RepositoryInventory {
+  tags: Map<string, string>;
+  revisions: Set<string>;
+  layers: Set<string>;
+  referrers: Set<string>;
+}
+
+export async function repositoryInventory(store: ObjectStore, repo: string): Promise<RepositoryInventory> {
+  const root = Layout.repository(repo);
+  const keys = await listAll(store, root);
+  const inv: RepositoryInventory = { tags: new Map(), revisions: new Set(), layers: new Set(), referrers: new Set() };
+  await Promise.all(
+    keys.map(async (key) => {
+      const rest = key.slice(root.length);
+      if (rest.startsWith('_manifests/tags/') && rest.endsWith('/current')) {
+        const tag = rest.slice('_manifests/tags/'.length, -'/current'.length);
+        try {
+          const rec = JSON.parse((await store.getBytes(key)).toString('utf8')) as { digest: string; seq: number };
+          inv.tags.set(tag, `${rec.digest}@${rec.seq}`);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      } else if (rest.startsWith('_manifests/revisions/')) {
+        const [alg, hex] = rest.slice('_manifests/revisions/'.length).split('/');
+        inv.revisions.add(`${alg}:${hex}`);
+      } else if (rest.startsWith('_layers/')) {
+        const [alg, hex] = rest.slice('_layers/'.length).split('/');
+        inv.layers.add(`${alg}:${hex}`);
+      } else if (rest.startsWith('_referrers/')) {
+        const last = rest.split('/').pop() ?? '';
+        inv.referrers.add(last.replace('-', ':'));
+      }
+    }),
+  );
+  return inv;
+}

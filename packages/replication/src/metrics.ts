@@ -1,0 +1,74 @@
+import { Counter, Gauge, Histogram, register } from 'prom-client';
+
+/** Replication metrics (workers and nodes). Labels: region, kind, result — all bounded. */
+export const lagSeconds = new Histogram({
+  name: 'meridian_replication_lag_seconds',
+  help: 'Time from commit on the primary to visibility in the region, per applied change',
+  labelNames: ['region', 'kind'] as const,
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+  registers: [register],
+});
+
+export const oldestPendingSeconds = new Gauge({
+  name: 'meridian_replication_oldest_pending_seconds',
+  help: 'Age of the oldest change not yet applied in the region (0 when caught up)',
+  labelNames: ['region'] as const,
+  registers: [register],
+});
+
+export const queueJobs = new Gauge({
+  name: 'meridian_replication_queue_jobs',
+  help: 'Sync jobs per region by state (waiting, active, delayed, failed)',
+  labelNames: ['region', 'state'] as const,
+  registers: [register],
+});
+
+export const bytesCopied = new Counter({
+  name: 'meridian_replication_bytes_copied_total',
+  help: 'Blob bytes copied into the region (server-side copies included)',
+  labelNames: ['region', 'mode'] as const,
+  registers: [register],
+});
+
+export const objectsCopied = new Counter({
+  name: 'meridian_replication_objects_copied_total',
+  help: 'Objects written into the region by sync jobs, by kind',
+  labelNames: ['region', 'kind'] as const,
+  registers: [register],
+});
+
+export const copyDuration = new Histogram({
+  name: 'meridian_replication_copy_duration_seconds',
+  help: 'Time to copy one blob into the region (throughput = bytes_copied / this)',
+  labelNames: ['region', 'mode'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300],
+  registers: [register],
+});
+
+export const jobsProcessed = new Counter({
+  name: 'meridian_replication_jobs_total',
+  help: 'Sync jobs finished, by region, kind and result (ok, retry, failed)',
+  labelNames: ['region', 'kind', 'result'] as const,
+  registers: [register],
+});
+
+export const driftFound = new Counter({
+  name: 'meridian_replication_reconciler_drift_total',
+  help: 'Differences the reconciler found between a region and the primary',
+  labelNames: ['region', 'kind'] as const,
+  registers: [register],
+});
+
+export const fallbacks = new Counter({
+  name: 'meridian_replication_fallbacks_total',
+  help: 'Replica reads served from the primary because the object was not in the region yet',
+  labelNames: ['region', 'kind'] as const,
+  registers: [register],
+});
+
+export const staleServed = new Counter({
+  name: 'meridian_replication_stale_tag_reads_total',
+  help: 'Tag reads a replica answered locally although the primary was unreachable and the tag was behind',
+  labelNames: ['region'] as const,
+  registers: [register],
+});

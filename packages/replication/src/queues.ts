@@ -1,0 +1,238 @@
+import { Job, Queue, type JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import { targetId, type SyncTarget } from './targets';
+
+/** Options shared by every replication component that talks to Redis. */
+export interface RedisOptions {
+  /** `redis://host:port/db` */
+  redisUrl: string;
+  /** Key prefix for queues and replication state, so clusters can share a Redis. Default `meridian`. */
+  prefix?: string;
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  delayed: number;
+  failed: number;
+}
+
+export interface SyncJobData {
+  region: string;
+  target: SyncTarget;
+  /** Commit time on the primary of the change that queued this job (ms). */
+  committedAt: number;
+}
+
+const JOB_OPTIONS: JobsOptions = {
+  attempts: 12,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: { count: 200 },
+  removeOnFail: { count: 5000 },
+};
+
+// Marks (region, object) queued and records the oldest unapplied change; returns a new job id,
+// or nil when a job for the object is already waiting.
+const ENQUEUE = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], 'pending') == 0 then return false end
+local n = redis.call('INCR', KEYS[4])
+local jobId = ARGV[1] .. '#' .. n
+redis.call('HSET', KEYS[1], ARGV[1], jobId)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
+return jobId`;
+
+// A job starting clears its queued mark, so changes committed from now on queue a new job.
+const START = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 1`;
+
+// A job that applied the primary's state: returns the oldest change's commit time it covered;
+// the pending entry stays (with the newer change's time) when another change is queued.
+const FINISH = `
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  local at = redis.call('HGET', KEYS[2], ARGV[1])
+  if at then redis.call('ZADD', KEYS[3], at, ARGV[1]) end
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+return score`;
+
+/**
+ * The per-region sync queues (BullMQ) plus the bookkeeping that makes them convergent: at most
+ * one waiting job per (region, object), a change that lands while a job runs queues another,
+ * and a sorted set of unapplied changes gives the age of the oldest one (the region's lag).
+ */
+export class ReplicationQueues {
+  readonly redis: Redis;
+  readonly prefix: string;
+  private readonly queues = new Map<string, Queue<SyncJobData>>();
+
+  constructor(readonly opts: RedisOptions) {
+    this.prefix = opts.prefix ?? 'meridian';
+    this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+    this.redis.defineCommand('meridianEnqueue', { numberOfKeys: 4, lua: ENQUEUE });
+    this.redis.defineCommand('meridianStart', { numberOfKeys: 2, lua: START });
+    this.redis.defineCommand('meridianFinish', { numberOfKeys: 3, lua: FINISH });
+  }
+
+  /** BullMQ queue name of a region. */
+  static queueName(region: string): string {
+    return `sync-${region}`;
+  }
+
+  get bullPrefix(): string {
+    return `${this.prefix}:bull`;
+  }
+
+  queue(region: string): Queue<SyncJobData> {
+    let q = this.queues.get(region);
+    if (!q) {
+      q = new Queue<SyncJobData>(ReplicationQueues.queueName(region), {
+        connection: this.redis,
+        prefix: this.bullPrefix,
+        defaultJobOptions: JOB_OPTIONS,
+      });
+      this.queues.set(region, q);
+    }
+    return q;
+  }
+
+  private keys(region: string): [string, string, string, string] {
+    const p = `${this.prefix}:repl:${region}`;
+    return [`${p}:queued`, `${p}:queuedAt`, `${p}:pending`, `${p}:seq`];
+  }
+
+  /**
+   * Queues a sync of `target` in `region` unless one is already waiting. `front` puts it at the
+   * head of the queue (a replica missed it and a client is waiting). Returns whether it queued.
+   */
+  async enqueue(region: string, target: SyncTarget, committedAt: number, front = false): Promise<boolean> {
+    const id = targetId(target);
+    const jobId = (await (this.redis as unknown as ScriptRedis).meridianEnqueue(
+      ...this.keys(region),
+      id,
+      String(committedAt),
+    )) as string | null;
+    if (!jobId) {
+      if (front) await this.bump(region, target);
+      return false;
+    }
+    await this.queue(region).add('sync', { region, target, committedAt }, { jobId, lifo: front });
+    return true;
+  }
+
+  /** Moves the waiting (or backing-off) job for `target` to the front, queueing one if none. */
+  async bump(region: string, target: SyncTarget): Promise<void> {
+    const id = targetId(target);
+    const jobId = await this.redis.hget(this.keys(region)[0], id);
+    const job = jobId && jobId !== 'pending' ? await Job.fromId(this.queue(region), jobId) : undefined;
+    if (!job) {
+      await this.redis.hdel(this.keys(region)[0], id);
+      await this.enqueue(region, target, Date.now(), true);
+      return;
+    }
+    const state = await job.getState();
+    if (state === 'delayed') await job.promote();
+    else if (state === 'waiting' || state === 'prioritized') await job.changePriority({ lifo: true });
+  }
+
+  /** Called when a job starts: later changes to the object will queue a new job. */
+  async started(region: string, target: SyncTarget, jobId: string): Promise<void> {
+    const [queued, queuedAt] = this.keys(region);
+    await (this.redis as unknown as ScriptRedis).meridianStart(queued, queuedAt, targetId(target), jobId);
+  }
+
+  /** Called when a job applied the primary's state; returns the oldest commit time it covered. */
+  async finished(region: string, target: SyncTarget): Promise<number | undefined> {
+    const [queued, queuedAt, pending] = this.keys(region);
+    const score = (await (this.redis as unknown as ScriptRedis).meridianFinish(
+      queued,
+      queuedAt,
+      pending,
+      targetId(target),
+    )) as string | null;
+    return score === null ? undefined : Number(score);
+  }
+
+  /** Commit time of the oldest change not yet applied in the region, if any. */
+  async oldestPending(region: string): Promise<number | undefined> {
+    const r = (await this.redis.zrange(this.keys(region)[2], 0, '0', 'WITHSCORES')) as unknown[];
+    const first = r[0];
+    if (first === undefined) return undefined;
+    // RESP2 answers [member, score]; RESP3 answers [[member, score]].
+    return Number(Array.isArray(first) ? first[1] : r[1]);
+  }
+
+  /** Commit time of the pending change for one object, if it is not applied yet. */
+  async pendingSince(region: string, target: SyncTarget): Promise<number | undefined> {
+    const s = await this.redis.zscore(this.keys(region)[2], targetId(target));
+    return s === null ? undefined : Number(s);
+  }
+
+  async pendingCount(region: string): Promise<number> {
+    return this.redis.zcard(this.keys(region)[2]);
+  }
+
+  async counts(region: string): Promise<QueueCounts> {
+    const c = await this.queue(region).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+    return {
+      waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+      active: c.active ?? 0,
+      delayed: c.delayed ?? 0,
+      failed: c.failed ?? 0,
+    };
+  }
+
+  /**
+   * Takes a lock on (region, object) so two jobs never apply the same object at once. The lock
+   * lives `ttlMs` and is refreshed while held, so a killed worker blocks the object only briefly.
+   */
+  lock(region: string, target: SyncTarget, ttlMs = 15_000): Promise<(() => Promise<void>) | undefined> {
+    return this.lockNamed(`${region}:lock:${targetId(target)}`, ttlMs);
+  }
+
+  /** A named lock, refreshed while held; resolves undefined when someone else holds it. */
+  async lockNamed(name: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
+    const key = `${this.prefix}:repl:${name}`;
+    const token = `${process.pid}-${Math.random()}`;
+    const ok = await this.redis.set(key, token, 'PX', ttlMs, 'NX');
+    if (ok !== 'OK') return undefined;
+    const refresh = setInterval(() => {
+      this.redis
+        .eval(
+          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+          1,
+          key,
+          token,
+          String(ttlMs),
+        )
+        .catch(() => {});
+    }, Math.max(1000, Math.floor(ttlMs / 3)));
+    refresh.unref();
+    return async () => {
+      clearInterval(refresh);
+      await this.redis.eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        1,
+        key,
+        token,
+      );
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.redis.disconnect();
+  }
+}
+
+interface ScriptRedis {
+  meridianEnqueue(...args: string[]): Promise<unknown>;
+  meridianStart(...args: string[]): Promise<unknown>;
+  meridianFinish(...args: string[]): Promise<unknown>;
+}

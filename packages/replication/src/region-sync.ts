@@ -1,0 +1,137 @@
+import { UnrecoverableError } from 'bullmq';
+import { parseDigest, parseManifest, type Digest } from '@meridian/oci';
+import { Layout, isNotFound, type ObjectStore, type RevisionRecord, type TagRecord } from '@meridian/storage';
+import { copyBlob, copySmall } from './copy';
+import { objectsCopied } from './metrics';
+import type { SyncTarget } from './targets';
+
+/**
+ * Makes one object in a region equal to the primary's current state. Idempotent: it reads the
+ * primary when it runs, so order, duplicates and retries cannot roll anything back. Visibility
+ * order inside the region: blobs, then child manifests, then the manifest (and its referrer
+ * entry), then the tag.
+ */
+export class RegionSync {
+  constructor(
+    readonly region: string,
+    private readonly primary: ObjectStore,
+    private readonly target: ObjectStore,
+  ) {}
+
+  async apply(t: SyncTarget): Promise<void> {
+    switch (t.kind) {
+      case 'blob':
+        return this.syncBlob(t.repository, parseDigest(t.digest));
+      case 'manifest':
+        return this.syncManifest(t.repository, parseDigest(t.digest), 0);
+      case 'tag':
+        return this.syncTag(t.repository, t.tag);
+    }
+  }
+
+  /** A repository's blob: bytes first (once per region), then the repository's link. */
+  async syncBlob(repository: string, d: Digest): Promise<void> {
+    const link = Layout.layerLink(repository, d);
+    if (!(await this.exists(this.primary, link))) {
+      await this.target.delete(link);
+      return;
+    }
+    await this.ensureBlob(repository, d);
+  }
+
+  private async ensureBlob(repository: string, d: Digest): Promise<void> {
+    const mode = await copyBlob(this.primary, this.target, d, this.region);
+    if (mode !== 'skipped') objectsCopied.inc({ region: this.region, kind: 'blob' });
+    const link = Layout.layerLink(repository, d);
+    if (!(await this.exists(this.target, link))) await copySmall(this.primary, this.target, link);
+  }
+
+  async syncManifest(repository: string, d: Digest, depth: number): Promise<void> {
+    if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
+    const revKey = Layout.revisionLink(repository, d);
+    let rev: RevisionRecord;
+    try {
+      rev = JSON.parse((await this.primary.getBytes(revKey)).toString('utf8')) as RevisionRecord;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.removeManifest(repository, d);
+      return;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await this.primary.getBytes(Layout.blobData(d));
+    } catch (err) {
+      if (isNotFound(err)) throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
+      throw err;
+    }
+    const parsed = parseManifest(bytes, rev.mediaType);
+    await Promise.all(parsed.blobs.map((b) => this.ensureBlobIfLinked(repository, parseDigest(b.digest))));
+    for (const child of parsed.children) await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
+    const blobKey = Layout.blobData(d);
+    if (!(await this.exists(this.target, blobKey))) {
+      await copyBlob(this.primary, this.target, d, this.region);
+    }
+    if (!(await this.exists(this.target, revKey))) {
+      await copySmall(this.primary, this.target, revKey);
+      objectsCopied.inc({ region: this.region, kind: 'manifest' });
+    }
+    if (parsed.subject) {
+      const refKey = Layout.referrer(repository, parseDigest(parsed.subject.digest), d);
+      if (!(await this.exists(this.target, refKey))) await copySmall(this.primary, this.target, refKey);
+    }
+  }
+
+  private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {
+    // A blob referenced by a manifest may also be served through a manifest revision link.
+    if (await this.exists(this.primary, Layout.layerLink(repository, d))) await this.ensureBlob(repository, d);
+    else if (await this.exists(this.primary, Layout.blobData(d))) await copyBlob(this.primary, this.target, d, this.region);
+  }
+
+  private async removeManifest(repository: string, d: Digest): Promise<void> {
+    const revKey = Layout.revisionLink(repository, d);
+    if (!(await this.exists(this.target, revKey))) return;
+    try {
+      const body = JSON.parse((await this.target.getBytes(Layout.blobData(d))).toString('utf8')) as {
+        subject?: { digest?: string };
+      };
+      if (body.subject?.digest) await this.target.delete(Layout.referrer(repository, parseDigest(body.subject.digest), d));
+    } catch (err) {
+      if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
+    }
+    await this.target.delete(revKey);
+  }
+
+  /** A tag: never moved backwards (by `seq`), and only once its manifest is complete here. */
+  async syncTag(repository: string, tag: string): Promise<void> {
+    const key = Layout.tagCurrent(repository, tag);
+    const primary = await this.readTag(this.primary, key);
+    const local = await this.readTag(this.target, key);
+    if (!primary) {
+      if (local) await this.target.delete(key);
+      return;
+    }
+    if (local && (local.seq > primary.seq || (local.seq === primary.seq && local.digest === primary.digest))) return;
+    await this.syncManifest(repository, parseDigest(primary.digest), 0);
+    await this.target.put(key, Buffer.from(JSON.stringify(primary)));
+    objectsCopied.inc({ region: this.region, kind: 'tag' });
+  }
+
+  private async readTag(store: ObjectStore, key: string): Promise<TagRecord | undefined> {
+    try {
+      return JSON.parse((await store.getBytes(key)).toString('utf8')) as TagRecord;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async exists(store: ObjectStore, key: string): Promise<boolean> {
+    try {
+      await store.head(key);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+}

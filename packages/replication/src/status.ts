@@ -1,0 +1,163 @@
+import { isDigestLike, parseDigest } from '@meridian/oci';
+import { Layout, isNotFound, type ObjectStore, type TagRecord } from '@meridian/storage';
+import { oldestPendingSeconds, queueJobs } from './metrics';
+import type { QueueCounts, ReplicationQueues } from './queues';
+import type { SyncTarget } from './targets';
+
+export interface RegionInfo {
+  name: string;
+  role: 'primary' | 'replica';
+  endpoint: string;
+  store: ObjectStore;
+}
+
+export interface ObjectStatus {
+  region: string;
+  role: 'primary' | 'replica';
+  state: 'replicated' | 'pending' | 'missing';
+  digest: string | null;
+  replicatedAt: string | null;
+  lagSeconds: number | null;
+}
+
+export interface RegionHealth {
+  region: string;
+  role: 'primary' | 'replica';
+  endpoint: string;
+  healthy: boolean;
+  node: 'up' | 'down';
+  storage: 'up' | 'down';
+  queue: QueueCounts | null;
+  /** Unapplied changes (objects) in the region. */
+  pending: number | null;
+  /** Age of the oldest unapplied change, seconds (0 when caught up). */
+  lagSeconds: number | null;
+}
+
+/**
+ * Per-object and per-region replication state, read from each region's storage (the truth:
+ * an object is replicated when its key exists there; `replicatedAt` is that key's write time)
+ * and from the queues (pending changes).
+ */
+export class ReplicationStatus {
+  constructor(
+    private readonly regions: RegionInfo[],
+    private readonly queues: ReplicationQueues | undefined,
+  ) {}
+
+  private get primary(): RegionInfo {
+    const p = this.regions.find((r) => r.role === 'primary');
+    if (!p) throw new Error('no primary region configured');
+    return p;
+  }
+
+  async objectStatus(repository: string, reference: string): Promise<ObjectStatus[]> {
+    const byTag = !isDigestLike(reference);
+    let key: string;
+    let digest: string | null = null;
+    let target: SyncTarget;
+    let primaryTag: TagRecord | undefined;
+    if (byTag) {
+      key = Layout.tagCurrent(repository, reference);
+      primaryTag = await readJson<TagRecord>(this.primary.store, key);
+      digest = primaryTag?.digest ?? null;
+      target = { kind: 'tag', repository, tag: reference };
+    } else {
+      const d = parseDigest(reference);
+      key = Layout.revisionLink(repository, d);
+      digest = d.value;
+      target = { kind: 'manifest', repository, digest: d.value };
+    }
+    const committed = await modified(this.primary.store, key);
+    return Promise.all(
+      this.regions.map(async (r): Promise<ObjectStatus> => {
+        const base = { region: r.name, role: r.role, digest };
+        const at = await modified(r.store, key).catch(() => undefined);
+        let present = at !== undefined;
+        if (present && byTag && r.role === 'replica') {
+          const local = await readJson<TagRecord>(r.store, key);
+          present = !!local && !!primaryTag && local.seq >= primaryTag.seq;
+        }
+        if (present && committed !== undefined && at !== undefined) {
+          return {
+            ...base,
+            state: 'replicated',
+            replicatedAt: at.toISOString(),
+            lagSeconds: r.role === 'primary' ? 0 : Math.max(0, (at.getTime() - committed.getTime()) / 1000),
+          };
+        }
+        const pending = r.role === 'replica' && committed ? await this.queues?.pendingSince(r.name, target) : undefined;
+        return { ...base, state: pending !== undefined ? 'pending' : 'missing', replicatedAt: null, lagSeconds: null };
+      }),
+    );
+  }
+
+  async regionHealth(timeoutMs = 2000): Promise<RegionHealth[]> {
+    return Promise.all(
+      this.regions.map(async (r): Promise<RegionHealth> => {
+        const [node, storage] = await Promise.all([
+          fetch(`${r.endpoint}/healthz`, { signal: AbortSignal.timeout(timeoutMs) })
+            .then((res) => (res.ok ? 'up' : 'down'))
+            .catch(() => 'down' as const),
+          r.store
+            .ping()
+            .then(() => 'up' as const)
+            .catch(() => 'down' as const),
+        ]);
+        let queue: QueueCounts | null = null;
+        let pending: number | null = null;
+        let lag: number | null = r.role === 'primary' ? 0 : null;
+        if (r.role === 'replica' && this.queues) {
+          try {
+            [queue, pending] = await Promise.all([this.queues.counts(r.name), this.queues.pendingCount(r.name)]);
+            const oldest = await this.queues.oldestPending(r.name);
+            lag = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+          } catch {
+            queue = null;
+          }
+        }
+        return {
+          region: r.name,
+          role: r.role,
+          endpoint: r.endpoint,
+          healthy: node === 'up' && storage === 'up',
+          node,
+          storage,
+          queue,
+          pending,
+          lagSeconds: lag,
+        };
+      }),
+    );
+  }
+
+  /** Refreshes the queue-depth and oldest-pending gauges (call on a timer). */
+  async updateGauges(): Promise<void> {
+    if (!this.queues) return;
+    for (const r of this.regions) {
+      if (r.role !== 'replica') continue;
+      const counts = await this.queues.counts(r.name);
+      for (const [state, n] of Object.entries(counts)) queueJobs.set({ region: r.name, state }, n);
+      const oldest = await this.queues.oldestPending(r.name);
+      oldestPendingSeconds.set({ region: r.name }, oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+    }
+  }
+}
+
+async function readJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
+  try {
+    return JSON.parse((await store.getBytes(key)).toString('utf8')) as T;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function modified(store: ObjectStore, key: string): Promise<Date | undefined> {
+  try {
+    return (await store.head(key)).modified;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
