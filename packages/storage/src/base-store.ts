@@ -1,0 +1,211 @@
+import { Readable } from 'node:stream';
+import {
+  StorageError,
+  StorageFullError,
+  UnavailableError,
+  isNotFound,
+  InvalidKeyError,
+} from './errors';
+import { validateDirPrefix, validateKey, validatePrefix } from './keys';
+import { recordStorageOperation, storageBytesRead, storageBytesWritten } from './metrics';
+import type {
+  ByteRange,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+} from './object-store';
+
+/**
+ * Wraps any driver (distribution's `driver/base`): validates every key once before the driver
+ * sees it, turns anything that is not a `StorageError` into `UnavailableError` (ENOSPC/EDQUOT
+ * into `StorageFullError`), and records the `meridian_storage_*` metrics. Callers use this,
+ * never a bare driver.
+ */
+export class BaseStore implements ObjectStore {
+  readonly name: string;
+  private readonly bytesRead;
+  private readonly bytesWritten;
+
+  constructor(readonly driver: ObjectStore) {
+    this.name = driver.name;
+    this.bytesRead = storageBytesRead.labels(this.name);
+    this.bytesWritten = storageBytesWritten.labels(this.name);
+  }
+
+  async get(key: string, range?: ByteRange): Promise<GetResult> {
+    validateKey(key);
+    if (range) checkRange(range);
+    const result = await this.run('get', () => this.driver.get(key, range));
+    return { ...result, body: this.countReads(result.body) };
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    validateKey(key);
+    const bytes = await this.run('getBytes', () => this.driver.getBytes(key));
+    this.bytesRead.inc(bytes.length);
+    return bytes;
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    validateKey(key);
+    return this.run('head', () => this.driver.head(key));
+  }
+
+  async put(key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo> {
+    validateKey(key);
+    const size = opts?.size;
+    if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
+      throw new StorageError('InvalidRange', `invalid declared size ${size}`);
+    }
+    if (Buffer.isBuffer(body) && size !== undefined && size !== body.length) {
+      throw new StorageError('InvalidRange', `body is ${body.length} bytes, declared ${size}`);
+    }
+    // A stream that delivers more or fewer bytes than declared fails the write (nothing visible).
+    const input = Buffer.isBuffer(body) || size === undefined ? body : exactLength(body, size);
+    const info = await this.run('put', () => this.driver.put(key, input, opts));
+    this.bytesWritten.inc(info.size);
+    return info;
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    return this.run('delete', () => this.driver.delete(key));
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    validateDirPrefix(prefix);
+    return this.run('deletePrefix', () => this.driver.deletePrefix(prefix));
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    validatePrefix(prefix);
+    if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit > 0)) {
+      throw new InvalidKeyError(String(opts.limit), 'list limit must be a positive integer');
+    }
+    const clean: ListOptions = { ...opts };
+    if (clean.delimiter === '') delete clean.delimiter;
+    if (clean.cursor === '') delete clean.cursor;
+    return this.run('list', () => this.driver.list(prefix, clean));
+  }
+
+  async copy(src: string, dst: string): Promise<void> {
+    validateKey(src);
+    validateKey(dst);
+    return this.run('copy', () => this.driver.copy(src, dst));
+  }
+
+  async concat(srcs: string[], dst: string): Promise<ObjectInfo> {
+    for (const src of srcs) validateKey(src);
+    validateKey(dst);
+    return this.run('concat', () => this.driver.concat(srcs, dst));
+  }
+
+  async presignGet(key: string, expiresSeconds: number): Promise<string | undefined> {
+    validateKey(key);
+    return this.run('presignGet', () => this.driver.presignGet(key, expiresSeconds));
+  }
+
+  async ping(): Promise<void> {
+    return this.run('ping', () => this.driver.ping());
+  }
+
+  async close(): Promise<void> {
+    return this.run('close', () => this.driver.close());
+  }
+
+  private async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const started = process.hrtime.bigint();
+    let status: 'ok' | 'not_found' | 'error' = 'ok';
+    try {
+      return await fn();
+    } catch (e) {
+      const err = normaliseStorageError(e, this.name, operation);
+      status = isNotFound(err) ? 'not_found' : 'error';
+      throw err;
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      recordStorageOperation(this.name, operation, status, seconds);
+    }
+  }
+
+  /** Passes the body through, counting bytes as they flow; errors become storage errors. */
+  private countReads(src: Readable): Readable {
+    const counter = this.bytesRead;
+    return tap(
+      src,
+      (chunk) => counter.inc(chunk.length),
+      () => undefined,
+      (e) => normaliseStorageError(e, this.name, 'get'),
+    );
+  }
+}
+
+/** Maps any error to a `StorageError`; never loses the original (kept as `cause`). */
+export function normaliseStorageError(e: unknown, driver: string, operation: string): StorageError {
+  if (e instanceof StorageError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StorageFullError(`${driver} storage is full (${code}) during ${operation}`, e);
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return new UnavailableError(`${driver} ${operation} failed: ${message}`, e);
+}
+
+function checkRange(range: ByteRange): void {
+  const { start, end } = range;
+  const ok =
+    Number.isSafeInteger(start) &&
+    start >= 0 &&
+    (end === undefined || (Number.isSafeInteger(end) && end >= 0));
+  if (!ok) throw new StorageError('InvalidRange', `malformed range ${JSON.stringify(range)}`);
+}
+
+/** Fails the stream if it delivers more or fewer than `size` bytes. */
+function exactLength(src: Readable, size: number): Readable {
+  let seen = 0;
+  return tap(
+    src,
+    (chunk) => {
+      seen += chunk.length;
+      if (seen > size) throw new Error(`body is longer than the declared ${size} bytes`);
+    },
+    () => {
+      if (seen !== size) throw new Error(`body ended after ${seen} of the declared ${size} bytes`);
+    },
+    (e) => e,
+  );
+}
+
+/**
+ * A lazy pass-through of `src` (nothing is read before the consumer reads) that calls `onChunk`
+ * per chunk and `onEnd` at the end, either of which may throw to fail the stream. Destroying the
+ * result destroys `src`; an error of `src` is mapped by `mapError`.
+ */
+function tap(
+  src: Readable,
+  onChunk: (chunk: Buffer) => void,
+  onEnd: () => void,
+  mapError: (e: unknown) => unknown,
+): Readable {
+  // An error before the consumer starts reading is kept by the stream and surfaces on first
+  // read; this listener only stops it from being an uncaught 'error' event meanwhile.
+  src.on('error', () => undefined);
+  return Readable.from(
+    (async function* () {
+      try {
+        for await (const chunk of src) {
+          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+          onChunk(buf);
+          yield buf;
+        }
+        onEnd();
+      } catch (e) {
+        throw mapError(e);
+      }
+    })(),
+    { objectMode: false },
+  );
+}

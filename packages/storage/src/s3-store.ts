@@ -1,0 +1,541 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Readable } from 'node:stream';
+import { InvalidRangeError, UnavailableError } from './errors';
+import type {
+  ByteRange,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+} from './object-store';
+import { mapS3Error, s3ErrorName, s3Status } from './s3-errors';
+
+export type S3ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
+
+export interface S3StoreOptions {
+  /** Bucket holding the objects. */
+  bucket: string;
+  /** Key prefix inside the bucket (`eastus` → keys under `eastus/`). Default: none. */
+  prefix?: string;
+  /** S3-compatible endpoint (`http://127.0.0.1:7480`). Default: AWS for `region`. */
+  endpoint?: string;
+  /** Default: `AWS_REGION`, else `us-east-1`. */
+  region?: string;
+  /** Path-style addressing. Default: true when `endpoint` is set, false otherwise. */
+  forcePathStyle?: boolean;
+  /** Default: the standard AWS chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, ...). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Default: `WHEN_REQUIRED` with a custom endpoint (RGW answers 411 to aws-chunked bodies), else `WHEN_SUPPORTED`. */
+  requestChecksumCalculation?: S3ChecksumMode;
+  /** Default: as `requestChecksumCalculation`. */
+  responseChecksumValidation?: S3ChecksumMode;
+  /** Multipart part size in bytes. Default 16 MiB; at least 5 MiB. */
+  partSize?: number;
+  /** Parts uploaded (or copied) in parallel per operation. Default 2. */
+  queueSize?: number;
+  /** Larger objects are copied with UploadPartCopy instead of CopyObject. Default 5 GiB (the S3 limit). */
+  maxCopyObjectSize?: number;
+  /** Keys listed and deleted per `DeleteObjects` call by `deletePrefix`. Default 1000 (the S3 maximum). */
+  deleteBatchSize?: number;
+  /** TCP connect timeout in ms. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** S3's minimum size of every part but the last. */
+export const S3_MIN_PART_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * GiB;
+const MAX_PARTS = 10_000;
+
+/**
+ * S3 driver on `@aws-sdk/client-s3`, tested against Ceph RGW. Every write is atomic by S3
+ * semantics: a single PutObject, or a multipart upload that is aborted if the body fails.
+ * ETags are never used as digests (RGW may return an empty one for multipart uploads).
+ */
+export class S3Store implements ObjectStore {
+  readonly name = 's3';
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Key prefix inside the bucket, `''` or ending with `/`. */
+  readonly prefix: string;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly maxCopyObjectSize: number;
+  private readonly deleteBatchSize: number;
+
+  constructor(opts: S3StoreOptions) {
+    this.client = createClient(opts);
+    this.bucket = opts.bucket;
+    this.prefix = normalisePrefix(opts.prefix);
+    this.partSize = opts.partSize ?? 16 * MiB;
+    if (!(Number.isSafeInteger(this.partSize) && this.partSize >= S3_MIN_PART_SIZE)) {
+      throw new Error(`s3 partSize must be an integer >= ${S3_MIN_PART_SIZE} (5 MiB)`);
+    }
+    this.queueSize = Math.max(1, opts.queueSize ?? 2);
+    this.maxCopyObjectSize = Math.min(opts.maxCopyObjectSize ?? MAX_PART_SIZE, MAX_PART_SIZE);
+    this.deleteBatchSize = Math.min(Math.max(1, opts.deleteBatchSize ?? 1000), 1000);
+  }
+
+  /** Creates the bucket; one that already exists and is ours counts as success. */
+  static async ensureBucket(opts: S3StoreOptions): Promise<void> {
+    const client = createClient(opts);
+    try {
+      await client.send(new CreateBucketCommand({ Bucket: opts.bucket }));
+    } catch (e) {
+      const name = s3ErrorName(e);
+      if (name === 'BucketAlreadyOwnedByYou') return;
+      if (name === 'BucketAlreadyExists') {
+        // Owned by us if we can reach it (RGW/AWS us-east-1 answer 200 anyway).
+        await client.send(new HeadBucketCommand({ Bucket: opts.bucket })).catch((err: unknown) => {
+          throw mapS3Error(err, `ensureBucket ${opts.bucket}`);
+        });
+        return;
+      }
+      throw mapS3Error(e, `ensureBucket ${opts.bucket}`);
+    } finally {
+      client.destroy();
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<GetResult> {
+    if (range?.end !== undefined && range.end < range.start) {
+      throw new InvalidRangeError((await this.head(key)).size);
+    }
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.full(key),
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+        }),
+      );
+      const body = out.Body;
+      if (!(body instanceof Readable)) throw new UnavailableError('s3 get: no body stream');
+      const length = out.ContentLength ?? 0;
+      const total = /\/(\d+)$/.exec(out.ContentRange ?? '')?.[1];
+      return { body, size: total !== undefined ? Number(total) : length, length };
+    } catch (e) {
+      if (range && (s3Status(e) === 416 || s3ErrorName(e) === 'InvalidRange')) {
+        const { size } = await this.head(key);
+        // An empty object has no satisfiable range; like fs, it reads as empty.
+        if (size === 0)
+          return { body: Readable.from([], { objectMode: false }), size: 0, length: 0 };
+        throw new InvalidRangeError(size);
+      }
+      throw mapS3Error(e, 'get', key);
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key) }),
+      );
+      if (!out.Body) return Buffer.alloc(0);
+      const bytes = await out.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (e) {
+      throw mapS3Error(e, 'getBytes', key);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    try {
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) }),
+      );
+      return { key, size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0) };
+    } catch (e) {
+      throw mapS3Error(e, 'head', key);
+    }
+  }
+
+  async put(key: string, body: Readable | Buffer, opts: PutOptions = {}): Promise<ObjectInfo> {
+    try {
+      if (Buffer.isBuffer(body)) return await this.putOnce(key, body, body.length, opts);
+      if (opts.size !== undefined && opts.size <= this.partSize) {
+        return await this.putOnce(key, body, opts.size, opts);
+      }
+      return await this.putMultipart(key, body, opts);
+    } catch (e) {
+      if (!Buffer.isBuffer(body)) body.destroy(); // release the caller's source
+      throw mapS3Error(e, `put ${key}`);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+    } catch (e) {
+      if (s3Status(e) === 404) return;
+      throw mapS3Error(e, 'delete', key);
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.full(prefix),
+            ContinuationToken: token,
+            MaxKeys: this.deleteBatchSize,
+          }),
+        );
+        const objects = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+        if (objects.length > 0) {
+          const out = await this.client.send(
+            new DeleteObjectsCommand({
+              Bucket: this.bucket,
+              Delete: { Objects: objects, Quiet: true },
+            }),
+          );
+          const failed = out.Errors ?? [];
+          if (failed.length > 0) {
+            throw new UnavailableError(
+              `s3 deletePrefix ${prefix}: ${failed.length} objects not deleted (${failed[0]?.Code ?? 'unknown'})`,
+            );
+          }
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (e) {
+      throw mapS3Error(e, `deletePrefix ${prefix}`);
+    }
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    try {
+      const out = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.full(prefix),
+          Delimiter: opts.delimiter,
+          ContinuationToken: opts.cursor,
+          MaxKeys: opts.limit ?? 1000,
+        }),
+      );
+      const strip = this.prefix.length;
+      return {
+        objects: (out.Contents ?? []).flatMap((o) =>
+          o.Key
+            ? [
+                {
+                  key: o.Key.slice(strip),
+                  size: o.Size ?? 0,
+                  modified: o.LastModified ?? new Date(0),
+                },
+              ]
+            : [],
+        ),
+        prefixes: (out.CommonPrefixes ?? []).flatMap((p) =>
+          p.Prefix ? [p.Prefix.slice(strip)] : [],
+        ),
+        ...(out.IsTruncated && out.NextContinuationToken
+          ? { cursor: out.NextContinuationToken }
+          : {}),
+      };
+    } catch (e) {
+      throw mapS3Error(e, `list ${prefix}`);
+    }
+  }
+
+  async copy(src: string, dst: string): Promise<void> {
+    await this.copyObject(src, dst);
+  }
+
+  async concat(srcs: string[], dst: string): Promise<ObjectInfo> {
+    const [first] = srcs;
+    if (first === undefined) return this.put(dst, Buffer.alloc(0));
+    if (srcs.length === 1) {
+      const size = await this.copyObject(first, dst);
+      return { key: dst, size, modified: new Date() };
+    }
+    const sources = await mapLimit(srcs, 4, async (key) => ({
+      key,
+      size: (await this.head(key)).size,
+    }));
+    const size = sources.reduce((n, s) => n + s.size, 0);
+    const plan = planPartCopies(sources);
+    try {
+      if (plan) await this.multipartCopy(plan, dst);
+      else
+        return await this.put(
+          dst,
+          Readable.from(this.concatenated(sources), { objectMode: false }),
+          { size },
+        );
+    } catch (e) {
+      throw mapS3Error(e, `concat ${dst}`);
+    }
+    return { key: dst, size, modified: new Date() };
+  }
+
+  async presignGet(key: string, expiresSeconds: number): Promise<string> {
+    try {
+      return await getSignedUrl(
+        this.client,
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key) }),
+        { expiresIn: expiresSeconds },
+      );
+    } catch (e) {
+      throw mapS3Error(e, 'presignGet', key);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      const status = s3Status(e);
+      throw new UnavailableError(
+        `s3 bucket ${this.bucket} unreachable: ${s3ErrorName(e)}${status ? ` (HTTP ${status})` : ''}`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private full(key: string): string {
+    return this.prefix + key;
+  }
+
+  private copySource(key: string): string {
+    const path = this.full(key).split('/').map(encodeURIComponent).join('/');
+    return `${encodeURIComponent(this.bucket)}/${path}`;
+  }
+
+  /** One PutObject; a body stream that fails aborts the request, so nothing is stored. */
+  private async putOnce(
+    key: string,
+    body: Readable | Buffer,
+    size: number,
+    opts: PutOptions,
+  ): Promise<ObjectInfo> {
+    const abort = new AbortController();
+    let failure: Error | undefined;
+    const onError = (e: unknown) => {
+      failure ??= e instanceof Error ? e : new Error(String(e));
+      abort.abort();
+    };
+    if (!Buffer.isBuffer(body)) body.on('error', onError);
+    try {
+      const cmd = new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.full(key),
+        Body: body,
+        ContentLength: size,
+        ContentType: opts.contentType,
+      });
+      await this.client.send(cmd, { abortSignal: abort.signal });
+    } catch (e) {
+      throw failure ?? e;
+    } finally {
+      if (!Buffer.isBuffer(body)) body.off('error', onError);
+    }
+    if (failure !== undefined) throw failure;
+    return { key, size, modified: new Date() };
+  }
+
+  /** lib-storage `Upload`: multipart (or one PutObject when the body fits in a part); aborted on error. */
+  private async putMultipart(key: string, body: Readable, opts: PutOptions): Promise<ObjectInfo> {
+    let size = 0;
+    const counted = Readable.from(
+      (async function* () {
+        for await (const chunk of body) {
+          size += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: this.full(key),
+        Body: counted,
+        ContentType: opts.contentType,
+      },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+    return { key, size, modified: new Date() };
+  }
+
+  /** Copies one object server-side; returns its size. */
+  private async copyObject(src: string, dst: string): Promise<number> {
+    const { size } = await this.head(src);
+    try {
+      if (size <= this.maxCopyObjectSize) {
+        await this.client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key: this.full(dst),
+            CopySource: this.copySource(src),
+          }),
+        );
+      } else {
+        const plan = planPartCopies([{ key: src, size }], this.maxCopyObjectSize);
+        if (!plan) throw new UnavailableError(`s3 copy ${src}: too large to copy in parts`);
+        await this.multipartCopy(plan, dst);
+      }
+    } catch (e) {
+      throw mapS3Error(e, 'copy', src);
+    }
+    return size;
+  }
+
+  /** CreateMultipartUpload + one UploadPartCopy per part + Complete; aborted on any error. */
+  private async multipartCopy(plan: PartCopy[], dst: string): Promise<void> {
+    const Key = this.full(dst);
+    const created = await this.client.send(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }),
+    );
+    const UploadId = created.UploadId;
+    if (!UploadId) throw new UnavailableError('s3 CreateMultipartUpload returned no UploadId');
+    try {
+      const etags = await mapLimit(plan, this.queueSize, async (part, i) => {
+        const out = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key,
+            UploadId,
+            PartNumber: i + 1,
+            CopySource: this.copySource(part.key),
+            CopySourceRange: part.range,
+          }),
+        );
+        return quoteEtag(out.CopyPartResult?.ETag ?? '');
+      });
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId,
+          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }),
+      );
+    } catch (e) {
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }))
+        .catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The sources' bytes in order, each checked against its expected size. */
+  private async *concatenated(sources: { key: string; size: number }[]): AsyncGenerator<Buffer> {
+    for (const { key, size } of sources) {
+      if (size === 0) continue;
+      const { body } = await this.get(key);
+      let seen = 0;
+      for await (const chunk of body) {
+        seen += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+      if (seen !== size) throw new UnavailableError(`s3 concat: ${key} changed while being read`);
+    }
+  }
+}
+
+interface PartCopy {
+  key: string;
+  /** `bytes=a-b`, or undefined for the whole object. */
+  range?: string;
+}
+
+/**
+ * Plans an UploadPartCopy per source (split evenly when a source exceeds `maxPart`), or returns
+ * undefined when S3 would refuse it: a part other than the last below 5 MiB, or > 10,000 parts.
+ * Empty sources contribute nothing and are skipped.
+ */
+function planPartCopies(
+  sources: { key: string; size: number }[],
+  maxPart = MAX_PART_SIZE,
+): PartCopy[] | undefined {
+  const nonEmpty = sources.filter((s) => s.size > 0);
+  if (nonEmpty.length === 0) return undefined;
+  const plan: PartCopy[] = [];
+  for (const [i, { key, size }] of nonEmpty.entries()) {
+    const last = i === nonEmpty.length - 1;
+    if (!last && size < S3_MIN_PART_SIZE) return undefined;
+    if (size <= maxPart) {
+      plan.push({ key });
+      continue;
+    }
+    const n = Math.ceil(size / maxPart);
+    const chunk = Math.ceil(size / n);
+    for (let start = 0; start < size; start += chunk) {
+      plan.push({ key, range: `bytes=${start}-${Math.min(start + chunk, size) - 1}` });
+    }
+  }
+  return plan.length <= MAX_PARTS ? plan : undefined;
+}
+
+function quoteEtag(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}
+
+function normalisePrefix(prefix: string | undefined): string {
+  const p = (prefix ?? '').replace(/^\/+|\/+$/g, '');
+  return p === '' ? '' : `${p}/`;
+}
+
+function createClient(opts: S3StoreOptions): S3Client {
+  const custom = opts.endpoint !== undefined;
+  const checksum = opts.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED');
+  return new S3Client({
+    region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    ...(custom ? { endpoint: opts.endpoint } : {}),
+    forcePathStyle: opts.forcePathStyle ?? custom,
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    requestChecksumCalculation: checksum,
+    responseChecksumValidation: opts.responseChecksumValidation ?? checksum,
+    requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000 },
+  });
+}
+
+/** `Promise.all(items.map(fn))` with at most `limit` in flight; results in order. */
+async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
