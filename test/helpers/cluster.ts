@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { RunningNode } from '@meridian/registry';
+import { loadConfig, NodeConfigSchema, type NodeConfig } from '../../packages/cli/src/config';
+import { serve } from '../../packages/cli/src/serve';
+import { runWorkers, type WorkerRun } from '../../packages/cli/src/worker';
+import { newStorage, type StorageKind } from './node';
+import { freePort } from './ports';
+import { startRedis, type TestRedis } from './redis';
+
+export interface ClusterRegion {
+  name: string;
+  role: 'primary' | 'replica';
+  url: string;
+  host: string;
+  storage: string;
+}
+
+export interface TestCluster {
+  redis: TestRedis;
+  regions: ClusterRegion[];
+  primary: ClusterRegion;
+  replicas: ClusterRegion[];
+  config: NodeConfig;
+  configFile: string;
+  /** Starts in-process workers for all replicas (or the named ones). */
+  startWorkers(regions?: string[]): Promise<WorkerRun>;
+  stopWorkers(): Promise<void>;
+  /** Spawns `meridian worker` as a child process (the built CLI), for kill tests. */
+  spawnWorker(args?: string[]): ChildProcess;
+  stopNode(name: string): Promise<void>;
+  startNode(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const CLI = resolve(__dirname, '../../packages/cli/dist/main.js');
+
+/**
+ * A primary and replicas on one machine: a real redis-server, one node per region (in-process),
+ * each region on its own storage (temp dirs, or one bucket each on the test S3).
+ */
+export async function startCluster(
+  opts: { regions?: string[]; storage?: StorageKind; reconcileIntervalSeconds?: number } = {},
+): Promise<TestCluster> {
+  const names = opts.regions ?? ['eastus', 'westeurope', 'southeastasia'];
+  const redis = await startRedis();
+  const storages = await Promise.all(names.map(() => newStorage(opts.storage ?? 'fs')));
+  const regions: ClusterRegion[] = [];
+  for (const [i, name] of names.entries()) {
+    const port = await freePort();
+    regions.push({
+      name,
+      role: i === 0 ? 'primary' : 'replica',
+      url: `http://127.0.0.1:${port}`,
+      host: `127.0.0.1:${port}`,
+      storage: storages[i]!.location,
+    });
+  }
+  const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
+  const raw = {
+    redis: redis.url,
+    regions: regions.map((r) => ({ name: r.name, role: r.role, endpoint: r.url, storage: r.storage })),
+    replication: { prefix, concurrency: 4, reconcileIntervalSeconds: opts.reconcileIntervalSeconds ?? 3600 },
+    s3: { partSize: 5 * 1024 * 1024 },
+    cache: { ttlMs: 200 },
+    log: { level: (process.env.MERIDIAN_TEST_LOG ?? 'silent') as 'silent' },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'meridian-cluster-'));
+  const configFile = join(dir, 'cluster.json');
+  writeFileSync(configFile, JSON.stringify(raw));
+  const config = loadConfig(NodeConfigSchema, { file: configFile, env: {}, checkRegion: false });
+  const nodes = new Map<string, RunningNode>();
+  const startNode = async (name: string) => {
+    nodes.set(name, await serve({ ...config, region: name }));
+  };
+  for (const r of regions) await startNode(r.name);
+  let workers: WorkerRun | undefined;
+  const children: ChildProcess[] = [];
+  const cluster: TestCluster = {
+    redis,
+    regions,
+    primary: regions[0]!,
+    replicas: regions.slice(1),
+    config,
+    configFile,
+    startWorkers: async (only = []) => {
+      workers = await runWorkers({ ...config, region: regions[0]!.name }, only);
+      return workers;
+    },
+    stopWorkers: async () => {
+      await workers?.close();
+      workers = undefined;
+    },
+    spawnWorker: (args = []) => {
+      const child = spawn(process.execPath, [CLI, 'worker', '--config', configFile, ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, MERIDIAN_LOG_LEVEL: 'warn' },
+      });
+      children.push(child);
+      return child;
+    },
+    stopNode: async (name) => {
+      await nodes.get(name)?.close();
+      nodes.delete(name);
+    },
+    startNode,
+    close: async () => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await cluster.stopWorkers();
+      for (const n of nodes.values()) await n.close();
+      await redis.stop();
+      for (const s of storages) s.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}

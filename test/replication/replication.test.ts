@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { register } from 'prom-client';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import { RegistryClient } from '../helpers/http';
+import { image, imageManifest, configBlob, randomBlob, type Image } from '../helpers/images';
+import { waitFor } from '../helpers/wait';
+
+const ACCEPT = { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' };
+
+async function push(c: TestCluster, repo: string, tag: string, img: Image): Promise<void> {
+  await new RegistryClient(c.primary.url).pushImage(repo, tag, img.blobs, img.manifest);
+}
+
+/** Pulls an image by tag from `url` and checks every byte against what was pushed. */
+async function pullsIdentical(url: string, repo: string, tag: string, img: Image): Promise<boolean> {
+  const client = new RegistryClient(url);
+  const m = await client.get(`/v2/${repo}/manifests/${tag}`, { headers: ACCEPT });
+  if (m.status !== 200 || !m.body.equals(img.manifest.bytes)) return false;
+  for (const b of img.blobs) {
+    const r = await client.get(`/v2/${repo}/blobs/${b.digest}`);
+    if (r.status !== 200 || `sha256:${createHash('sha256').update(r.body).digest('hex')}` !== b.digest) return false;
+  }
+  return true;
+}
+
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const m = await register.getSingleMetric(name)?.get();
+  return (m?.values ?? [])
+    .filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
+    .reduce((a, v) => a + v.value, 0);
+}
+
+describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await startCluster({ storage });
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+  afterEach(async () => {
+    await c.stopWorkers();
+  });
+
+  it('copies a pushed image to every replica, byte for byte, and reports it replicated', async () => {
+    await c.startWorkers();
+    const img = image({ layers: 3, layerSize: 4096 });
+    await push(c, 'team/app', 'v1', img);
+    for (const r of c.replicas) {
+      await waitFor(async () => {
+        const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
+          query: { repository: 'team/app', reference: 'v1' },
+        });
+        const region = res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name);
+        return region?.state === 'replicated';
+      }, `team/app:v1 replicated to ${r.name}`);
+      // Served from the region's own storage: its files are there.
+      expect(await pullsIdentical(r.url, 'team/app', 'v1', img)).toBe(true);
+    }
+    const status = await new RegistryClient(c.replicas[0]!.url).get('/meridian/v1/replication/status', {
+      query: { repository: 'team/app', reference: 'v1' },
+    });
+    const body = status.json<{ regions: { region: string; state: string; digest: string; lagSeconds: number }[] }>();
+    expect(body.regions.map((r) => r.region)).toEqual(c.regions.map((r) => r.name));
+    for (const r of body.regions) {
+      expect(r.state).toBe('replicated');
+      expect(r.digest).toBe(img.manifest.digest);
+      expect(r.lagSeconds).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('serves pulls from replicas while workers are stopped, and never a stale tag', async () => {
+    const first = image({ layers: 2, layerSize: 2048 });
+    await push(c, 'fallback/app', 'latest', first);
+    for (const r of c.replicas) expect(await pullsIdentical(r.url, 'fallback/app', 'latest', first)).toBe(true);
+    const second = image({ layers: 2, layerSize: 2048 });
+    await push(c, 'fallback/app', 'latest', second);
+    for (const r of c.replicas) {
+      const res = await new RegistryClient(r.url).head('/v2/fallback/app/manifests/latest', { headers: ACCEPT });
+      expect(res.header('docker-content-digest')).toBe(second.manifest.digest);
+      expect(await pullsIdentical(r.url, 'fallback/app', 'latest', second)).toBe(true);
+    }
+    // The misses were queued at the front; once workers run, the region converges.
+    await c.startWorkers();
+    for (const r of c.replicas) {
+      await waitFor(async () => {
+        const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
+          query: { repository: 'fallback/app', reference: 'latest' },
+        });
+        return res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name)?.state === 'replicated';
+      }, `fallback/app:latest in ${r.name}`);
+    }
+  });
+
+  it('refuses writes on a replica with UNSUPPORTED naming the primary', async () => {
+    const r = c.replicas[0]!;
+    const res = await new RegistryClient(r.url).post('/v2/x/blobs/uploads/');
+    expect(res.status).toBe(405);
+    const err = res.json<{ errors: { code: string; message: string }[] }>().errors[0]!;
+    expect(err.code).toBe('UNSUPPORTED');
+    expect(err.message).toContain(c.primary.url);
+  });
+
+  it('propagates deletes to every replica', async () => {
+    await c.startWorkers();
+    const img = image({ layers: 1 });
+    await push(c, 'del/app', 'v1', img);
+    for (const r of c.replicas) await waitFor(() => pullsIdentical(r.url, 'del/app', 'v1', img), `del/app in ${r.name}`);
+    const del = await new RegistryClient(c.primary.url).delete(`/v2/del/app/manifests/${img.manifest.digest}`);
+    expect(del.status).toBe(202);
+    for (const r of c.replicas) {
+      await waitFor(async () => {
+        const res = await new RegistryClient(r.url).get(`/v2/del/app/manifests/${img.manifest.digest}`, { headers: ACCEPT });
+        return res.status === 404;
+      }, `manifest gone from ${r.name}`);
+      const tag = await new RegistryClient(r.url).get('/v2/del/app/manifests/v1', { headers: ACCEPT });
+      expect(tag.status).toBe(404);
+    }
+  });
+
+  it('copies a base shared by twenty images once per region', async () => {
+    const base = randomBlob(256 * 1024);
+    const before = await Promise.all(c.replicas.map((r) => metric('meridian_replication_bytes_copied_total', { region: r.name })));
+    const images: Image[] = Array.from({ length: 20 }, () => {
+      const config = configBlob();
+      const top = randomBlob(1024);
+      const manifest = imageManifest({ config, layers: [base, top] });
+      return { config, layers: [base, top], manifest, blobs: [config, base, top] };
+    });
+    for (const [i, img] of images.entries()) await push(c, `shared/app${i}`, 'v1', img);
+    await c.startWorkers();
+    for (const r of c.replicas)
+      for (const [i, img] of images.entries())
+        await waitFor(async () => {
+          const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
+            query: { repository: `shared/app${i}`, reference: 'v1' },
+          });
+          return res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name)?.state === 'replicated';
+        }, `shared/app${i} in ${r.name}`);
+    for (const [i, r] of c.replicas.entries()) {
+      const copied = (await metric('meridian_replication_bytes_copied_total', { region: r.name })) - before[i]!;
+      const unique = images.reduce((a, img) => a + img.config.size + img.layers[1]!.size + img.manifest.size, 0);
+      // Every unique byte once, the base once: not twenty times.
+      expect(copied).toBe(unique + base.size);
+    }
+  });
+
+  it('converges after Redis loses every queued job (FLUSHALL)', async () => {
+    const img = image({ layers: 2 });
+    await push(c, 'flush/app', 'v1', img);
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(c.redis.url);
+    await redis.flushall();
+    redis.disconnect();
+    await c.startWorkers(); // the reconciler runs when workers start
+    for (const r of c.replicas) {
+      await waitFor(async () => {
+        const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
+          query: { repository: 'flush/app', reference: 'v1' },
+        });
+        return res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name)?.state === 'replicated';
+      }, `flush/app in ${r.name} after FLUSHALL`);
+      expect(await pullsIdentical(r.url, 'flush/app', 'v1', img)).toBe(true);
+    }
+  });
+
+  if (storage === 'fs') {
+    it('a worker killed mid-copy leaves nothing visible and the region converges after restart', async () => {
+      const big = randomBlob(160 * 1024 * 1024);
+      const config = configBlob();
+      const manifest = imageManifest({ config, layers: [big] });
+      const img: Image = { config, layers: [big], manifest, blobs: [config, big] };
+      await push(c, 'kill/app', 'v1', img);
+      const region = c.replicas[0]!;
+      const staging = join(region.storage, '_replication', 'staging');
+      const hex = big.digest.slice('sha256:'.length);
+      const blobPath = join(region.storage, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+      const worker = c.spawnWorker(['--region', region.name, '--concurrency', '1']);
+      // Wait until the big blob is being written to staging, then kill -9.
+      await waitFor(async () => existsSync(staging) && readdirSync(staging).length > 0, 'a staged copy', 60_000);
+      worker.kill('SIGKILL');
+      await new Promise((r) => worker.once('exit', r));
+      expect(existsSync(blobPath)).toBe(false);
+      const tag = await new RegistryClient(region.url).get('/v2/kill/app/manifests/v1', { headers: ACCEPT });
+      // The tag is not visible in the region's own storage yet (a GET would fall back, which is fine).
+      expect(existsSync(join(region.storage, 'repositories', 'kill', 'app', '_manifests', 'tags', 'v1', 'current'))).toBe(false);
+      expect(tag.status).toBe(200);
+      await c.startWorkers([region.name]);
+      await waitFor(async () => existsSync(join(region.storage, 'repositories', 'kill', 'app', '_manifests', 'tags', 'v1', 'current')), 'the tag in the region after restart', 90_000);
+      const r = await new RegistryClient(region.url).get(`/v2/kill/app/blobs/${big.digest}`);
+      expect(`sha256:${createHash('sha256').update(r.body).digest('hex')}`).toBe(big.digest);
+    });
+  }
+});
