@@ -103,6 +103,30 @@ export class BaseStore implements ObjectStore {
     return this.run('concat', () => this.driver.concat(srcs, dst));
   }
 
+  /** Moves atomically at `dst` where the driver can (fs: rename), else copy + delete. */
+  async move(src: string, dst: string): Promise<void> {
+    validateKey(src);
+    validateKey(dst);
+    return this.run('move', async () => {
+      if (this.driver.move) return this.driver.move(src, dst);
+      await this.driver.copy(src, dst);
+      await this.driver.delete(src);
+    });
+  }
+
+  /**
+   * Server-side copy from another store on the same backend; false when the driver cannot (the
+   * caller streams instead). `source` may be a `BaseStore`: its driver is what is compared.
+   */
+  async copyFrom(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean> {
+    validateKey(srcKey);
+    validateKey(dstKey);
+    const driver = this.driver;
+    if (!driver.copyFrom) return false;
+    const from = source instanceof BaseStore ? source.driver : source;
+    return this.run('copyFrom', () => driver.copyFrom!(from, srcKey, dstKey));
+  }
+
   async presignGet(key: string, expiresSeconds: number): Promise<string | undefined> {
     validateKey(key);
     return this.run('presignGet', () => this.driver.presignGet(key, expiresSeconds));

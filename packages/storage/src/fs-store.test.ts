@@ -23,9 +23,11 @@ async function tempRoot(): Promise<string> {
 
 describeObjectStore('fs', async () => {
   const root = await tempRoot();
-  const store = new BaseStore(new FsStore({ root }));
+  const store = new BaseStore(new FsStore({ root: join(root, 'a') }));
+  const other = new BaseStore(new FsStore({ root: join(root, 'b') }));
   return {
     store,
+    other,
     cleanup: async () => {
       await store.close();
       await rm(root, { recursive: true, force: true });

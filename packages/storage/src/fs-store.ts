@@ -168,24 +168,7 @@ export class FsStore implements ObjectStore {
   }
 
   async copy(src: string, dst: string): Promise<void> {
-    const from = this.pathOf(src);
-    const to = this.pathOf(dst);
-    const tmp = await this.tempPath();
-    try {
-      await fs.copyFile(from, tmp).catch((e: unknown) => {
-        throw notFoundOr(e, src);
-      });
-      const fh = await fs.open(tmp, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await this.commit(tmp, to, dst);
-    } catch (e) {
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
+    await this.copyPath(this.pathOf(src), src, this.pathOf(dst), dst);
   }
 
   async concat(srcs: string[], dst: string): Promise<ObjectInfo> {
@@ -208,6 +191,25 @@ export class FsStore implements ObjectStore {
         await pipeline(src.createReadStream(), fileSink(fh));
       }
     });
+  }
+
+  /** `rename`: atomic at `dst`, and `src` disappears in the same step. */
+  async move(src: string, dst: string): Promise<void> {
+    const from = this.pathOf(src);
+    const to = this.pathOf(dst);
+    const st = await fs.stat(from).catch((e: unknown) => {
+      throw notFoundOr(e, src);
+    });
+    if (!st.isFile()) throw new NotFoundError(src);
+    await this.commit(from, to, dst);
+    await this.pruneEmptyDirs(path.dirname(from));
+  }
+
+  /** Copies from another fs store (any root, any filesystem); false for other drivers. */
+  async copyFrom(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean> {
+    if (!(source instanceof FsStore)) return false;
+    await this.copyPath(source.pathOf(srcKey), srcKey, this.pathOf(dstKey), dstKey);
+    return true;
   }
 
   async presignGet(): Promise<undefined> {
@@ -263,6 +265,26 @@ export class FsStore implements ObjectStore {
   private async tempPath(): Promise<string> {
     await this.ensureReady();
     return path.join(this.tmpDir, randomUUID());
+  }
+
+  /** copyFile to a temp file, fsync, rename into place. */
+  private async copyPath(from: string, src: string, to: string, dst: string): Promise<void> {
+    const tmp = await this.tempPath();
+    try {
+      await fs.copyFile(from, tmp).catch((e: unknown) => {
+        throw notFoundOr(e, src);
+      });
+      const fh = await fs.open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await this.commit(tmp, to, dst);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
   }
 
   /** Writes a temp file with `write`, fsyncs it and renames it to `target`. */

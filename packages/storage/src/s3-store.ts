@@ -76,6 +76,9 @@ export class S3Store implements ObjectStore {
   readonly name = 's3';
   readonly client: S3Client;
   readonly bucket: string;
+  /** The custom endpoint, if any (stores on one endpoint can copy between them server-side). */
+  readonly endpoint: string | undefined;
+  readonly region: string;
   /** Key prefix inside the bucket, `''` or ending with `/`. */
   readonly prefix: string;
   private readonly partSize: number;
@@ -86,6 +89,8 @@ export class S3Store implements ObjectStore {
   constructor(opts: S3StoreOptions) {
     this.client = createClient(opts);
     this.bucket = opts.bucket;
+    this.endpoint = opts.endpoint;
+    this.region = opts.region ?? process.env.AWS_REGION ?? 'us-east-1';
     this.prefix = normalisePrefix(opts.prefix);
     this.partSize = opts.partSize ?? 16 * MiB;
     if (!(Number.isSafeInteger(this.partSize) && this.partSize >= S3_MIN_PART_SIZE)) {
@@ -266,6 +271,29 @@ export class S3Store implements ObjectStore {
     await this.copyObject(src, dst);
   }
 
+  /** Copy then delete: atomic at `dst`; `src` goes afterwards. */
+  async move(src: string, dst: string): Promise<void> {
+    await this.copyObject(src, dst);
+    await this.delete(src);
+  }
+
+  /**
+   * Server-side copy from another S3 store on the same endpoint (another bucket or prefix).
+   * False for other drivers or endpoints, or when these credentials may not read the source.
+   */
+  async copyFrom(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean> {
+    if (!(source instanceof S3Store)) return false;
+    if (source.endpoint !== this.endpoint || source.region !== this.region) return false;
+    const { size } = await source.head(srcKey);
+    try {
+      await this.copyRaw(source, srcKey, size, dstKey);
+    } catch (e) {
+      if (s3Status(e) === 403) return false;
+      throw mapS3Error(e, 'copyFrom', srcKey);
+    }
+    return true;
+  }
+
   async concat(srcs: string[], dst: string): Promise<ObjectInfo> {
     const [first] = srcs;
     if (first === undefined) return this.put(dst, Buffer.alloc(0));
@@ -278,7 +306,10 @@ export class S3Store implements ObjectStore {
       size: (await this.head(key)).size,
     }));
     const size = sources.reduce((n, s) => n + s.size, 0);
-    const plan = planPartCopies(sources);
+    const plan = planPartCopies(
+      sources.map((s) => ({ source: this.copySource(s.key), size: s.size })),
+      this.partSize,
+    );
     try {
       if (plan) await this.multipartCopy(plan, dst);
       else
@@ -324,6 +355,7 @@ export class S3Store implements ObjectStore {
     return this.prefix + key;
   }
 
+  /** `bucket/key`, URL-encoded per segment, for CopySource. */
   private copySource(key: string): string {
     const path = this.full(key).split('/').map(encodeURIComponent).join('/');
     return `${encodeURIComponent(this.bucket)}/${path}`;
@@ -393,23 +425,25 @@ export class S3Store implements ObjectStore {
   private async copyObject(src: string, dst: string): Promise<number> {
     const { size } = await this.head(src);
     try {
-      if (size <= this.maxCopyObjectSize) {
-        await this.client.send(
-          new CopyObjectCommand({
-            Bucket: this.bucket,
-            Key: this.full(dst),
-            CopySource: this.copySource(src),
-          }),
-        );
-      } else {
-        const plan = planPartCopies([{ key: src, size }], this.maxCopyObjectSize);
-        if (!plan) throw new UnavailableError(`s3 copy ${src}: too large to copy in parts`);
-        await this.multipartCopy(plan, dst);
-      }
+      await this.copyRaw(this, src, size, dst);
     } catch (e) {
       throw mapS3Error(e, 'copy', src);
     }
     return size;
+  }
+
+  /** CopyObject, or UploadPartCopy parts above `maxCopyObjectSize`; SDK errors unmapped. */
+  private async copyRaw(from: S3Store, src: string, size: number, dst: string): Promise<void> {
+    const source = from.copySource(src);
+    if (size <= this.maxCopyObjectSize) {
+      await this.client.send(
+        new CopyObjectCommand({ Bucket: this.bucket, Key: this.full(dst), CopySource: source }),
+      );
+      return;
+    }
+    const plan = planPartCopies([{ source, size }], this.partSize, this.maxCopyObjectSize);
+    if (!plan) throw new UnavailableError(`s3 copy ${src}: too large to copy in parts`);
+    await this.multipartCopy(plan, dst);
   }
 
   /** CreateMultipartUpload + one UploadPartCopy per part + Complete; aborted on any error. */
@@ -428,7 +462,7 @@ export class S3Store implements ObjectStore {
             Key,
             UploadId,
             PartNumber: i + 1,
-            CopySource: this.copySource(part.key),
+            CopySource: part.source,
             CopySourceRange: part.range,
           }),
         );
@@ -466,34 +500,41 @@ export class S3Store implements ObjectStore {
 }
 
 interface PartCopy {
-  key: string;
+  /** CopySource: `bucket/key`, encoded. */
+  source: string;
   /** `bytes=a-b`, or undefined for the whole object. */
   range?: string;
 }
 
 /**
- * Plans an UploadPartCopy per source (split evenly when a source exceeds `maxPart`), or returns
- * undefined when S3 would refuse it: a part other than the last below 5 MiB, or > 10,000 parts.
- * Empty sources contribute nothing and are skipped.
+ * Plans one UploadPartCopy per source, splitting a source larger than `splitAbove` into ranges
+ * of at least `partSize` (+ slack, so even the remainder stays >= 5 MiB) and at most 5 GiB.
+ * Returns undefined when S3 would refuse the upload: a source other than the last below 5 MiB,
+ * or more than 10,000 parts. Empty sources contribute nothing and are skipped.
  */
 function planPartCopies(
-  sources: { key: string; size: number }[],
-  maxPart = MAX_PART_SIZE,
+  sources: { source: string; size: number }[],
+  partSize: number,
+  splitAbove = MAX_PART_SIZE,
 ): PartCopy[] | undefined {
   const nonEmpty = sources.filter((s) => s.size > 0);
   if (nonEmpty.length === 0) return undefined;
   const plan: PartCopy[] = [];
-  for (const [i, { key, size }] of nonEmpty.entries()) {
+  for (const [i, { source, size }] of nonEmpty.entries()) {
     const last = i === nonEmpty.length - 1;
     if (!last && size < S3_MIN_PART_SIZE) return undefined;
-    if (size <= maxPart) {
-      plan.push({ key });
+    if (size <= splitAbove) {
+      plan.push({ source });
       continue;
     }
-    const n = Math.ceil(size / maxPart);
+    const min = Math.min(
+      Math.max(partSize, Math.ceil(size / MAX_PARTS)) + MAX_PARTS,
+      MAX_PART_SIZE / 2,
+    );
+    const n = Math.max(1, Math.floor(size / min));
     const chunk = Math.ceil(size / n);
     for (let start = 0; start < size; start += chunk) {
-      plan.push({ key, range: `bytes=${start}-${Math.min(start + chunk, size) - 1}` });
+      plan.push({ source, range: `bytes=${start}-${Math.min(start + chunk, size) - 1}` });
     }
   }
   return plan.length <= MAX_PARTS ? plan : undefined;

@@ -11,6 +11,11 @@ export interface ObjectStoreFixture {
   cleanup(): Promise<void>;
   /** True when `presignGet` must return a URL that plain `fetch` can download. */
   presign?: boolean;
+  /**
+   * A second, empty store on the same backend (another directory, another bucket): `copyFrom`
+   * it must then be server-side (resolve true).
+   */
+  other?: ObjectStore;
 }
 
 const MiB = 1024 * 1024;
@@ -46,11 +51,11 @@ export function describeObjectStore(
         const before = Date.now();
         const info = await store.put(key, Buffer.from('hello, world'));
         expect(info).toMatchObject({ key, size: 12 });
-        expect(await store.getBytes(key)).toEqual(Buffer.from('hello, world'));
+        expectBytes(await store.getBytes(key), Buffer.from('hello, world'));
         const got = await store.get(key);
         expect(got.size).toBe(12);
         expect(got.length).toBe(12);
-        expect(await collect(got.body)).toEqual(Buffer.from('hello, world'));
+        expectBytes(await collect(got.body), Buffer.from('hello, world'));
         const head = await store.head(key);
         expect(head).toMatchObject({ key, size: 12 });
         expect(isDate(head.modified)).toBe(true);
@@ -63,8 +68,8 @@ export function describeObjectStore(
         expect((await store.put(`${p}/unknown`, chunked(data))).size).toBe(data.length);
         const declared = await store.put(`${p}/declared`, chunked(data), { size: data.length });
         expect(declared.size).toBe(data.length);
-        expect(await store.getBytes(`${p}/unknown`)).toEqual(data);
-        expect(await store.getBytes(`${p}/declared`)).toEqual(data);
+        expectBytes(await store.getBytes(`${p}/unknown`), data);
+        expectBytes(await store.getBytes(`${p}/declared`), data);
       });
 
       it('stores empty objects from a Buffer and from a stream', async () => {
@@ -121,11 +126,11 @@ export function describeObjectStore(
         const writing = store.put(key, body);
         body.write(neu.subarray(0, 48 * 1024));
         await sleep(100);
-        expect(await store.getBytes(key)).toEqual(old);
+        expectBytes(await store.getBytes(key), old);
         expect((await store.head(key)).size).toBe(old.length);
         body.end(neu.subarray(48 * 1024));
         expect((await writing).size).toBe(neu.length);
-        expect(await store.getBytes(key)).toEqual(neu);
+        expectBytes(await store.getBytes(key), neu);
       });
 
       it('leaves nothing visible when the stream fails midway', async () => {
@@ -143,7 +148,7 @@ export function describeObjectStore(
         await expect(
           store.put(key, failing(randomBytes(512 * 1024)), { size: 1024 * 1024 }),
         ).rejects.toThrow();
-        expect(await store.getBytes(key)).toEqual(old);
+        expectBytes(await store.getBytes(key), old);
       });
 
       it(
@@ -175,7 +180,7 @@ export function describeObjectStore(
         const got = await store.get(key, range);
         expect(got.size).toBe(100);
         expect(got.length).toBe(to - from);
-        expect(await collect(got.body)).toEqual(data.subarray(from, to));
+        expectBytes(await collect(got.body), data.subarray(from, to));
       });
 
       it('refuses a range starting at or beyond the end, or ending before its start', async () => {
@@ -303,10 +308,37 @@ export function describeObjectStore(
         await store.put(`${p}/dst/b`, Buffer.from('old'));
         await store.copy(`${p}/src=1+x`, `${p}/dst/a`);
         await store.copy(`${p}/src=1+x`, `${p}/dst/b`);
-        expect(await store.getBytes(`${p}/dst/a`)).toEqual(data);
-        expect(await store.getBytes(`${p}/dst/b`)).toEqual(data);
-        expect(await store.getBytes(`${p}/src=1+x`)).toEqual(data);
+        expectBytes(await store.getBytes(`${p}/dst/a`), data);
+        expectBytes(await store.getBytes(`${p}/dst/b`), data);
+        expectBytes(await store.getBytes(`${p}/src=1+x`), data);
         expect((await store.head(`${p}/dst/a`)).size).toBe(data.length);
+      });
+    });
+
+    describe('move and copyFrom', () => {
+      it('moves an object, replacing the destination', async () => {
+        const p = ns();
+        const data = randomBytes(5000);
+        await store.put(`${p}/staging/x`, data);
+        await store.put(`${p}/final/y`, Buffer.from('old'));
+        if (!store.move) return;
+        await store.move(`${p}/staging/x`, `${p}/final/y`);
+        expectBytes(await store.getBytes(`${p}/final/y`), data);
+        await expectNotFound(store.head(`${p}/staging/x`));
+        expect((await store.list(`${p}/`)).objects.map((o) => o.key)).toEqual([`${p}/final/y`]);
+        await expectNotFound(store.move(`${p}/staging/x`, `${p}/final/z`));
+      });
+
+      it('copies server-side from another store on the same backend', async () => {
+        const other = fixture?.other;
+        if (!other || !store.copyFrom) return;
+        const p = ns();
+        const data = randomBytes(3000);
+        await other.put(`${p}/src`, data);
+        expect(await store.copyFrom(other, `${p}/src`, `${p}/dst`)).toBe(true);
+        expectBytes(await store.getBytes(`${p}/dst`), data);
+        await expectNotFound(store.head(`${p}/src`));
+        await expectNotFound(store.copyFrom(other, `${p}/missing`, `${p}/dst2`));
       });
     });
 
@@ -317,8 +349,8 @@ export function describeObjectStore(
         await store.put(`${p}/a`, data);
         const info = await store.concat([`${p}/a`], `${p}/out`);
         expect(info.size).toBe(1000);
-        expect(await store.getBytes(`${p}/out`)).toEqual(data);
-        expect(await store.getBytes(`${p}/a`)).toEqual(data);
+        expectBytes(await store.getBytes(`${p}/out`), data);
+        expectBytes(await store.getBytes(`${p}/a`), data);
       });
 
       it(
@@ -403,9 +435,14 @@ export function describeObjectStore(
         'x'.repeat(1025),
       ];
 
-      it.each(bad)(
+      const cases = bad.map((k) => [
+        k.length > 40 ? `${k.slice(0, 8)}... (${k.length} bytes)` : k,
+        k,
+      ]);
+
+      it.each(cases)(
         'rejects key %j with InvalidKeyError before touching the backend',
-        async (key) => {
+        async (_, key) => {
           const body = chunked(Buffer.from('data'));
           await expect(store.put(key, body)).rejects.toBeInstanceOf(InvalidKeyError);
           expect(body.readableDidRead).toBe(false);
@@ -455,7 +492,7 @@ export function describeObjectStore(
         expect(url).toMatch(/^https?:\/\//);
         const res = await fetch(url as string);
         expect(res.status).toBe(200);
-        expect(Buffer.from(await res.arrayBuffer())).toEqual(data);
+        expectBytes(Buffer.from(await res.arrayBuffer()), data);
       });
 
       it('pings', async () => {
@@ -463,6 +500,16 @@ export function describeObjectStore(
       });
     });
   });
+}
+
+/** Buffer equality without jest's element-by-element diff (seconds for 300 KiB). */
+function expectBytes(actual: Buffer, expected: Buffer): void {
+  if (actual.equals(expected)) return;
+  let at = 0;
+  while (at < actual.length && at < expected.length && actual[at] === expected[at]) at++;
+  throw new Error(
+    `bytes differ: got ${actual.length}, expected ${expected.length}, first difference at offset ${at}`,
+  );
 }
 
 async function expectNotFound(p: Promise<unknown>): Promise<void> {
