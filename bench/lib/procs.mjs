@@ -1,0 +1,184 @@
+// The registries under test, as child processes on fresh temp directories. Everything started
+// here is tracked, and stopped by PID (and its directory removed) on success, failure or signal.
+import { spawn, execFileSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const MERIDIAN_CLI = join(REPO_ROOT, 'packages/cli/dist/main.js');
+export const DISTRIBUTION_BIN = '/usr/bin/docker-registry';
+
+/** Every child still running, by PID. */
+const running = new Map();
+let root;
+
+/** The bench's one temp directory; everything else lives under it. */
+export function benchRoot() {
+  root ??= mkdtempSync(join(tmpdir(), 'meridian-bench-'));
+  return root;
+}
+
+export function tempDir(name) {
+  const d = join(benchRoot(), name);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+export async function freePort() {
+  const srv = createServer();
+  await new Promise((ok, fail) => srv.once('error', fail).listen(0, '127.0.0.1', ok));
+  const { port } = srv.address();
+  await new Promise((ok) => srv.close(ok));
+  return port;
+}
+
+function tail(file, n = 2000) {
+  try {
+    const s = readFileSync(file, 'utf8');
+    return s.slice(-n);
+  } catch {
+    return '';
+  }
+}
+
+/** Spawns a server with stdout/stderr to a log file and waits until `GET /v2/` answers. */
+async function startServer({ name, cmd, args, env, port, dir }) {
+  const logFile = join(benchRoot(), `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(cmd, args, { env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const exited = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+  running.set(child.pid, { child, exited });
+  child.once('exit', () => running.delete(child.pid));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!running.has(child.pid)) throw new Error(`${name} exited at start-up:\n${tail(logFile)}`);
+    try {
+      const r = await fetch(`${url}/v2/`);
+      await r.arrayBuffer();
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stopPid(child.pid);
+      throw new Error(`${name} did not become ready in 30 s:\n${tail(logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    name,
+    url,
+    host: `127.0.0.1:${port}`,
+    pid: child.pid,
+    dir,
+    logFile,
+    stop: () => stopPid(child.pid),
+  };
+}
+
+/**
+ * Meridian over fs storage in a fresh directory, via the built CLI (`node packages/cli/dist/main.js
+ * serve`), so the PID is the node process itself (RSS sampling, --cpu-prof).
+ */
+export async function startMeridian({ name = 'meridian', logLevel = 'warn', nodeArgs = [] } = {}) {
+  const port = await freePort();
+  const dir = tempDir(`${name}-data`);
+  const env = { ...process.env, MERIDIAN_LOG_LEVEL: logLevel };
+  const args = [
+    ...nodeArgs,
+    MERIDIAN_CLI,
+    'serve',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--storage',
+    dir,
+  ];
+  return startServer({ name, cmd: process.execPath, args, env, port, dir });
+}
+
+/**
+ * CNCF Distribution with the Debian package's defaults (in-memory blob descriptor cache, deletes
+ * enabled), logging at error and no access log (Meridian runs at warn, which drops its
+ * per-request lines too). AWS_CA_BUNDLE is removed from its environment: with it set it panics.
+ */
+export async function startDistribution({ name = 'distribution' } = {}) {
+  const port = await freePort();
+  const dir = tempDir(`${name}-data`);
+  const config = join(benchRoot(), `${name}.yml`);
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  cache:',
+      '    blobdescriptor: inmemory',
+      '  filesystem:',
+      `    rootdirectory: ${dir}`,
+      '  delete:',
+      '    enabled: true',
+      '  maintenance:',
+      '    uploadpurging:',
+      '      enabled: false',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
+  const env = { ...process.env };
+  delete env.AWS_CA_BUNDLE;
+  return startServer({ name, cmd: DISTRIBUTION_BIN, args: ['serve', config], env, port, dir });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export async function stopPid(pid, graceMs = 5000) {
+  const entry = running.get(pid);
+  if (!entry) return;
+  entry.child.kill('SIGTERM');
+  const timer = setTimeout(() => entry.child.kill('SIGKILL'), graceMs);
+  await entry.exited;
+  clearTimeout(timer);
+}
+
+/** Stops every child this bench started and removes the temp directory. */
+export async function cleanup() {
+  await Promise.all([...running.keys()].map((pid) => stopPid(pid)));
+  if (root) rmSync(root, { recursive: true, force: true });
+  root = undefined;
+}
+
+/** Last resort on `exit`: synchronous, so only SIGKILL and rm. */
+export function cleanupSync() {
+  for (const { child } of running.values()) child.kill('SIGKILL');
+  running.clear();
+  if (root) rmSync(root, { recursive: true, force: true });
+  root = undefined;
+}
+
+export function distributionVersion() {
+  try {
+    return execFileSync(DISTRIBUTION_BIN, ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function isRunning(pid) {
+  return running.has(pid);
+}
