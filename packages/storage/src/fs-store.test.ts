@@ -141,6 +141,19 @@ describe('BaseStore', () => {
     await expect(missing.head('a')).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('declines a server-side copy between different drivers', async () => {
+    const root = await tempRoot();
+    try {
+      const fsStore = new BaseStore(new FsStore({ root }));
+      const s3 = new BaseStore(new S3Store({ bucket: 'bkt', endpoint: 'http://127.0.0.1:9' }));
+      expect(await fsStore.copyFrom(s3, 'a', 'b')).toBe(false);
+      expect(await s3.copyFrom(fsStore, 'a', 'b')).toBe(false);
+      await s3.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('records operations, latency and bytes', async () => {
     const root = await tempRoot();
     try {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Dirent } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -11,7 +10,8 @@ import {
   UnavailableError,
   UnsupportedError,
 } from './errors';
-import { compareKeys, isValidSegment, validateKey } from './keys';
+import { FsLister } from './fs-list';
+import { validateKey } from './keys';
 import type {
   ByteRange,
   GetResult,
@@ -31,9 +31,6 @@ export interface FsStoreOptions {
 
 /** Temp files live here, inside the root so a rename into place never crosses filesystems. */
 const TMP = '.tmp';
-const DEFAULT_LIMIT = 1000;
-
-type Entry = { kind: 'object'; key: string } | { kind: 'prefix'; prefix: string };
 
 /**
  * Filesystem driver: key `a/b/c` is the file `<root>/a/b/c`. Every write goes to a temp file
@@ -47,12 +44,14 @@ export class FsStore implements ObjectStore {
   private readonly tmpDir: string;
   private readonly staleTempMs: number;
   private ready: Promise<void> | undefined;
+  private readonly lister: FsLister;
 
   constructor(opts: FsStoreOptions | string) {
     const o = typeof opts === 'string' ? { root: opts } : opts;
     this.root = path.resolve(o.root);
     this.tmpDir = path.join(this.root, TMP);
     this.staleTempMs = o.staleTempMs ?? 24 * 3600 * 1000;
+    this.lister = new FsLister(this.root, TMP);
   }
 
   async get(key: string, range?: ByteRange): Promise<GetResult> {
@@ -134,37 +133,7 @@ export class FsStore implements ObjectStore {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
-    const limit = opts.limit ?? DEFAULT_LIMIT;
-    const { delimiter, cursor } = opts;
-    const cut = prefix.lastIndexOf('/') + 1;
-    const dirRel = prefix.slice(0, cut);
-    const partial = prefix.slice(cut);
-    if (dirRel === `${TMP}/` || dirRel.startsWith(`${TMP}/`)) return { objects: [], prefixes: [] };
-
-    const source =
-      delimiter === '/'
-        ? this.oneLevel(dirRel, partial, cursor)
-        : grouped(this.walk(dirRel, partial, cursor), prefix, delimiter);
-    const page: Entry[] = [];
-    let more = false;
-    for await (const entry of source) {
-      const name = entry.kind === 'object' ? entry.key : entry.prefix;
-      if (cursor !== undefined && name <= cursor) continue;
-      if (page.length === limit) {
-        more = true;
-        break;
-      }
-      page.push(entry);
-    }
-    const objects = await Promise.all(
-      page.flatMap((e) => (e.kind === 'object' ? [this.statQuietly(e.key)] : [])),
-    );
-    const last = page[page.length - 1];
-    return {
-      objects: objects.filter((o): o is ObjectInfo => o !== undefined),
-      prefixes: page.flatMap((e) => (e.kind === 'prefix' ? [e.prefix] : [])),
-      ...(more && last ? { cursor: last.kind === 'object' ? last.key : last.prefix } : {}),
-    };
+    return this.lister.list(prefix, opts);
   }
 
   async copy(src: string, dst: string): Promise<void> {
@@ -352,87 +321,6 @@ export class FsStore implements ObjectStore {
       }
       dir = path.dirname(dir);
     }
-  }
-
-  private async statQuietly(key: string): Promise<ObjectInfo | undefined> {
-    const st = await fs.stat(this.pathOf(key)).catch(() => undefined);
-    return st?.isFile() ? { key, size: st.size, modified: st.mtime } : undefined;
-  }
-
-  private async readDir(rel: string, namePrefix: string): Promise<Dirent[]> {
-    const abs = rel === '' ? this.root : this.pathOf(rel.slice(0, -1));
-    const entries = await fs.readdir(abs, { withFileTypes: true }).catch((e: unknown) => {
-      if (isCode(e, 'ENOENT', 'ENOTDIR')) return [];
-      throw e;
-    });
-    return entries.filter(
-      (d) =>
-        d.name.startsWith(namePrefix) &&
-        isValidSegment(d.name) &&
-        !(rel === '' && d.name === TMP) &&
-        (d.isFile() || d.isDirectory()),
-    );
-  }
-
-  /** Delimiter `/`: one readdir; sub-directories holding at least one object are prefixes. */
-  private async *oneLevel(rel: string, partial: string, cursor?: string): AsyncGenerator<Entry> {
-    const names = (await this.readDir(rel, partial)).map((d) =>
-      d.isDirectory() ? `${rel}${d.name}/` : `${rel}${d.name}`,
-    );
-    names.sort(compareKeys);
-    for (const name of names) {
-      if (cursor !== undefined && name <= cursor) continue;
-      if (!name.endsWith('/')) yield { kind: 'object', key: name };
-      else if (await this.holdsObject(name)) yield { kind: 'prefix', prefix: name };
-    }
-  }
-
-  private async holdsObject(rel: string): Promise<boolean> {
-    const entries = await this.readDir(rel, '');
-    if (entries.some((d) => d.isFile())) return true;
-    for (const d of entries) {
-      if (d.isDirectory() && (await this.holdsObject(`${rel}${d.name}/`))) return true;
-    }
-    return false;
-  }
-
-  /**
-   * Every key under `rel` whose first segment starts with `partial`, in byte order. A directory
-   * sorts as `name/`, which puts its keys exactly where they belong among its siblings'; a
-   * subtree wholly at or before `cursor` is skipped without being read.
-   */
-  private async *walk(rel: string, partial: string, cursor?: string): AsyncGenerator<string> {
-    const names = (await this.readDir(rel, partial)).map((d) =>
-      d.isDirectory() ? `${rel}${d.name}/` : `${rel}${d.name}`,
-    );
-    names.sort(compareKeys);
-    for (const name of names) {
-      if (name.endsWith('/')) {
-        if (cursor !== undefined && name < cursor && !cursor.startsWith(name)) continue;
-        yield* this.walk(name, '', cursor);
-      } else if (cursor === undefined || name > cursor) {
-        yield name;
-      }
-    }
-  }
-}
-
-/** S3 common-prefix grouping of a sorted key stream (keys sharing a group are adjacent). */
-async function* grouped(
-  keys: AsyncIterable<string>,
-  prefix: string,
-  delimiter: string | undefined,
-): AsyncGenerator<Entry> {
-  let lastGroup: string | undefined;
-  for await (const key of keys) {
-    const at = delimiter === undefined ? -1 : key.indexOf(delimiter, prefix.length);
-    if (at < 0 || delimiter === undefined) {
-      yield { kind: 'object', key };
-      continue;
-    }
-    const group = key.slice(0, at + delimiter.length);
-    if (group !== lastGroup) yield { kind: 'prefix', prefix: group };
-    lastGroup = group;
   }
 }
 

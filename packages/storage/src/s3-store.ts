@@ -1,9 +1,6 @@
 import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -12,7 +9,6 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -27,45 +23,21 @@ import type {
   ObjectStore,
   PutOptions,
 } from './object-store';
+import { createClient, type S3StoreOptions } from './s3-client';
 import { mapS3Error, s3ErrorName, s3Status } from './s3-errors';
+import {
+  S3_MAX_PART_SIZE,
+  S3_MIN_PART_SIZE,
+  copyParts,
+  mapLimit,
+  planPartCopies,
+  type PartCopy,
+} from './s3-parts';
 
-export type S3ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
-
-export interface S3StoreOptions {
-  /** Bucket holding the objects. */
-  bucket: string;
-  /** Key prefix inside the bucket (`eastus` → keys under `eastus/`). Default: none. */
-  prefix?: string;
-  /** S3-compatible endpoint (`http://127.0.0.1:7480`). Default: AWS for `region`. */
-  endpoint?: string;
-  /** Default: `AWS_REGION`, else `us-east-1`. */
-  region?: string;
-  /** Path-style addressing. Default: true when `endpoint` is set, false otherwise. */
-  forcePathStyle?: boolean;
-  /** Default: the standard AWS chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, ...). */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Default: `WHEN_REQUIRED` with a custom endpoint (RGW answers 411 to aws-chunked bodies), else `WHEN_SUPPORTED`. */
-  requestChecksumCalculation?: S3ChecksumMode;
-  /** Default: as `requestChecksumCalculation`. */
-  responseChecksumValidation?: S3ChecksumMode;
-  /** Multipart part size in bytes. Default 16 MiB; at least 5 MiB. */
-  partSize?: number;
-  /** Parts uploaded (or copied) in parallel per operation. Default 2. */
-  queueSize?: number;
-  /** Larger objects are copied with UploadPartCopy instead of CopyObject. Default 5 GiB (the S3 limit). */
-  maxCopyObjectSize?: number;
-  /** Keys listed and deleted per `DeleteObjects` call by `deletePrefix`. Default 1000 (the S3 maximum). */
-  deleteBatchSize?: number;
-  /** TCP connect timeout in ms. Default 5000. */
-  connectTimeoutMs?: number;
-}
+export type { S3ChecksumMode, S3StoreOptions } from './s3-client';
+export { S3_MIN_PART_SIZE } from './s3-parts';
 
 const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
-/** S3's minimum size of every part but the last. */
-export const S3_MIN_PART_SIZE = 5 * MiB;
-const MAX_PART_SIZE = 5 * GiB;
-const MAX_PARTS = 10_000;
 
 /**
  * S3 driver on `@aws-sdk/client-s3`, tested against Ceph RGW. Every write is atomic by S3
@@ -97,7 +69,7 @@ export class S3Store implements ObjectStore {
       throw new Error(`s3 partSize must be an integer >= ${S3_MIN_PART_SIZE} (5 MiB)`);
     }
     this.queueSize = Math.max(1, opts.queueSize ?? 2);
-    this.maxCopyObjectSize = Math.min(opts.maxCopyObjectSize ?? MAX_PART_SIZE, MAX_PART_SIZE);
+    this.maxCopyObjectSize = Math.min(opts.maxCopyObjectSize ?? S3_MAX_PART_SIZE, S3_MAX_PART_SIZE);
     this.deleteBatchSize = Math.min(Math.max(1, opts.deleteBatchSize ?? 1000), 1000);
   }
 
@@ -446,42 +418,8 @@ export class S3Store implements ObjectStore {
     await this.multipartCopy(plan, dst);
   }
 
-  /** CreateMultipartUpload + one UploadPartCopy per part + Complete; aborted on any error. */
   private async multipartCopy(plan: PartCopy[], dst: string): Promise<void> {
-    const Key = this.full(dst);
-    const created = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }),
-    );
-    const UploadId = created.UploadId;
-    if (!UploadId) throw new UnavailableError('s3 CreateMultipartUpload returned no UploadId');
-    try {
-      const etags = await mapLimit(plan, this.queueSize, async (part, i) => {
-        const out = await this.client.send(
-          new UploadPartCopyCommand({
-            Bucket: this.bucket,
-            Key,
-            UploadId,
-            PartNumber: i + 1,
-            CopySource: part.source,
-            CopySourceRange: part.range,
-          }),
-        );
-        return quoteEtag(out.CopyPartResult?.ETag ?? '');
-      });
-      await this.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key,
-          UploadId,
-          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-        }),
-      );
-    } catch (e) {
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }))
-        .catch(() => undefined);
-      throw e;
-    }
+    await copyParts(this.client, this.bucket, this.full(dst), plan, this.queueSize);
   }
 
   /** The sources' bytes in order, each checked against its expected size. */
@@ -499,84 +437,7 @@ export class S3Store implements ObjectStore {
   }
 }
 
-interface PartCopy {
-  /** CopySource: `bucket/key`, encoded. */
-  source: string;
-  /** `bytes=a-b`, or undefined for the whole object. */
-  range?: string;
-}
-
-/**
- * Plans one UploadPartCopy per source, splitting a source larger than `splitAbove` into ranges
- * of at least `partSize` (+ slack, so even the remainder stays >= 5 MiB) and at most 5 GiB.
- * Returns undefined when S3 would refuse the upload: a source other than the last below 5 MiB,
- * or more than 10,000 parts. Empty sources contribute nothing and are skipped.
- */
-function planPartCopies(
-  sources: { source: string; size: number }[],
-  partSize: number,
-  splitAbove = MAX_PART_SIZE,
-): PartCopy[] | undefined {
-  const nonEmpty = sources.filter((s) => s.size > 0);
-  if (nonEmpty.length === 0) return undefined;
-  const plan: PartCopy[] = [];
-  for (const [i, { source, size }] of nonEmpty.entries()) {
-    const last = i === nonEmpty.length - 1;
-    if (!last && size < S3_MIN_PART_SIZE) return undefined;
-    if (size <= splitAbove) {
-      plan.push({ source });
-      continue;
-    }
-    const min = Math.min(
-      Math.max(partSize, Math.ceil(size / MAX_PARTS)) + MAX_PARTS,
-      MAX_PART_SIZE / 2,
-    );
-    const n = Math.max(1, Math.floor(size / min));
-    const chunk = Math.ceil(size / n);
-    for (let start = 0; start < size; start += chunk) {
-      plan.push({ source, range: `bytes=${start}-${Math.min(start + chunk, size) - 1}` });
-    }
-  }
-  return plan.length <= MAX_PARTS ? plan : undefined;
-}
-
-function quoteEtag(etag: string): string {
-  return etag.startsWith('"') ? etag : `"${etag}"`;
-}
-
 function normalisePrefix(prefix: string | undefined): string {
   const p = (prefix ?? '').replace(/^\/+|\/+$/g, '');
   return p === '' ? '' : `${p}/`;
-}
-
-function createClient(opts: S3StoreOptions): S3Client {
-  const custom = opts.endpoint !== undefined;
-  const checksum = opts.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED');
-  return new S3Client({
-    region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1',
-    ...(custom ? { endpoint: opts.endpoint } : {}),
-    forcePathStyle: opts.forcePathStyle ?? custom,
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    requestChecksumCalculation: checksum,
-    responseChecksumValidation: opts.responseChecksumValidation ?? checksum,
-    requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000 },
-  });
-}
-
-/** `Promise.all(items.map(fn))` with at most `limit` in flight; results in order. */
-async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

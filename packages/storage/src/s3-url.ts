@@ -33,7 +33,15 @@ export function parseS3Url(url: string): S3StoreOptions {
   if (u.hash) fail('unexpected #fragment');
 
   const opts: S3StoreOptions = { bucket };
-  const prefix = decodeURIComponent(u.pathname).replace(/^\/+|\/+$/g, '');
+  // From the raw text: URL parsing would silently resolve `..` segments in the path.
+  const rawPath = url.slice('s3://'.length).split(/[?#]/)[0] ?? '';
+  const slash = rawPath.indexOf('/');
+  let prefix = '';
+  try {
+    prefix = slash < 0 ? '' : decodeURIComponent(rawPath.slice(slash + 1)).replace(/\/+$/, '');
+  } catch {
+    fail('bad percent-encoding in the prefix');
+  }
   if (prefix !== '') {
     try {
       validateKey(prefix);
