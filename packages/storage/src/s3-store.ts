@@ -346,7 +346,12 @@ export class S3Store implements ObjectStore {
       failure ??= e instanceof Error ? e : new Error(String(e));
       abort.abort();
     };
-    if (!Buffer.isBuffer(body)) body.on('error', onError);
+    // A body destroyed without an error (caller aborted) must fail the request too, or the
+    // server would wait for the missing bytes.
+    const onClose = () => {
+      if (!(body as Readable).readableEnded) onError(new Error('body closed before its end'));
+    };
+    if (!Buffer.isBuffer(body)) body.on('error', onError).on('close', onClose);
     try {
       const cmd = new PutObjectCommand({
         Bucket: this.bucket,
@@ -359,7 +364,7 @@ export class S3Store implements ObjectStore {
     } catch (e) {
       throw failure ?? e;
     } finally {
-      if (!Buffer.isBuffer(body)) body.off('error', onError);
+      if (!Buffer.isBuffer(body)) body.off('error', onError).off('close', onClose);
     }
     if (failure !== undefined) throw failure;
     return { key, size, modified: new Date() };

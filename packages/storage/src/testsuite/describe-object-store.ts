@@ -140,6 +140,22 @@ export function describeObjectStore(
         expect((await store.list(`${p}/`)).objects).toEqual([]);
       });
 
+      it('leaves nothing visible when the writer aborts the stream', async () => {
+        const p = ns();
+        for (const [key, opts] of [
+          [`${p}/unknown`, {}],
+          [`${p}/declared`, { size: 1024 * 1024 }],
+        ] as const) {
+          const body = new PassThrough();
+          const writing = store.put(key, body, opts);
+          body.write(randomBytes(256 * 1024));
+          await sleep(50);
+          body.destroy();
+          await expect(writing).rejects.toThrow();
+          await expectNotFound(store.head(key));
+        }
+      });
+
       it('keeps the old object intact when an overwrite fails midway', async () => {
         const key = `${ns()}/obj`;
         const old = randomBytes(10_000);
