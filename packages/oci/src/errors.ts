@@ -1,13 +1,21 @@
 /**
  * OCI distribution error codes as data: the spec's code strings, HTTP statuses and messages.
  * One `OciError` class; the HTTP layer writes `{"errors":[{code,message,detail}]}`.
+ *
+ * A 4xx body may only carry the spec's fourteen codes ("The code field MUST be one of the
+ * following"), so conditions the spec has no code for use the closest one with their own status
+ * (an unsatisfiable Range is `SIZE_INVALID` with 416, a bad `n` is `UNSUPPORTED` with 400).
+ * `UNAVAILABLE` and `UNKNOWN` (from distribution) only ever go with 5xx statuses.
  */
 export const OCI_ERRORS = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
   BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
   DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
-  MANIFEST_BLOB_UNKNOWN: { status: 404, message: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_BLOB_UNKNOWN: {
+    status: 404,
+    message: 'manifest references a manifest or blob unknown to registry',
+  },
   MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
   MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
   NAME_INVALID: { status: 400, message: 'invalid repository name' },
@@ -17,8 +25,6 @@ export const OCI_ERRORS = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  RANGE_INVALID: { status: 416, message: 'invalid content range' },
-  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -7,6 +7,7 @@ import {
   type GetResult,
   type ObjectStore,
 } from '@meridian/storage';
+import { resolveRange, type ResolvedRange } from './byte-range';
 import type { RegistryEvents } from './events';
 import { translated } from './storage-errors';
 
@@ -38,10 +39,29 @@ export class BlobStore {
   }
 
   /**
-   * Opens a blob (or a range of it; a negative `start` means the last `-start` bytes).
-   * Throws `BLOB_UNKNOWN`, or `RANGE_INVALID` (416).
+   * A `GET`: the blob, or the part of it an HTTP `Range` header asks for (see `resolveRange`).
+   * Throws `BLOB_UNKNOWN`, or 416 with the blob size for a range it cannot satisfy.
    */
-  open(repository: string, digest: string, range?: ByteRange): Promise<GetResult & { digest: string }> {
+  async read(
+    repository: string,
+    digest: string,
+    rangeHeader?: string,
+  ): Promise<GetResult & { digest: string; range?: ResolvedRange }> {
+    if (rangeHeader === undefined) return this.open(repository, digest);
+    const { size } = await this.stat(repository, digest);
+    const range = resolveRange(rangeHeader, size);
+    return { ...(await this.open(repository, digest, range)), range };
+  }
+
+  /**
+   * Opens a blob (or a range of it; a negative `start` means the last `-start` bytes).
+   * Throws `BLOB_UNKNOWN`, or 416 (`SIZE_INVALID`) for a range past the end.
+   */
+  open(
+    repository: string,
+    digest: string,
+    range?: ByteRange,
+  ): Promise<GetResult & { digest: string }> {
     return translated(async () => {
       const d = parseDigest(digest);
       await this.assertLinked(repository, d);
@@ -52,7 +72,12 @@ export class BlobStore {
       } catch (err) {
         if (isNotFound(err)) throw blobUnknown(d.value);
         if (err instanceof InvalidRangeError)
-          throw new OciError('RANGE_INVALID', 'requested range not satisfiable', { size: err.size }, 416);
+          throw new OciError(
+            'SIZE_INVALID',
+            'requested range not satisfiable',
+            { size: err.size },
+            416,
+          );
         throw err;
       }
     });
@@ -80,16 +105,27 @@ export class BlobStore {
   }
 
   /**
-   * Cross-repository mount: links a blob `from` may serve into `repository`.
+   * Cross-repository mount: links into `repository` a blob that `from` may serve. Without `from`
+   * (an "automatic" mount, when the operator allows it) any stored blob with that digest is linked.
    * Returns undefined when it is not mountable (the caller falls back to an upload session).
    */
-  mount(repository: string, from: string, digest: Digest): Promise<BlobInfo | undefined> {
+  mount(
+    repository: string,
+    digest: Digest,
+    from: string | undefined,
+  ): Promise<BlobInfo | undefined> {
     return translated(async () => {
       try {
-        await this.store.head(Layout.layerLink(from, digest));
+        if (from !== undefined && !(await this.isLinked(from, digest))) return undefined;
         const info = await this.store.head(Layout.blobData(digest));
         await this.link(repository, digest, info.size);
-        await this.events.emit({ type: 'blobMounted', repository, digest: digest.value, from, at: Date.now() });
+        await this.events.emit({
+          type: 'blobMounted',
+          repository,
+          digest: digest.value,
+          from: from ?? '',
+          at: Date.now(),
+        });
         return { digest: digest.value, size: info.size };
       } catch (err) {
         if (isNotFound(err)) return undefined;

@@ -4,6 +4,7 @@
  */
 export type RegistryEvent =
   | { type: 'blobCommitted'; repository: string; digest: string; size: number; at: number }
+  /** `from` is '' for an automatic mount (no source repository named). */
   | { type: 'blobMounted'; repository: string; digest: string; from: string; at: number }
   | {
       type: 'manifestPut';

@@ -1,6 +1,6 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createDigester, OciError, parseDigest, type Digest } from '@meridian/oci';
+import { createDigester, isValidName, OciError, parseDigest, type Digest } from '@meridian/oci';
 import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
 import type { BlobInfo, BlobStore } from './blob-store';
 import type { RegistryEvents } from './events';
@@ -22,7 +22,17 @@ export interface UploadState {
 export interface UploadSessionOptions {
   /** Sessions idle longer than this are purged. Default 1 hour. */
   idleTimeoutMs?: number;
+  /**
+   * Whether `POST /blobs/uploads/?mount=<digest>` without `from` may link any stored blob with
+   * that digest (the spec's optional automatic mount; `OCI_AUTOMATIC_CROSSMOUNT` in the
+   * conformance suite). Default false: a mount must name a source repository that has the blob.
+   */
+  automaticCrossMount?: boolean;
 }
+
+/** What starting an upload with `?mount=` gave: the mounted blob, or a new session. */
+export type MountOrSession =
+  { mounted: BlobInfo; session?: undefined } | { mounted?: undefined; session: UploadState };
 
 /** Inclusive byte range from a PATCH's `Content-Range`. */
 export interface ChunkRange {
@@ -40,6 +50,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export class UploadSessions {
   private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
   readonly idleTimeoutMs: number;
+  readonly automaticCrossMount: boolean;
 
   constructor(
     private readonly store: ObjectStore,
@@ -48,12 +59,34 @@ export class UploadSessions {
     opts: UploadSessionOptions = {},
   ) {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 3600_000;
+    this.automaticCrossMount = opts.automaticCrossMount ?? false;
+  }
+
+  /**
+   * `POST ?mount=<digest>[&from=<repo>]`: mounts the blob when `from` has it (or, without `from`,
+   * when automatic mounts are allowed and the blob is stored); otherwise starts a session, as the
+   * spec asks. Throws `DIGEST_INVALID` for a malformed digest.
+   */
+  async mountOrCreate(repository: string, digest: string, from?: string): Promise<MountOrSession> {
+    const d = parseDigest(digest);
+    const source = from === undefined || from === '' ? undefined : from;
+    const mountable = source === undefined ? this.automaticCrossMount : isValidName(source);
+    const mounted = mountable ? await this.blobs.mount(repository, d, source) : undefined;
+    if (mounted) return { mounted };
+    return { session: await this.create(repository) };
   }
 
   create(repository: string): Promise<UploadState> {
     return translated(async () => {
       const now = Date.now();
-      const state: UploadState = { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
+      const state: UploadState = {
+        id: randomUUID(),
+        repository,
+        startedAt: now,
+        updatedAt: now,
+        offset: 0,
+        chunks: [],
+      };
       await this.save(state);
       return state;
     });
@@ -64,7 +97,9 @@ export class UploadSessions {
       if (!UUID_RE.test(id)) throw uploadUnknown(id);
       let state: UploadState;
       try {
-        state = JSON.parse((await this.store.getBytes(Layout.uploadState(id))).toString('utf8')) as UploadState;
+        state = JSON.parse(
+          (await this.store.getBytes(Layout.uploadState(id))).toString('utf8'),
+        ) as UploadState;
       } catch (err) {
         if (isNotFound(err)) throw uploadUnknown(id);
         throw err;
@@ -84,37 +119,36 @@ export class UploadSessions {
   ): Promise<UploadState> {
     return translated(async () => {
       const state = await this.get(repository, id);
+      this.checkChunk(state, body, opts);
       const { range, contentLength } = opts;
-      if (range) {
-        if (range.start !== state.offset || range.end < range.start) {
-          body.resume();
-          throw new OciError(
-            'BLOB_UPLOAD_INVALID',
-            `chunk range ${range.start}-${range.end} does not continue the upload at offset ${state.offset}`,
-            { offset: state.offset },
-            416,
-          );
-        }
-        if (contentLength !== undefined && contentLength !== range.end - range.start + 1) {
-          body.resume();
-          throw new OciError('SIZE_INVALID', 'Content-Length does not match Content-Range');
-        }
-      }
-      return this.writeChunk(state, body, contentLength ?? (range ? range.end - range.start + 1 : undefined));
+      return this.writeChunk(
+        state,
+        body,
+        contentLength ?? (range ? range.end - range.start + 1 : undefined),
+      );
     });
   }
 
-  /** Finishes an upload: optional last chunk, digest check, atomic commit, repository link. */
+  /**
+   * Finishes an upload: an optional last chunk (checked against `Content-Range` like a PATCH),
+   * the digest check, an atomic commit and the repository link. A refused last chunk (416) leaves
+   * the session as it was; once the commit is attempted the session is gone either way.
+   */
   complete(
     repository: string,
     id: string,
     digest: string,
-    body?: { stream: Readable; contentLength?: number },
+    body?: { stream: Readable; contentLength?: number; range?: ChunkRange },
   ): Promise<BlobInfo> {
     return translated(async () => {
       const d = parseDigest(digest);
       let state = await this.get(repository, id);
-      if (body) state = await this.writeChunk(state, body.stream, body.contentLength);
+      if (body) {
+        this.checkChunk(state, body.stream, body);
+        const length =
+          body.contentLength ?? (body.range ? body.range.end - body.range.start + 1 : undefined);
+        state = await this.writeChunk(state, body.stream, length);
+      }
       try {
         return await this.commit(state, d);
       } finally {
@@ -124,7 +158,12 @@ export class UploadSessions {
   }
 
   /** A monolithic upload (`POST ?digest=`): one request, one chunk, commit. */
-  async monolithic(repository: string, digest: string, body: Readable, contentLength?: number): Promise<BlobInfo> {
+  async monolithic(
+    repository: string,
+    digest: string,
+    body: Readable,
+    contentLength?: number,
+  ): Promise<BlobInfo> {
     parseDigest(digest);
     const state = await this.create(repository);
     return this.complete(repository, state.id, digest, { stream: body, contentLength });
@@ -148,7 +187,9 @@ export class UploadSessions {
           const id = prefix.slice(Layout.uploadsRoot.length, -1);
           let expired = true;
           try {
-            const s = JSON.parse((await this.store.getBytes(Layout.uploadState(id))).toString('utf8')) as UploadState;
+            const s = JSON.parse(
+              (await this.store.getBytes(Layout.uploadState(id))).toString('utf8'),
+            ) as UploadState;
             expired = now - s.updatedAt > this.idleTimeoutMs;
           } catch (err) {
             if (!isNotFound(err)) throw err;
@@ -164,26 +205,62 @@ export class UploadSessions {
     });
   }
 
-  private async writeChunk(state: UploadState, body: Readable, contentLength?: number): Promise<UploadState> {
+  /** A chunk with a `Content-Range` must continue the upload exactly (416 otherwise). */
+  private checkChunk(
+    state: UploadState,
+    body: Readable,
+    opts: { range?: ChunkRange; contentLength?: number },
+  ): void {
+    const { range, contentLength } = opts;
+    if (!range) return;
+    if (range.start !== state.offset || range.end < range.start) {
+      body.resume();
+      throw new OciError(
+        'BLOB_UPLOAD_INVALID',
+        `chunk range ${range.start}-${range.end} does not continue the upload at offset ${state.offset}`,
+        { offset: state.offset },
+        416,
+      );
+    }
+    if (contentLength !== undefined && contentLength !== range.end - range.start + 1) {
+      body.resume();
+      throw new OciError('SIZE_INVALID', 'Content-Length does not match Content-Range');
+    }
+  }
+
+  private async writeChunk(
+    state: UploadState,
+    body: Readable,
+    contentLength?: number,
+  ): Promise<UploadState> {
     const running = this.hashes.get(state.id);
     const hash = running && running.offset === state.offset ? running.hash : undefined;
     if (!hash) this.hashes.delete(state.id);
     const key = Layout.uploadChunk(state.id, state.offset);
     const metered = meter(body, hash);
-    await this.store.put(key, metered.stream, { size: contentLength });
-    const n = metered.bytes();
-    if (contentLength !== undefined && n !== contentLength) {
-      await this.store.delete(key);
-      throw new OciError('SIZE_INVALID', `received ${n} bytes but Content-Length was ${contentLength}`);
+    try {
+      await this.store.put(key, metered.stream, { size: contentLength });
+      const n = metered.bytes();
+      if (contentLength !== undefined && n !== contentLength) {
+        await this.store.delete(key);
+        throw new OciError(
+          'SIZE_INVALID',
+          `received ${n} bytes but Content-Length was ${contentLength}`,
+        );
+      }
+      if (n === 0) {
+        await this.store.delete(key);
+      } else {
+        state.chunks.push({ offset: state.offset, size: n });
+        state.offset += n;
+      }
+      state.updatedAt = Date.now();
+      await this.save(state);
+    } catch (err) {
+      // The running hash has seen bytes that were not kept: completion must re-read the chunks.
+      this.hashes.delete(state.id);
+      throw err;
     }
-    if (n === 0) {
-      await this.store.delete(key);
-    } else {
-      state.chunks.push({ offset: state.offset, size: n });
-      state.offset += n;
-    }
-    state.updatedAt = Date.now();
-    await this.save(state);
     if (hash) this.hashes.set(state.id, { hash, offset: state.offset });
     return state;
   }
@@ -191,7 +268,9 @@ export class UploadSessions {
   private async commit(state: UploadState, d: Digest): Promise<BlobInfo> {
     const actual = await this.digestOf(state, d);
     if (actual !== d.hex)
-      throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.value });
+      throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+        digest: d.value,
+      });
     const key = Layout.blobData(d);
     let exists = false;
     try {

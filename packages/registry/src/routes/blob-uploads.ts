@@ -1,4 +1,4 @@
-import { OciError, isValidName, tryParseDigest } from '@meridian/oci';
+import { OciError } from '@meridian/oci';
 import type { V2Context } from '../http/context';
 import { contentLength, hasBody } from '../http/body';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
@@ -14,23 +14,28 @@ function sessionHeaders(name: string, s: UploadState): Record<string, string> {
 }
 
 function blobCreated(name: string, digest: string): Record<string, string> {
-  return { ...API_VERSION_HEADER, Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest };
+  return {
+    ...API_VERSION_HEADER,
+    Location: `/v2/${name}/blobs/${digest}`,
+    'Docker-Content-Digest': digest,
+  };
 }
 
 /** `POST /v2/<name>/blobs/uploads/` — new session, monolithic upload, or cross-repository mount. */
 export async function startUpload({ req, res, url, name, registry }: V2Context): Promise<void> {
   const mount = url.searchParams.get('mount');
-  const from = url.searchParams.get('from');
   const digest = url.searchParams.get('digest');
   if (mount !== null) {
-    const d = tryParseDigest(mount);
-    if (!d) throw new OciError('DIGEST_INVALID', 'invalid digest in mount parameter');
-    if (from !== null && isValidName(from)) {
-      const mounted = await registry.blobs.mount(name, from, d);
-      if (mounted) return sendEmpty(res, 201, blobCreated(name, mounted.digest));
-    }
-    // Not mountable: fall back to an ordinary upload session, as the spec allows.
-  } else if (digest !== null) {
+    req.resume();
+    const r = await registry.uploads.mountOrCreate(
+      name,
+      mount,
+      url.searchParams.get('from') ?? undefined,
+    );
+    if (r.mounted) return sendEmpty(res, 201, blobCreated(name, r.mounted.digest));
+    return sendEmpty(res, 202, sessionHeaders(name, r.session));
+  }
+  if (digest !== null) {
     const blob = await registry.uploads.monolithic(name, digest, req, contentLength(req));
     return sendEmpty(res, 201, blobCreated(name, blob.digest));
   }
@@ -42,15 +47,32 @@ export async function startUpload({ req, res, url, name, registry }: V2Context):
 /** `PATCH /v2/<name>/blobs/uploads/<id>` — streamed or chunked (`Content-Range`) data. */
 export async function patchUpload({ req, res, name, param, registry }: V2Context): Promise<void> {
   const range = parseContentRange(req.headers['content-range']);
-  const s = await registry.uploads.append(name, param, req, { range, contentLength: contentLength(req) });
+  const s = await registry.uploads.append(name, param, req, {
+    range,
+    contentLength: contentLength(req),
+  });
   sendEmpty(res, 202, sessionHeaders(name, s));
 }
 
-/** `PUT /v2/<name>/blobs/uploads/<id>?digest=` — optional last chunk, then commit. */
-export async function finishUpload({ req, res, url, name, param, registry }: V2Context): Promise<void> {
+/** `PUT /v2/<name>/blobs/uploads/<id>?digest=` — optional last chunk (with `Content-Range`), then commit. */
+export async function finishUpload({
+  req,
+  res,
+  url,
+  name,
+  param,
+  registry,
+}: V2Context): Promise<void> {
   const digest = url.searchParams.get('digest');
-  if (digest === null) throw new OciError('DIGEST_INVALID', 'the digest query parameter is required');
-  const body = hasBody(req) ? { stream: req, contentLength: contentLength(req) } : undefined;
+  if (digest === null)
+    throw new OciError('DIGEST_INVALID', 'the digest query parameter is required');
+  const body = hasBody(req)
+    ? {
+        stream: req,
+        contentLength: contentLength(req),
+        range: parseContentRange(req.headers['content-range']),
+      }
+    : undefined;
   if (!body) req.resume();
   const blob = await registry.uploads.complete(name, param, digest, body);
   sendEmpty(res, 201, blobCreated(name, blob.digest));
