@@ -70,21 +70,30 @@ function descriptorList(v: unknown, where: string): Descriptor[] {
 function resolveMediaType(contentType: string | undefined, body: Record<string, unknown>): string {
   const ct = contentType?.split(';')[0]?.trim();
   const declared = typeof body.mediaType === 'string' ? body.mediaType : undefined;
-  if (ct && isSchema1(ct)) throw invalid('Docker schema 1 manifests are not supported; push schema 2 or OCI');
+  if (ct && isSchema1(ct))
+    throw invalid('Docker schema 1 manifests are not supported; push schema 2 or OCI');
   if (declared && isSchema1(declared))
     throw invalid('Docker schema 1 manifests are not supported; push schema 2 or OCI');
-  if (body.schemaVersion === 1) throw invalid('Docker schema 1 manifests are not supported; push schema 2 or OCI');
+  if (body.schemaVersion === 1)
+    throw invalid('Docker schema 1 manifests are not supported; push schema 2 or OCI');
+  // A Content-Type the registry does not store is refused even when the body names a known type.
+  if (
+    ct &&
+    !MANIFEST_MEDIA_TYPES.includes(ct) &&
+    ct !== 'application/json' &&
+    ct !== 'application/octet-stream'
+  )
+    throw invalid(`unsupported manifest media type: ${ct}`);
   if (ct && MANIFEST_MEDIA_TYPES.includes(ct)) {
     if (declared && declared !== ct)
       throw invalid(`manifest mediaType ${declared} does not match Content-Type ${ct}`);
     return ct;
   }
   if (declared) {
-    if (!MANIFEST_MEDIA_TYPES.includes(declared)) throw invalid(`unsupported manifest media type: ${declared}`);
+    if (!MANIFEST_MEDIA_TYPES.includes(declared))
+      throw invalid(`unsupported manifest media type: ${declared}`);
     return declared;
   }
-  if (ct && ct !== 'application/json' && ct !== 'application/octet-stream')
-    throw invalid(`unsupported manifest media type: ${ct}`);
   if (Array.isArray(body.manifests)) return MediaTypes.ociIndex;
   if (isRecord(body.config)) return MediaTypes.ociManifest;
   throw invalid('cannot determine the manifest media type');
@@ -111,21 +120,34 @@ export function parseManifest(bytes: Buffer, contentType?: string): ParsedManife
   if (!isRecord(body)) throw invalid('manifest must be a JSON object');
   const mediaType = resolveMediaType(contentType, body);
   if (body.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
-  const annotations = isRecord(body.annotations) ? (body.annotations as Record<string, string>) : undefined;
+  const annotations = isRecord(body.annotations)
+    ? (body.annotations as Record<string, string>)
+    : undefined;
   const subject = body.subject === undefined ? undefined : parseDescriptor(body.subject, 'subject');
-  const declaredArtifactType = typeof body.artifactType === 'string' ? body.artifactType : undefined;
+  const declaredArtifactType =
+    typeof body.artifactType === 'string' ? body.artifactType : undefined;
 
   if (INDEX_MEDIA_TYPES.includes(mediaType)) {
     if (!Array.isArray(body.manifests)) throw invalid('an index must have a manifests array');
     const children = descriptorList(body.manifests, 'manifests');
-    return { mediaType, blobs: [], children, subject, artifactType: declaredArtifactType, annotations };
+    return {
+      mediaType,
+      blobs: [],
+      children,
+      subject,
+      artifactType: declaredArtifactType,
+      annotations,
+    };
   }
   if (!isRecord(body.config)) throw invalid('an image manifest must have a config descriptor');
   const config = parseDescriptor(body.config, 'config');
   if (body.layers === undefined && mediaType === MediaTypes.dockerManifest)
     throw invalid('layers must be an array');
   const layers = descriptorList(body.layers, 'layers');
-  const blobs = [config, ...layers.filter((l) => !(l.urls?.length && NON_DISTRIBUTABLE.includes(l.mediaType)))];
+  const blobs = [
+    config,
+    ...layers.filter((l) => !(l.urls?.length && NON_DISTRIBUTABLE.includes(l.mediaType))),
+  ];
   return {
     mediaType,
     blobs,

@@ -48,17 +48,22 @@ export function createApp(deps: AppDeps): App {
       for (const check of deps.readinessChecks ?? []) await check();
       res.json({ status: 'ready' });
     } catch (err) {
-      res.status(503).json({ status: 'unavailable', error: err instanceof Error ? err.message : String(err) });
+      res
+        .status(503)
+        .json({ status: 'unavailable', error: err instanceof Error ? err.message : String(err) });
     }
   });
   app.get('/metrics', async (_req, res) => {
     res.type(register.contentType).send(await register.metrics());
   });
   app.use(replicationRouter(deps.replicationStatus));
-  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    log.error({ err }, 'admin request failed');
-    if (!res.headersSent) res.status(err instanceof OciError ? err.status : 500).json({ error: 'internal error' });
-  });
+  app.use(
+    (err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      log.error({ err }, 'admin request failed');
+      if (!res.headersSent)
+        res.status(err instanceof OciError ? err.status : 500).json({ error: 'internal error' });
+    },
+  );
 
   const listener: RequestListener = (req, res) => {
     const started = process.hrtime.bigint();
@@ -69,7 +74,11 @@ export function createApp(deps: AppDeps): App {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const status = res.statusCode;
       const bytes = Number(res.getHeader('content-length') ?? 0);
-      httpRequests.inc({ route: meta.route, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` });
+      httpRequests.inc({
+        route: meta.route,
+        method: req.method ?? '',
+        status: `${Math.floor(status / 100)}xx`,
+      });
       httpDuration.observe({ route: meta.route, method: req.method ?? '' }, ms / 1000);
       if (bytes > 0) httpBytesSent.inc({ route: meta.route }, bytes);
       log.info(
@@ -89,7 +98,9 @@ export function createApp(deps: AppDeps): App {
     });
     const url = req.url ?? '/';
     if (url === '/v2' || url.startsWith('/v2/')) {
-      handleV2(req, res, meta, requestId).catch((err: unknown) => sendError(res, toOciError(err), log, requestId));
+      handleV2(req, res, meta, requestId).catch((err: unknown) =>
+        sendError(res, toOciError(err), log, requestId),
+      );
       return;
     }
     app(req, res);
@@ -101,10 +112,15 @@ export function createApp(deps: AppDeps): App {
     meta: V2Context['meta'],
     _requestId: string,
   ): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://registry');
+    const raw = req.url ?? '/';
+    const url = new URL(raw, 'http://registry');
+    // Route on the path as sent: URL parsing would resolve `..` and `%2e%2e`, serving
+    // `/v2/a/../b/...` as repository `b` instead of refusing the name.
+    const q = raw.indexOf('?');
+    const pathname = q >= 0 ? raw.slice(0, q) : raw;
     let matched;
     try {
-      matched = matchV2(req.method ?? 'GET', url.pathname);
+      matched = matchV2(req.method ?? 'GET', pathname);
     } catch (err) {
       req.resume();
       throw err;
@@ -120,7 +136,16 @@ export function createApp(deps: AppDeps): App {
     }
     meta.route = matched.route;
     if (matched.name) meta.repository = matched.name;
-    const ctx: V2Context = { req, res, url, name: matched.name, param: matched.param, registry, log, meta };
+    const ctx: V2Context = {
+      req,
+      res,
+      url,
+      name: matched.name,
+      param: matched.param,
+      registry,
+      log,
+      meta,
+    };
     await matched.handler(ctx);
   }
 
@@ -132,4 +157,3 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   const s = Array.isArray(v) ? v[0] : v;
   return s && s.length <= 128 && /^[\w.:-]+$/.test(s) ? s : undefined;
 }
-
