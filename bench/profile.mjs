@@ -2,13 +2,15 @@
 // it, drives the load, stops it by PID (the profile is written on exit) and prints the hottest
 // functions by self time and by total time, and self time by package.
 //
-//   node bench/profile.mjs [--case=get|head|tags|small] [--seconds=10] [--log-level=warn]
+//   node bench/profile.mjs [--case=get|head|tags|small|blob-get|push-large] [--seconds=10] [--log-level=warn]
 //                          [--top=25] [--out=FILE.cpuprofile]
 import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RegistryClient } from './lib/client.mjs';
-import { MANIFEST_ACCEPT, smallImage } from './lib/content.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { makeImage, MANIFEST_ACCEPT, MiB, smallImage, streamBlob } from './lib/content.mjs';
 import { ab, wrk } from './lib/load.mjs';
 import { cleanup, cleanupSync, REPO_ROOT, startMeridian, tempDir } from './lib/procs.mjs';
 import { seedReadTargets } from './scenarios.mjs';
@@ -22,6 +24,7 @@ const { values: o } = parseArgs({
     out: { type: 'string' },
   },
 });
+const run = promisify(execFile);
 const seconds = Number(o.seconds);
 const top = Number(o.top);
 process.on('exit', cleanupSync);
@@ -46,8 +49,45 @@ async function drive(node) {
       client.close();
       return { images: i, perImageMs: (seconds * 1000) / i };
     }
+    case 'blob-get': {
+      const client = new RegistryClient(node.url);
+      const blob = streamBlob('profile-blob', 256 * MiB);
+      await client.pushImage('large/raw', 'v1', makeImage([blob]));
+      const end = Date.now() + seconds * 1000;
+      let bytes = 0;
+      const t0 = performance.now();
+      while (Date.now() < end) {
+        const { stdout } = await run('curl', [
+          '-sS',
+          '--fail',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{size_download}',
+          `${node.url}/v2/large/raw/blobs/${blob.digest}`,
+        ]);
+        bytes += Number(stdout);
+      }
+      client.close();
+      return { MBps: bytes / 1e6 / ((performance.now() - t0) / 1000) };
+    }
+    case 'push-large': {
+      const client = new RegistryClient(node.url);
+      const end = Date.now() + seconds * 1000;
+      let bytes = 0;
+      let busy = 0;
+      for (let i = 0; Date.now() < end; i++) {
+        const blob = streamBlob(`profile-push-${i}`, 256 * MiB);
+        const t0 = performance.now();
+        await client.pushImage(`large/p${i}`, 'v1', makeImage([blob]));
+        busy += performance.now() - t0;
+        bytes += blob.size;
+      }
+      client.close();
+      return { MBps: bytes / 1e6 / (busy / 1000) };
+    }
     default:
-      throw new Error(`--case: get, head, tags or small`);
+      throw new Error(`--case: get, head, tags, small, blob-get or push-large`);
   }
 }
 
@@ -115,7 +155,7 @@ try {
     logLevel: o['log-level'],
     nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir],
   });
-  if (o.case !== 'small') await seedReadTargets(node, { tags: 100 });
+  if (['get', 'head', 'tags'].includes(o.case)) await seedReadTargets(node, { tags: 100 });
   console.log(
     `load (${o.case}, ${seconds} s) against pid ${node.pid}:`,
     JSON.stringify(await drive(node)),

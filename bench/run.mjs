@@ -5,11 +5,12 @@
 //   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,memory]
 //
 // --quick shrinks every size and duration (a smoke test; implies --no-write).
+// MERIDIAN_BENCH_CLI=/path/to/packages/cli/dist/main.js benchmarks another build.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GiB, MiB, streamBlob } from './lib/content.mjs';
-import { waitForQuiet } from './lib/quiet.mjs';
+import { cpuWatch, waitForQuiet } from './lib/quiet.mjs';
 import { have } from './lib/load.mjs';
 import {
   cleanup,
@@ -101,9 +102,11 @@ async function prerequisites() {
  */
 async function both(name, targets, fn, ctx, rounds = 1) {
   ctx.background[name] = await waitForQuiet({ log });
+  const pids = Object.values(targets).map((t) => t.pid);
   for (let round = 0; round < rounds; round++) {
     for (const [key, target] of Object.entries(targets)) {
       log(`${name}: ${target.name}${rounds > 1 ? ` (round ${round + 1} of ${rounds})` : ''}`);
+      const watch = cpuWatch(pids);
       try {
         (ctx.results[key][name] ??= []).push(await fn(target, round));
       } catch (err) {
@@ -112,6 +115,10 @@ async function both(name, targets, fn, ctx, rounds = 1) {
         );
         log(`  FAILED: ${ctx.errors.at(-1)}`);
       }
+      const other = watch.stop();
+      ctx.interference[name] = Math.max(ctx.interference[name] ?? 0, other);
+      if (other > 0.1)
+        log(`  other processes used ${Math.round(other * 100)} % of the CPU meanwhile`);
     }
   }
 }
@@ -122,7 +129,7 @@ async function main() {
   const machine = machineInfo();
   const results = { m: {}, d: {} };
   const errors = [];
-  const ctx = { results, errors, background: {} };
+  const ctx = { results, errors, background: {}, interference: {} };
 
   const meridian = await startMeridian();
   const distribution = await startDistribution();
@@ -155,7 +162,7 @@ async function main() {
   }
   if (only.includes('rates')) {
     await both('seed', targets, (t) => S.seedReadTargets(t, { tags: CONFIG.tags }), ctx);
-    await both('rates', targets, (t) => S.requestRates(t, LOAD), ctx);
+    await both('rates', targets, (t) => S.requestRates(t, LOAD), ctx, ROUNDS);
   }
   await meridian.stop();
   await distribution.stop();
@@ -164,14 +171,9 @@ async function main() {
     // The same manifest GET with Meridian's default logging (one pino line per request, to a file).
     const info = await startMeridian({ name: 'meridian-info', logLevel: 'info' });
     try {
-      log(`manifest GET at log level info: meridian pid ${info.pid}`);
       await S.seedReadTargets(info, { tags: 1 });
-      ctx.background.info = await waitForQuiet({ log });
-      results.m.info = [await S.requestRates(info, { ...LOAD, only: ['get'] })];
-    } catch (err) {
-      errors.push(
-        `info-logging GET on meridian: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      const get = { ...LOAD, only: ['get'] };
+      await both('info', { m: info }, (t) => S.requestRates(t, get), ctx, ROUNDS);
     } finally {
       await info.stop();
     }

@@ -16,7 +16,15 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-export const MERIDIAN_CLI = join(REPO_ROOT, 'packages/cli/dist/main.js');
+/**
+ * The built CLI under test: this checkout's, or another build's (`MERIDIAN_BENCH_CLI`, e.g. a
+ * clean worktree of HEAD when the shared checkout holds other people's unfinished edits).
+ */
+export const MERIDIAN_CLI = resolve(
+  process.env.MERIDIAN_BENCH_CLI ?? join(REPO_ROOT, 'packages/cli/dist/main.js'),
+);
+/** The checkout that CLI was built from. */
+export const MERIDIAN_ROOT = resolve(MERIDIAN_CLI, '../../../..');
 export const DISTRIBUTION_BIN = '/usr/bin/docker-registry';
 
 /** Every child still running, by PID. */

@@ -37,3 +37,42 @@ export async function waitForQuiet({ threshold = 0.15, maxWaitMs = 60_000, log =
   }
   return busy;
 }
+
+function ticks(statFile) {
+  // Fields after the command name: utime is the 14th field overall, stime 15th, cutime 16th, cstime 17th.
+  const s = readFileSync(statFile, 'utf8');
+  const f = s
+    .slice(s.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  return { self: f[11] + f[12], children: f[13] + f[14] };
+}
+
+/**
+ * CPU accounting for one measurement: how much of the machine processes other than this bench
+ * (itself, the children it waited for, and the live servers `pids`) used meanwhile.
+ */
+export function cpuWatch(pids) {
+  const snap = () => {
+    const { idle, total } = cpuTimes();
+    const me = ticks('/proc/self/stat');
+    let ours = me.self + me.children;
+    for (const pid of pids) {
+      try {
+        ours += ticks(`/proc/${pid}/stat`).self;
+      } catch {
+        // exited: its time is now in our children's
+      }
+    }
+    return { busy: total - idle, total, ours };
+  };
+  const a = snap();
+  return {
+    /** Fraction (0..1) of all cores used by other processes since the watch began. */
+    stop() {
+      const b = snap();
+      const total = b.total - a.total;
+      return total > 0 ? Math.max(0, (b.busy - a.busy - (b.ours - a.ours)) / total) : 0;
+    },
+  };
+}

@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { REPO_ROOT, distributionVersion } from './procs.mjs';
+import { MERIDIAN_ROOT, distributionVersion } from './procs.mjs';
 
 /**
  * A row compares Meridian (`m`) with Distribution (`d`). `better` says which way is good;
@@ -87,7 +87,7 @@ export function machineInfo() {
   } catch {
     // not Linux
   }
-  const dirty = sh('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'packages']);
+  const dirty = sh('git', ['-C', MERIDIAN_ROOT, 'status', '--porcelain', '--', 'packages']);
   return {
     cores: cpu.length,
     cpu: cpu[0]?.model ?? 'unknown',
@@ -103,6 +103,6 @@ export function machineInfo() {
     ab: sh('sh', ['-c', "ab -V | head -1 | sed 's/This is //'"]),
     skopeo: sh('skopeo', ['--version']),
     curl: sh('sh', ['-c', 'curl --version | head -1 | cut -d" " -f1-2']),
-    commit: `${sh('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'])}${dirty && dirty !== 'unknown' ? ' (+ uncommitted changes in packages/)' : ''}`,
+    commit: `${sh('git', ['-C', MERIDIAN_ROOT, 'rev-parse', '--short', 'HEAD'])}${dirty && dirty !== 'unknown' ? ' (+ uncommitted changes in packages/)' : ''}`,
   };
 }
