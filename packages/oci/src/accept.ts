@@ -4,7 +4,10 @@
  * anything; an explicit list without this type is refused (the client would misread it).
  * Docker schema 2 and OCI manifests are never converted; a refused client gets MANIFEST_UNKNOWN.
  */
-export function acceptsMediaType(accept: string | string[] | undefined, mediaType: string): boolean {
+export function acceptsMediaType(
+  accept: string | string[] | undefined,
+  mediaType: string,
+): boolean {
   if (accept === undefined) return true;
   const entries = (Array.isArray(accept) ? accept : [accept])
     .flatMap((h) => h.split(','))

@@ -17,7 +17,10 @@ export const MANIFEST_MEDIA_TYPES: readonly string[] = [
   MediaTypes.dockerManifestList,
 ];
 
-export const INDEX_MEDIA_TYPES: readonly string[] = [MediaTypes.ociIndex, MediaTypes.dockerManifestList];
+export const INDEX_MEDIA_TYPES: readonly string[] = [
+  MediaTypes.ociIndex,
+  MediaTypes.dockerManifestList,
+];
 
 export function isSchema1(mediaType: string): boolean {
   return mediaType === MediaTypes.dockerSchema1 || mediaType === MediaTypes.dockerSchema1Signed;

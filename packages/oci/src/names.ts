@@ -2,7 +2,8 @@ import { OciError } from './errors';
 import { truncate } from './digest';
 
 /** The spec's repository name grammar: path components separated by `/`. */
-const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const NAME_RE =
+  /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 
 /** Longest repository name accepted (Docker Hub and distribution use 255). */
@@ -13,7 +14,8 @@ export function isValidName(name: string): boolean {
 }
 
 export function assertValidName(name: string): void {
-  if (!isValidName(name)) throw new OciError('NAME_INVALID', `invalid repository name: ${truncate(name)}`);
+  if (!isValidName(name))
+    throw new OciError('NAME_INVALID', `invalid repository name: ${truncate(name)}`);
 }
 
 export function isValidTag(tag: string): boolean {

@@ -2,7 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import { OciError } from '@meridian/oci';
 
 function tooLarge(limit: number): OciError {
-  return new OciError('SIZE_INVALID', `request body is larger than the limit of ${limit} bytes`, undefined, 413);
+  return new OciError(
+    'SIZE_INVALID',
+    `request body is larger than the limit of ${limit} bytes`,
+    undefined,
+    413,
+  );
 }
 
 /** Reads a small request body (a manifest) with a hard limit; larger bodies get 413. */
@@ -31,6 +36,7 @@ export function contentLength(req: IncomingMessage): number | undefined {
   const len = req.headers['content-length'];
   if (len === undefined) return undefined;
   const n = Number(len);
-  if (!Number.isSafeInteger(n) || n < 0) throw new OciError('SIZE_INVALID', 'invalid Content-Length');
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new OciError('SIZE_INVALID', 'invalid Content-Length');
   return n;
 }

@@ -17,7 +17,11 @@ export function sendJson(
   res.end(res.req.method === 'HEAD' ? undefined : data);
 }
 
-export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
+export function sendEmpty(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number> = {},
+): void {
   res.writeHead(status, { ...headers, 'Content-Length': 0 });
   res.end();
 }
@@ -29,14 +33,17 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
  */
 export function sendError(res: ServerResponse, err: unknown, log: Logger, requestId: string): void {
   const oci =
-    err instanceof OciError ? err : new OciError('UNKNOWN', `internal error; request id ${requestId}`);
+    err instanceof OciError
+      ? err
+      : new OciError('UNKNOWN', `internal error; request id ${requestId}`);
   if (!(err instanceof OciError) || oci.status >= 500) log.error({ err }, 'request failed');
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const headers: Record<string, string | number> = { ...API_VERSION_HEADER };
-  if (oci.status === 416 && isSized(oci.detail)) headers['Content-Range'] = `bytes */${oci.detail.size}`;
+  if (oci.status === 416 && isSized(oci.detail))
+    headers['Content-Range'] = `bytes */${oci.detail.size}`;
   if (oci.status === 413) headers.Connection = 'close';
   sendJson(res, oci.status, oci.toBody(), headers);
 }

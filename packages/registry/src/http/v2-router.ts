@@ -2,7 +2,13 @@ import { isValidName, OciError } from '@meridian/oci';
 import type { V2Handler } from './context';
 import { apiBase } from '../routes/base';
 import { deleteBlob, getBlob } from '../routes/blobs';
-import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from '../routes/blob-uploads';
+import {
+  cancelUpload,
+  finishUpload,
+  patchUpload,
+  startUpload,
+  uploadStatus,
+} from '../routes/blob-uploads';
 import { listCatalog } from '../routes/catalog';
 import { deleteManifest, getManifest, putManifest } from '../routes/manifests';
 import { listReferrers } from '../routes/referrers';
@@ -29,7 +35,12 @@ const ROUTES: Route[] = [
   {
     name: 'manifest',
     pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-    methods: { GET: read(getManifest), HEAD: read(getManifest), PUT: write(putManifest), DELETE: write(deleteManifest) },
+    methods: {
+      GET: read(getManifest),
+      HEAD: read(getManifest),
+      PUT: write(putManifest),
+      DELETE: write(deleteManifest),
+    },
   },
   {
     name: 'upload',
@@ -48,7 +59,11 @@ const ROUTES: Route[] = [
     methods: { GET: read(getBlob), HEAD: read(getBlob), DELETE: write(deleteBlob) },
   },
   { name: 'tags', pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: read(listTags) } },
-  { name: 'referrers', pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: read(listReferrers) } },
+  {
+    name: 'referrers',
+    pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
+    methods: { GET: read(listReferrers) },
+  },
 ];
 
 export interface MatchedRoute {
@@ -68,8 +83,16 @@ export function matchV2(method: string, pathname: string): MatchedRoute {
     if (!entry) throw new OciError('UNSUPPORTED', `${method} is not supported on this endpoint`);
     const name = m[1] === undefined ? '' : decode(m[1]);
     if (m[1] !== undefined && !isValidName(name))
-      throw new OciError('NAME_INVALID', `invalid repository name: ${name.slice(0, 300)}`, { name: name.slice(0, 300) });
-    return { route: r.name, handler: entry.handler, write: entry.write, name, param: decode(m[2] ?? '') };
+      throw new OciError('NAME_INVALID', `invalid repository name: ${name.slice(0, 300)}`, {
+        name: name.slice(0, 300),
+      });
+    return {
+      route: r.name,
+      handler: entry.handler,
+      write: entry.write,
+      name,
+      param: decode(m[2] ?? ''),
+    };
   }
   throw new OciError('NAME_UNKNOWN', 'unknown API endpoint', undefined, 404);
 }

@@ -9,5 +9,11 @@ export async function listReferrers({ res, url, name, param, registry }: V2Conte
   const manifests = await registry.manifests.referrers(name, param, artifactType);
   const headers: Record<string, string> = { ...API_VERSION_HEADER };
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
-  sendJson(res, 200, { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, headers, MediaTypes.ociIndex);
+  sendJson(
+    res,
+    200,
+    { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests },
+    headers,
+    MediaTypes.ociIndex,
+  );
 }
