@@ -234,6 +234,9 @@ export function renderDoc({
       !(ratioOf(r) >= r.target.ratio),
   );
   const rss = rows.find((r) => r.target?.maxM !== undefined);
+  const noisy = Object.entries(ctx.interference)
+    .filter(([, v]) => v > 0.15)
+    .map(([k, v]) => `${k} (${Math.round(v * 100)} %)`);
   const misses = [
     ...missed.map((r) => `row ${r.id} (${n(ratioOf(r), 2)}×, target ${r.target.label})`),
     ...(rss && !(rss.m < rss.target.maxM) ? [`row ${rss.id} (peak RSS ${n(rss.m)} MB)`] : []),
@@ -258,6 +261,7 @@ Ratio: Meridian ÷ Distribution for rates, Distribution ÷ Meridian for times an
 ${table}
 
 ${misses.length ? `Targets missed: ${misses.join('; ')}.` : 'All targets met.'}
+${noisy.length ? `\nOther processes used more than 15 % of the CPU during: ${noisy.join(', ')}; those figures are less certain than the rest (see How it is measured).\n` : ''}
 ${errors.length ? `\nErrors during the run (the affected cells read "—"):\n\n${errors.map((e) => `- ${e}`).join('\n')}\n` : ''}
 ## Details
 
