@@ -2,6 +2,8 @@
 const transform = { '^.+\\.tsx?$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const moduleNameMapper = { '^@meridian/([a-z-]+)$': '<rootDir>/packages/$1/src' };
 module.exports = {
+  // Integration suites run real servers; never let a stray handle keep CI waiting.
+  forceExit: true,
   projects: [
     {
       displayName: 'unit',
@@ -20,7 +22,7 @@ module.exports = {
       moduleNameMapper,
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
-      testTimeout: 120000,
+      setupFilesAfterEnv: ['<rootDir>/test/helpers/jest-timeout.ts'],
     },
   ],
 };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { register } from 'prom-client';
 import { startCluster, type TestCluster } from '../helpers/cluster';
@@ -174,12 +174,21 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       const img: Image = { config, layers: [big], manifest, blobs: [config, big] };
       await push(c, 'kill/app', 'v1', img);
       const region = c.replicas[0]!;
-      const staging = join(region.storage, '_replication', 'staging');
+      // The fs driver writes every object under <root>/.tmp and renames it into place when done.
+      const tmp = join(region.storage, '.tmp');
       const hex = big.digest.slice('sha256:'.length);
       const blobPath = join(region.storage, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
       const worker = c.spawnWorker(['--region', region.name, '--concurrency', '1']);
-      // Wait until the big blob is being written to staging, then kill -9.
-      await waitFor(async () => existsSync(staging) && readdirSync(staging).length > 0, 'a staged copy', 60_000);
+      let stderr = '';
+      worker.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+      // Wait until the big blob is being copied (a temp file above 1 MiB), then kill -9.
+      await waitFor(
+        async () => existsSync(tmp) && readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 1024 * 1024),
+        'a copy in progress',
+        60_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; worker stderr: ${stderr.slice(-2000)}`);
+      });
       worker.kill('SIGKILL');
       await new Promise((r) => worker.once('exit', r));
       expect(existsSync(blobPath)).toBe(false);

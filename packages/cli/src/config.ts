@@ -59,9 +59,14 @@ export const NodeConfigSchema = z
         idleTimeoutSeconds: z.number().int().positive().default(3600),
         /** How often expired sessions are purged. Default 300 s. */
         purgeIntervalSeconds: z.number().int().positive().default(300),
+        /**
+         * Mount a blob on `POST ?mount=` without `from` when any repository has it (OCI 1.1's
+         * optional automatic mount). Off by default: it reveals whether a digest exists anywhere.
+         */
+        automaticCrossMount: z.boolean().default(false),
       })
       .strict()
-      .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300 }),
+      .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300, automaticCrossMount: false }),
     cache: z
       .object({
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */
@@ -71,6 +76,29 @@ export const NodeConfigSchema = z
       })
       .strict()
       .default({ ttlMs: 1000, maxContentBytes: 64 * 1024 * 1024 }),
+    gateway: z
+      .object({
+        /** Addresses the gateway listens on (`host:port`). Default `127.0.0.1:5000`. */
+        listen: z.array(z.string()).default(['127.0.0.1:5000']),
+        /** Client address ranges → home region (geo-DNS style), first match wins. */
+        clients: z.array(z.object({ cidr: z.string(), region: z.string() }).strict()).default([]),
+        /** Match `clients` on the client's address (`source`) or the address it connected to (`destination`). */
+        matchOn: z.enum(['source', 'destination']).default('source'),
+        /** Home region when no rule matches. Default: the primary. */
+        defaultRegion: z.string().optional(),
+        /** Per home region, the order to try regions for reads. Default: home, then by latency. */
+        preference: z.record(z.string(), z.array(z.string())).optional(),
+        /** Deep health check period, ms. Default 1000. */
+        healthIntervalMs: z.number().int().positive().default(1000),
+      })
+      .strict()
+      .default({ listen: ['127.0.0.1:5000'], clients: [], matchOn: 'source', healthIntervalMs: 1000 }),
+    /**
+     * Simulated one-way latency between regions, ms, keyed `a-b` (symmetric) — for `meridian dev`
+     * on one machine, so "nearest" and "lag" mean something. Applied by the gateway (client →
+     * region), replicas (fallback to the primary) and workers (copies from the primary).
+     */
+    simulatedLatencyMs: z.record(z.string(), z.number().int().min(0)).default({}),
     log: z
       .object({
         /** pino level. Default `info`. */
@@ -211,4 +239,10 @@ export function resolveNode(c: NodeConfig): ResolvedNode {
     role: entry?.role ?? c.role,
     primaryUrl: c.primary ?? primary?.endpoint,
   };
+}
+
+/** The simulated latency between two regions (0 for the same region or when unset). */
+export function latencyBetween(c: NodeConfig, a: string, b: string): number {
+  if (a === b) return 0;
+  return c.simulatedLatencyMs[`${a}-${b}`] ?? c.simulatedLatencyMs[`${b}-${a}`] ?? 0;
 }

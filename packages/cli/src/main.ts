@@ -4,6 +4,8 @@ import { ConfigError, loadConfig, NodeConfigSchema, type NodeConfig } from './co
 import { reconcileCommand, statusCommand } from './replication-cmd';
 import { serve } from './serve';
 import { runWorkers } from './worker';
+import { runGateway } from './gateway-cmd';
+import { runDev } from './dev';
 
 interface CommonOpts {
   config?: string;
@@ -62,6 +64,32 @@ program
     const primary = c.regions.find((r) => r.role === 'primary');
     const w = await runWorkers({ ...c, region: primary?.name ?? c.region }, o.region, o.concurrency);
     onSignals(() => w.close());
+  });
+
+program
+  .command('gateway')
+  .description("serve the registry's global endpoint: reads to the nearest healthy region, writes to the primary")
+  .option('--config <file>', 'cluster configuration file (regions, gateway section)')
+  .option('--listen <host:port>', 'address to listen on (repeatable)', collect, [])
+  .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
+  .action(async (o: Omit<CommonOpts, 'region'> & { listen: string[] }) => {
+    const c = config({ ...o, region: undefined });
+    const g = await runGateway(o.listen.length ? { ...c, gateway: { ...c.gateway, listen: o.listen } } : c);
+    onSignals(() => g.close());
+  });
+
+program
+  .command('dev')
+  .description('start a whole multi-region cluster as local processes: Redis, a node per region, workers, the gateway')
+  .option('--port <n>', 'gateway port; regions use the following ports', (v) => Number(v), 5000)
+  .option('--regions <list>', 'comma-separated region names, the first is the primary', 'eastus,westeurope,southeastasia')
+  .option('--data <dir>', 'where the regions keep their data (kept between runs)', './.data/dev')
+  .option('--storage <s3-url>', 'put regions on S3 instead: s3://BUCKET?endpoint=URL&region=R (a prefix per region)')
+  .option('--redis <url>', 'use this Redis instead of spawning redis-server')
+  .option('--latency <pairs>', 'simulated one-way latency, e.g. eastus-westeurope=40,westeurope-southeastasia=75')
+  .option('--log-level <level>', 'log level of the processes', 'warn')
+  .action(async (o: { port: number; regions: string; data: string; storage?: string; redis?: string; latency?: string; logLevel: string }) => {
+    await runDev(o);
   });
 
 const replication = program.command('replication').description('replication operations');

@@ -3,7 +3,7 @@ import { PrimaryUpstream, Registry, startNodeServer, type RunningNode } from '@m
 import { ChangeFeed, ReplicationStatus, TagWatch } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
 import { bounded, openQueues, openRegions, storeOptions } from './cluster';
-import { resolveNode, type NodeConfig } from './config';
+import { latencyBetween, resolveNode, type NodeConfig } from './config';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(config: NodeConfig): Promise<RunningNode> {
@@ -23,12 +23,17 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
   const registry = new Registry({
     store,
     cache: config.cache,
-    uploads: { idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000 },
+    uploads: {
+      idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000,
+      automaticCrossMount: config.uploads.automaticCrossMount,
+    },
     replica:
       node.role === 'replica'
         ? {
             region: config.region,
-            primary: new PrimaryUpstream(node.primaryUrl!.replace(/\/$/, '')),
+            primary: new PrimaryUpstream(node.primaryUrl!.replace(/\/$/, ''), {
+              delayMs: latencyBetween(config, config.region, config.regions.find((r) => r.role === 'primary')?.name ?? ''),
+            }),
             freshness: tagWatch,
             log,
             onMiss: (o) => {

@@ -1,7 +1,8 @@
 import pino from 'pino';
 import { Reconciler, ReplicationQueues, startWorkers, type RunningWorkers } from '@meridian/replication';
+import { withLatency } from '@meridian/storage';
 import { openRegions } from './cluster';
-import type { NodeConfig } from './config';
+import { latencyBetween, type NodeConfig } from './config';
 
 export interface WorkerRun extends RunningWorkers {
   /** Runs the reconciler over the worker's regions now. */
@@ -26,13 +27,16 @@ export async function runWorkers(config: NodeConfig, only: string[], concurrency
     redisUrl: config.redis,
     prefix: config.replication.prefix,
     primary: primary.store,
-    regions: targets,
+    regions: targets.map((r) => ({ ...r, source: withLatency(primary.store, latencyBetween(config, primary.name, r.name)) })),
     concurrency: concurrency ?? config.replication.concurrency,
     log,
   });
   const reconciler = new Reconciler(primary.store, workers.queues, log);
-  const reconcileNow = async () => {
+  let running: Promise<void> = Promise.resolve();
+  let closing = false;
+  const reconcileOnce = async () => {
     for (const r of targets) {
+      if (closing) return;
       const release = await workers.queues.lockNamed(`reconcile:${r.name}`, config.replication.reconcileIntervalSeconds * 1000);
       if (!release) continue;
       try {
@@ -40,10 +44,12 @@ export async function runWorkers(config: NodeConfig, only: string[], concurrency
       } catch (err) {
         log.warn({ region: r.name, err: (err as Error).message }, 'reconcile failed');
       } finally {
-        await release();
+        await release().catch(() => {});
       }
+      if (closing) return;
     }
   };
+  const reconcileNow = () => (running = running.then(reconcileOnce));
   void reconcileNow();
   const timer = setInterval(() => void reconcileNow(), config.replication.reconcileIntervalSeconds * 1000);
   timer.unref();
@@ -52,7 +58,9 @@ export async function runWorkers(config: NodeConfig, only: string[], concurrency
     queues: workers.queues,
     reconcileNow,
     close: async () => {
+      closing = true;
       clearInterval(timer);
+      await running;
       await workers.close();
       await Promise.all(regions.map((r) => r.store.close()));
     },

@@ -196,6 +196,17 @@ export class ReplicationQueues {
     return this.lockNamed(`${region}:lock:${targetId(target)}`, ttlMs);
   }
 
+  /** Runs `fn` holding the named lock, waiting (polling) while someone else holds it. */
+  async withLock<T>(name: string, fn: () => Promise<T>, ttlMs = 15_000): Promise<T> {
+    let release: (() => Promise<void>) | undefined;
+    while (!(release = await this.lockNamed(name, ttlMs))) await new Promise((r) => setTimeout(r, 50));
+    try {
+      return await fn();
+    } finally {
+      await release().catch(() => {});
+    }
+  }
+
   /** A named lock, refreshed while held; resolves undefined when someone else holds it. */
   async lockNamed(name: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
     const key = `${this.prefix}:repl:${name}`;

@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { parseDigest, parseManifest, type Digest } from '@meridian/oci';
 import { Layout, isNotFound, type ObjectStore, type RevisionRecord, type TagRecord } from '@meridian/storage';
-import { copyBlob, copySmall } from './copy';
+import { copyBlob, copySmall, type CopyMode } from './copy';
 import { objectsCopied } from './metrics';
 import type { SyncTarget } from './targets';
 
@@ -11,12 +11,23 @@ import type { SyncTarget } from './targets';
  * order inside the region: blobs, then child manifests, then the manifest (and its referrer
  * entry), then the tag.
  */
+/** Runs `fn` while holding a cluster-wide lock named `name` (waits for it). */
+export type Mutex = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+
+const noMutex: Mutex = (_name, fn) => fn();
+
 export class RegionSync {
   constructor(
     readonly region: string,
     private readonly primary: ObjectStore,
     private readonly target: ObjectStore,
+    /** Serialises copies of one digest into the region, so a shared base is copied once. */
+    private readonly mutex: Mutex = noMutex,
   ) {}
+
+  private copy(d: Digest): Promise<CopyMode> {
+    return this.mutex(`blob:${d.value}`, () => copyBlob(this.primary, this.target, d, this.region));
+  }
 
   async apply(t: SyncTarget): Promise<void> {
     switch (t.kind) {
@@ -40,7 +51,7 @@ export class RegionSync {
   }
 
   private async ensureBlob(repository: string, d: Digest): Promise<void> {
-    const mode = await copyBlob(this.primary, this.target, d, this.region);
+    const mode = await this.copy(d);
     if (mode !== 'skipped') objectsCopied.inc({ region: this.region, kind: 'blob' });
     const link = Layout.layerLink(repository, d);
     if (!(await this.exists(this.target, link))) await copySmall(this.primary, this.target, link);
@@ -68,9 +79,7 @@ export class RegionSync {
     await Promise.all(parsed.blobs.map((b) => this.ensureBlobIfLinked(repository, parseDigest(b.digest))));
     for (const child of parsed.children) await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
     const blobKey = Layout.blobData(d);
-    if (!(await this.exists(this.target, blobKey))) {
-      await copyBlob(this.primary, this.target, d, this.region);
-    }
+    if (!(await this.exists(this.target, blobKey))) await this.copy(d);
     if (!(await this.exists(this.target, revKey))) {
       await copySmall(this.primary, this.target, revKey);
       objectsCopied.inc({ region: this.region, kind: 'manifest' });
@@ -84,7 +93,7 @@ export class RegionSync {
   private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {
     // A blob referenced by a manifest may also be served through a manifest revision link.
     if (await this.exists(this.primary, Layout.layerLink(repository, d))) await this.ensureBlob(repository, d);
-    else if (await this.exists(this.primary, Layout.blobData(d))) await copyBlob(this.primary, this.target, d, this.region);
+    else if (await this.exists(this.primary, Layout.blobData(d))) await this.copy(d);
   }
 
   private async removeManifest(repository: string, d: Digest): Promise<void> {

@@ -9,6 +9,8 @@ import { RegionSync } from './region-sync';
 export interface ReplicaRegion {
   name: string;
   store: ObjectStore;
+  /** How this region's workers reach the primary's store (e.g. with simulated latency). Default `primary`. */
+  source?: ObjectStore;
 }
 
 export interface WorkerOptions extends RedisOptions {
@@ -34,7 +36,9 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const queues = new ReplicationQueues(opts);
   const workers: Worker<SyncJobData>[] = [];
   for (const region of opts.regions) {
-    const sync = new RegionSync(region.name, opts.primary, region.store);
+    const sync = new RegionSync(region.name, region.source ?? opts.primary, region.store, (name, fn) =>
+      queues.withLock(`${region.name}:${name}`, fn),
+    );
     const worker = new Worker<SyncJobData>(
       ReplicationQueues.queueName(region.name),
       (job, token) => processJob(queues, sync, job, token, opts.log),
@@ -90,6 +94,6 @@ async function processJob(
     if (permanent && !(err instanceof UnrecoverableError)) throw new UnrecoverableError((err as Error).message);
     throw err;
   } finally {
-    await unlock();
+    await unlock().catch(() => {});
   }
 }

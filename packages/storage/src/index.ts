@@ -9,3 +9,4 @@ export * from './s3-store';
 export * from './s3-errors';
 export * from './s3-url';
 export * from './open-store';
+export * from './delayed-store';

@@ -41,18 +41,21 @@ export class ManifestStore {
 
   /** Resolves a tag or digest to its revision record. Throws `MANIFEST_UNKNOWN`. */
   resolve(repository: string, reference: string): Promise<RevisionRecord> {
-    return translated(async () => {
-      const d = isDigestLike(reference) ? parseDigest(reference) : await this.digestOfTag(repository, reference);
-      const rev = await this.revision(repository, d);
-      if (!rev) throw manifestUnknown(reference);
-      return rev;
-    });
+    return translated(() => this.resolveLocal(repository, reference));
+  }
+
+  // Not overridable: subclasses (the replica's fallback) override `resolve` and `get`.
+  private async resolveLocal(repository: string, reference: string): Promise<RevisionRecord> {
+    const d = isDigestLike(reference) ? parseDigest(reference) : await this.digestOfTag(repository, reference);
+    const rev = await this.revision(repository, d);
+    if (!rev) throw manifestUnknown(reference);
+    return rev;
   }
 
   /** The manifest's bytes, media type and digest. Throws `MANIFEST_UNKNOWN`. */
   get(repository: string, reference: string): Promise<StoredManifest> {
     return translated(async () => {
-      const rev = await this.resolve(repository, reference);
+      const rev = await this.resolveLocal(repository, reference);
       let bytes = this.cache.content.get(rev.digest);
       if (!bytes) {
         try {

@@ -63,6 +63,14 @@ export class FallbackManifestStore extends ManifestStore {
   }
 
   override async resolve(repository: string, reference: string): Promise<RevisionRecord> {
+    const behind = !isDigestLike(reference) && (await this.tagIsBehind(repository, reference));
+    if (!behind) {
+      try {
+        return await super.resolve(repository, reference);
+      } catch (err) {
+        if (!(err instanceof OciError && err.code === 'MANIFEST_UNKNOWN')) throw err;
+      }
+    }
     const m = await this.get(repository, reference);
     return { digest: m.digest, mediaType: m.mediaType, size: m.size };
   }

@@ -15,10 +15,20 @@ export interface UpstreamManifest {
  * `UNAVAILABLE`; the primary's 404s come back as the matching OCI error.
  */
 export class PrimaryUpstream {
+  private readonly timeoutMs: number;
+  private readonly delayMs: number;
+
+  /**
+   * @param opts.timeoutMs per request (bodies excepted), default 10 s
+   * @param opts.delayMs simulated one-way latency added to each request (dev), default 0
+   */
   constructor(
     readonly baseUrl: string,
-    private readonly timeoutMs = 10_000,
-  ) {}
+    opts: { timeoutMs?: number; delayMs?: number } = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.delayMs = opts.delayMs ?? 0;
+  }
 
   async manifest(repository: string, reference: string): Promise<UpstreamManifest | undefined> {
     const res = await this.request(`/v2/${repository}/manifests/${reference}`, {
@@ -65,6 +75,7 @@ export class PrimaryUpstream {
   }
 
   private async request(path: string, init: RequestInit, timeout = true): Promise<Response> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     try {
       return await fetch(`${this.baseUrl}${path}`, {
         ...init,

@@ -1,0 +1,134 @@
+import { request as httpRequest, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { Counter, register } from 'prom-client';
+import type { Logger } from 'pino';
+import type { HealthChecker } from './health';
+import type { GatewayRegion, Topology } from './topology';
+
+export const gatewayRequests = new Counter({
+  name: 'meridian_gateway_requests_total',
+  help: 'Requests the gateway sent to each region, by kind (read, write)',
+  labelNames: ['region', 'kind'] as const,
+  registers: [register],
+});
+
+export const gatewayFailovers = new Counter({
+  name: 'meridian_gateway_failovers_total',
+  help: "Reads served by another region than the client's home region because it was unhealthy",
+  labelNames: ['home', 'region'] as const,
+  registers: [register],
+});
+
+export interface GatewayOptions {
+  topology: Topology;
+  health: HealthChecker;
+  log: Logger;
+  /** Simulated one-way network delay between a client's home region and a region (dev). */
+  latencyMs?: (home: string, region: string) => number;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+/** Whether a request must go to the primary: anything that writes, and upload sessions. */
+export function isWrite(method: string, path: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return true;
+  return /\/blobs\/uploads\//.test(path);
+}
+
+/**
+ * The registry's global endpoint: reads go to the client's nearest healthy region, writes to the
+ * primary. Bytes stream through without buffering; every response says who served it.
+ */
+export function createGateway(opts: GatewayOptions): RequestListener {
+  const { topology, health, log } = opts;
+  return (req, res) => {
+    const path = req.url ?? '/';
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/metrics') {
+      void register.metrics().then((m) => {
+        res.writeHead(200, { 'Content-Type': register.contentType });
+        res.end(m);
+      });
+      return;
+    }
+    if (path === '/meridian/v1/gateway/regions') {
+      return json(res, 200, {
+        regions: topology.regions.map((r) => ({ ...r, ...health.state.get(r.name) })),
+      });
+    }
+    const matchAddr = topology.opts.matchOn === 'destination' ? req.socket.localAddress : req.socket.remoteAddress;
+    const home = topology.homeOf(matchAddr);
+    const write = isWrite(req.method ?? 'GET', path);
+    const candidates = write
+      ? [topology.primary]
+      : (() => {
+          const order = topology.readOrder(home, health.latencies());
+          const healthy = order.filter((r) => health.isHealthy(r.name));
+          return healthy.length > 0 ? healthy : order;
+        })();
+    void forward(req, res, candidates, home, write);
+  };
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    candidates: GatewayRegion[],
+    home: string,
+    write: boolean,
+  ): Promise<void> {
+    for (const region of candidates) {
+      const delay = opts.latencyMs?.(home, region.name) ?? 0;
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      const ok = await proxyOnce(req, res, region);
+      if (ok) {
+        gatewayRequests.inc({ region: region.name, kind: write ? 'write' : 'read' });
+        if (!write && region.name !== home) gatewayFailovers.inc({ home, region: region.name });
+        return;
+      }
+    }
+    if (!res.headersSent)
+      json(res, 503, {
+        errors: [{ code: 'UNAVAILABLE', message: write ? 'the primary region is unavailable' : 'no region is available' }],
+      });
+  }
+
+  /** Proxies to one region. Resolves false when the region could not be reached (nothing sent yet). */
+  function proxyOnce(req: IncomingMessage, res: ServerResponse, region: GatewayRegion): Promise<boolean> {
+    return new Promise((resolve) => {
+      const target = new URL(region.endpoint);
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+      if (req.headers['transfer-encoding']) headers['transfer-encoding'] = req.headers['transfer-encoding'];
+      headers['x-forwarded-for'] = [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', ');
+      headers['x-forwarded-host'] = req.headers.host ?? '';
+      const up = httpRequest(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
+        (upRes) => {
+          const out: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(upRes.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+          out['x-meridian-region'] = region.name;
+          res.writeHead(upRes.statusCode ?? 502, out);
+          upRes.pipe(res);
+          upRes.on('error', () => res.destroy());
+          resolve(true);
+        },
+      );
+      up.on('error', (err) => {
+        health.reportFailure(region.name, err.message);
+        log.warn({ region: region.name, err: err.message }, 'gateway: region unreachable');
+        if (!res.headersSent) resolve(false);
+        else res.destroy();
+      });
+      res.on('close', () => {
+        if (!res.writableFinished) up.destroy();
+      });
+      if (req.method === 'GET' || req.method === 'HEAD') up.end();
+      else req.pipe(up);
+    });
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) });
+  res.end(data);
+}
