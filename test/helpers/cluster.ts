@@ -61,8 +61,17 @@ export async function startCluster(
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
   const raw = {
     redis: redis.url,
-    regions: regions.map((r) => ({ name: r.name, role: r.role, endpoint: r.url, storage: r.storage })),
-    replication: { prefix, concurrency: 4, reconcileIntervalSeconds: opts.reconcileIntervalSeconds ?? 3600 },
+    regions: regions.map((r) => ({
+      name: r.name,
+      role: r.role,
+      endpoint: r.url,
+      storage: r.storage,
+    })),
+    replication: {
+      prefix,
+      concurrency: 4,
+      reconcileIntervalSeconds: opts.reconcileIntervalSeconds ?? 3600,
+    },
     s3: { partSize: 5 * 1024 * 1024 },
     cache: { ttlMs: 200 },
     log: { level: (process.env.MERIDIAN_TEST_LOG ?? 'silent') as 'silent' },

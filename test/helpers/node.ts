@@ -21,13 +21,16 @@ export interface TestNode {
 }
 
 /** Where a fresh test registry's data lives: a temp directory or a new bucket on the test S3. */
-export async function newStorage(kind: StorageKind): Promise<{ location: string; cleanup(): void }> {
+export async function newStorage(
+  kind: StorageKind,
+): Promise<{ location: string; cleanup(): void }> {
   if (kind === 'fs') {
     const dir = mkdtempSync(join(tmpdir(), 'meridian-test-'));
     return { location: dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   }
   const s3 = testS3();
-  if (!s3) throw new Error('S3 tests need the Ceph RGW started by the jest global setup (apt: radosgw)');
+  if (!s3)
+    throw new Error('S3 tests need the Ceph RGW started by the jest global setup (apt: radosgw)');
   const bucket = await newTestBucket();
   return {
     location: `s3://${bucket}?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`,
@@ -45,7 +48,12 @@ export async function startTestNode(
   const fresh = opts.location ? undefined : await newStorage(opts.storage ?? 'fs');
   const location = opts.location ?? fresh!.location;
   const store = await openStore(location, { partSize: 5 * 1024 * 1024 });
-  const registry = new Registry({ store, cache: opts.cache, uploads: opts.uploads, events: opts.events });
+  const registry = new Registry({
+    store,
+    cache: opts.cache,
+    uploads: opts.uploads,
+    events: opts.events,
+  });
   const log = pino({ level: process.env.MERIDIAN_TEST_LOG ?? 'silent' });
   const node = await startNodeServer({ registry, log, listen: '127.0.0.1:0', purgeIntervalMs: 0 });
   return {

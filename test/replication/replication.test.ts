@@ -7,20 +7,31 @@ import { RegistryClient } from '../helpers/http';
 import { image, imageManifest, configBlob, randomBlob, type Image } from '../helpers/images';
 import { waitFor } from '../helpers/wait';
 
-const ACCEPT = { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' };
+const ACCEPT = {
+  Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+};
 
 async function push(c: TestCluster, repo: string, tag: string, img: Image): Promise<void> {
   await new RegistryClient(c.primary.url).pushImage(repo, tag, img.blobs, img.manifest);
 }
 
 /** Pulls an image by tag from `url` and checks every byte against what was pushed. */
-async function pullsIdentical(url: string, repo: string, tag: string, img: Image): Promise<boolean> {
+async function pullsIdentical(
+  url: string,
+  repo: string,
+  tag: string,
+  img: Image,
+): Promise<boolean> {
   const client = new RegistryClient(url);
   const m = await client.get(`/v2/${repo}/manifests/${tag}`, { headers: ACCEPT });
   if (m.status !== 200 || !m.body.equals(img.manifest.bytes)) return false;
   for (const b of img.blobs) {
     const r = await client.get(`/v2/${repo}/blobs/${b.digest}`);
-    if (r.status !== 200 || `sha256:${createHash('sha256').update(r.body).digest('hex')}` !== b.digest) return false;
+    if (
+      r.status !== 200 ||
+      `sha256:${createHash('sha256').update(r.body).digest('hex')}` !== b.digest
+    )
+      return false;
   }
   return true;
 }
@@ -28,7 +39,9 @@ async function pullsIdentical(url: string, repo: string, tag: string, img: Image
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
   const m = await register.getSingleMetric(name)?.get();
   return (m?.values ?? [])
-    .filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
+    .filter((v) =>
+      Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l),
+    )
     .reduce((a, v) => a + v.value, 0);
 }
 
@@ -53,16 +66,23 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
         const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
           query: { repository: 'team/app', reference: 'v1' },
         });
-        const region = res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name);
+        const region = res
+          .json<{ regions: { region: string; state: string }[] }>()
+          .regions.find((x) => x.region === r.name);
         return region?.state === 'replicated';
       }, `team/app:v1 replicated to ${r.name}`);
       // Served from the region's own storage: its files are there.
       expect(await pullsIdentical(r.url, 'team/app', 'v1', img)).toBe(true);
     }
-    const status = await new RegistryClient(c.replicas[0]!.url).get('/meridian/v1/replication/status', {
-      query: { repository: 'team/app', reference: 'v1' },
-    });
-    const body = status.json<{ regions: { region: string; state: string; digest: string; lagSeconds: number }[] }>();
+    const status = await new RegistryClient(c.replicas[0]!.url).get(
+      '/meridian/v1/replication/status',
+      {
+        query: { repository: 'team/app', reference: 'v1' },
+      },
+    );
+    const body = status.json<{
+      regions: { region: string; state: string; digest: string; lagSeconds: number }[];
+    }>();
     expect(body.regions.map((r) => r.region)).toEqual(c.regions.map((r) => r.name));
     for (const r of body.regions) {
       expect(r.state).toBe('replicated');
@@ -74,11 +94,14 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
   it('serves pulls from replicas while workers are stopped, and never a stale tag', async () => {
     const first = image({ layers: 2, layerSize: 2048 });
     await push(c, 'fallback/app', 'latest', first);
-    for (const r of c.replicas) expect(await pullsIdentical(r.url, 'fallback/app', 'latest', first)).toBe(true);
+    for (const r of c.replicas)
+      expect(await pullsIdentical(r.url, 'fallback/app', 'latest', first)).toBe(true);
     const second = image({ layers: 2, layerSize: 2048 });
     await push(c, 'fallback/app', 'latest', second);
     for (const r of c.replicas) {
-      const res = await new RegistryClient(r.url).head('/v2/fallback/app/manifests/latest', { headers: ACCEPT });
+      const res = await new RegistryClient(r.url).head('/v2/fallback/app/manifests/latest', {
+        headers: ACCEPT,
+      });
       expect(res.header('docker-content-digest')).toBe(second.manifest.digest);
       expect(await pullsIdentical(r.url, 'fallback/app', 'latest', second)).toBe(true);
     }
@@ -89,7 +112,11 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
         const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
           query: { repository: 'fallback/app', reference: 'latest' },
         });
-        return res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name)?.state === 'replicated';
+        return (
+          res
+            .json<{ regions: { region: string; state: string }[] }>()
+            .regions.find((x) => x.region === r.name)?.state === 'replicated'
+        );
       }, `fallback/app:latest in ${r.name}`);
     }
   });
@@ -107,22 +134,32 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     await c.startWorkers();
     const img = image({ layers: 1 });
     await push(c, 'del/app', 'v1', img);
-    for (const r of c.replicas) await waitFor(() => pullsIdentical(r.url, 'del/app', 'v1', img), `del/app in ${r.name}`);
-    const del = await new RegistryClient(c.primary.url).delete(`/v2/del/app/manifests/${img.manifest.digest}`);
+    for (const r of c.replicas)
+      await waitFor(() => pullsIdentical(r.url, 'del/app', 'v1', img), `del/app in ${r.name}`);
+    const del = await new RegistryClient(c.primary.url).delete(
+      `/v2/del/app/manifests/${img.manifest.digest}`,
+    );
     expect(del.status).toBe(202);
     for (const r of c.replicas) {
       await waitFor(async () => {
-        const res = await new RegistryClient(r.url).get(`/v2/del/app/manifests/${img.manifest.digest}`, { headers: ACCEPT });
+        const res = await new RegistryClient(r.url).get(
+          `/v2/del/app/manifests/${img.manifest.digest}`,
+          { headers: ACCEPT },
+        );
         return res.status === 404;
       }, `manifest gone from ${r.name}`);
-      const tag = await new RegistryClient(r.url).get('/v2/del/app/manifests/v1', { headers: ACCEPT });
+      const tag = await new RegistryClient(r.url).get('/v2/del/app/manifests/v1', {
+        headers: ACCEPT,
+      });
       expect(tag.status).toBe(404);
     }
   });
 
   it('copies a base shared by twenty images once per region', async () => {
     const base = randomBlob(256 * 1024);
-    const before = await Promise.all(c.replicas.map((r) => metric('meridian_replication_bytes_copied_total', { region: r.name })));
+    const before = await Promise.all(
+      c.replicas.map((r) => metric('meridian_replication_bytes_copied_total', { region: r.name })),
+    );
     const images: Image[] = Array.from({ length: 20 }, () => {
       const config = configBlob();
       const top = randomBlob(1024);
@@ -132,16 +169,27 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     for (const [i, img] of images.entries()) await push(c, `shared/app${i}`, 'v1', img);
     await c.startWorkers();
     for (const r of c.replicas)
-      for (const [i, img] of images.entries())
+      for (const i of images.keys())
         await waitFor(async () => {
-          const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
-            query: { repository: `shared/app${i}`, reference: 'v1' },
-          });
-          return res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name)?.state === 'replicated';
+          const res = await new RegistryClient(c.primary.url).get(
+            '/meridian/v1/replication/status',
+            {
+              query: { repository: `shared/app${i}`, reference: 'v1' },
+            },
+          );
+          return (
+            res
+              .json<{ regions: { region: string; state: string }[] }>()
+              .regions.find((x) => x.region === r.name)?.state === 'replicated'
+          );
         }, `shared/app${i} in ${r.name}`);
     for (const [i, r] of c.replicas.entries()) {
-      const copied = (await metric('meridian_replication_bytes_copied_total', { region: r.name })) - before[i]!;
-      const unique = images.reduce((a, img) => a + img.config.size + img.layers[1]!.size + img.manifest.size, 0);
+      const copied =
+        (await metric('meridian_replication_bytes_copied_total', { region: r.name })) - before[i]!;
+      const unique = images.reduce(
+        (a, img) => a + img.config.size + img.layers[1]!.size + img.manifest.size,
+        0,
+      );
       // Every unique byte once, the base once: not twenty times.
       expect(copied).toBe(unique + base.size);
     }
@@ -160,7 +208,11 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
         const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
           query: { repository: 'flush/app', reference: 'v1' },
         });
-        return res.json<{ regions: { region: string; state: string }[] }>().regions.find((x) => x.region === r.name)?.state === 'replicated';
+        return (
+          res
+            .json<{ regions: { region: string; state: string }[] }>()
+            .regions.find((x) => x.region === r.name)?.state === 'replicated'
+        );
       }, `flush/app in ${r.name} after FLUSHALL`);
       expect(await pullsIdentical(r.url, 'flush/app', 'v1', img)).toBe(true);
     }
@@ -183,7 +235,9 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       worker.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
       // Wait until the big blob is being copied (a temp file above 1 MiB), then kill -9.
       await waitFor(
-        async () => existsSync(tmp) && readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 1024 * 1024),
+        async () =>
+          existsSync(tmp) &&
+          readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 1024 * 1024),
         'a copy in progress',
         60_000,
       ).catch((err: Error) => {
@@ -192,12 +246,43 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       worker.kill('SIGKILL');
       await new Promise((r) => worker.once('exit', r));
       expect(existsSync(blobPath)).toBe(false);
-      const tag = await new RegistryClient(region.url).get('/v2/kill/app/manifests/v1', { headers: ACCEPT });
+      const tag = await new RegistryClient(region.url).get('/v2/kill/app/manifests/v1', {
+        headers: ACCEPT,
+      });
       // The tag is not visible in the region's own storage yet (a GET would fall back, which is fine).
-      expect(existsSync(join(region.storage, 'repositories', 'kill', 'app', '_manifests', 'tags', 'v1', 'current'))).toBe(false);
+      expect(
+        existsSync(
+          join(
+            region.storage,
+            'repositories',
+            'kill',
+            'app',
+            '_manifests',
+            'tags',
+            'v1',
+            'current',
+          ),
+        ),
+      ).toBe(false);
       expect(tag.status).toBe(200);
       await c.startWorkers([region.name]);
-      await waitFor(async () => existsSync(join(region.storage, 'repositories', 'kill', 'app', '_manifests', 'tags', 'v1', 'current')), 'the tag in the region after restart', 90_000);
+      await waitFor(
+        async () =>
+          existsSync(
+            join(
+              region.storage,
+              'repositories',
+              'kill',
+              'app',
+              '_manifests',
+              'tags',
+              'v1',
+              'current',
+            ),
+          ),
+        'the tag in the region after restart',
+        90_000,
+      );
       const r = await new RegistryClient(region.url).get(`/v2/kill/app/blobs/${big.digest}`);
       expect(`sha256:${createHash('sha256').update(r.body).digest('hex')}`).toBe(big.digest);
     });

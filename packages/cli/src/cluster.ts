@@ -12,7 +12,10 @@ export function storeOptions(c: NodeConfig) {
 }
 
 /** Opens every region's store (reusing `own` for this node's region). */
-export async function openRegions(c: NodeConfig, own?: { name: string; store: ObjectStore }): Promise<RegionInfo[]> {
+export async function openRegions(
+  c: NodeConfig,
+  own?: { name: string; store: ObjectStore },
+): Promise<RegionInfo[]> {
   return Promise.all(
     c.regions.map(async (r) => ({
       name: r.name,
@@ -24,11 +27,18 @@ export async function openRegions(c: NodeConfig, own?: { name: string; store: Ob
 }
 
 export function openQueues(c: NodeConfig): ReplicationQueues | undefined {
-  return c.redis ? new ReplicationQueues({ redisUrl: c.redis, prefix: c.replication.prefix }) : undefined;
+  return c.redis
+    ? new ReplicationQueues({ redisUrl: c.redis, prefix: c.replication.prefix })
+    : undefined;
 }
 
 /** Runs `fn` but gives up after `ms` (logging), so a Redis outage never stalls a push. */
-export async function bounded(fn: () => Promise<unknown>, ms: number, log: Logger, what: string): Promise<void> {
+export async function bounded(
+  fn: () => Promise<unknown>,
+  ms: number,
+  log: Logger,
+  what: string,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

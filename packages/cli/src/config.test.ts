@@ -20,23 +20,34 @@ describe('loadConfig', () => {
   });
 
   it('names the bad key and its environment variable', () => {
-    expect(() => loadConfig(NodeConfigSchema, { env: { MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS: 'soon' } })).toThrow(
-      /uploads\.idleTimeoutSeconds.*MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS/,
-    );
+    expect(() =>
+      loadConfig(NodeConfigSchema, { env: { MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS: 'soon' } }),
+    ).toThrow(/uploads\.idleTimeoutSeconds.*MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS/);
     const dir = mkdtempSync(join(tmpdir(), 'meridian-config-'));
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'cache:\n  tllMs: 5\n');
     expect(() => loadConfig(NodeConfigSchema, { file, env: {} })).toThrow(ConfigError);
-    expect(() => loadConfig(NodeConfigSchema, { file, env: {} })).toThrow(/cache\.tllMs.*unknown key/);
+    expect(() => loadConfig(NodeConfigSchema, { file, env: {} })).toThrow(
+      /cache\.tllMs.*unknown key/,
+    );
   });
 
   it('applies the region entry of a cluster and checks cross-key rules', () => {
     const regions = [
       { name: 'eastus', role: 'primary', endpoint: 'http://127.0.0.1:5001', storage: '/d/east' },
-      { name: 'westeurope', role: 'replica', endpoint: 'http://127.0.0.1:5002', storage: '/d/west' },
+      {
+        name: 'westeurope',
+        role: 'replica',
+        endpoint: 'http://127.0.0.1:5002',
+        storage: '/d/west',
+      },
     ];
     const c = loadConfig(NodeConfigSchema, {
-      env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REDIS: 'redis://127.0.0.1:6379', MERIDIAN_REGION: 'westeurope' },
+      env: {
+        MERIDIAN_REGIONS: JSON.stringify(regions),
+        MERIDIAN_REDIS: 'redis://127.0.0.1:6379',
+        MERIDIAN_REGION: 'westeurope',
+      },
     });
     expect(resolveNode(c)).toEqual({
       listen: '127.0.0.1:5002',
@@ -45,11 +56,17 @@ describe('loadConfig', () => {
       primaryUrl: 'http://127.0.0.1:5001',
     });
     expect(() =>
-      loadConfig(NodeConfigSchema, { env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REGION: 'westeurope' } }),
+      loadConfig(NodeConfigSchema, {
+        env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REGION: 'westeurope' },
+      }),
     ).toThrow(/MERIDIAN_REDIS/);
     expect(() =>
       loadConfig(NodeConfigSchema, {
-        env: { MERIDIAN_REGIONS: JSON.stringify(regions), MERIDIAN_REDIS: 'redis://x', MERIDIAN_REGION: 'mars' },
+        env: {
+          MERIDIAN_REGIONS: JSON.stringify(regions),
+          MERIDIAN_REDIS: 'redis://x',
+          MERIDIAN_REGION: 'mars',
+        },
       }),
     ).toThrow(/"region".*mars/);
   });

@@ -10,7 +10,10 @@ export const NodeConfigSchema = z
     /** A directory, or `s3://BUCKET[/PREFIX]?endpoint=…&region=…`. Default: the region's, else `./.data/registry`. */
     storage: z.string().min(1).optional(),
     /** This node's region name (logs, metrics; picks the entry in `regions`). Default `local`. */
-    region: z.string().regex(/^[a-z0-9-]+$/).default('local'),
+    region: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .default('local'),
     /** `primary` accepts pushes; `replica` serves pulls from its own storage. Default `primary`. */
     role: z.enum(['primary', 'replica']).default('primary'),
     /** The primary's endpoint (a replica's fallback). Default: the primary in `regions`. */
@@ -46,7 +49,11 @@ export const NodeConfigSchema = z
     s3: z
       .object({
         /** Part size for multipart uploads, bytes (≥ 5 MiB). Default 16 MiB. */
-        partSize: z.number().int().min(5 * 1024 * 1024).default(16 * 1024 * 1024),
+        partSize: z
+          .number()
+          .int()
+          .min(5 * 1024 * 1024)
+          .default(16 * 1024 * 1024),
         /** `WHEN_REQUIRED` (default, for custom endpoints) or `WHEN_SUPPORTED`. */
         requestChecksumCalculation: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).optional(),
         responseChecksumValidation: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).optional(),
@@ -72,7 +79,11 @@ export const NodeConfigSchema = z
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */
         ttlMs: z.number().int().min(0).default(1000),
         /** Memory for cached manifest bodies, bytes. Default 64 MiB. */
-        maxContentBytes: z.number().int().positive().default(64 * 1024 * 1024),
+        maxContentBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 * 1024),
       })
       .strict()
       .default({ ttlMs: 1000, maxContentBytes: 64 * 1024 * 1024 }),
@@ -92,7 +103,12 @@ export const NodeConfigSchema = z
         healthIntervalMs: z.number().int().positive().default(1000),
       })
       .strict()
-      .default({ listen: ['127.0.0.1:5000'], clients: [], matchOn: 'source', healthIntervalMs: 1000 }),
+      .default({
+        listen: ['127.0.0.1:5000'],
+        clients: [],
+        matchOn: 'source',
+        healthIntervalMs: 1000,
+      }),
     /**
      * Simulated one-way latency between regions, ms, keyed `a-b` (symmetric) — for `meridian dev`
      * on one machine, so "nearest" and "lag" mean something. Applied by the gateway (client →
@@ -102,7 +118,9 @@ export const NodeConfigSchema = z
     log: z
       .object({
         /** pino level. Default `info`. */
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        level: z
+          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+          .default('info'),
       })
       .strict()
       .default({ level: 'info' }),
@@ -121,11 +139,16 @@ function envSegment(key: string): string {
 }
 
 /** Leaf key paths of a zod object schema, e.g. [['uploads','idleTimeoutSeconds'], ...]. */
-function leafPaths(schema: z.ZodType, prefix: string[] = []): { path: string[]; schema: z.ZodType }[] {
+function leafPaths(
+  schema: z.ZodType,
+  prefix: string[] = [],
+): { path: string[]; schema: z.ZodType }[] {
   let s: z.ZodType = schema;
   while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
   if (s instanceof z.ZodObject) {
-    return Object.entries(s.shape as Record<string, z.ZodType>).flatMap(([k, v]) => leafPaths(v, [...prefix, k]));
+    return Object.entries(s.shape as Record<string, z.ZodType>).flatMap(([k, v]) =>
+      leafPaths(v, [...prefix, k]),
+    );
   }
   return [{ path: prefix, schema: s }];
 }
@@ -148,7 +171,8 @@ function coerce(raw: string, schema: z.ZodType): unknown {
     }
   }
   if (schema instanceof z.ZodNumber) return raw.trim() === '' ? raw : Number(raw);
-  if (schema instanceof z.ZodBoolean) return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+  if (schema instanceof z.ZodBoolean)
+    return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
   return raw;
 }
 
@@ -158,7 +182,12 @@ function coerce(raw: string, schema: z.ZodType): unknown {
  */
 export function loadConfig<S extends z.ZodObject>(
   schema: S,
-  opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Json; /** Check `region` names a configured region (nodes). Default true. */ checkRegion?: boolean } = {},
+  opts: {
+    file?: string;
+    env?: NodeJS.ProcessEnv;
+    overrides?: Json;
+    /** Check `region` names a configured region (nodes). Default true. */ checkRegion?: boolean;
+  } = {},
 ): z.infer<S> {
   let raw: Json = {};
   if (opts.file) {
@@ -170,7 +199,8 @@ export function loadConfig<S extends z.ZodObject>(
     }
     const parsed: unknown = opts.file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     if (parsed !== null && parsed !== undefined) {
-      if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${opts.file}: expected a mapping`);
+      if (typeof parsed !== 'object' || Array.isArray(parsed))
+        throw new ConfigError(`${opts.file}: expected a mapping`);
       raw = parsed as Json;
     }
   }
@@ -190,7 +220,10 @@ export function loadConfig<S extends z.ZodObject>(
   }
   if (!result.success) {
     const msgs = result.error.issues.map((i) => {
-      const keys = i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')];
+      const keys =
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => [...i.path, k].join('.'))
+          : [i.path.join('.')];
       return keys
         .map((key) => {
           const envName = `MERIDIAN_${key.split('.').map(envSegment).join('_')}`;
@@ -210,12 +243,14 @@ function checkCluster(c: NodeConfig, checkRegion: boolean): string | undefined {
   if (c.regions.length > 0 && primaries.length !== 1)
     return `config key "regions" (MERIDIAN_REGIONS): exactly one region must have role primary, found ${primaries.length}`;
   const names = new Set(c.regions.map((r) => r.name));
-  if (names.size !== c.regions.length) return 'config key "regions" (MERIDIAN_REGIONS): region names must be unique';
+  if (names.size !== c.regions.length)
+    return 'config key "regions" (MERIDIAN_REGIONS): region names must be unique';
   if (checkRegion && c.regions.length > 0 && !names.has(c.region))
     return `config key "region" (MERIDIAN_REGION): "${c.region}" is not one of the regions: ${[...names].join(', ')}`;
   if (c.role === 'replica' && !c.primary && primaries.length === 0)
     return 'config key "primary" (MERIDIAN_PRIMARY): a replica needs the primary\'s endpoint';
-  if (c.regions.length > 1 && !c.redis) return 'config key "redis" (MERIDIAN_REDIS): a cluster of several regions needs Redis';
+  if (c.regions.length > 1 && !c.redis)
+    return 'config key "redis" (MERIDIAN_REDIS): a cluster of several regions needs Redis';
   return undefined;
 }
 

@@ -22,14 +22,19 @@ const DEFAULT_LATENCY: Record<string, number> = {
 export function parseLatency(spec: string | undefined, regions: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [i, a] of regions.entries())
-    for (const b of regions.slice(i + 1)) out[`${a}-${b}`] = DEFAULT_LATENCY[`${a}-${b}`] ?? DEFAULT_LATENCY[`${b}-${a}`] ?? 50;
+    for (const b of regions.slice(i + 1))
+      out[`${a}-${b}`] = DEFAULT_LATENCY[`${a}-${b}`] ?? DEFAULT_LATENCY[`${b}-${a}`] ?? 50;
   for (const pair of (spec ?? '').split(',').filter(Boolean)) {
     const [names, value] = pair.trim().split('=');
     const ms = Number(value);
     // Region names may contain '-': find the split that names two configured regions.
-    const match = regions.flatMap((a) => regions.filter((b) => b !== a && `${a}-${b}` === names).map((b) => [a, b]));
+    const match = regions.flatMap((a) =>
+      regions.filter((b) => b !== a && `${a}-${b}` === names).map((b) => [a, b]),
+    );
     if (match.length === 0 || !Number.isInteger(ms) || ms < 0)
-      throw new Error(`--latency: cannot read "${pair}" (expected REGION-REGION=MS with configured regions)`);
+      throw new Error(
+        `--latency: cannot read "${pair}" (expected REGION-REGION=MS with configured regions)`,
+      );
     const [a, b] = match[0]!;
     delete out[`${b}-${a}`];
     out[`${a}-${b}`] = ms;
@@ -65,14 +70,18 @@ async function waitHealthy(url: string, child: ChildProcess, what: string): Prom
  * the address a client connects to is its region. Ctrl-C stops them all; data stays in `--data`.
  */
 export async function runDev(o: DevOptions): Promise<void> {
-  const regions = o.regions.split(',').map((s) => s.trim()).filter(Boolean);
+  const regions = o.regions
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (regions.length < 1 || regions.some((r) => !/^[a-z0-9-]+$/.test(r)))
     throw new Error('--regions: a comma-separated list of lower-case region names');
   const data = resolve(o.data);
   mkdirSync(data, { recursive: true });
   const children: ChildProcess[] = [];
   const stopAll = () => {
-    for (const c of children.reverse()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    for (const c of children.reverse())
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   };
   process.once('SIGINT', () => {
     process.stdout.write('\nstopping Meridian dev cluster (data kept in ' + data + ')\n');
@@ -85,18 +94,32 @@ export async function runDev(o: DevOptions): Promise<void> {
   let redisUrl = o.redis;
   if (!redisUrl) {
     if (spawnSync('redis-server', ['--version']).status !== 0)
-      throw new Error('redis-server is not installed: install the Debian package "redis-server" (apt-get install redis-server), or pass --redis URL');
+      throw new Error(
+        'redis-server is not installed: install the Debian package "redis-server" (apt-get install redis-server), or pass --redis URL',
+      );
     const redisPort = o.port + regions.length + 1;
     mkdirSync(`${data}/redis`, { recursive: true });
     const redis = spawn(
       'redis-server',
-      ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', `${data}/redis`, '--appendonly', 'yes', '--save', ''],
+      [
+        '--port',
+        String(redisPort),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        `${data}/redis`,
+        '--appendonly',
+        'yes',
+        '--save',
+        '',
+      ],
       { stdio: 'ignore' },
     );
     children.push(redis);
     redisUrl = `redis://127.0.0.1:${redisPort}`;
     await new Promise((r) => setTimeout(r, 300));
-    if (redis.exitCode !== null) throw new Error(`redis-server exited (is port ${redisPort} free?)`);
+    if (redis.exitCode !== null)
+      throw new Error(`redis-server exited (is port ${redisPort} free?)`);
   }
 
   const cluster = {
@@ -121,7 +144,9 @@ export async function runDev(o: DevOptions): Promise<void> {
 
   const cli = process.argv[1]!;
   const run = (args: string[]) => {
-    const child = spawn(process.execPath, [cli, ...args, '--config', configFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [cli, ...args, '--config', configFile], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     children.push(child);
     return child;
   };
@@ -138,9 +163,13 @@ export async function runDev(o: DevOptions): Promise<void> {
     'Meridian dev cluster is up.',
     '',
     `  gateway (global endpoint)   http://127.0.0.1:${o.port}`,
-    ...regions.map((name, i) => `    clients of ${name.padEnd(14)} connect to 127.0.0.${i + 1}:${o.port}`),
+    ...regions.map(
+      (name, i) => `    clients of ${name.padEnd(14)} connect to 127.0.0.${i + 1}:${o.port}`,
+    ),
     '',
-    ...cluster.regions.map((r) => `  ${r.role.padEnd(7)} ${r.name.padEnd(14)} ${r.endpoint}   storage ${r.storage}`),
+    ...cluster.regions.map(
+      (r) => `  ${r.role.padEnd(7)} ${r.name.padEnd(14)} ${r.endpoint}   storage ${r.storage}`,
+    ),
     `  redis                  ${redisUrl}`,
     '',
     `  dashboard               http://127.0.0.1:${o.port}/dashboard`,

@@ -12,21 +12,30 @@ export interface RunningGateway {
 /** Starts the global endpoint described by the cluster configuration's `gateway` section. */
 export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
   const log = pino({ level: config.log.level, base: { role: 'gateway' } });
-  if (config.regions.length === 0) throw new Error('config key "regions": the gateway needs the cluster\'s regions');
+  if (config.regions.length === 0)
+    throw new Error('config key "regions": the gateway needs the cluster\'s regions');
   const topology = new Topology({
-    regions: config.regions.map((r) => ({ name: r.name, role: r.role, endpoint: r.endpoint.replace(/\/$/, '') })),
+    regions: config.regions.map((r) => ({
+      name: r.name,
+      role: r.role,
+      endpoint: r.endpoint.replace(/\/$/, ''),
+    })),
     clients: config.gateway.clients,
     defaultRegion: config.gateway.defaultRegion,
     preference: config.gateway.preference,
     matchOn: config.gateway.matchOn,
   });
-  const health = new HealthChecker(topology.regions, { intervalMs: config.gateway.healthIntervalMs });
+  const health = new HealthChecker(topology.regions, {
+    intervalMs: config.gateway.healthIntervalMs,
+  });
   health.start();
   const listener = createGateway({
     topology,
     health,
     log,
-    latencyMs: Object.keys(config.simulatedLatencyMs).length ? (a, b) => latencyBetween(config, a, b) : undefined,
+    latencyMs: Object.keys(config.simulatedLatencyMs).length
+      ? (a, b) => latencyBetween(config, a, b)
+      : undefined,
   });
   const servers: Server[] = [];
   const urls: string[] = [];

@@ -17,7 +17,11 @@ interface CommonOpts {
 function config(o: CommonOpts, extra: Record<string, unknown> = {}): NodeConfig {
   return loadConfig(NodeConfigSchema, {
     file: o.config,
-    checkRegion: o.region !== undefined || extra.listen !== undefined || extra.storage !== undefined || 'role' in extra,
+    checkRegion:
+      o.region !== undefined ||
+      extra.listen !== undefined ||
+      extra.storage !== undefined ||
+      'role' in extra,
     overrides: { region: o.region, redis: o.redis, 'log.level': o.logLevel, ...extra },
   });
 }
@@ -39,58 +43,104 @@ program
   .command('serve')
   .description('serve a registry node (the OCI Distribution API), primary or replica')
   .option('--config <file>', 'YAML or JSON configuration file (node or whole cluster)')
-  .option('--listen <host:port>', 'address to listen on (default: the region endpoint, else 127.0.0.1:5000)')
+  .option(
+    '--listen <host:port>',
+    'address to listen on (default: the region endpoint, else 127.0.0.1:5000)',
+  )
   .option('--storage <dir|s3-url>', 'a directory, or s3://BUCKET[/PREFIX]?endpoint=URL&region=R')
   .option('--region <name>', "this node's region")
   .option('--role <role>', 'primary or replica')
   .option('--primary <url>', "the primary's endpoint (replicas)")
   .option('--redis <url>', 'Redis URL (clusters)')
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
-  .action(async (o: CommonOpts & { listen?: string; storage?: string; role?: string; primary?: string }) => {
-    const node = await serve(config(o, { listen: o.listen, storage: o.storage, role: o.role, primary: o.primary }));
-    onSignals(() => node.close());
-  });
+  .action(
+    async (
+      o: CommonOpts & { listen?: string; storage?: string; role?: string; primary?: string },
+    ) => {
+      const node = await serve(
+        config(o, { listen: o.listen, storage: o.storage, role: o.role, primary: o.primary }),
+      );
+      onSignals(() => node.close());
+    },
+  );
 
 program
   .command('worker')
-  .description('run replication workers (and the reconciler) for all replica regions or the named ones')
+  .description(
+    'run replication workers (and the reconciler) for all replica regions or the named ones',
+  )
   .option('--config <file>', 'cluster configuration file')
-  .option('--region <name>', 'a replica region to serve (repeatable, or comma-separated)', collect, [])
+  .option(
+    '--region <name>',
+    'a replica region to serve (repeatable, or comma-separated)',
+    collect,
+    [],
+  )
   .option('--concurrency <n>', 'jobs at once per region', (v) => Number(v))
   .option('--redis <url>', 'Redis URL')
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
   .action(async (o: Omit<CommonOpts, 'region'> & { region: string[]; concurrency?: number }) => {
     const c = config({ ...o, region: undefined });
     const primary = c.regions.find((r) => r.role === 'primary');
-    const w = await runWorkers({ ...c, region: primary?.name ?? c.region }, o.region, o.concurrency);
+    const w = await runWorkers(
+      { ...c, region: primary?.name ?? c.region },
+      o.region,
+      o.concurrency,
+    );
     onSignals(() => w.close());
   });
 
 program
   .command('gateway')
-  .description("serve the registry's global endpoint: reads to the nearest healthy region, writes to the primary")
+  .description(
+    "serve the registry's global endpoint: reads to the nearest healthy region, writes to the primary",
+  )
   .option('--config <file>', 'cluster configuration file (regions, gateway section)')
   .option('--listen <host:port>', 'address to listen on (repeatable)', collect, [])
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
   .action(async (o: Omit<CommonOpts, 'region'> & { listen: string[] }) => {
     const c = config({ ...o, region: undefined });
-    const g = await runGateway(o.listen.length ? { ...c, gateway: { ...c.gateway, listen: o.listen } } : c);
+    const g = await runGateway(
+      o.listen.length ? { ...c, gateway: { ...c.gateway, listen: o.listen } } : c,
+    );
     onSignals(() => g.close());
   });
 
 program
   .command('dev')
-  .description('start a whole multi-region cluster as local processes: Redis, a node per region, workers, the gateway')
+  .description(
+    'start a whole multi-region cluster as local processes: Redis, a node per region, workers, the gateway',
+  )
   .option('--port <n>', 'gateway port; regions use the following ports', (v) => Number(v), 5000)
-  .option('--regions <list>', 'comma-separated region names, the first is the primary', 'eastus,westeurope,southeastasia')
+  .option(
+    '--regions <list>',
+    'comma-separated region names, the first is the primary',
+    'eastus,westeurope,southeastasia',
+  )
   .option('--data <dir>', 'where the regions keep their data (kept between runs)', './.data/dev')
-  .option('--storage <s3-url>', 'put regions on S3 instead: s3://BUCKET?endpoint=URL&region=R (a prefix per region)')
+  .option(
+    '--storage <s3-url>',
+    'put regions on S3 instead: s3://BUCKET?endpoint=URL&region=R (a prefix per region)',
+  )
   .option('--redis <url>', 'use this Redis instead of spawning redis-server')
-  .option('--latency <pairs>', 'simulated one-way latency, e.g. eastus-westeurope=40,westeurope-southeastasia=75')
+  .option(
+    '--latency <pairs>',
+    'simulated one-way latency, e.g. eastus-westeurope=40,westeurope-southeastasia=75',
+  )
   .option('--log-level <level>', 'log level of the processes', 'warn')
-  .action(async (o: { port: number; regions: string; data: string; storage?: string; redis?: string; latency?: string; logLevel: string }) => {
-    await runDev(o);
-  });
+  .action(
+    async (o: {
+      port: number;
+      regions: string;
+      data: string;
+      storage?: string;
+      redis?: string;
+      latency?: string;
+      logLevel: string;
+    }) => {
+      await runDev(o);
+    },
+  );
 
 const replication = program.command('replication').description('replication operations');
 replication
@@ -102,11 +152,15 @@ replication
   .action(async (o: Omit<CommonOpts, 'region'> & { region: string[] }) => {
     const c = config({ ...o, region: undefined });
     const primary = c.regions.find((r) => r.role === 'primary');
-    process.stdout.write(`${await reconcileCommand({ ...c, region: primary?.name ?? c.region }, o.region)}\n`);
+    process.stdout.write(
+      `${await reconcileCommand({ ...c, region: primary?.name ?? c.region }, o.region)}\n`,
+    );
   });
 replication
   .command('status')
-  .description("every region's health, queue and lag; with --repository/--reference, one object's state per region")
+  .description(
+    "every region's health, queue and lag; with --repository/--reference, one object's state per region",
+  )
   .option('--config <file>', 'cluster configuration file')
   .option('--repository <name>', 'repository')
   .option('--reference <tag|digest>', 'tag or digest')
@@ -114,7 +168,9 @@ replication
   .action(async (o: CommonOpts & { repository?: string; reference?: string }) => {
     const c = config({ ...o, region: undefined });
     const primary = c.regions.find((r) => r.role === 'primary');
-    process.stdout.write(`${await statusCommand({ ...c, region: primary?.name ?? c.region }, o.repository, o.reference)}\n`);
+    process.stdout.write(
+      `${await statusCommand({ ...c, region: primary?.name ?? c.region }, o.repository, o.reference)}\n`,
+    );
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,5 +1,10 @@
 import pino from 'pino';
-import { Reconciler, ReplicationStatus, type ObjectStatus, type RegionHealth } from '@meridian/replication';
+import {
+  Reconciler,
+  ReplicationStatus,
+  type ObjectStatus,
+  type RegionHealth,
+} from '@meridian/replication';
 import { openQueues, openRegions } from './cluster';
 import type { NodeConfig } from './config';
 
@@ -12,10 +17,23 @@ export async function reconcileCommand(config: NodeConfig, only: string[]): Prom
     const primary = regions.find((r) => r.role === 'primary');
     if (!primary) throw new Error('config key "regions": no primary region');
     const reconciler = new Reconciler(primary.store, queues, pino({ level: 'warn' }));
-    const rows: string[][] = [['REGION', 'REPOSITORIES', 'TAGS', 'MANIFESTS', 'BLOBS', 'REFERRERS']];
-    for (const r of regions.filter((x) => x.role === 'replica' && (only.length === 0 || only.includes(x.name)))) {
+    const rows: string[][] = [
+      ['REGION', 'REPOSITORIES', 'TAGS', 'MANIFESTS', 'BLOBS', 'REFERRERS'],
+    ];
+    for (const r of regions.filter(
+      (x) => x.role === 'replica' && (only.length === 0 || only.includes(x.name)),
+    )) {
       const rep = await reconciler.reconcile(r.name, r.store);
-      rows.push([r.name, ...[rep.repositories, rep.drift.tags, rep.drift.manifests, rep.drift.blobs, rep.drift.referrers].map(String)]);
+      rows.push([
+        r.name,
+        ...[
+          rep.repositories,
+          rep.drift.tags,
+          rep.drift.manifests,
+          rep.drift.blobs,
+          rep.drift.referrers,
+        ].map(String),
+      ]);
     }
     return `${table(rows)}\n(differences were queued for the workers)`;
   } finally {
@@ -25,7 +43,11 @@ export async function reconcileCommand(config: NodeConfig, only: string[]): Prom
 }
 
 /** `meridian replication status [--repository R --reference T]`: regions, and one object. */
-export async function statusCommand(config: NodeConfig, repository?: string, reference?: string): Promise<string> {
+export async function statusCommand(
+  config: NodeConfig,
+  repository?: string,
+  reference?: string,
+): Promise<string> {
   const queues = openQueues(config);
   const regions = await openRegions(config);
   try {
@@ -33,14 +55,28 @@ export async function statusCommand(config: NodeConfig, repository?: string, ref
     const health: RegionHealth[] = await status.regionHealth();
     const out = [
       table([
-        ['REGION', 'ROLE', 'HEALTHY', 'NODE', 'STORAGE', 'WAITING', 'ACTIVE', 'DELAYED', 'FAILED', 'PENDING', 'LAG(s)'],
+        [
+          'REGION',
+          'ROLE',
+          'HEALTHY',
+          'NODE',
+          'STORAGE',
+          'WAITING',
+          'ACTIVE',
+          'DELAYED',
+          'FAILED',
+          'PENDING',
+          'LAG(s)',
+        ],
         ...health.map((h) => [
           h.region,
           h.role,
           h.healthy ? 'yes' : 'NO',
           h.node,
           h.storage,
-          ...(h.queue ? [h.queue.waiting, h.queue.active, h.queue.delayed, h.queue.failed].map(String) : ['-', '-', '-', '-']),
+          ...(h.queue
+            ? [h.queue.waiting, h.queue.active, h.queue.delayed, h.queue.failed].map(String)
+            : ['-', '-', '-', '-']),
           h.pending === null ? '-' : String(h.pending),
           h.lagSeconds === null ? '-' : h.lagSeconds.toFixed(1),
         ]),
@@ -72,5 +108,12 @@ export async function statusCommand(config: NodeConfig, repository?: string, ref
 
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -19,7 +19,8 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
     tagWatch = new TagWatch(config.redis, config.replication.prefix, log);
     await tagWatch.start();
   }
-  if (node.role === 'replica' && !node.primaryUrl) throw new Error('a replica needs the primary endpoint');
+  if (node.role === 'replica' && !node.primaryUrl)
+    throw new Error('a replica needs the primary endpoint');
   const registry = new Registry({
     store,
     cache: config.cache,
@@ -32,19 +33,31 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
         ? {
             region: config.region,
             primary: new PrimaryUpstream(node.primaryUrl!.replace(/\/$/, ''), {
-              delayMs: latencyBetween(config, config.region, config.regions.find((r) => r.role === 'primary')?.name ?? ''),
+              delayMs: latencyBetween(
+                config,
+                config.region,
+                config.regions.find((r) => r.role === 'primary')?.name ?? '',
+              ),
             }),
             freshness: tagWatch,
             log,
             onMiss: (o) => {
-              if (queues) void bounded(() => queues.enqueue(config.region, o, Date.now(), true), 2000, log, 'bumping a sync job');
+              if (queues)
+                void bounded(
+                  () => queues.enqueue(config.region, o, Date.now(), true),
+                  2000,
+                  log,
+                  'bumping a sync job',
+                );
             },
           }
         : undefined,
   });
   if (node.role === 'primary' && queues && replicas.length > 0) {
     const feed = new ChangeFeed(queues, replicas);
-    registry.events.subscribe((e) => bounded(() => feed.onEvent(e), 2000, log, 'queueing replication'));
+    registry.events.subscribe((e) =>
+      bounded(() => feed.onEvent(e), 2000, log, 'queueing replication'),
+    );
   }
   const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
   const gauges = status

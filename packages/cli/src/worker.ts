@@ -1,5 +1,10 @@
 import pino from 'pino';
-import { Reconciler, ReplicationQueues, startWorkers, type RunningWorkers } from '@meridian/replication';
+import {
+  Reconciler,
+  ReplicationQueues,
+  startWorkers,
+  type RunningWorkers,
+} from '@meridian/replication';
 import { withLatency } from '@meridian/storage';
 import { openRegions } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
@@ -14,7 +19,11 @@ export interface WorkerRun extends RunningWorkers {
  * that compares them with the primary at start and then every `reconcileIntervalSeconds`
  * (one worker process at a time per region, by a Redis lock).
  */
-export async function runWorkers(config: NodeConfig, only: string[], concurrency?: number): Promise<WorkerRun> {
+export async function runWorkers(
+  config: NodeConfig,
+  only: string[],
+  concurrency?: number,
+): Promise<WorkerRun> {
   const log = pino({ level: config.log.level, base: { role: 'worker' } });
   if (!config.redis) throw new Error('config key "redis" (MERIDIAN_REDIS): workers need Redis');
   const regions = await openRegions(config);
@@ -22,12 +31,17 @@ export async function runWorkers(config: NodeConfig, only: string[], concurrency
   if (!primary) throw new Error('config key "regions": no primary region');
   const unknown = only.filter((n) => !regions.some((r) => r.name === n && r.role === 'replica'));
   if (unknown.length) throw new Error(`--region: not a replica region: ${unknown.join(', ')}`);
-  const targets = regions.filter((r) => r.role === 'replica' && (only.length === 0 || only.includes(r.name)));
+  const targets = regions.filter(
+    (r) => r.role === 'replica' && (only.length === 0 || only.includes(r.name)),
+  );
   const workers = await startWorkers({
     redisUrl: config.redis,
     prefix: config.replication.prefix,
     primary: primary.store,
-    regions: targets.map((r) => ({ ...r, source: withLatency(primary.store, latencyBetween(config, primary.name, r.name)) })),
+    regions: targets.map((r) => ({
+      ...r,
+      source: withLatency(primary.store, latencyBetween(config, primary.name, r.name)),
+    })),
     concurrency: concurrency ?? config.replication.concurrency,
     log,
   });
@@ -37,7 +51,10 @@ export async function runWorkers(config: NodeConfig, only: string[], concurrency
   const reconcileOnce = async () => {
     for (const r of targets) {
       if (closing) return;
-      const release = await workers.queues.lockNamed(`reconcile:${r.name}`, config.replication.reconcileIntervalSeconds * 1000);
+      const release = await workers.queues.lockNamed(
+        `reconcile:${r.name}`,
+        config.replication.reconcileIntervalSeconds * 1000,
+      );
       if (!release) continue;
       try {
         await reconciler.reconcile(r.name, r.store);
@@ -51,7 +68,10 @@ export async function runWorkers(config: NodeConfig, only: string[], concurrency
   };
   const reconcileNow = () => (running = running.then(reconcileOnce));
   void reconcileNow();
-  const timer = setInterval(() => void reconcileNow(), config.replication.reconcileIntervalSeconds * 1000);
+  const timer = setInterval(
+    () => void reconcileNow(),
+    config.replication.reconcileIntervalSeconds * 1000,
+  );
   timer.unref();
   log.info({ regions: targets.map((r) => r.name) }, 'replication workers started');
   return {

@@ -1,4 +1,9 @@
-import { request as httpRequest, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestListener,
+  type ServerResponse,
+} from 'node:http';
 import { Counter, register } from 'prom-client';
 import type { Logger } from 'pino';
 import type { HealthChecker } from './health';
@@ -26,7 +31,15 @@ export interface GatewayOptions {
   latencyMs?: (home: string, region: string) => number;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+]);
 
 /** Whether a request must go to the primary: anything that writes, and upload sessions. */
 export function isWrite(method: string, path: string): boolean {
@@ -55,7 +68,8 @@ export function createGateway(opts: GatewayOptions): RequestListener {
         regions: topology.regions.map((r) => ({ ...r, ...health.state.get(r.name) })),
       });
     }
-    const matchAddr = topology.opts.matchOn === 'destination' ? req.socket.localAddress : req.socket.remoteAddress;
+    const matchAddr =
+      topology.opts.matchOn === 'destination' ? req.socket.localAddress : req.socket.remoteAddress;
     const home = topology.homeOf(matchAddr);
     const write = isWrite(req.method ?? 'GET', path);
     const candidates = write
@@ -87,24 +101,38 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     }
     if (!res.headersSent)
       json(res, 503, {
-        errors: [{ code: 'UNAVAILABLE', message: write ? 'the primary region is unavailable' : 'no region is available' }],
+        errors: [
+          {
+            code: 'UNAVAILABLE',
+            message: write ? 'the primary region is unavailable' : 'no region is available',
+          },
+        ],
       });
   }
 
   /** Proxies to one region. Resolves false when the region could not be reached (nothing sent yet). */
-  function proxyOnce(req: IncomingMessage, res: ServerResponse, region: GatewayRegion): Promise<boolean> {
+  function proxyOnce(
+    req: IncomingMessage,
+    res: ServerResponse,
+    region: GatewayRegion,
+  ): Promise<boolean> {
     return new Promise((resolve) => {
       const target = new URL(region.endpoint);
       const headers: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
-      if (req.headers['transfer-encoding']) headers['transfer-encoding'] = req.headers['transfer-encoding'];
-      headers['x-forwarded-for'] = [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', ');
+      for (const [k, v] of Object.entries(req.headers))
+        if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+      if (req.headers['transfer-encoding'])
+        headers['transfer-encoding'] = req.headers['transfer-encoding'];
+      headers['x-forwarded-for'] = [req.headers['x-forwarded-for'], req.socket.remoteAddress]
+        .filter(Boolean)
+        .join(', ');
       headers['x-forwarded-host'] = req.headers.host ?? '';
       const up = httpRequest(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
         (upRes) => {
           const out: Record<string, string | string[]> = {};
-          for (const [k, v] of Object.entries(upRes.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+          for (const [k, v] of Object.entries(upRes.headers))
+            if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
           out['x-meridian-region'] = region.name;
           res.writeHead(upRes.statusCode ?? 502, out);
           upRes.pipe(res);
@@ -129,6 +157,9 @@ export function createGateway(opts: GatewayOptions): RequestListener {
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) });
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(data),
+  });
   res.end(data);
 }

@@ -34,9 +34,14 @@ export class HealthChecker {
 
   constructor(
     private readonly regions: GatewayRegion[],
-    private readonly opts: { intervalMs?: number; timeoutMs?: number; failuresToDown?: number } = {},
+    private readonly opts: {
+      intervalMs?: number;
+      timeoutMs?: number;
+      failuresToDown?: number;
+    } = {},
   ) {
-    for (const r of regions) this.state.set(r.name, { healthy: true, latencyMs: undefined, checkedAt: 0 });
+    for (const r of regions)
+      this.state.set(r.name, { healthy: true, latencyMs: undefined, checkedAt: 0 });
   }
 
   start(): void {
@@ -72,7 +77,9 @@ export class HealthChecker {
   private async check(r: GatewayRegion): Promise<void> {
     const started = performance.now();
     try {
-      const res = await fetch(`${r.endpoint}/readyz`, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 1500) });
+      const res = await fetch(`${r.endpoint}/readyz`, {
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 1500),
+      });
       await res.arrayBuffer();
       if (!res.ok) throw new Error(`readyz answered ${res.status}`);
       this.failures.set(r.name, 0);
@@ -80,13 +87,24 @@ export class HealthChecker {
     } catch (err) {
       const n = (this.failures.get(r.name) ?? 0) + 1;
       this.failures.set(r.name, n);
-      if (n >= (this.opts.failuresToDown ?? 2)) this.record(r.name, false, undefined, (err as Error).message);
+      if (n >= (this.opts.failuresToDown ?? 2))
+        this.record(r.name, false, undefined, (err as Error).message);
     }
   }
 
-  private record(region: string, healthy: boolean, latencyMs: number | undefined, error?: string): void {
+  private record(
+    region: string,
+    healthy: boolean,
+    latencyMs: number | undefined,
+    error?: string,
+  ): void {
     const prev = this.state.get(region);
-    this.state.set(region, { healthy, latencyMs: latencyMs ?? prev?.latencyMs, checkedAt: Date.now(), error });
+    this.state.set(region, {
+      healthy,
+      latencyMs: latencyMs ?? prev?.latencyMs,
+      checkedAt: Date.now(),
+      error,
+    });
     regionUp.set({ region }, healthy ? 1 : 0);
     if (latencyMs !== undefined) regionLatency.set({ region }, latencyMs / 1000);
   }

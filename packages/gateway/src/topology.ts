@@ -43,7 +43,8 @@ export class Topology {
     this.primary = primary;
     const names = new Set(opts.regions.map((r) => r.name));
     this.rules = (opts.clients ?? []).map((c) => {
-      if (!names.has(c.region)) throw new Error(`client rule ${c.cidr} names unknown region ${c.region}`);
+      if (!names.has(c.region))
+        throw new Error(`client rule ${c.cidr} names unknown region ${c.region}`);
       return { range: ipaddr.parseCIDR(c.cidr), region: c.region };
     });
     if (opts.defaultRegion && !names.has(opts.defaultRegion))

@@ -21,7 +21,8 @@ export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = i > 0 ? listen.slice(0, i).replace(/^\[|\]$/g, '') : '0.0.0.0';
   const port = Number(i >= 0 ? listen.slice(i + 1) : listen);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address: ${listen}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`invalid listen address: ${listen}`);
   return { host, port };
 }
 
@@ -38,7 +39,10 @@ export async function startNodeServer(opts: NodeServerOptions): Promise<RunningN
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const purgeEvery = opts.purgeIntervalMs ?? 300_000;
-  const timer = purgeEvery > 0 ? setInterval(() => void purge(opts.registry.uploads, opts.log), purgeEvery) : undefined;
+  const timer =
+    purgeEvery > 0
+      ? setInterval(() => void purge(opts.registry.uploads, opts.log), purgeEvery)
+      : undefined;
   timer?.unref();
   return {
     server,

@@ -4,7 +4,12 @@ import type { SyncTarget } from './targets';
 
 /** The registry's domain events, as the change feed reads them (structurally typed). */
 export type ChangeEvent =
-  | { type: 'blobCommitted' | 'blobMounted' | 'blobDeleted'; repository: string; digest: string; at: number }
+  | {
+      type: 'blobCommitted' | 'blobMounted' | 'blobDeleted';
+      repository: string;
+      digest: string;
+      at: number;
+    }
   | { type: 'manifestPut' | 'manifestDeleted'; repository: string; digest: string; at: number }
   | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
   | { type: 'tagDeleted'; repository: string; tag: string; at: number };

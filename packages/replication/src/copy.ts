@@ -17,10 +17,16 @@ export const STAGING_ROOT = '_replication/staging/';
  * bytes stream through a digest check into a staging key and are moved into place only when
  * the digest matches — a copy killed midway leaves nothing visible.
  */
-export async function copyBlob(src: ObjectStore, dst: ObjectStore, d: Digest, region: string): Promise<CopyMode> {
+export async function copyBlob(
+  src: ObjectStore,
+  dst: ObjectStore,
+  d: Digest,
+  region: string,
+): Promise<CopyMode> {
   const key = Layout.blobData(d);
   const srcInfo = await src.head(key).catch((err: unknown) => {
-    if (isNotFound(err)) throw new UnrecoverableError(`source blob ${d.value} is gone from the primary`);
+    if (isNotFound(err))
+      throw new UnrecoverableError(`source blob ${d.value} is gone from the primary`);
     throw err;
   });
   try {
@@ -47,7 +53,10 @@ export async function copyBlob(src: ObjectStore, dst: ObjectStore, d: Digest, re
       const put = dst.put(staging, hasher, { size: srcInfo.size });
       await Promise.all([pipeline(body, hasher), put]);
       const actual = hash.digest('hex');
-      if (actual !== d.hex) throw new UnrecoverableError(`digest mismatch copying ${d.value}: got ${d.algorithm}:${actual}`);
+      if (actual !== d.hex)
+        throw new UnrecoverableError(
+          `digest mismatch copying ${d.value}: got ${d.algorithm}:${actual}`,
+        );
       if (dst.move) await dst.move(staging, key);
       else {
         await dst.copy(staging, key);

@@ -42,17 +42,28 @@ export interface RepositoryInventory {
   referrers: Set<string>;
 }
 
-export async function repositoryInventory(store: ObjectStore, repo: string): Promise<RepositoryInventory> {
+export async function repositoryInventory(
+  store: ObjectStore,
+  repo: string,
+): Promise<RepositoryInventory> {
   const root = Layout.repository(repo);
   const keys = await listAll(store, root);
-  const inv: RepositoryInventory = { tags: new Map(), revisions: new Set(), layers: new Set(), referrers: new Set() };
+  const inv: RepositoryInventory = {
+    tags: new Map(),
+    revisions: new Set(),
+    layers: new Set(),
+    referrers: new Set(),
+  };
   await Promise.all(
     keys.map(async (key) => {
       const rest = key.slice(root.length);
       if (rest.startsWith('_manifests/tags/') && rest.endsWith('/current')) {
         const tag = rest.slice('_manifests/tags/'.length, -'/current'.length);
         try {
-          const rec = JSON.parse((await store.getBytes(key)).toString('utf8')) as { digest: string; seq: number };
+          const rec = JSON.parse((await store.getBytes(key)).toString('utf8')) as {
+            digest: string;
+            seq: number;
+          };
           inv.tags.set(tag, `${rec.digest}@${rec.seq}`);
         } catch (err) {
           if (!isNotFound(err)) throw err;

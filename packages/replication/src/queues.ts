@@ -111,7 +111,12 @@ export class ReplicationQueues {
    * Queues a sync of `target` in `region` unless one is already waiting. `front` puts it at the
    * head of the queue (a replica missed it and a client is waiting). Returns whether it queued.
    */
-  async enqueue(region: string, target: SyncTarget, committedAt: number, front = false): Promise<boolean> {
+  async enqueue(
+    region: string,
+    target: SyncTarget,
+    committedAt: number,
+    front = false,
+  ): Promise<boolean> {
     const id = targetId(target);
     const jobId = (await (this.redis as unknown as ScriptRedis).meridianEnqueue(
       ...this.keys(region),
@@ -130,7 +135,8 @@ export class ReplicationQueues {
   async bump(region: string, target: SyncTarget): Promise<void> {
     const id = targetId(target);
     const jobId = await this.redis.hget(this.keys(region)[0], id);
-    const job = jobId && jobId !== 'pending' ? await Job.fromId(this.queue(region), jobId) : undefined;
+    const job =
+      jobId && jobId !== 'pending' ? await Job.fromId(this.queue(region), jobId) : undefined;
     if (!job) {
       await this.redis.hdel(this.keys(region)[0], id);
       await this.enqueue(region, target, Date.now(), true);
@@ -138,13 +144,19 @@ export class ReplicationQueues {
     }
     const state = await job.getState();
     if (state === 'delayed') await job.promote();
-    else if (state === 'waiting' || state === 'prioritized') await job.changePriority({ lifo: true });
+    else if (state === 'waiting' || state === 'prioritized')
+      await job.changePriority({ lifo: true });
   }
 
   /** Called when a job starts: later changes to the object will queue a new job. */
   async started(region: string, target: SyncTarget, jobId: string): Promise<void> {
     const [queued, queuedAt] = this.keys(region);
-    await (this.redis as unknown as ScriptRedis).meridianStart(queued, queuedAt, targetId(target), jobId);
+    await (this.redis as unknown as ScriptRedis).meridianStart(
+      queued,
+      queuedAt,
+      targetId(target),
+      jobId,
+    );
   }
 
   /** Called when a job applied the primary's state; returns the oldest commit time it covered. */
@@ -179,7 +191,13 @@ export class ReplicationQueues {
   }
 
   async counts(region: string): Promise<QueueCounts> {
-    const c = await this.queue(region).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+    const c = await this.queue(region).getJobCounts(
+      'waiting',
+      'prioritized',
+      'active',
+      'delayed',
+      'failed',
+    );
     return {
       waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
       active: c.active ?? 0,
@@ -192,14 +210,19 @@ export class ReplicationQueues {
    * Takes a lock on (region, object) so two jobs never apply the same object at once. The lock
    * lives `ttlMs` and is refreshed while held, so a killed worker blocks the object only briefly.
    */
-  lock(region: string, target: SyncTarget, ttlMs = 15_000): Promise<(() => Promise<void>) | undefined> {
+  lock(
+    region: string,
+    target: SyncTarget,
+    ttlMs = 15_000,
+  ): Promise<(() => Promise<void>) | undefined> {
     return this.lockNamed(`${region}:lock:${targetId(target)}`, ttlMs);
   }
 
   /** Runs `fn` holding the named lock, waiting (polling) while someone else holds it. */
   async withLock<T>(name: string, fn: () => Promise<T>, ttlMs = 15_000): Promise<T> {
     let release: (() => Promise<void>) | undefined;
-    while (!(release = await this.lockNamed(name, ttlMs))) await new Promise((r) => setTimeout(r, 50));
+    while (!(release = await this.lockNamed(name, ttlMs)))
+      await new Promise((r) => setTimeout(r, 50));
     try {
       return await fn();
     } finally {
@@ -213,17 +236,20 @@ export class ReplicationQueues {
     const token = `${process.pid}-${Math.random()}`;
     const ok = await this.redis.set(key, token, 'PX', ttlMs, 'NX');
     if (ok !== 'OK') return undefined;
-    const refresh = setInterval(() => {
-      this.redis
-        .eval(
-          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-          1,
-          key,
-          token,
-          String(ttlMs),
-        )
-        .catch(() => {});
-    }, Math.max(1000, Math.floor(ttlMs / 3)));
+    const refresh = setInterval(
+      () => {
+        this.redis
+          .eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+            1,
+            key,
+            token,
+            String(ttlMs),
+          )
+          .catch(() => {});
+      },
+      Math.max(1000, Math.floor(ttlMs / 3)),
+    );
     refresh.unref();
     return async () => {
       clearInterval(refresh);

@@ -24,17 +24,28 @@ export class Reconciler {
   ) {}
 
   async reconcile(region: string, store: ObjectStore): Promise<ReconcileReport> {
-    const repos = new Set([...(await listRepositories(this.primary)), ...(await listRepositories(store))]);
-    const report: ReconcileReport = { region, repositories: repos.size, drift: { tags: 0, manifests: 0, blobs: 0, referrers: 0 } };
+    const repos = new Set([
+      ...(await listRepositories(this.primary)),
+      ...(await listRepositories(store)),
+    ]);
+    const report: ReconcileReport = {
+      region,
+      repositories: repos.size,
+      drift: { tags: 0, manifests: 0, blobs: 0, referrers: 0 },
+    };
     const now = Date.now();
     for (const repo of repos) {
-      const [p, r] = await Promise.all([repositoryInventory(this.primary, repo), repositoryInventory(store, repo)]);
+      const [p, r] = await Promise.all([
+        repositoryInventory(this.primary, repo),
+        repositoryInventory(store, repo),
+      ]);
       for (const t of diff(repo, p, r)) {
-        const kind = t.kind === 'tag' ? 'tags' : t.kind === 'blob' ? 'blobs' : t.referrer ? 'referrers' : 'manifests';
+        const k = t.target.kind;
+        const kind =
+          k === 'tag' ? 'tags' : k === 'blob' ? 'blobs' : t.referrer ? 'referrers' : 'manifests';
         report.drift[kind]++;
-        driftFound.inc({ region, kind: t.kind });
-        const { referrer: _r, ...target } = t;
-        await this.queues.enqueue(region, target as SyncTarget, now);
+        driftFound.inc({ region, kind: k });
+        await this.queues.enqueue(region, t.target, now);
       }
     }
     this.log.info(report, 'reconciled region');
@@ -42,18 +53,25 @@ export class Reconciler {
   }
 }
 
-type Drift = SyncTarget & { referrer?: boolean };
+interface Drift {
+  target: SyncTarget;
+  /** Found through a referrer entry rather than a revision. */
+  referrer?: boolean;
+}
 
 /** What differs between the primary's and a region's inventory of one repository. */
 export function diff(repository: string, p: RepositoryInventory, r: RepositoryInventory): Drift[] {
   const out: Drift[] = [];
   for (const tag of new Set([...p.tags.keys(), ...r.tags.keys()])) {
-    if (p.tags.get(tag) !== r.tags.get(tag)) out.push({ kind: 'tag', repository, tag });
+    if (p.tags.get(tag) !== r.tags.get(tag)) out.push({ target: { kind: 'tag', repository, tag } });
   }
-  for (const d of symmetricDifference(p.revisions, r.revisions)) out.push({ kind: 'manifest', repository, digest: d });
-  for (const d of symmetricDifference(p.layers, r.layers)) out.push({ kind: 'blob', repository, digest: d });
+  for (const d of symmetricDifference(p.revisions, r.revisions))
+    out.push({ target: { kind: 'manifest', repository, digest: d } });
+  for (const d of symmetricDifference(p.layers, r.layers))
+    out.push({ target: { kind: 'blob', repository, digest: d } });
   for (const d of symmetricDifference(p.referrers, r.referrers)) {
-    if (p.revisions.has(d) && r.revisions.has(d)) out.push({ kind: 'manifest', repository, digest: d, referrer: true });
+    if (p.revisions.has(d) && r.revisions.has(d))
+      out.push({ target: { kind: 'manifest', repository, digest: d }, referrer: true });
   }
   return out;
 }

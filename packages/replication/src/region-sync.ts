@@ -1,6 +1,12 @@
 import { UnrecoverableError } from 'bullmq';
 import { parseDigest, parseManifest, type Digest } from '@meridian/oci';
-import { Layout, isNotFound, type ObjectStore, type RevisionRecord, type TagRecord } from '@meridian/storage';
+import {
+  Layout,
+  isNotFound,
+  type ObjectStore,
+  type RevisionRecord,
+  type TagRecord,
+} from '@meridian/storage';
 import { copyBlob, copySmall, type CopyMode } from './copy';
 import { objectsCopied } from './metrics';
 import type { SyncTarget } from './targets';
@@ -72,12 +78,16 @@ export class RegionSync {
     try {
       bytes = await this.primary.getBytes(Layout.blobData(d));
     } catch (err) {
-      if (isNotFound(err)) throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
+      if (isNotFound(err))
+        throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
       throw err;
     }
     const parsed = parseManifest(bytes, rev.mediaType);
-    await Promise.all(parsed.blobs.map((b) => this.ensureBlobIfLinked(repository, parseDigest(b.digest))));
-    for (const child of parsed.children) await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
+    await Promise.all(
+      parsed.blobs.map((b) => this.ensureBlobIfLinked(repository, parseDigest(b.digest))),
+    );
+    for (const child of parsed.children)
+      await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
     const blobKey = Layout.blobData(d);
     if (!(await this.exists(this.target, blobKey))) await this.copy(d);
     if (!(await this.exists(this.target, revKey))) {
@@ -86,13 +96,15 @@ export class RegionSync {
     }
     if (parsed.subject) {
       const refKey = Layout.referrer(repository, parseDigest(parsed.subject.digest), d);
-      if (!(await this.exists(this.target, refKey))) await copySmall(this.primary, this.target, refKey);
+      if (!(await this.exists(this.target, refKey)))
+        await copySmall(this.primary, this.target, refKey);
     }
   }
 
   private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {
     // A blob referenced by a manifest may also be served through a manifest revision link.
-    if (await this.exists(this.primary, Layout.layerLink(repository, d))) await this.ensureBlob(repository, d);
+    if (await this.exists(this.primary, Layout.layerLink(repository, d)))
+      await this.ensureBlob(repository, d);
     else if (await this.exists(this.primary, Layout.blobData(d))) await this.copy(d);
   }
 
@@ -100,10 +112,13 @@ export class RegionSync {
     const revKey = Layout.revisionLink(repository, d);
     if (!(await this.exists(this.target, revKey))) return;
     try {
-      const body = JSON.parse((await this.target.getBytes(Layout.blobData(d))).toString('utf8')) as {
+      const body = JSON.parse(
+        (await this.target.getBytes(Layout.blobData(d))).toString('utf8'),
+      ) as {
         subject?: { digest?: string };
       };
-      if (body.subject?.digest) await this.target.delete(Layout.referrer(repository, parseDigest(body.subject.digest), d));
+      if (body.subject?.digest)
+        await this.target.delete(Layout.referrer(repository, parseDigest(body.subject.digest), d));
     } catch (err) {
       if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
     }
@@ -119,7 +134,11 @@ export class RegionSync {
       if (local) await this.target.delete(key);
       return;
     }
-    if (local && (local.seq > primary.seq || (local.seq === primary.seq && local.digest === primary.digest))) return;
+    if (
+      local &&
+      (local.seq > primary.seq || (local.seq === primary.seq && local.digest === primary.digest))
+    )
+      return;
     await this.syncManifest(repository, parseDigest(primary.digest), 0);
     await this.target.put(key, Buffer.from(JSON.stringify(primary)));
     objectsCopied.inc({ region: this.region, kind: 'tag' });

@@ -83,11 +83,20 @@ export class ReplicationStatus {
             ...base,
             state: 'replicated',
             replicatedAt: at.toISOString(),
-            lagSeconds: r.role === 'primary' ? 0 : Math.max(0, (at.getTime() - committed.getTime()) / 1000),
+            lagSeconds:
+              r.role === 'primary' ? 0 : Math.max(0, (at.getTime() - committed.getTime()) / 1000),
           };
         }
-        const pending = r.role === 'replica' && committed ? await this.queues?.pendingSince(r.name, target) : undefined;
-        return { ...base, state: pending !== undefined ? 'pending' : 'missing', replicatedAt: null, lagSeconds: null };
+        const pending =
+          r.role === 'replica' && committed
+            ? await this.queues?.pendingSince(r.name, target)
+            : undefined;
+        return {
+          ...base,
+          state: pending !== undefined ? 'pending' : 'missing',
+          replicatedAt: null,
+          lagSeconds: null,
+        };
       }),
     );
   }
@@ -109,7 +118,10 @@ export class ReplicationStatus {
         let lag: number | null = r.role === 'primary' ? 0 : null;
         if (r.role === 'replica' && this.queues) {
           try {
-            [queue, pending] = await Promise.all([this.queues.counts(r.name), this.queues.pendingCount(r.name)]);
+            [queue, pending] = await Promise.all([
+              this.queues.counts(r.name),
+              this.queues.pendingCount(r.name),
+            ]);
             const oldest = await this.queues.oldestPending(r.name);
             lag = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
           } catch {
@@ -137,9 +149,13 @@ export class ReplicationStatus {
     for (const r of this.regions) {
       if (r.role !== 'replica') continue;
       const counts = await this.queues.counts(r.name);
-      for (const [state, n] of Object.entries(counts)) queueJobs.set({ region: r.name, state }, n);
+      for (const [state, n] of Object.entries(counts) as [string, number][])
+        queueJobs.set({ region: r.name, state }, n);
       const oldest = await this.queues.oldestPending(r.name);
-      oldestPendingSeconds.set({ region: r.name }, oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+      oldestPendingSeconds.set(
+        { region: r.name },
+        oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
+      );
     }
   }
 }

@@ -36,8 +36,11 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   const queues = new ReplicationQueues(opts);
   const workers: Worker<SyncJobData>[] = [];
   for (const region of opts.regions) {
-    const sync = new RegionSync(region.name, region.source ?? opts.primary, region.store, (name, fn) =>
-      queues.withLock(`${region.name}:${name}`, fn),
+    const sync = new RegionSync(
+      region.name,
+      region.source ?? opts.primary,
+      region.store,
+      (name, fn) => queues.withLock(`${region.name}:${name}`, fn),
     );
     const worker = new Worker<SyncJobData>(
       ReplicationQueues.queueName(region.name),
@@ -52,9 +55,12 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       },
     );
     worker.on('failed', (job, err) => {
-      if (job) opts.log.warn({ region: region.name, job: job.id, err: err.message }, 'sync job failed');
+      if (job)
+        opts.log.warn({ region: region.name, job: job.id, err: err.message }, 'sync job failed');
     });
-    worker.on('error', (err) => opts.log.error({ region: region.name, err: err.message }, 'worker error'));
+    worker.on('error', (err) =>
+      opts.log.error({ region: region.name, err: err.message }, 'worker error'),
+    );
     workers.push(worker);
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
@@ -85,13 +91,19 @@ async function processJob(
     await queues.started(region, target, job.id ?? '');
     await sync.apply(target);
     const committedAt = await queues.finished(region, target);
-    if (committedAt !== undefined) lagSeconds.observe({ region, kind: target.kind }, Math.max(0, Date.now() - committedAt) / 1000);
+    if (committedAt !== undefined)
+      lagSeconds.observe(
+        { region, kind: target.kind },
+        Math.max(0, Date.now() - committedAt) / 1000,
+      );
     jobsProcessed.inc({ region, kind: target.kind, result: 'ok' });
   } catch (err) {
-    const permanent = err instanceof UnrecoverableError || (err instanceof OciError && err.status < 500);
+    const permanent =
+      err instanceof UnrecoverableError || (err instanceof OciError && err.status < 500);
     jobsProcessed.inc({ region, kind: target.kind, result: permanent ? 'failed' : 'retry' });
     log.debug({ region, target, err: (err as Error).message }, 'sync attempt failed');
-    if (permanent && !(err instanceof UnrecoverableError)) throw new UnrecoverableError((err as Error).message);
+    if (permanent && !(err instanceof UnrecoverableError))
+      throw new UnrecoverableError((err as Error).message);
     throw err;
   } finally {
     await unlock().catch(() => {});

@@ -1,5 +1,6 @@
 /** Typed storage errors. SDK/OS errors never leave a driver; the base wrapper normalises them. */
-export type StorageErrorKind = 'NotFound' | 'InvalidKey' | 'InvalidRange' | 'Unsupported' | 'Unavailable' | 'Full';
+export type StorageErrorKind =
+  'NotFound' | 'InvalidKey' | 'InvalidRange' | 'Unsupported' | 'Unavailable' | 'Full';
 
 export class StorageError extends Error {
   constructor(

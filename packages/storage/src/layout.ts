@@ -9,7 +9,8 @@ export const Layout = {
   blobData: (d: Digest) => `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}/data`,
   repositoriesRoot: 'repositories/',
   repository: (repo: string) => `repositories/${repo}/`,
-  layerLink: (repo: string, d: Digest) => `repositories/${repo}/_layers/${d.algorithm}/${d.hex}/link`,
+  layerLink: (repo: string, d: Digest) =>
+    `repositories/${repo}/_layers/${d.algorithm}/${d.hex}/link`,
   revisionLink: (repo: string, d: Digest) =>
     `repositories/${repo}/_manifests/revisions/${d.algorithm}/${d.hex}/link`,
   tagsRoot: (repo: string) => `repositories/${repo}/_manifests/tags/`,
@@ -21,7 +22,8 @@ export const Layout = {
   uploadsRoot: '_uploads/',
   upload: (id: string) => `_uploads/${id}/`,
   uploadState: (id: string) => `_uploads/${id}/state`,
-  uploadChunk: (id: string, offset: number) => `_uploads/${id}/chunks/${String(offset).padStart(16, '0')}`,
+  uploadChunk: (id: string, offset: number) =>
+    `_uploads/${id}/chunks/${String(offset).padStart(16, '0')}`,
 } as const;
 
 /** What a tag's `current` object holds. `seq` only grows, so a stale copy can never win. */

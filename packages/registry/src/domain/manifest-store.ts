@@ -46,7 +46,9 @@ export class ManifestStore {
 
   // Not overridable: subclasses (the replica's fallback) override `resolve` and `get`.
   private async resolveLocal(repository: string, reference: string): Promise<RevisionRecord> {
-    const d = isDigestLike(reference) ? parseDigest(reference) : await this.digestOfTag(repository, reference);
+    const d = isDigestLike(reference)
+      ? parseDigest(reference)
+      : await this.digestOfTag(repository, reference);
     const rev = await this.revision(repository, d);
     if (!rev) throw manifestUnknown(reference);
     return rev;
@@ -70,7 +72,12 @@ export class ManifestStore {
     });
   }
 
-  put(repository: string, reference: string, bytes: Buffer, contentType?: string): Promise<PutManifestResult> {
+  put(
+    repository: string,
+    reference: string,
+    bytes: Buffer,
+    contentType?: string,
+  ): Promise<PutManifestResult> {
     return translated(async () => {
       const byDigest = isDigestLike(reference);
       const refDigest = byDigest ? parseDigest(reference) : undefined;
@@ -87,10 +94,18 @@ export class ManifestStore {
 
       // Visible in order: content, revision, referrer entry, then the tag.
       const blobKey = Layout.blobData(digest);
-      if (!(await this.exists(blobKey))) await this.store.put(blobKey, bytes, { size: bytes.length });
+      if (!(await this.exists(blobKey)))
+        await this.store.put(blobKey, bytes, { size: bytes.length });
       this.cache.content.set(digest.value, bytes);
-      const rev: RevisionRecord = { digest: digest.value, mediaType: parsed.mediaType, size: bytes.length };
-      await this.store.put(Layout.revisionLink(repository, digest), Buffer.from(JSON.stringify(rev)));
+      const rev: RevisionRecord = {
+        digest: digest.value,
+        mediaType: parsed.mediaType,
+        size: bytes.length,
+      };
+      await this.store.put(
+        Layout.revisionLink(repository, digest),
+        Buffer.from(JSON.stringify(rev)),
+      );
       this.cache.revisions.set(revKey(repository, digest.value), rev);
       if (parsed.subject) await this.addReferrer(repository, parsed, rev);
       const at = Date.now();
@@ -121,7 +136,12 @@ export class ManifestStore {
       if (subject) await this.store.delete(Layout.referrer(repository, subject, d));
       await this.store.delete(Layout.revisionLink(repository, d));
       this.cache.revisions.set(revKey(repository, d.value), false);
-      await this.events.emit({ type: 'manifestDeleted', repository, digest: d.value, at: Date.now() });
+      await this.events.emit({
+        type: 'manifestDeleted',
+        repository,
+        digest: d.value,
+        at: Date.now(),
+      });
       await this.tags.deleteTagsPointingAt(repository, d.value);
     });
   }
@@ -148,12 +168,17 @@ export class ManifestStore {
         }),
       );
       return records.filter(
-        (r): r is ReferrerRecord => r !== undefined && (artifactType === undefined || r.artifactType === artifactType),
+        (r): r is ReferrerRecord =>
+          r !== undefined && (artifactType === undefined || r.artifactType === artifactType),
       );
     });
   }
 
-  private async addReferrer(repository: string, parsed: ParsedManifest, rev: RevisionRecord): Promise<void> {
+  private async addReferrer(
+    repository: string,
+    parsed: ParsedManifest,
+    rev: RevisionRecord,
+  ): Promise<void> {
     const subject = parseDigest(parsed.subject!.digest);
     const record: ReferrerRecord = { mediaType: rev.mediaType, digest: rev.digest, size: rev.size };
     if (parsed.artifactType) record.artifactType = parsed.artifactType;
@@ -181,11 +206,15 @@ export class ManifestStore {
     await Promise.all([
       ...parsed.blobs.map(async (b) => {
         const d = parseDigest(b.digest);
-        if (!(await this.exists(Layout.layerLink(repository, d))) && !(await this.exists(Layout.revisionLink(repository, d))))
+        if (
+          !(await this.exists(Layout.layerLink(repository, d))) &&
+          !(await this.exists(Layout.revisionLink(repository, d)))
+        )
           missing.push(b.digest);
       }),
       ...parsed.children.map(async (c) => {
-        if (!(await this.exists(Layout.revisionLink(repository, parseDigest(c.digest))))) missing.push(c.digest);
+        if (!(await this.exists(Layout.revisionLink(repository, parseDigest(c.digest)))))
+          missing.push(c.digest);
       }),
     ]);
     if (missing.length > 0)
@@ -203,14 +232,20 @@ export class ManifestStore {
     return parseDigest(rec.digest);
   }
 
-  private async revision(repository: string, d: Digest, useCache = true): Promise<RevisionRecord | undefined> {
+  private async revision(
+    repository: string,
+    d: Digest,
+    useCache = true,
+  ): Promise<RevisionRecord | undefined> {
     const key = revKey(repository, d.value);
     if (useCache && this.cache.enabled) {
       const hit = this.cache.revisions.get(key);
       if (hit !== undefined) return hit || undefined;
     }
     try {
-      const rev = JSON.parse((await this.store.getBytes(Layout.revisionLink(repository, d))).toString('utf8')) as RevisionRecord;
+      const rev = JSON.parse(
+        (await this.store.getBytes(Layout.revisionLink(repository, d))).toString('utf8'),
+      ) as RevisionRecord;
       this.cache.revisions.set(key, rev);
       return rev;
     } catch (err) {
@@ -236,5 +271,8 @@ function revKey(repository: string, digest: string): string {
 }
 
 export function manifestUnknown(reference: string): OciError {
-  return new OciError('MANIFEST_UNKNOWN', `manifest unknown to registry: ${reference.slice(0, 140)}`);
+  return new OciError(
+    'MANIFEST_UNKNOWN',
+    `manifest unknown to registry: ${reference.slice(0, 140)}`,
+  );
 }

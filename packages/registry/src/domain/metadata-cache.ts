@@ -26,7 +26,10 @@ export class MetadataCache {
     this.tags = new LRUCache(mutable);
     this.revisions = new LRUCache(mutable);
     this.tagLists = new LRUCache({ max: 10_000, ttl: Math.max(ttl, 1) });
-    this.content = new LRUCache({ maxSize: opts.maxContentBytes ?? 64 * 1024 * 1024, sizeCalculation: (b) => b.length || 1 });
+    this.content = new LRUCache({
+      maxSize: opts.maxContentBytes ?? 64 * 1024 * 1024,
+      sizeCalculation: (b) => b.length || 1,
+    });
     this.enabled = ttl > 0;
   }
 

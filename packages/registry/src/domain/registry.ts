@@ -31,7 +31,9 @@ export class Registry {
     const { store } = opts;
     this.events = opts.events ?? new RegistryEvents();
     this.cache = new MetadataCache(opts.cache);
-    this.blobs = opts.replica ? new FallbackBlobStore(store, this.events, opts.replica) : new BlobStore(store, this.events);
+    this.blobs = opts.replica
+      ? new FallbackBlobStore(store, this.events, opts.replica)
+      : new BlobStore(store, this.events);
     this.uploads = new UploadSessions(store, this.blobs, this.events, opts.uploads);
     this.tags = new TagStore(store, this.cache, this.events);
     this.manifests = opts.replica

@@ -2,8 +2,21 @@ import { randomUUID } from 'node:crypto';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Counter, register } from 'prom-client';
-import { createDigester, digestOf, isDigestLike, OciError, parseDigest, type Digest } from '@meridian/oci';
-import { Layout, type ByteRange, type GetResult, type ObjectStore, type RevisionRecord } from '@meridian/storage';
+import {
+  createDigester,
+  digestOf,
+  isDigestLike,
+  OciError,
+  parseDigest,
+  type Digest,
+} from '@meridian/oci';
+import {
+  Layout,
+  type ByteRange,
+  type GetResult,
+  type ObjectStore,
+  type RevisionRecord,
+} from '@meridian/storage';
 import type { Logger } from 'pino';
 import { BlobStore, type BlobInfo } from './blob-store';
 import type { RegistryEvents } from './events';
@@ -104,10 +117,17 @@ export class FallbackManifestStore extends ManifestStore {
 
   private async fromPrimary(repository: string, reference: string): Promise<StoredManifest> {
     const m = await this.replica.primary.manifest(repository, reference);
-    if (!m) throw new OciError('MANIFEST_UNKNOWN', `manifest unknown to registry: ${reference.slice(0, 140)}`);
+    if (!m)
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `manifest unknown to registry: ${reference.slice(0, 140)}`,
+      );
     const expected = isDigestLike(reference) ? parseDigest(reference) : parseDigest(m.digest);
     if (digestOf(m.bytes, expected.algorithm) !== expected.value)
-      throw new OciError('UNAVAILABLE', 'the primary sent a manifest that does not match its digest');
+      throw new OciError(
+        'UNAVAILABLE',
+        'the primary sent a manifest that does not match its digest',
+      );
     replicaFallbacks.inc({ kind: 'manifest' });
     this.replica.onMiss?.(
       isDigestLike(reference)
@@ -142,12 +162,17 @@ export class FallbackBlobStore extends BlobStore {
     }
     const d = parseDigest(digest);
     const size = await this.replica.primary.blobSize(repository, d.value);
-    if (size === undefined) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
+    if (size === undefined)
+      throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
     this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
     return { digest: d.value, size };
   }
 
-  override async open(repository: string, digest: string, range?: ByteRange): Promise<GetResult & { digest: string }> {
+  override async open(
+    repository: string,
+    digest: string,
+    range?: ByteRange,
+  ): Promise<GetResult & { digest: string }> {
     try {
       return await super.open(repository, digest, range);
     } catch (err) {
@@ -165,7 +190,10 @@ export class FallbackBlobStore extends BlobStore {
     if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
     replicaFallbacks.inc({ kind: 'blob' });
     void this.fetch(repository, d, { ...up, client }).catch((err: unknown) =>
-      this.replica.log?.warn({ err: (err as Error).message, digest: d.value }, 'fallback write failed'),
+      this.replica.log?.warn(
+        { err: (err as Error).message, digest: d.value },
+        'fallback write failed',
+      ),
     );
     return { body: client, size: up.size, length: up.size, digest: d.value };
   }
@@ -189,8 +217,12 @@ export class FallbackBlobStore extends BlobStore {
       if (started) started.body.pipe(started.client);
       const staging = `_replication/staging/${randomUUID()}`;
       try {
-        await Promise.all([pipeline(up.body, toStore), this.local.put(staging, toStore, { size: up.size })]);
-        if (hash.digest('hex') !== d.hex) throw new Error(`digest mismatch fetching ${d.value} from the primary`);
+        await Promise.all([
+          pipeline(up.body, toStore),
+          this.local.put(staging, toStore, { size: up.size }),
+        ]);
+        if (hash.digest('hex') !== d.hex)
+          throw new Error(`digest mismatch fetching ${d.value} from the primary`);
         if (this.local.move) await this.local.move(staging, Layout.blobData(d));
         else {
           await this.local.copy(staging, Layout.blobData(d));

@@ -21,7 +21,9 @@ export class TagStore {
       if (hit !== undefined) return hit || undefined;
     }
     try {
-      const rec = JSON.parse((await this.store.getBytes(Layout.tagCurrent(repository, tag))).toString('utf8')) as TagRecord;
+      const rec = JSON.parse(
+        (await this.store.getBytes(Layout.tagCurrent(repository, tag))).toString('utf8'),
+      ) as TagRecord;
       this.cache.tags.set(key, rec);
       return rec;
     } catch (err) {
@@ -76,7 +78,9 @@ export class TagStore {
     return translated(async () => {
       const all = await this.all(repository);
       if (all.length === 0 && !(await this.repositoryExists(repository)))
-        throw new OciError('NAME_UNKNOWN', `repository name not known to registry: ${repository}`, { name: repository });
+        throw new OciError('NAME_UNKNOWN', `repository name not known to registry: ${repository}`, {
+          name: repository,
+        });
       const start = last === undefined ? 0 : upperBound(all, last);
       const end = n === undefined ? all.length : Math.min(all.length, start + n);
       return { tags: all.slice(start, end), more: end < all.length };

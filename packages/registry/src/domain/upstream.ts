@@ -58,7 +58,10 @@ export class PrimaryUpstream {
     return Number(res.headers.get('content-length'));
   }
 
-  async blob(repository: string, digest: string): Promise<{ body: Readable; size: number } | undefined> {
+  async blob(
+    repository: string,
+    digest: string,
+  ): Promise<{ body: Readable; size: number } | undefined> {
     const res = await this.request(`/v2/${repository}/blobs/${digest}`, {}, false);
     if (res.status === 404) {
       await res.body?.cancel();
@@ -69,7 +72,7 @@ export class PrimaryUpstream {
       throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a blob`);
     }
     return {
-      body: Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>),
+      body: Readable.fromWeb(res.body as WebReadableStream<Uint8Array>),
       size: Number(res.headers.get('content-length')),
     };
   }

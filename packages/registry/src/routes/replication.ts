@@ -14,7 +14,9 @@ export function replicationRouter(status: ReplicationStatusProvider | undefined)
     const repository = typeof req.query.repository === 'string' ? req.query.repository : '';
     const reference = typeof req.query.reference === 'string' ? req.query.reference : '';
     if (!isValidName(repository) || reference.length === 0 || reference.length > 200) {
-      res.status(400).json({ error: 'repository (a valid name) and reference (a tag or digest) are required' });
+      res
+        .status(400)
+        .json({ error: 'repository (a valid name) and reference (a tag or digest) are required' });
       return;
     }
     if (!status) {
