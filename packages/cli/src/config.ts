@@ -57,9 +57,17 @@ export const NodeConfigSchema = z
         /** `WHEN_REQUIRED` (default, for custom endpoints) or `WHEN_SUPPORTED`. */
         requestChecksumCalculation: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).optional(),
         responseChecksumValidation: z.enum(['WHEN_REQUIRED', 'WHEN_SUPPORTED']).optional(),
+        /**
+         * Answer blob `GET`s (without `Range`) with a `307` to a presigned URL of the region's
+         * bucket, so layer bytes go from S3 to the client directly, not through the node or the
+         * gateway. Clients must reach the S3 endpoint. Ignored on filesystem storage. Default false.
+         */
+        redirect: z.boolean().default(false),
+        /** How long a redirect's presigned URL stays valid, seconds. Default 600. */
+        redirectExpirySeconds: z.number().int().min(1).max(604800).default(600),
       })
       .strict()
-      .default({ partSize: 16 * 1024 * 1024 }),
+      .default({ partSize: 16 * 1024 * 1024, redirect: false, redirectExpirySeconds: 600 }),
     uploads: z
       .object({
         /** Upload sessions idle longer than this expire. Default 3600 s. */
@@ -109,6 +117,13 @@ export const NodeConfigSchema = z
         matchOn: 'source',
         healthIntervalMs: 1000,
       }),
+    worker: z
+      .object({
+        /** `host:port` where `meridian worker` serves `/metrics` and `/healthz`. Default: none. */
+        metricsListen: z.string().optional(),
+      })
+      .strict()
+      .default({}),
     /**
      * Simulated one-way latency between regions, ms, keyed `a-b` (symmetric) — for `meridian dev`
      * on one machine, so "nearest" and "lag" mean something. Applied by the gateway (client →
@@ -162,8 +177,23 @@ function setPath(obj: Json, path: string[], value: unknown): void {
   o[path[path.length - 1]!] = value;
 }
 
+/**
+ * Every `MERIDIAN_*` environment variable a schema reads, with its dotted config key (e.g.
+ * `MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS` → `uploads.idleTimeoutSeconds`). Arrays and maps take
+ * JSON.
+ */
+export function configEnvNames(schema: z.ZodType): Map<string, string> {
+  return new Map(
+    leafPaths(schema).map(({ path }) => [envName(path), path.join('.')] as [string, string]),
+  );
+}
+
+function envName(path: string[]): string {
+  return `MERIDIAN_${path.map(envSegment).join('_')}`;
+}
+
 function coerce(raw: string, schema: z.ZodType): unknown {
-  if (schema instanceof z.ZodArray) {
+  if (schema instanceof z.ZodArray || schema instanceof z.ZodRecord) {
     try {
       return JSON.parse(raw) as unknown;
     } catch {
@@ -206,8 +236,7 @@ export function loadConfig<S extends z.ZodObject>(
   }
   const env = opts.env ?? process.env;
   for (const { path, schema: leaf } of leafPaths(schema)) {
-    const name = `MERIDIAN_${path.map(envSegment).join('_')}`;
-    const v = env[name];
+    const v = env[envName(path)];
     if (v !== undefined) setPath(raw, path, coerce(v, leaf));
   }
   for (const [k, v] of Object.entries(opts.overrides ?? {})) {
@@ -226,8 +255,7 @@ export function loadConfig<S extends z.ZodObject>(
           : [i.path.join('.')];
       return keys
         .map((key) => {
-          const envName = `MERIDIAN_${key.split('.').map(envSegment).join('_')}`;
-          return `config key "${key}" (${envName}): ${i.code === 'unrecognized_keys' ? 'unknown key' : i.message}`;
+          return `config key "${key}" (${envName(key.split('.'))}): ${i.code === 'unrecognized_keys' ? 'unknown key' : i.message}`;
         })
         .join('\n');
     });

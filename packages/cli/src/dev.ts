@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export interface DevOptions {
@@ -42,6 +42,36 @@ export function parseLatency(spec: string | undefined, regions: string[]): Recor
   return out;
 }
 
+/**
+ * Per home region, the read order the dev gateway uses: home first, then the others by simulated
+ * latency from home (on one machine the gateway's own latency measurements are all ~1 ms and would
+ * not say which region is "next").
+ */
+export function preferenceFromLatency(
+  regions: string[],
+  latency: Record<string, number>,
+): Record<string, string[]> {
+  const between = (a: string, b: string) => latency[`${a}-${b}`] ?? latency[`${b}-${a}`] ?? 0;
+  return Object.fromEntries(
+    regions.map((home) => [
+      home,
+      [
+        home,
+        ...regions.filter((r) => r !== home).sort((a, b) => between(home, a) - between(home, b)),
+      ],
+    ]),
+  );
+}
+
+/** What `<data>/pids.json` holds while the dev cluster runs (for scripts and tests). */
+export interface DevPids {
+  dev: number;
+  redis?: number;
+  regions: Record<string, number>;
+  worker?: number;
+  gateway?: number;
+}
+
 /** `s3://bucket/prefix?query` + region → `s3://bucket/prefix/region?query` */
 function regionStorage(base: string, region: string): string {
   const q = base.indexOf('?');
@@ -79,7 +109,14 @@ export async function runDev(o: DevOptions): Promise<void> {
   const data = resolve(o.data);
   mkdirSync(data, { recursive: true });
   const children: ChildProcess[] = [];
+  const pidsFile = `${data}/pids.json`;
+  const pids: DevPids = { dev: process.pid, regions: {} };
+  const recordPid = (set: (p: DevPids) => void) => {
+    set(pids);
+    writeFileSync(pidsFile, JSON.stringify(pids, null, 2));
+  };
   const stopAll = () => {
+    rmSync(pidsFile, { force: true });
     for (const c of children.reverse())
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   };
@@ -116,12 +153,15 @@ export async function runDev(o: DevOptions): Promise<void> {
       { stdio: 'ignore' },
     );
     children.push(redis);
+    recordPid((p) => (p.redis = redis.pid));
     redisUrl = `redis://127.0.0.1:${redisPort}`;
     await new Promise((r) => setTimeout(r, 300));
     if (redis.exitCode !== null)
       throw new Error(`redis-server exited (is port ${redisPort} free?)`);
   }
 
+  const latency = parseLatency(o.latency, regions);
+  const workerMetrics = `127.0.0.1:${o.port + regions.length + 2}`;
   const cluster = {
     redis: redisUrl,
     regions: regions.map((name, i) => ({
@@ -134,8 +174,10 @@ export async function runDev(o: DevOptions): Promise<void> {
       listen: regions.map((_, i) => `127.0.0.${i + 1}:${o.port}`),
       clients: regions.map((name, i) => ({ cidr: `127.0.0.${i + 1}/32`, region: name })),
       matchOn: 'destination',
+      preference: preferenceFromLatency(regions, latency),
     },
-    simulatedLatencyMs: parseLatency(o.latency, regions),
+    worker: { metricsListen: workerMetrics },
+    simulatedLatencyMs: latency,
     replication: { reconcileIntervalSeconds: 30 },
     log: { level: o.logLevel },
   };
@@ -152,10 +194,13 @@ export async function runDev(o: DevOptions): Promise<void> {
   };
   for (const r of cluster.regions) {
     const child = run(['serve', '--region', r.name]);
+    recordPid((p) => (p.regions[r.name] = child.pid!));
     await waitHealthy(r.endpoint, child, `region ${r.name}`);
   }
-  run(['worker']);
+  const worker = run(['worker']);
+  recordPid((p) => (p.worker = worker.pid));
   const gw = run(['gateway']);
+  recordPid((p) => (p.gateway = gw.pid));
   await waitHealthy(`http://127.0.0.1:${o.port}`, gw, 'gateway');
 
   const lines = [
@@ -171,6 +216,8 @@ export async function runDev(o: DevOptions): Promise<void> {
       (r) => `  ${r.role.padEnd(7)} ${r.name.padEnd(14)} ${r.endpoint}   storage ${r.storage}`,
     ),
     `  redis                  ${redisUrl}`,
+    `  worker metrics         http://${workerMetrics}/metrics`,
+    `  processes              ${pidsFile}`,
     '',
     `  dashboard               http://127.0.0.1:${o.port}/dashboard`,
     `  replication status      http://127.0.0.1:${o.port}/meridian/v1/replication/regions`,

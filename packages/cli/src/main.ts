@@ -77,18 +77,27 @@ program
     [],
   )
   .option('--concurrency <n>', 'jobs at once per region', (v) => Number(v))
+  .option('--metrics-listen <host:port>', 'serve /metrics and /healthz for Prometheus here')
   .option('--redis <url>', 'Redis URL')
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
-  .action(async (o: Omit<CommonOpts, 'region'> & { region: string[]; concurrency?: number }) => {
-    const c = config({ ...o, region: undefined });
-    const primary = c.regions.find((r) => r.role === 'primary');
-    const w = await runWorkers(
-      { ...c, region: primary?.name ?? c.region },
-      o.region,
-      o.concurrency,
-    );
-    onSignals(() => w.close());
-  });
+  .action(
+    async (
+      o: Omit<CommonOpts, 'region'> & {
+        region: string[];
+        concurrency?: number;
+        metricsListen?: string;
+      },
+    ) => {
+      const c = config({ ...o, region: undefined }, { 'worker.metricsListen': o.metricsListen });
+      const primary = c.regions.find((r) => r.role === 'primary');
+      const w = await runWorkers(
+        { ...c, region: primary?.name ?? c.region },
+        o.region,
+        o.concurrency,
+      );
+      onSignals(() => w.close());
+    },
+  );
 
 program
   .command('gateway')

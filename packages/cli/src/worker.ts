@@ -8,10 +8,13 @@ import {
 import { withLatency } from '@meridian/storage';
 import { openRegions } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
+import { startMetricsServer, type MetricsServer } from './metrics-server';
 
 export interface WorkerRun extends RunningWorkers {
   /** Runs the reconciler over the worker's regions now. */
   reconcileNow(): Promise<void>;
+  /** `http://host:port` of `/metrics`, when `worker.metricsListen` is set. */
+  metricsUrl?: string;
 }
 
 /**
@@ -73,13 +76,32 @@ export async function runWorkers(
     config.replication.reconcileIntervalSeconds * 1000,
   );
   timer.unref();
-  log.info({ regions: targets.map((r) => r.name) }, 'replication workers started');
+  let metrics: MetricsServer | undefined;
+  if (config.worker.metricsListen) {
+    try {
+      metrics = await startMetricsServer(config.worker.metricsListen);
+    } catch (err) {
+      closing = true;
+      clearInterval(timer);
+      await running;
+      await workers.close();
+      throw new Error(
+        `config key "worker.metricsListen" (MERIDIAN_WORKER_METRICS_LISTEN): cannot listen on ${config.worker.metricsListen}: ${(err as Error).message}`,
+      );
+    }
+  }
+  log.info(
+    { regions: targets.map((r) => r.name), metrics: metrics?.url },
+    'replication workers started',
+  );
   return {
     queues: workers.queues,
     reconcileNow,
+    metricsUrl: metrics?.url,
     close: async () => {
       closing = true;
       clearInterval(timer);
+      await metrics?.close();
       await running;
       await workers.close();
       await Promise.all(regions.map((r) => r.store.close()));
