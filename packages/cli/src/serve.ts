@@ -42,6 +42,8 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
             freshness: tagWatch,
             log,
             onMiss: (o) => {
+              // Counted for the dashboard's "fallbacks" (best effort, never slows the read).
+              queues?.activity.recordFallback(config.region).catch(() => {});
               if (queues)
                 void bounded(
                   () => queues.enqueue(config.region, o, Date.now(), true),

@@ -9,3 +9,4 @@ export * from './inventory';
 export * from './reconciler';
 export * from './status';
 export * from './tag-watch';
+export * from './activity';

@@ -1,5 +1,6 @@
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { ReplicationActivity } from './activity';
 import { targetId, type SyncTarget } from './targets';
 
 /** Options shared by every replication component that talks to Redis. */
@@ -70,11 +71,14 @@ return score`;
 export class ReplicationQueues {
   readonly redis: Redis;
   readonly prefix: string;
+  /** Recent jobs and per-region history for the dashboard, in the same Redis. */
+  readonly activity: ReplicationActivity;
   private readonly queues = new Map<string, Queue<SyncJobData>>();
 
   constructor(readonly opts: RedisOptions) {
     this.prefix = opts.prefix ?? 'meridian';
     this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+    this.activity = new ReplicationActivity(this.redis, this.prefix);
     this.redis.defineCommand('meridianEnqueue', { numberOfKeys: 4, lua: ENQUEUE });
     this.redis.defineCommand('meridianStart', { numberOfKeys: 2, lua: START });
     this.redis.defineCommand('meridianFinish', { numberOfKeys: 3, lua: FINISH });

@@ -1,5 +1,6 @@
 import { isDigestLike, parseDigest } from '@meridian/oci';
 import { Layout, isNotFound, type ObjectStore, type TagRecord } from '@meridian/storage';
+import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
 import type { QueueCounts, ReplicationQueues } from './queues';
 import type { SyncTarget } from './targets';
@@ -152,11 +153,24 @@ export class ReplicationStatus {
       for (const [state, n] of Object.entries(counts) as [string, number][])
         queueJobs.set({ region: r.name, state }, n);
       const oldest = await this.queues.oldestPending(r.name);
-      oldestPendingSeconds.set(
-        { region: r.name },
-        oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
-      );
+      const age = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+      oldestPendingSeconds.set({ region: r.name }, age);
+      await this.queues.activity.recordBacklog(r.name, await this.queues.pendingCount(r.name), age);
     }
+  }
+
+  /** Per-region activity (lag quantiles, applied, bytes, backlog) from `since` (ms) or the last hour. */
+  async history(since?: number): Promise<RegionActivity[]> {
+    if (!this.queues) return [];
+    return this.queues.activity.history(
+      this.regions.filter((r) => r.role === 'replica').map((r) => r.name),
+      since,
+    );
+  }
+
+  /** Recently finished sync jobs, newest first. */
+  async recent(limit?: number): Promise<ActivityEvent[]> {
+    return this.queues ? this.queues.activity.recent(limit) : [];
   }
 }
 

@@ -2,7 +2,8 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
 import type { ObjectStore } from '@meridian/storage';
-import { jobsProcessed, lagSeconds } from './metrics';
+import type { ActivityEvent } from './activity';
+import { bytesCopied, jobsProcessed, lagSeconds } from './metrics';
 import { ReplicationQueues, type RedisOptions, type SyncJobData } from './queues';
 import { RegionSync } from './region-sync';
 
@@ -87,25 +88,68 @@ async function processJob(
     await job.moveToDelayed(Date.now() + 250, token);
     throw new DelayedError();
   }
+  const event = (result: ActivityEvent['result'], lag: number | null): ActivityEvent => ({
+    region,
+    kind: target.kind,
+    repository: target.repository,
+    reference: target.kind === 'tag' ? target.tag : target.digest,
+    result,
+    lagSeconds: lag,
+    at: new Date().toISOString(),
+  });
   try {
     await queues.started(region, target, job.id ?? '');
     await sync.apply(target);
     const committedAt = await queues.finished(region, target);
-    if (committedAt !== undefined)
-      lagSeconds.observe(
-        { region, kind: target.kind },
-        Math.max(0, Date.now() - committedAt) / 1000,
-      );
+    const lag = committedAt === undefined ? null : Math.max(0, Date.now() - committedAt) / 1000;
+    if (lag !== null) lagSeconds.observe({ region, kind: target.kind }, lag);
     jobsProcessed.inc({ region, kind: target.kind, result: 'ok' });
+    await recordActivity(queues, event('ok', lag), log);
   } catch (err) {
     const permanent =
       err instanceof UnrecoverableError || (err instanceof OciError && err.status < 500);
     jobsProcessed.inc({ region, kind: target.kind, result: permanent ? 'failed' : 'retry' });
     log.debug({ region, target, err: (err as Error).message }, 'sync attempt failed');
+    if (permanent)
+      await recordActivity(
+        queues,
+        { ...event('failed', null), error: err.message.slice(0, 200) },
+        log,
+      );
     if (permanent && !(err instanceof UnrecoverableError))
       throw new UnrecoverableError((err as Error).message);
     throw err;
   } finally {
     await unlock().catch(() => {});
+  }
+}
+
+/** Bytes this process copied into each region, as last reported to the activity history. */
+const bytesReported = new Map<string, number>();
+let bytesChain: Promise<unknown> = Promise.resolve();
+
+/**
+ * Records a finished job for the dashboard, with the bytes this process copied into the region
+ * since its last record (jobs run concurrently, so bytes are attributed per process, not per
+ * job; the totals are exact). Never fails the job.
+ */
+async function recordActivity(
+  queues: ReplicationQueues,
+  e: ActivityEvent,
+  log: Logger,
+): Promise<void> {
+  const delta = bytesChain.then(async () => {
+    const total = (await bytesCopied.get()).values
+      .filter((v) => v.labels.region === e.region)
+      .reduce((a, v) => a + v.value, 0);
+    const d = total - (bytesReported.get(e.region) ?? 0);
+    bytesReported.set(e.region, total);
+    return d;
+  });
+  bytesChain = delta.catch(() => 0);
+  try {
+    await queues.activity.recordJob(e, await delta);
+  } catch (err) {
+    log.debug({ err: (err as Error).message }, 'recording replication activity failed');
   }
 }
