@@ -28,6 +28,9 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
       idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000,
       automaticCrossMount: config.uploads.automaticCrossMount,
     },
+    blobRedirect: config.s3.redirect
+      ? { expiresSeconds: config.s3.redirectExpirySeconds }
+      : undefined,
     replica:
       node.role === 'replica'
         ? {

@@ -83,6 +83,32 @@ export class BlobStore {
     });
   }
 
+  /**
+   * A presigned download URL for a blob this repository may serve, straight from the backend.
+   * Undefined when the backend cannot presign, the repository does not link the blob, or this
+   * store does not hold it (a replica then streams it from the primary): the caller serves the
+   * request itself, errors included.
+   */
+  directUrl(
+    repository: string,
+    digest: string,
+    expiresSeconds: number,
+  ): Promise<{ url: string; digest: string } | undefined> {
+    return translated(async () => {
+      const d = parseDigest(digest);
+      const key = Layout.blobData(d);
+      const url = await this.store.presignGet(key, expiresSeconds);
+      if (!url || !(await this.isLinked(repository, d))) return undefined;
+      try {
+        await this.store.head(key);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+      return { url, digest: d.value };
+    });
+  }
+
   /** A direct download URL from the backend, when it has one. */
   presign(digest: Digest, expiresSeconds: number): Promise<string | undefined> {
     return this.store.presignGet(Layout.blobData(digest), expiresSeconds);

@@ -15,6 +15,11 @@ export interface RegistryOptions {
   uploads?: UploadSessionOptions;
   /** Set on a read-only replica: where to fall back on a miss, and how to tell a tag is behind. */
   replica?: ReplicaOptions;
+  /**
+   * Answer blob `GET`s (without `Range`) with a `307` to a presigned URL of the store, when it
+   * can make one (S3) and holds the blob, so the bytes do not pass through the node. Default: off.
+   */
+  blobRedirect?: { expiresSeconds: number };
 }
 
 /** The registry's domain: everything the distribution API does, over one object store. */

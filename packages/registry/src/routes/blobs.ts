@@ -2,7 +2,10 @@ import { pipeline } from 'node:stream/promises';
 import type { V2Context } from '../http/context';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
 
-/** `GET`/`HEAD /v2/<name>/blobs/<digest>`, with single `Range` support (206 / 416). */
+/**
+ * `GET`/`HEAD /v2/<name>/blobs/<digest>`, with single `Range` support (206 / 416). With
+ * `blobRedirect` on, a whole-blob `GET` the store can presign is a `307` to the storage URL.
+ */
 export async function getBlob({ req, res, name, param, registry }: V2Context): Promise<void> {
   if (req.method === 'HEAD') {
     const info = await registry.blobs.stat(name, param);
@@ -16,6 +19,18 @@ export async function getBlob({ req, res, name, param, registry }: V2Context): P
     });
     res.end();
     return;
+  }
+  const redirect = registry.opts.blobRedirect;
+  if (redirect && req.headers.range === undefined) {
+    const direct = await registry.blobs.directUrl(name, param, redirect.expiresSeconds);
+    if (direct) {
+      sendEmpty(res, 307, {
+        ...API_VERSION_HEADER,
+        Location: direct.url,
+        'Docker-Content-Digest': direct.digest,
+      });
+      return;
+    }
   }
   const blob = await registry.blobs.read(name, param, headerValue(req.headers.range));
   const headers: Record<string, string | number> = {
