@@ -1,0 +1,387 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { OciError } from '@meridian/oci';
+import type { ObjectStore } from '@meridian/storage';
+import { grantAccess, parseScopes, type AccessEntry } from './access';
+import { AdminService } from './admin-service';
+import { AuditLog } from './audit-log';
+import { AuthLayout } from './auth-layout';
+import { CredentialStore } from './credential-store';
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle';
+import { authLogins, authTokensIssued } from './metrics';
+import {
+  ROLE_PERMISSIONS,
+  SCOPE_MAP_ACTIONS,
+  type Grant,
+  type PasswordSlot,
+  type Principal,
+  type PrincipalKind,
+} from './model';
+import { credentialFingerprint, generatePassword, verifyDummy, verifyPassword } from './passwords';
+import { loadSigningKey, TokenError, TokenService, type VerifiedToken } from './token-service';
+
+export interface AuthServiceOptions {
+  /**
+   * The registry's name: the token `aud`/service, the issuer, and the admin user's username.
+   * Must be the same in every region. Default `meridian`.
+   */
+  registryName?: string;
+  /** This node's region (its signing key, its audit events). */
+  region: string;
+  /** The primary region's store (source of truth of credentials). */
+  source: ObjectStore;
+  /** This node's region's store (the mirror, the signing key, the audit log). */
+  local: ObjectStore;
+  /** Every region's store, for audit queries. Default: this region's. */
+  auditStores?: { region: string; store: ObjectStore }[];
+  /** Access token lifetime, s. Default 300. */
+  tokenTtlSeconds?: number;
+  /** Refresh token lifetime, s. Default 30 days. */
+  refreshTokenTtlSeconds?: number;
+  /** How often credential changes are picked up, ms. Default 2000. */
+  pollIntervalMs?: number;
+  throttle?: LoginThrottleOptions;
+  /**
+   * Create the `owner` identity on first start (only one node should: the primary). Its password
+   * is `ownerPassword`, or a generated one returned by `start()`.
+   */
+  bootstrapOwner?: boolean;
+  ownerPassword?: string;
+  log: Logger;
+}
+
+export interface LoginContext {
+  /** Client address (throttling, audit). */
+  address: string;
+  /** `basic` (on the API), `token-get`, `password` or `refresh_token` (token endpoint). */
+  method: string;
+}
+
+/** Returned by `start()` when this start created the owner identity. */
+export interface OwnerCreated {
+  name: string;
+  /** Set only when the password was generated (it is shown once, never stored in clear). */
+  generatedPassword?: string;
+}
+
+const INVALID = 'invalid username or password';
+
+/**
+ * Identity and access for one node: password logins (throttled, audited), grants from roles and
+ * scope maps, token issuing and local verification, and the admin operations.
+ */
+export class AuthService {
+  readonly registryName: string;
+  readonly credentials: CredentialStore;
+  readonly audit: AuditLog;
+  readonly throttle: LoginThrottle;
+  readonly admin: AdminService;
+  private tokenService: TokenService | undefined;
+  private publishTimer: NodeJS.Timeout | undefined;
+  /** Recently verified passwords (an HMAC under a per-process key, never the password). */
+  private readonly verified = new LRUCache<string, string>({ max: 10_000, ttl: 5 * 60_000 });
+  private readonly hmacKey = randomBytes(32);
+  private readonly nodeTokens = new LRUCache<string, { token: string; until: number }>({
+    max: 10_000,
+  });
+
+  constructor(private readonly opts: AuthServiceOptions) {
+    this.registryName = opts.registryName ?? 'meridian';
+    this.credentials = new CredentialStore({
+      source: opts.source,
+      local: opts.local,
+      pollIntervalMs: opts.pollIntervalMs,
+      log: opts.log,
+    });
+    this.audit = new AuditLog({
+      store: opts.local,
+      region: opts.region,
+      readStores: opts.auditStores,
+      log: opts.log,
+    });
+    this.throttle = new LoginThrottle(opts.throttle);
+    this.admin = new AdminService(this.credentials, this.audit, this.registryName);
+  }
+
+  get tokens(): TokenService {
+    if (!this.tokenService) throw new Error('AuthService.start() was not called');
+    return this.tokenService;
+  }
+
+  /** The registry service name clients see in challenges (`service=`). */
+  get service(): string {
+    return this.registryName;
+  }
+
+  async start(): Promise<OwnerCreated | undefined> {
+    const { opts } = this;
+    await this.credentials.start();
+    const key = await loadSigningKey(opts.local, opts.region);
+    this.tokenService = new TokenService({
+      issuer: this.registryName,
+      service: this.registryName,
+      key,
+      keys: () => this.credentials.snapshot.keys,
+      onUnknownKey: () => this.credentials.refresh(true),
+      accessTtlSeconds: opts.tokenTtlSeconds,
+      refreshTtlSeconds: opts.refreshTokenTtlSeconds,
+    });
+    let created: OwnerCreated | undefined;
+    if (opts.bootstrapOwner) created = await this.bootstrapOwner();
+    await this.publishKey();
+    return created;
+  }
+
+  async close(): Promise<void> {
+    if (this.publishTimer) clearTimeout(this.publishTimer);
+    this.credentials.close();
+    await this.audit.close();
+  }
+
+  /** On a store never initialised: the `owner` identity with the Owner role on the registry. */
+  private async bootstrapOwner(): Promise<OwnerCreated | undefined> {
+    const { snapshot, sourceReachable } = this.credentials;
+    if (!sourceReachable || snapshot.initialized) return undefined;
+    const generated = this.opts.ownerPassword ? undefined : generatePassword();
+    const password = this.opts.ownerPassword ?? generated!;
+    const actor = { principal: { kind: 'node' as const, name: this.opts.region }, address: '-' };
+    if (!snapshot.identities.has('owner'))
+      await this.admin.createIdentity(actor, {
+        kind: 'user',
+        name: 'owner',
+        password,
+        roles: [{ role: 'Owner', scope: '*' }],
+      });
+    await this.credentials.mutate(AuthLayout.initialized, () => ({
+      at: new Date().toISOString(),
+    }));
+    return { name: 'owner', generatedPassword: generated };
+  }
+
+  /** Publishes this region's public key until it is in the replicated records. */
+  private async publishKey(): Promise<void> {
+    const record = this.tokens.publicKeyRecord();
+    if (this.credentials.snapshot.keys.has(record.kid)) return;
+    try {
+      await this.credentials.mutate(AuthLayout.publicKey(record.kid), () => record);
+    } catch {
+      this.publishTimer = setTimeout(() => void this.publishKey(), 5000);
+      this.publishTimer.unref();
+    }
+  }
+
+  /**
+   * Checks a username and password. Throws `UNAUTHORIZED` (one message for every cause) or
+   * `TOOMANYREQUESTS`; records the attempt in the audit log.
+   */
+  async login(username: string, password: string, ctx: LoginContext): Promise<Principal> {
+    const retryAfter = this.throttle.retryAfter(username, ctx.address);
+    if (retryAfter > 0) {
+      authLogins.inc({ outcome: 'throttled', method: ctx.method });
+      this.audit.record({
+        actor: username,
+        actorKind: 'unknown',
+        action: 'login',
+        outcome: 'throttled',
+        address: ctx.address,
+        method: ctx.method,
+      });
+      throw new OciError('TOOMANYREQUESTS', 'too many failed logins; try again later', {
+        retryAfter,
+      });
+    }
+    const found = this.findLogin(username);
+    const slots = (found?.slots ?? []).filter((s) => !expired(s));
+    const cacheKey = createHmac('sha256', this.hmacKey)
+      .update(`${username}\0${password}`)
+      .digest('base64url');
+    const cachedHash = this.verified.get(cacheKey);
+    let matched = slots.find((s) => s.hash === cachedHash);
+    const fromCache = matched !== undefined;
+    if (!matched) {
+      for (const s of slots) if (await verifyPassword(password, s.hash)) matched = s;
+      if (slots.length === 0) await verifyDummy(password);
+    }
+    const reason = !found
+      ? 'unknown identity'
+      : !matched
+        ? 'wrong password'
+        : !found.enabled
+          ? 'disabled'
+          : undefined;
+    if (reason !== undefined || !found || !matched) {
+      this.throttle.recordFailure(username, ctx.address);
+      authLogins.inc({ outcome: 'failure', method: ctx.method });
+      this.audit.record({
+        actor: username,
+        actorKind: found?.kind ?? 'unknown',
+        action: 'login',
+        outcome: 'failure',
+        reason,
+        address: ctx.address,
+        method: ctx.method,
+      });
+      throw new OciError('UNAUTHORIZED', INVALID);
+    }
+    this.verified.set(cacheKey, matched.hash);
+    if (!fromCache) {
+      authLogins.inc({ outcome: 'success', method: ctx.method });
+      this.audit.record({
+        actor: username,
+        actorKind: found.kind,
+        action: 'login',
+        outcome: 'success',
+        address: ctx.address,
+        method: ctx.method,
+        detail: { password: matched.name },
+      });
+    }
+    return { kind: found.kind, name: username, credential: credentialFingerprint(matched.hash) };
+  }
+
+  private findLogin(
+    username: string,
+  ): { kind: PrincipalKind; enabled: boolean; slots: PasswordSlot[] } | undefined {
+    const s = this.credentials.snapshot;
+    if (username === this.registryName && s.adminUser)
+      return { kind: 'admin-user', enabled: s.adminUser.enabled, slots: s.adminUser.passwords };
+    const identity = s.identities.get(username);
+    if (identity)
+      return { kind: identity.kind, enabled: identity.enabled, slots: identity.passwords };
+    const token = s.tokens.get(username);
+    if (token) return { kind: 'token', enabled: token.enabled, slots: token.passwords };
+    return undefined;
+  }
+
+  /** Whether a principal named in a token still exists, is enabled and has that password. */
+  isActive(p: Principal): boolean {
+    if (p.kind === 'anonymous' || p.kind === 'node') return true;
+    const found = this.findLogin(p.name);
+    if (!found || found.kind !== p.kind || !found.enabled) return false;
+    if (p.credential === undefined) return false;
+    return found.slots.some((s) => !expired(s) && credentialFingerprint(s.hash) === p.credential);
+  }
+
+  /** What a principal may do, from the current records. */
+  grantsFor(p: Principal): Grant[] {
+    const s = this.credentials.snapshot;
+    switch (p.kind) {
+      case 'anonymous':
+        return s.settings.anonymousPull ? [{ pattern: '*', permissions: ['pull'] }] : [];
+      case 'node':
+        return [{ pattern: '*', permissions: ['pull', 'metadata_read'] }];
+      case 'admin-user':
+        return s.adminUser?.enabled
+          ? [
+              {
+                pattern: '*',
+                permissions: ['pull', 'push', 'delete', 'metadata_read', 'metadata_write'],
+              },
+            ]
+          : [];
+      case 'user':
+      case 'service': {
+        const identity = s.identities.get(p.name);
+        if (!identity?.enabled || identity.kind !== p.kind) return [];
+        return identity.roles.map((r) => ({
+          pattern: r.scope,
+          permissions: [...ROLE_PERMISSIONS[r.role]],
+        }));
+      }
+      case 'token': {
+        const token = s.tokens.get(p.name);
+        const map = token?.enabled ? s.scopeMaps.get(token.scopeMap) : undefined;
+        if (!map) return [];
+        return map.rules.map((r) => ({
+          pattern: r.repository,
+          permissions: r.actions.map((a) => SCOPE_MAP_ACTIONS[a]),
+        }));
+      }
+    }
+  }
+
+  /** An access token with exactly the granted part of `scopes`. */
+  async issueAccessToken(
+    p: Principal,
+    scopes: string[],
+  ): Promise<{ token: string; expiresIn: number; issuedAt: Date; access: AccessEntry[] }> {
+    const access = grantAccess(this.grantsFor(p), parseScopes(scopes));
+    const t = await this.tokens.issue(p, 'access', access);
+    authTokensIssued.inc({ kind: p.kind });
+    return { ...t, access };
+  }
+
+  /** A refresh token (`docker login`'s identity token), bound to the password used. */
+  async issueRefreshToken(p: Principal): Promise<string> {
+    return (await this.tokens.issue(p, 'refresh')).token;
+  }
+
+  /** The principal behind a refresh token, if it is still valid. Audited as a login. */
+  async refresh(refreshToken: string, ctx: LoginContext): Promise<Principal> {
+    let principal: Principal | undefined;
+    let reason: string | undefined;
+    try {
+      principal = (await this.tokens.verify(refreshToken, 'refresh')).principal;
+      if (!this.isActive(principal)) reason = 'credential revoked, expired or disabled';
+    } catch (err) {
+      reason = err instanceof TokenError ? `invalid refresh token: ${err.message}` : 'invalid';
+    }
+    const actor = principal?.name ?? '-';
+    if (reason !== undefined || !principal) {
+      authLogins.inc({ outcome: 'failure', method: ctx.method });
+      this.audit.record({
+        actor,
+        actorKind: principal?.kind ?? 'unknown',
+        action: 'login',
+        outcome: 'failure',
+        reason,
+        address: ctx.address,
+        method: ctx.method,
+      });
+      throw new OciError('UNAUTHORIZED', 'invalid refresh token');
+    }
+    authLogins.inc({ outcome: 'success', method: ctx.method });
+    this.audit.record({
+      actor,
+      actorKind: principal.kind,
+      action: 'login',
+      outcome: 'success',
+      address: ctx.address,
+      method: ctx.method,
+    });
+    return principal;
+  }
+
+  /**
+   * Verifies a bearer token, including that its principal is still enabled (a disabled identity
+   * or token, or a regenerated password, stops working within the poll interval). Throws
+   * `TokenError`.
+   */
+  async verifyAccessToken(token: string): Promise<VerifiedToken> {
+    const v = await this.tokens.verify(token, 'access');
+    if (!this.isActive(v.principal))
+      throw new TokenError('credential revoked, expired or disabled');
+    return v;
+  }
+
+  /**
+   * A token this node presents to the primary on a replica's miss (`pull` on one repository),
+   * signed with the region's key and reused until shortly before it expires.
+   */
+  async nodeToken(repository: string): Promise<string> {
+    const cached = this.nodeTokens.get(repository);
+    if (cached && cached.until > Date.now()) return cached.token;
+    const access: AccessEntry[] = [{ type: 'repository', name: repository, actions: ['pull'] }];
+    const t = await this.tokens.issue({ kind: 'node', name: this.opts.region }, 'access', access);
+    this.nodeTokens.set(repository, {
+      token: t.token,
+      until: Date.now() + (t.expiresIn - 60) * 1000,
+    });
+    return t.token;
+  }
+}
+
+function expired(s: PasswordSlot, now = Date.now()): boolean {
+  return s.expiresAt !== undefined && Date.parse(s.expiresAt) <= now;
+}
