@@ -5,6 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Counter, register } from 'prom-client';
+import { dashboardHandler } from '@meridian/dashboard';
 import type { Logger } from 'pino';
 import type { HealthChecker } from './health';
 import type { GatewayRegion, Topology } from './topology';
@@ -53,9 +54,11 @@ export function isWrite(method: string, path: string): boolean {
  */
 export function createGateway(opts: GatewayOptions): RequestListener {
   const { topology, health, log } = opts;
+  const dashboard = dashboardHandler(); // its JSON API calls are reads, proxied to a region
   return (req, res) => {
     const path = req.url ?? '/';
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (dashboard(req, res)) return;
     if (path === '/metrics') {
       void register.metrics().then((m) => {
         res.writeHead(200, { 'Content-Type': register.contentType });

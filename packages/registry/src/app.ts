@@ -3,6 +3,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express from 'express';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
+import { dashboardMiddleware } from '@meridian/dashboard';
 import { OciError } from '@meridian/oci';
 import type { Registry } from './domain/registry';
 import { toOciError } from './domain/storage-errors';
@@ -56,6 +57,7 @@ export function createApp(deps: AppDeps): App {
   app.get('/metrics', async (_req, res) => {
     res.type(register.contentType).send(await register.metrics());
   });
+  app.use(dashboardMiddleware());
   app.use(replicationRouter(deps.replicationStatus));
   app.use(
     (err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
