@@ -421,7 +421,7 @@
         },
       },
       axes: [
-        axis,
+        Object.assign({}, axis, { space: 70 }),
         Object.assign({}, axis, {
           size: 64,
           incrs: yIncrs,
