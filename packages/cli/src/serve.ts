@@ -7,7 +7,10 @@ import { latencyBetween, resolveNode, type NodeConfig } from './config';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(config: NodeConfig): Promise<RunningNode> {
-  const log = pino({ level: config.log.level, base: { region: config.region } });
+  // Buffered, asynchronous log writes: a synchronous line per request costs a third of the
+  // manifest GET throughput. Flushed on close.
+  const logDestination = pino.destination({ sync: false, minLength: 4096 });
+  const log = pino({ level: config.log.level, base: { region: config.region } }, logDestination);
   const node = resolveNode(config);
   const store = await openStore(node.storage, storeOptions(config));
   const queues = openQueues(config);
@@ -88,6 +91,7 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
       await queues?.close();
       await Promise.all(regions.filter((r) => r.store !== store).map((r) => r.store.close()));
       await store.close();
+      logDestination.flushSync();
     },
   };
 }

@@ -147,7 +147,8 @@ export class UploadSessions {
         this.checkChunk(state, body.stream, body);
         const length =
           body.contentLength ?? (body.range ? body.range.end - body.range.start + 1 : undefined);
-        state = await this.writeChunk(state, body.stream, length);
+        // The commit follows at once, so the state need not be persisted for this last chunk.
+        state = await this.writeChunk(state, body.stream, length, false);
       }
       try {
         return await this.commit(state, d);
@@ -164,15 +165,32 @@ export class UploadSessions {
     body: Readable,
     contentLength?: number,
   ): Promise<BlobInfo> {
-    parseDigest(digest);
-    const state = await this.create(repository);
-    return this.complete(repository, state.id, digest, { stream: body, contentLength });
+    return translated(async () => {
+      const d = parseDigest(digest);
+      // One request: the session lives only in memory; its single chunk is moved into place.
+      const now = Date.now();
+      const state: UploadState = {
+        id: randomUUID(),
+        repository,
+        startedAt: now,
+        updatedAt: now,
+        offset: 0,
+        chunks: [],
+      };
+      this.hashes.set(state.id, { hash: createDigester('sha256'), offset: 0 });
+      try {
+        await this.writeChunk(state, body, contentLength, false);
+        return await this.commit(state, d);
+      } finally {
+        await this.discard(state.id);
+      }
+    });
   }
 
   cancel(repository: string, id: string): Promise<void> {
     return translated(async () => {
       await this.get(repository, id);
-      await this.discard(id);
+      await this.discard(id, 'now');
     });
   }
 
@@ -195,7 +213,7 @@ export class UploadSessions {
             if (!isNotFound(err)) throw err;
           }
           if (expired) {
-            await this.discard(id);
+            await this.discard(id, 'now');
             purged++;
           }
         }
@@ -232,6 +250,7 @@ export class UploadSessions {
     state: UploadState,
     body: Readable,
     contentLength?: number,
+    persist = true,
   ): Promise<UploadState> {
     const running = this.hashes.get(state.id);
     const hash = running && running.offset === state.offset ? running.hash : undefined;
@@ -255,7 +274,7 @@ export class UploadSessions {
         state.offset += n;
       }
       state.updatedAt = Date.now();
-      await this.save(state);
+      if (persist) await this.save(state);
     } catch (err) {
       // The running hash has seen bytes that were not kept: completion must re-read the chunks.
       this.hashes.delete(state.id);
@@ -281,6 +300,8 @@ export class UploadSessions {
     if (!exists) {
       const keys = state.chunks.map((c) => Layout.uploadChunk(state.id, c.offset));
       if (keys.length === 0) await this.store.put(key, Buffer.alloc(0), { size: 0 });
+      // One chunk (a monolithic or streamed upload): a rename on fs, not a copy.
+      else if (keys.length === 1 && this.store.move) await this.store.move(keys[0]!, key);
       else await this.store.concat(keys, key);
     }
     await this.blobs.link(state.repository, d, state.offset);
@@ -315,9 +336,16 @@ export class UploadSessions {
     await this.store.put(Layout.uploadState(state.id), Buffer.from(JSON.stringify(state)));
   }
 
-  private async discard(id: string): Promise<void> {
+  /**
+   * Ends a session: its state goes at once (the id is unknown from now on); the chunks are
+   * removed in the background — they are never visible, and the purge sweeps any leftovers.
+   */
+  private async discard(id: string, chunks: 'now' | 'background' = 'background'): Promise<void> {
     this.hashes.delete(id);
-    await this.store.deletePrefix(Layout.upload(id));
+    await this.store.delete(Layout.uploadState(id));
+    const all = this.store.deletePrefix(Layout.upload(id));
+    if (chunks === 'now') await all;
+    else void all.catch(() => {});
   }
 }
 
