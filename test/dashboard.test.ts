@@ -100,9 +100,8 @@ describe('dashboard in a real browser', () => {
         .locator(`#feed li[data-region="${r.name}"]`, { hasText: 'tag team/web:v1' })
         .first()
         .waitFor({ timeout: 10_000 });
-    await page.waitForFunction(
-      () => document.querySelectorAll('#lag-chart canvas, #backlog-chart canvas').length === 2,
-    );
+    await page.locator('#lag-chart canvas').waitFor();
+    await page.locator('#backlog-chart canvas').waitFor();
     await page.click('#range button[data-minutes="5"]');
     await page.waitForTimeout(2500);
     await expect(page.locator('#summary').textContent()).resolves.toMatch(/caught up|replicating/);
@@ -111,8 +110,9 @@ describe('dashboard in a real browser', () => {
     // Phone-sized screen: rows become cards, nothing overflows horizontally.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(500);
-    const overflow = await page.evaluate(
-      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    // (A string: the test's TypeScript has no DOM types.)
+    const overflow = await page.evaluate<number>(
+      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
     );
     expect(overflow).toBeLessThanOrEqual(0);
     await shot('dashboard-phone.png');
