@@ -5,6 +5,7 @@ import { reconcileCommand, statusCommand } from './replication-cmd';
 import { serve } from './serve';
 import { runWorkers } from './worker';
 import { runGateway } from './gateway-cmd';
+import { writeSampleImage } from './sample-image';
 import { runDev } from './dev';
 
 interface CommonOpts {
@@ -150,6 +151,18 @@ program
       await runDev(o);
     },
   );
+
+program
+  .command('sample-image')
+  .description(
+    'write a small OCI image layout to DIR, to push with skopeo copy oci:DIR:TAG (no network needed)',
+  )
+  .argument('<dir>', 'directory to write (created)')
+  .option('--tag <tag>', 'tag inside the layout', 'v1')
+  .action((dir: string, o: { tag: string }) => {
+    const digest = writeSampleImage(dir, o.tag);
+    process.stdout.write(`wrote oci:${dir}:${o.tag} (${digest})\n`);
+  });
 
 const replication = program.command('replication').description('replication operations');
 replication
