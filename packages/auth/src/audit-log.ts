@@ -97,7 +97,7 @@ export class AuditLog {
     await this.flush();
     const until = q.until ?? new Date();
     const since = q.since ?? new Date(until.getTime() - 7 * 86_400_000);
-    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
+    const limit = Math.min(Math.max(Number.isFinite(q.limit) ? q.limit! : 100, 1), 1000);
     const days: string[] = [];
     for (
       let t = Date.parse(since.toISOString().slice(0, 10));

@@ -7,10 +7,13 @@ import { dashboardMiddleware } from '@meridian/dashboard';
 import { OciError } from '@meridian/oci';
 import type { Registry } from './domain/registry';
 import { toOciError } from './domain/storage-errors';
+import { AuthGate, type AuthOptions } from './http/auth-gate';
 import type { V2Context } from './http/context';
 import { sendError } from './http/send';
 import { matchV2 } from './http/v2-router';
+import { adminRouter } from './routes/admin';
 import { replicationRouter, type ReplicationStatusProvider } from './routes/replication';
+import { tokenRouter } from './routes/token';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 
 export interface AppDeps {
@@ -22,6 +25,11 @@ export interface AppDeps {
   readinessChecks?: (() => Promise<void>)[];
   /** Cluster replication status (all regions), when this node is part of a cluster. */
   replicationStatus?: ReplicationStatusProvider;
+  /**
+   * Identity and access: one check before every handler, the token endpoint and the admin API.
+   * Default none: every request is allowed (tests; `auth.enabled: false`).
+   */
+  auth?: AuthOptions;
 }
 
 export interface App {
@@ -40,6 +48,8 @@ export function createApp(deps: AppDeps): App {
   const region = deps.region ?? 'local';
   const app = express();
   app.disable('x-powered-by');
+  const gate = deps.auth ? new AuthGate(deps.auth) : undefined;
+  if (gate) app.use(tokenRouter(gate), adminRouter(gate));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -105,7 +115,19 @@ export function createApp(deps: AppDeps): App {
       );
       return;
     }
-    app(req, res);
+    if (!gate) {
+      app(req, res);
+      return;
+    }
+    gate.check(req, res, gate.needForPath(url), false).then(
+      () => {
+        app(req, res);
+      },
+      (err: unknown) => {
+        req.resume();
+        sendError(res, toOciError(err), log, requestId);
+      },
+    );
   };
 
   async function handleV2(
@@ -127,6 +149,7 @@ export function createApp(deps: AppDeps): App {
       req.resume();
       throw err;
     }
+    if (gate) await authorizeV2(gate, req, res, matched, url);
     const replica = registry.opts.replica;
     if (matched.write && replica) {
       req.resume();
@@ -152,6 +175,30 @@ export function createApp(deps: AppDeps): App {
   }
 
   return { listener, express: app };
+}
+
+/** The auth check for a `/v2` request; a mount from a repository the caller cannot pull is dropped. */
+async function authorizeV2(
+  gate: AuthGate,
+  req: IncomingMessage,
+  res: ServerResponse,
+  matched: ReturnType<typeof matchV2>,
+  url: URL,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  try {
+    await gate.check(req, res, gate.needForV2(matched, method), true);
+  } catch (err) {
+    req.resume();
+    throw err;
+  }
+  if (matched.route === 'upload' && method === 'POST' && url.searchParams.has('mount')) {
+    const from = url.searchParams.get('from');
+    if (!from || !gate.mayPull(req, from)) {
+      url.searchParams.delete('mount');
+      url.searchParams.delete('from');
+    }
+  }
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -9,3 +9,4 @@ export * from './domain/tag-store';
 export * from './server';
 export * from './domain/replica';
 export * from './domain/upstream';
+export * from './http/auth-gate';

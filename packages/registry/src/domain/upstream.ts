@@ -17,21 +17,29 @@ export interface UpstreamManifest {
 export class PrimaryUpstream {
   private readonly timeoutMs: number;
   private readonly delayMs: number;
+  private readonly authorization?: (repository: string) => Promise<string>;
 
   /**
    * @param opts.timeoutMs per request (bodies excepted), default 10 s
    * @param opts.delayMs simulated one-way latency added to each request (dev), default 0
+   * @param opts.authorization the `Authorization` header for a repository's requests (a replica
+   *   presents a token it signs itself when auth is on), default none
    */
   constructor(
     readonly baseUrl: string,
-    opts: { timeoutMs?: number; delayMs?: number } = {},
+    opts: {
+      timeoutMs?: number;
+      delayMs?: number;
+      authorization?: (repository: string) => Promise<string>;
+    } = {},
   ) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.delayMs = opts.delayMs ?? 0;
+    this.authorization = opts.authorization;
   }
 
   async manifest(repository: string, reference: string): Promise<UpstreamManifest | undefined> {
-    const res = await this.request(`/v2/${repository}/manifests/${reference}`, {
+    const res = await this.request(repository, `/v2/${repository}/manifests/${reference}`, {
       headers: { Accept: MANIFEST_MEDIA_TYPES.join(', ') },
     });
     if (res.status === 404) {
@@ -52,7 +60,9 @@ export class PrimaryUpstream {
   }
 
   async blobSize(repository: string, digest: string): Promise<number | undefined> {
-    const res = await this.request(`/v2/${repository}/blobs/${digest}`, { method: 'HEAD' });
+    const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, {
+      method: 'HEAD',
+    });
     if (res.status === 404) return undefined;
     if (!res.ok) throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a blob`);
     return Number(res.headers.get('content-length'));
@@ -62,7 +72,7 @@ export class PrimaryUpstream {
     repository: string,
     digest: string,
   ): Promise<{ body: Readable; size: number } | undefined> {
-    const res = await this.request(`/v2/${repository}/blobs/${digest}`, {}, false);
+    const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, {}, false);
     if (res.status === 404) {
       await res.body?.cancel();
       return undefined;
@@ -77,11 +87,19 @@ export class PrimaryUpstream {
     };
   }
 
-  private async request(path: string, init: RequestInit, timeout = true): Promise<Response> {
+  private async request(
+    repository: string,
+    path: string,
+    init: RequestInit,
+    timeout = true,
+  ): Promise<Response> {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    const headers = new Headers(init.headers);
+    if (this.authorization) headers.set('Authorization', await this.authorization(repository));
     try {
       return await fetch(`${this.baseUrl}${path}`, {
         ...init,
+        headers,
         redirect: 'follow',
         signal: timeout ? AbortSignal.timeout(this.timeoutMs) : undefined,
       });
