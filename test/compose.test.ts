@@ -1,0 +1,484 @@
+/**
+ * docker-compose.yml checked statically (no Docker on CI): every service's image or build,
+ * mounted files, commands and options (against the built CLI's own --help), MERIDIAN_*
+ * variables (against the config schema), ports and addresses, the mounted cluster config (through
+ * loadConfig), buckets, netem rules, the gateway's client networks, the Prometheus scrape targets
+ * and the Grafana provisioning all agree with each other and with the repository.
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { parseS3Url } from '@meridian/storage';
+import {
+  configEnvNames,
+  loadConfig,
+  NodeConfigSchema,
+  resolveNode,
+  type NodeConfig,
+} from '../packages/cli/src/config';
+
+const ROOT = resolve(__dirname, '..');
+const CLI = join(ROOT, 'packages/cli/dist/main.js');
+const REGIONS = ['eastus', 'westeurope', 'southeastasia'];
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile?: string; target?: string };
+  command?: string[] | string;
+  entrypoint?: string[] | string;
+  environment?: Record<string, string | number | boolean>;
+  volumes?: string[];
+  ports?: string[];
+  networks?: string[] | Record<string, { ipv4_address?: string } | null>;
+  depends_on?: string[] | Record<string, { condition: string }>;
+  healthcheck?: unknown;
+  profiles?: string[];
+  cap_add?: string[];
+  user?: string;
+  restart?: string;
+}
+
+interface Compose {
+  services: Record<string, Service>;
+  networks: Record<string, { ipam?: { config: { subnet: string; ip_range?: string }[] } }>;
+  volumes?: Record<string, unknown>;
+}
+
+const readYaml = <T>(rel: string): T =>
+  parse(readFileSync(join(ROOT, rel), 'utf8'), { merge: true }) as T;
+
+const compose = readYaml<Compose>('docker-compose.yml');
+const services = Object.entries(compose.services);
+const DOCKERFILE = 'deploy/Dockerfile';
+/** Services running Meridian itself (built from deploy/Dockerfile). */
+const meridian = services.filter(([, s]) => s.build?.dockerfile === DOCKERFILE);
+const env = (s: Service): Record<string, string> =>
+  Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
+const args = (s: Service): string[] => (Array.isArray(s.command) ? s.command : []);
+const flag = (s: Service, name: string): string | undefined => {
+  const a = args(s);
+  const i = a.indexOf(name);
+  return i >= 0 ? a[i + 1] : undefined;
+};
+const networksOf = (s: Service): Record<string, { ipv4_address?: string } | null> =>
+  Array.isArray(s.networks)
+    ? Object.fromEntries(s.networks.map((n) => [n, null]))
+    : (s.networks ?? {});
+
+// --- IPv4 ---------------------------------------------------------------------------------------
+function ip4(a: string): number {
+  const parts = a.split('.').map(Number);
+  expect(parts).toHaveLength(4);
+  return parts.reduce((n, p) => n * 256 + p, 0);
+}
+function inCidr(addr: string, cidr: string): boolean {
+  const [net, bits] = cidr.split('/') as [string, string];
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ip4(addr) / size) === Math.floor(ip4(net) / size);
+}
+/** Whether CIDR `inner` lies within CIDR `outer`. */
+function cidrWithin(inner: string, outer: string): boolean {
+  return (
+    Number(inner.split('/')[1]) >= Number(outer.split('/')[1]) &&
+    inCidr(inner.split('/')[0]!, outer)
+  );
+}
+
+// --- the CLI's own description of its commands ---------------------------------------------------
+const help = (cmd: string[]): string =>
+  execFileSync(process.execPath, [CLI, ...cmd, '--help'], { encoding: 'utf8' });
+function cliCommands(): Set<string> {
+  const out = help([]);
+  const section = out.slice(out.indexOf('Commands:'));
+  return new Set([...section.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!));
+}
+function cliOptions(command: string): Set<string> {
+  return new Set(
+    [...help([command]).matchAll(/^ {2}(?:-\w, )?(--[a-z][a-z-]*)/gm)].map((m) => m[1]!),
+  );
+}
+
+/** The host file behind a container path, through the service's bind mounts. */
+function hostPath(s: Service, containerPath: string): string | undefined {
+  for (const v of s.volumes ?? []) {
+    const [src, dst] = v.split(':') as [string, string];
+    if (!src.startsWith('.')) continue;
+    if (containerPath === dst) return join(ROOT, src);
+    if (containerPath.startsWith(`${dst}/`))
+      return join(ROOT, src, posix.relative(dst, containerPath));
+  }
+  return undefined;
+}
+
+/** The configuration a Meridian service runs with: mounted file, its MERIDIAN_* env, its flags. */
+function serviceConfig(s: Service): NodeConfig {
+  const file = hostPath(s, flag(s, '--config')!);
+  expect(file).toBeDefined();
+  const command = args(s)[0];
+  const region = command === 'serve' ? flag(s, '--region') : undefined;
+  return loadConfig(NodeConfigSchema, {
+    file,
+    env: Object.fromEntries(Object.entries(env(s)).filter(([k]) => k.startsWith('MERIDIAN_'))),
+    overrides: { region },
+    checkRegion: region !== undefined,
+  });
+}
+
+const portOf = (listen: string) => Number(listen.slice(listen.lastIndexOf(':') + 1));
+
+describe('docker-compose.yml', () => {
+  it('builds Meridian from deploy/Dockerfile and pins every other image to a tag', () => {
+    const dockerfile = readFileSync(join(ROOT, DOCKERFILE), 'utf8');
+    const stages = new Set([...dockerfile.matchAll(/^FROM \S+ AS (\S+)$/gim)].map((m) => m[1]));
+    expect(meridian.map(([n]) => n).sort()).toEqual(
+      [
+        'gateway',
+        ...REGIONS.map((r) => `node-${r}`),
+        ...REGIONS.slice(1).map((r) => `worker-${r}`),
+      ].sort(),
+    );
+    for (const [name, s] of services) {
+      if (s.build) {
+        expect({ name, context: existsSync(join(ROOT, s.build.context)) }).toEqual({
+          name,
+          context: true,
+        });
+        expect(existsSync(join(ROOT, s.build.context, s.build.dockerfile ?? 'Dockerfile'))).toBe(
+          true,
+        );
+        if (s.build.target)
+          expect({ name, stages: [...stages] }).toEqual({
+            name,
+            stages: expect.arrayContaining([s.build.target]) as unknown,
+          });
+      } else {
+        expect({ name, image: s.image }).toEqual({
+          name,
+          image: expect.stringMatching(/^[\w./-]+:[\w.-]+$/) as unknown,
+        });
+      }
+    }
+  });
+
+  it('mounts only files and folders that exist', () => {
+    // Grafana's dashboards folder is filled by the dashboard work; Docker creates it empty if absent.
+    const mayBeMissing = new Set([join(ROOT, 'deploy/grafana/dashboards')]);
+    for (const [name, s] of services)
+      for (const v of s.volumes ?? []) {
+        const [src, dst] = v.split(':') as [string, string];
+        expect(dst.startsWith('/')).toBe(true);
+        if (src.startsWith('.')) {
+          const p = join(ROOT, src);
+          if (!mayBeMissing.has(p))
+            expect({ name, src, exists: existsSync(p) }).toEqual({ name, src, exists: true });
+        } else expect(Object.keys(compose.volumes ?? {})).toContain(src);
+      }
+  });
+
+  it('runs real CLI commands with real options', () => {
+    const commands = cliCommands();
+    const options = new Map<string, Set<string>>();
+    for (const [name, s] of meridian) {
+      const [command, ...rest] = args(s);
+      expect({ name, command: commands.has(command!) }).toEqual({ name, command: true });
+      if (!options.has(command!)) options.set(command!, cliOptions(command!));
+      for (const a of rest.filter((x) => x.startsWith('--')))
+        expect({ name, option: a, known: options.get(command!)!.has(a.split('=')[0]!) }).toEqual({
+          name,
+          option: a,
+          known: true,
+        });
+    }
+  });
+
+  it('sets only MERIDIAN_* variables that are configuration keys', () => {
+    const known = configEnvNames(NodeConfigSchema);
+    expect(known.get('MERIDIAN_WORKER_METRICS_LISTEN')).toBe('worker.metricsListen');
+    for (const [name, s] of services)
+      for (const key of Object.keys(env(s)).filter((k) => k.startsWith('MERIDIAN_')))
+        expect({ name, key, known: known.has(key) }).toEqual({ name, key, known: true });
+  });
+
+  it('gives every Meridian service a configuration that loads, and nodes the endpoints the cluster names', () => {
+    for (const [name, s] of meridian) {
+      const c = serviceConfig(s);
+      expect(c.regions.map((r) => r.name)).toEqual(REGIONS);
+      const command = args(s)[0];
+      if (command === 'serve') {
+        const region = c.regions.find((r) => r.name === c.region)!;
+        const endpoint = new URL(region.endpoint);
+        // The region's endpoint names this very service, on the port it listens on (all interfaces).
+        expect(endpoint.hostname).toBe(name);
+        const listen = resolveNode(c).listen;
+        expect(listen).toBe(`0.0.0.0:${endpoint.port}`);
+      }
+      if (command === 'worker') {
+        const r = flag(s, '--region');
+        expect(c.regions.find((x) => x.name === r)?.role).toBe('replica');
+        expect(c.worker.metricsListen).toBeDefined();
+      }
+      if (command === 'gateway') expect(c.gateway.listen.length).toBeGreaterThan(0);
+      // Whatever the process talks to is a service of this file.
+      const redis = new URL(c.redis!);
+      expect(compose.services[redis.hostname]).toBeDefined();
+    }
+  });
+
+  it("puts each region's storage in its own MinIO bucket, created at start, with the services' credentials", () => {
+    const c = serviceConfig(compose.services['node-eastus']!);
+    const mc = compose.services.createbuckets!;
+    const script = args(mc).join(' ');
+    for (const region of REGIONS) {
+      expect(script).toMatch(new RegExp(`for r in [^;]*\\b${region}\\b`));
+    }
+    expect(script).toContain('mc mb --ignore-existing "$$r/meridian-$$r"');
+    expect(script).toContain('"http://minio-$$r:9000"');
+    for (const r of c.regions) {
+      const s3 = parseS3Url(r.storage);
+      expect(s3.bucket).toBe(`meridian-${r.name}`);
+      expect(s3.endpoint).toBe(`http://minio-${r.name}:9000`);
+      const minio = compose.services[`minio-${r.name}`]!;
+      expect(minio).toBeDefined();
+      for (const [, s] of meridian) {
+        expect(env(s).AWS_ACCESS_KEY_ID).toBe(env(minio).MINIO_ROOT_USER);
+        expect(env(s).AWS_SECRET_ACCESS_KEY).toBe(env(minio).MINIO_ROOT_PASSWORD);
+      }
+    }
+  });
+
+  it('depends only on services that exist, waiting on health only where there is a check', () => {
+    for (const [name, s] of services) {
+      const deps = Array.isArray(s.depends_on)
+        ? Object.fromEntries(s.depends_on.map((d) => [d, { condition: 'service_started' }]))
+        : (s.depends_on ?? {});
+      for (const [dep, { condition }] of Object.entries(deps)) {
+        const target = compose.services[dep];
+        expect({ name, dep, exists: !!target }).toEqual({ name, dep, exists: true });
+        if (condition === 'service_healthy')
+          expect({ name, dep, healthcheck: !!target!.healthcheck }).toEqual({
+            name,
+            dep,
+            healthcheck: true,
+          });
+        if (condition === 'service_completed_successfully') expect(target!.restart).toBe('no');
+      }
+    }
+  });
+
+  it('publishes distinct host ports and fixed addresses inside their networks', () => {
+    const hostPorts = new Map<string, string>();
+    for (const [name, s] of services)
+      for (const p of s.ports ?? []) {
+        const parts = p.split(':');
+        const hostPort = parts.length === 3 ? parts[1]! : parts[0]!;
+        expect({ port: hostPort, taken: hostPorts.get(hostPort) }).toEqual({
+          port: hostPort,
+          taken: undefined,
+        });
+        hostPorts.set(hostPort, name);
+      }
+    const addresses = new Map<string, string>();
+    for (const [name, s] of services)
+      for (const [net, cfg] of Object.entries(networksOf(s))) {
+        const ipam = compose.networks[net]?.ipam?.config[0];
+        expect({ name, net, defined: !!compose.networks[net] }).toEqual({
+          name,
+          net,
+          defined: true,
+        });
+        const addr = cfg?.ipv4_address;
+        if (!addr) continue;
+        expect({ name, addr, taken: addresses.get(addr) }).toEqual({
+          name,
+          addr,
+          taken: undefined,
+        });
+        addresses.set(addr, name);
+        expect(inCidr(addr, ipam!.subnet)).toBe(true);
+        // Fixed addresses stay out of the range Docker hands out dynamically.
+        if (ipam!.ip_range) expect(inCidr(addr, ipam!.ip_range)).toBe(false);
+      }
+  });
+
+  it('adds inter-region latency only where tc can run, towards other regions, summing to realistic round trips', () => {
+    const subnetOf = (region: string) => {
+      const addr = networksOf(compose.services[`node-${region}`]!).wan?.ipv4_address;
+      return `${addr!.split('.').slice(0, 3).join('.')}.0/24`;
+    };
+    const regionSubnets = new Map(REGIONS.map((r) => [subnetOf(r), r]));
+    const delay = new Map<string, number>(); // "from>to" → ms
+    for (const [name, s] of services) {
+      const rules = env(s).NETEM_DELAY;
+      if (!rules) continue;
+      expect(s.cap_add).toContain('NET_ADMIN');
+      expect(s.user).toBe('root'); // tc needs it; the entrypoint drops to `node` afterwards
+      expect(s.build?.target).toBe('netem');
+      const own = networksOf(s).wan!.ipv4_address!;
+      const from = [...regionSubnets].find(([net]) => inCidr(own, net))![1];
+      for (const rule of rules.split(/[ ,]+/)) {
+        const [dest, value] = rule.split('=') as [string, string];
+        const to = regionSubnets.get(dest);
+        expect({ name, dest, region: to !== undefined && to !== from }).toEqual({
+          name,
+          dest,
+          region: true,
+        });
+        const ms = Number(/^(\d+)ms$/.exec(value)?.[1]);
+        const key = `${from}>${to}`;
+        // Every container of a region delays the same way.
+        if (delay.has(key)) expect({ name, key, ms }).toEqual({ name, key, ms: delay.get(key) });
+        delay.set(key, ms);
+      }
+    }
+    for (const [i, a] of REGIONS.entries())
+      for (const b of REGIONS.slice(i + 1)) {
+        const rtt = (delay.get(`${a}>${b}`) ?? 0) + (delay.get(`${b}>${a}`) ?? 0);
+        expect({ pair: `${a}-${b}`, rtt: rtt >= 70 && rtt <= 160 }).toEqual({
+          pair: `${a}-${b}`,
+          rtt: true,
+        });
+      }
+  });
+
+  it("gives each region's clients a network the gateway maps to that region", () => {
+    const gw = compose.services.gateway!;
+    const c = serviceConfig(gw);
+    expect(c.gateway.matchOn).toBe('source');
+    for (const region of REGIONS) {
+      const net = `clients-${region}`;
+      const ipam = compose.networks[net]!.ipam!.config[0]!;
+      const rule = c.gateway.clients.find((x) => x.region === region);
+      // Docker gives the clients addresses from ip_range: the rule must cover it, and no other
+      // rule may claim the network's gateway address (the host, through the published port).
+      expect(rule && cidrWithin(ipam.ip_range!, rule.cidr)).toBe(true);
+      expect(Object.keys(networksOf(gw))).toContain(net);
+      expect(Object.keys(networksOf(compose.services[`client-${region}`]!))).toEqual([net]);
+      expect(
+        c.gateway.clients.some((x) => inCidr(ipam.subnet.replace(/0\/24$/, '1'), x.cidr)),
+      ).toBe(false);
+    }
+    expect(c.gateway.defaultRegion).toBe('eastus');
+    for (const region of REGIONS) expect(c.gateway.preference?.[region]?.[0]).toBe(region);
+  });
+});
+
+describe('deploy/', () => {
+  it('has a multi-stage, non-root, node:20-slim Dockerfile that runs the built CLI', () => {
+    const text = readFileSync(join(ROOT, DOCKERFILE), 'utf8');
+    const stages = text.split(/^FROM /m).slice(1);
+    expect(stages.length).toBeGreaterThanOrEqual(3);
+    expect(text).toMatch(/^ARG NODE_VERSION=20$/m);
+    expect(text).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS build$/m);
+    expect(text).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS runtime$/m);
+    const pnpm = (
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+        packageManager: string;
+      }
+    ).packageManager.split('@')[1];
+    expect(text).toContain(`ARG PNPM_VERSION=${pnpm}`);
+    expect(text).toContain('pnpm install --frozen-lockfile');
+    expect(text).toContain('--prod');
+    const runtime = stages.find((s) => s.startsWith('node:${NODE_VERSION}-slim AS runtime'))!;
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime).toContain('ENTRYPOINT ["node", "packages/cli/dist/main.js"]');
+    // The default target (the last stage) is the runtime image as is.
+    expect(stages[stages.length - 1]!.trim()).toBe('runtime AS production');
+    for (const m of text.matchAll(/^COPY (?!--from)(.+) (\S+)$/gm))
+      for (const src of m[1]!.split(' ').filter((x) => !x.startsWith('--')))
+        if (src !== '.')
+          expect({ src, exists: existsSync(join(ROOT, src)) }).toEqual({ src, exists: true });
+    expect(existsSync(join(ROOT, 'packages/cli/dist/main.js'))).toBe(true);
+  });
+
+  it('ships a netem entrypoint that is executable and valid sh', () => {
+    const script = join(ROOT, 'deploy/netem-entrypoint.sh');
+    accessSync(script, constants.X_OK);
+    execFileSync('sh', ['-n', script]);
+    expect(readFileSync(script, 'utf8')).toContain('node /app/packages/cli/dist/main.js');
+  });
+
+  it('scrapes every node, worker and the gateway on the port it serves /metrics on', () => {
+    const prom = readYaml<{
+      rule_files: string[];
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    }>('deploy/prometheus/prometheus.yml');
+    const promService = compose.services.prometheus!;
+    for (const f of prom.rule_files) {
+      // `dir/*.yml`: the folder is mounted and holds at least one match.
+      const dir = hostPath(promService, posix.dirname(f)) ?? '';
+      const pattern = new RegExp(`^${posix.basename(f).replace('.', '\\.').replace('*', '.*')}$`);
+      expect(readdirSync(dir).filter((n) => pattern.test(n)).length).toBeGreaterThan(0);
+    }
+    const targets = new Set(
+      prom.scrape_configs.flatMap((j) => j.static_configs.flatMap((s) => s.targets)),
+    );
+    for (const [name, s] of meridian) {
+      const c = serviceConfig(s);
+      const command = args(s)[0];
+      const port =
+        command === 'serve'
+          ? portOf(resolveNode(c).listen)
+          : command === 'worker'
+            ? portOf(c.worker.metricsListen!)
+            : portOf(c.gateway.listen[0]!);
+      expect({ name, scraped: targets.has(`${name}:${port}`) }).toEqual({ name, scraped: true });
+    }
+    for (const t of targets) {
+      const host = t.split(':')[0]!;
+      if (host !== 'localhost') expect(compose.services[host]).toBeDefined();
+    }
+  });
+
+  it('provisions Grafana with the Prometheus service and the dashboards folder', () => {
+    const grafana = compose.services.grafana!;
+    const ds = readYaml<{ datasources: { type: string; url: string; uid: string }[] }>(
+      'deploy/grafana/provisioning/datasources/prometheus.yml',
+    );
+    const url = new URL(ds.datasources[0]!.url);
+    expect(ds.datasources[0]!.type).toBe('prometheus');
+    expect(compose.services[url.hostname]).toBe(compose.services.prometheus);
+    expect(compose.services.prometheus!.ports).toContain(`${url.port}:${url.port}`);
+    const dash = readYaml<{ providers: { options: { path: string } }[] }>(
+      'deploy/grafana/provisioning/dashboards/meridian.yml',
+    );
+    expect(hostPath(grafana, dash.providers[0]!.options.path)).toBe(
+      join(ROOT, 'deploy/grafana/dashboards'),
+    );
+    expect(hostPath(grafana, '/etc/grafana/provisioning/datasources/prometheus.yml')).toBe(
+      join(ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'),
+    );
+  });
+
+  const promtool = (() => {
+    try {
+      execFileSync('promtool', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  (promtool ? it : it.skip)('passes promtool check config (with the rules it loads)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meridian-prom-'));
+    try {
+      cpSync(join(ROOT, 'deploy/prometheus'), dir, { recursive: true });
+      const cfg = join(dir, 'prometheus.yml');
+      const text = readFileSync(cfg, 'utf8').replaceAll('/etc/prometheus/', `${dir}/`);
+      writeFileSync(cfg, text);
+      execFileSync('promtool', ['check', 'config', cfg], { encoding: 'utf8' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
