@@ -103,9 +103,11 @@ describe('createGateway', () => {
   let health: HealthChecker;
 
   beforeEach(async () => {
-    [east, west, asia] = await Promise.all(
-      ['eastus', 'westeurope', 'southeastasia'].map(fakeRegion),
-    );
+    [east, west, asia] = await Promise.all([
+      fakeRegion('eastus'),
+      fakeRegion('westeurope'),
+      fakeRegion('southeastasia'),
+    ]);
     const regions: GatewayRegion[] = [
       { name: 'eastus', role: 'primary', endpoint: east.url },
       { name: 'westeurope', role: 'replica', endpoint: west.url },
