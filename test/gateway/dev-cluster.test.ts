@@ -33,8 +33,8 @@ jest.setTimeout(300_000);
 
 const CLI = resolve(__dirname, '../../packages/cli/dist/main.js');
 const REGIONS = ['eastus', 'westeurope', 'southeastasia'] as const;
-/** Small, but ordered: westeurope's next region is eastus, southeastasia's is either. */
-const LATENCY = 'eastus-westeurope=5,eastus-southeastasia=10,westeurope-southeastasia=10';
+/** Small, but ordered: westeurope's next region is eastus, southeastasia's is westeurope. */
+const LATENCY = 'eastus-westeurope=5,eastus-southeastasia=10,westeurope-southeastasia=8';
 const REPO = 'demo/app';
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -89,6 +89,7 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
   let devOutput = '';
   let pids: DevPids;
   let restarted: ChildProcess | undefined;
+  let frozen: number | undefined;
   let sb: ClientSandbox;
   let image: Image;
   let layout: string;
@@ -135,7 +136,11 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
     dev = spawn(
       process.execPath,
       [CLI, 'dev', '--port', String(port), '--data', data, '--latency', LATENCY],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // Auth off: this suite is about topology (test/auth drives clusters with auth on).
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, MERIDIAN_AUTH_ENABLED: 'false' },
+      },
     );
     dev.stdout!.on('data', (c: Buffer) => (devOutput += c.toString()));
     dev.stderr!.on('data', (c: Buffer) => (devOutput += c.toString()));
@@ -161,6 +166,7 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
   });
 
   afterAll(async () => {
+    if (frozen && alive(frozen)) process.kill(frozen, 'SIGCONT');
     if (restarted && restarted.exitCode === null) {
       restarted.kill('SIGTERM');
       if (!(await exited(restarted, 5000))) restarted.kill('SIGKILL');
@@ -284,7 +290,10 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
     restarted = spawn(
       process.execPath,
       [CLI, 'serve', '--config', join(data, 'cluster.json'), '--region', 'westeurope'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, MERIDIAN_AUTH_ENABLED: 'false' },
+      },
     );
     await waitFor(
       async () => {
@@ -298,6 +307,38 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
     const again = sb.path('pull-after-return');
     await skopeoCopy(sb, ref(1), `oci:${again}:v1`);
     expectLayoutHolds(again, 'v1');
+  });
+
+  it('moves reads off a hung replica (SIGSTOP) after the upstream timeout, and back on SIGCONT', async () => {
+    frozen = pids.regions.southeastasia!;
+    process.kill(frozen, 'SIGSTOP');
+    // The first read waits for gateway.upstreamTimeoutMs (5 s), then goes to the next region.
+    let started = Date.now();
+    expect(await get(2, `/v2/${REPO}/manifests/v1`)).toMatchObject({
+      status: 200,
+      region: 'westeurope',
+    });
+    timings.hungFirstReadMs = Date.now() - started;
+    // Later reads skip the region at once: it is marked down.
+    started = Date.now();
+    expect(await get(2, `/v2/${REPO}/manifests/v1`)).toMatchObject({
+      status: 200,
+      region: 'westeurope',
+    });
+    timings.hungNextReadMs = Date.now() - started;
+    const out = sb.path('pull-while-hung');
+    await skopeoCopy(sb, ref(2), `oci:${out}:v1`);
+    expectLayoutHolds(out, 'v1');
+
+    process.kill(frozen, 'SIGCONT');
+    frozen = undefined;
+    started = Date.now();
+    await waitFor(
+      async () => (await get(2, `/v2/${REPO}/manifests/v1`)).region === 'southeastasia',
+      "southeastasia's clients to return to it",
+      15_000,
+    );
+    timings.returnAfterResumeMs = Date.now() - started;
   });
 
   it('deletes through the gateway; every region stops serving the manifest', async () => {

@@ -109,6 +109,11 @@ export const NodeConfigSchema = z
         preference: z.record(z.string(), z.array(z.string())).optional(),
         /** Deep health check period, ms. Default 1000. */
         healthIntervalMs: z.number().int().positive().default(1000),
+        /**
+         * A read a region has not started answering within this many ms goes to the next region
+         * (a hung region); pushes are never cut. 0 disables. Default 5000.
+         */
+        upstreamTimeoutMs: z.number().int().min(0).default(5000),
       })
       .strict()
       .default({
@@ -116,6 +121,7 @@ export const NodeConfigSchema = z
         clients: [],
         matchOn: 'source',
         healthIntervalMs: 1000,
+        upstreamTimeoutMs: 5000,
       }),
     worker: z
       .object({

@@ -33,6 +33,7 @@ export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
     topology,
     health,
     log,
+    upstreamTimeoutMs: config.gateway.upstreamTimeoutMs,
     latencyMs: Object.keys(config.simulatedLatencyMs).length
       ? (a, b) => latencyBetween(config, a, b)
       : undefined,

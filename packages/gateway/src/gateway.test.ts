@@ -122,7 +122,9 @@ describe('createGateway', () => {
       preference: { westeurope: ['westeurope', 'southeastasia', 'eastus'] },
     });
     health = new HealthChecker(regions, { failuresToDown: 1, timeoutMs: 500 });
-    gateway = createServer(createGateway({ topology, health, log: pino({ level: 'silent' }) }));
+    gateway = createServer(
+      createGateway({ topology, health, log: pino({ level: 'silent' }), upstreamTimeoutMs: 300 }),
+    );
     await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
     port = (gateway.address() as AddressInfo).port;
   });
@@ -188,6 +190,24 @@ describe('createGateway', () => {
     expect(await call(port, { path: '/v2/a/manifests/v1', from: '127.0.0.2' })).toMatchObject({
       region: 'southeastasia',
     });
+  });
+
+  it('moves a read on when the home region accepts but does not answer (hung), not a push', async () => {
+    const hung: import('node:http').ServerResponse[] = [];
+    west.handler = (_req, res) => void hung.push(res);
+    const started = Date.now();
+    const r = await call(port, { path: '/v2/a/manifests/v1', from: '127.0.0.2' });
+    expect(r).toMatchObject({ status: 200, region: 'southeastasia' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(health.isHealthy('westeurope')).toBe(false);
+    // A push to a slow primary is waited for: its body cannot be replayed elsewhere.
+    east.handler = (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('eastus:slow'), 600);
+    };
+    const put = await call(port, { method: 'PUT', path: '/v2/a/manifests/v1', body: 'x' });
+    expect(put).toMatchObject({ status: 200, region: 'eastus', body: 'eastus:slow' });
+    for (const res of hung) res.end();
   });
 
   it('answers 503 UNAVAILABLE when no region can serve, and for writes when the primary is down', async () => {
