@@ -104,7 +104,8 @@ async function startServer({ name, cmd, args, env, port, dir }) {
 export async function startMeridian({ name = 'meridian', logLevel = 'warn', nodeArgs = [] } = {}) {
   const port = await freePort();
   const dir = tempDir(`${name}-data`);
-  const env = { ...process.env, MERIDIAN_LOG_LEVEL: logLevel };
+  // Auth off: the comparison is with Distribution's defaults, which have none.
+  const env = { ...process.env, MERIDIAN_LOG_LEVEL: logLevel, MERIDIAN_AUTH_ENABLED: 'false' };
   const args = [
     ...nodeArgs,
     MERIDIAN_CLI,

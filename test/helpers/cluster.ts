@@ -42,7 +42,15 @@ const CLI = resolve(__dirname, '../../packages/cli/dist/main.js');
  * each region on its own storage (temp dirs, or one bucket each on the test S3).
  */
 export async function startCluster(
-  opts: { regions?: string[]; storage?: StorageKind; reconcileIntervalSeconds?: number } = {},
+  opts: {
+    regions?: string[];
+    storage?: StorageKind;
+    reconcileIntervalSeconds?: number;
+    /** Auth settings (`auth.*`); default off, as the suites that predate auth expect. */
+    auth?: Record<string, unknown>;
+    /** The owner's password when `auth` is on. */
+    ownerPassword?: string;
+  } = {},
 ): Promise<TestCluster> {
   const names = opts.regions ?? ['eastus', 'westeurope', 'southeastasia'];
   const redis = await startRedis();
@@ -74,6 +82,7 @@ export async function startCluster(
     },
     s3: { partSize: 5 * 1024 * 1024 },
     cache: { ttlMs: 200 },
+    auth: opts.auth ? { pollIntervalMs: 200, ...opts.auth, enabled: true } : { enabled: false },
     log: { level: (process.env.MERIDIAN_TEST_LOG ?? 'silent') as 'silent' },
   };
   const dir = mkdtempSync(join(tmpdir(), 'meridian-cluster-'));
@@ -82,7 +91,10 @@ export async function startCluster(
   const config = loadConfig(NodeConfigSchema, { file: configFile, env: {}, checkRegion: false });
   const nodes = new Map<string, RunningNode>();
   const startNode = async (name: string) => {
-    nodes.set(name, await serve({ ...config, region: name }));
+    nodes.set(
+      name,
+      await serve({ ...config, region: name }, { ownerPassword: opts.ownerPassword }),
+    );
   };
   for (const r of regions) await startNode(r.name);
   let workers: WorkerRun | undefined;

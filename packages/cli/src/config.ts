@@ -2,6 +2,22 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
+const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'] as const;
+const THROTTLE_DEFAULTS = {
+  maxFailuresPerIdentity: 10,
+  maxFailuresPerAddress: 30,
+  windowSeconds: 300,
+} as const;
+const AUTH_DEFAULTS = {
+  enabled: true,
+  registryName: 'meridian',
+  tokenTtlSeconds: 300,
+  refreshTokenTtlSeconds: 2592000,
+  pollIntervalMs: 2000,
+  protectMetrics: false,
+  protectHealth: false,
+} as const;
+
 /** The node's configuration. Every key can come from the file, `MERIDIAN_*` or a flag. */
 export const NodeConfigSchema = z
   .object({
@@ -136,6 +152,56 @@ export const NodeConfigSchema = z
      * region), replicas (fallback to the primary) and workers (copies from the primary).
      */
     simulatedLatencyMs: z.record(z.string(), z.number().int().min(0)).default({}),
+    auth: z
+      .object({
+        /** Authentication and authorization on every endpoint. Default true; false is for throwaway local use. */
+        enabled: z.boolean().default(true),
+        /** The registry's name: token service/audience and the admin user's username; the same in every region. Default `meridian`. */
+        registryName: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
+          .default('meridian'),
+        /** Token endpoint URL in challenges. Default: the request's scheme and Host + `/oauth2/token`. */
+        realm: z.string().url().optional(),
+        /** Access token lifetime, s. Default 300. */
+        tokenTtlSeconds: z.number().int().min(60).max(86400).default(300),
+        /** Refresh token (`docker login`'s identity token) lifetime, s. Default 30 days. */
+        refreshTokenTtlSeconds: z.number().int().positive().default(2592000),
+        /** How often a node picks up credential changes, ms. Default 2000. */
+        pollIntervalMs: z.number().int().min(100).default(2000),
+        /** Require a login for `/metrics`. Default false. */
+        protectMetrics: z.boolean().default(false),
+        /** Require a login for `/healthz` and `/readyz`. Default false. */
+        protectHealth: z.boolean().default(false),
+        /** Peers whose X-Forwarded-For is believed (the gateway). Default loopback. */
+        trustedProxies: z.array(z.string()).default([...LOOPBACK]),
+        throttle: z
+          .object({
+            /** Failed logins per identity within the window before 429. Default 10. */
+            maxFailuresPerIdentity: z.number().int().positive().default(10),
+            /** Failed logins per client address within the window before 429. Default 30. */
+            maxFailuresPerAddress: z.number().int().positive().default(30),
+            /** Window, s. Default 300. */
+            windowSeconds: z.number().int().positive().default(300),
+          })
+          .strict()
+          .default({ ...THROTTLE_DEFAULTS }),
+      })
+      .strict()
+      .default({
+        ...AUTH_DEFAULTS,
+        trustedProxies: [...LOOPBACK],
+        throttle: { ...THROTTLE_DEFAULTS },
+      }),
+    tls: z
+      .object({
+        /** PEM certificate (chain) file; with `key`, the node serves HTTPS. */
+        cert: z.string().optional(),
+        /** PEM private key file. */
+        key: z.string().optional(),
+      })
+      .strict()
+      .default({}),
     log: z
       .object({
         /** pino level. Default `info`. */
@@ -283,6 +349,8 @@ function checkCluster(c: NodeConfig, checkRegion: boolean): string | undefined {
     return `config key "region" (MERIDIAN_REGION): "${c.region}" is not one of the regions: ${[...names].join(', ')}`;
   if (c.role === 'replica' && !c.primary && primaries.length === 0)
     return 'config key "primary" (MERIDIAN_PRIMARY): a replica needs the primary\'s endpoint';
+  if ('tls' in c && c.tls && Boolean(c.tls.cert) !== Boolean(c.tls.key))
+    return 'config key "tls" (MERIDIAN_TLS_CERT, MERIDIAN_TLS_KEY): a certificate needs its key and a key its certificate';
   if (c.regions.length > 1 && !c.redis)
     return 'config key "redis" (MERIDIAN_REDIS): a cluster of several regions needs Redis';
   return undefined;

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { devOwnerPassword } from './auth-wiring';
 
 export interface DevOptions {
   port: number;
@@ -108,6 +109,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     throw new Error('--regions: a comma-separated list of lower-case region names');
   const data = resolve(o.data);
   mkdirSync(data, { recursive: true });
+  const ownerPassword = devOwnerPassword(data); // the nodes inherit it (MERIDIAN_OWNER_PASSWORD)
   const children: ChildProcess[] = [];
   const pidsFile = `${data}/pids.json`;
   const pids: DevPids = { dev: process.pid, regions: {} };
@@ -227,6 +229,12 @@ export async function runDev(o: DevOptions): Promise<void> {
     `  skopeo copy --dest-tls-verify=false oci:./sample-image:v1 docker://127.0.0.1:${o.port}/demo/app:v1`,
     `  skopeo inspect --tls-verify=false docker://127.0.0.${Math.min(2, regions.length)}:${o.port}/demo/app:v1`,
     `  pnpm meridian replication status --config ${configFile} --repository demo/app --reference v1`,
+    '',
+    `Log in first (user owner, password ${ownerPassword}):`,
+    ...regions.map(
+      (_, i) =>
+        `  skopeo login --tls-verify=false -u owner -p ${ownerPassword} 127.0.0.${i + 1}:${o.port}`,
+    ),
     '',
     'Ctrl-C stops every process; the data stays for the next run.',
     '',

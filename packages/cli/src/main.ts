@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerAdminCommands } from './admin-cmd';
 import { ConfigError, loadConfig, NodeConfigSchema, type NodeConfig } from './config';
 import { reconcileCommand, statusCommand } from './replication-cmd';
 import { serve } from './serve';
@@ -54,12 +55,28 @@ program
   .option('--primary <url>', "the primary's endpoint (replicas)")
   .option('--redis <url>', 'Redis URL (clusters)')
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
+  .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key')
   .action(
     async (
-      o: CommonOpts & { listen?: string; storage?: string; role?: string; primary?: string },
+      o: CommonOpts & {
+        listen?: string;
+        storage?: string;
+        role?: string;
+        primary?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+      },
     ) => {
       const node = await serve(
-        config(o, { listen: o.listen, storage: o.storage, role: o.role, primary: o.primary }),
+        config(o, {
+          listen: o.listen,
+          storage: o.storage,
+          role: o.role,
+          primary: o.primary,
+          'tls.cert': o.tlsCert,
+          'tls.key': o.tlsKey,
+        }),
       );
       onSignals(() => node.close());
     },
@@ -194,6 +211,8 @@ replication
       `${await statusCommand({ ...c, region: primary?.name ?? c.region }, o.repository, o.reference)}\n`,
     );
   });
+
+registerAdminCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

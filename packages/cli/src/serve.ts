@@ -2,11 +2,15 @@ import pino from 'pino';
 import { PrimaryUpstream, Registry, startNodeServer, type RunningNode } from '@meridian/registry';
 import { ChangeFeed, ReplicationStatus, TagWatch } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
+import { openAuth, readTls } from './auth-wiring';
 import { bounded, openQueues, openRegions, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
-export async function serve(config: NodeConfig): Promise<RunningNode> {
+export async function serve(
+  config: NodeConfig,
+  opts: { ownerPassword?: string } = {},
+): Promise<RunningNode> {
   // Buffered, asynchronous log writes: a synchronous line per request costs a third of the
   // manifest GET throughput. Flushed on close.
   const logDestination = pino.destination({ sync: false, minLength: 4096 });
@@ -24,6 +28,8 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
   }
   if (node.role === 'replica' && !node.primaryUrl)
     throw new Error('a replica needs the primary endpoint');
+  const tls = readTls(config);
+  const auth = await openAuth(config, node, store, regions, log, opts.ownerPassword);
   const registry = new Registry({
     store,
     cache: config.cache,
@@ -44,6 +50,7 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
                 config.region,
                 config.regions.find((r) => r.role === 'primary')?.name ?? '',
               ),
+              authorization: auth?.upstream,
             }),
             freshness: tagWatch,
             log,
@@ -80,6 +87,8 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
     purgeIntervalMs: node.role === 'primary' ? config.uploads.purgeIntervalSeconds * 1000 : 0,
     replicationStatus: status,
     readinessChecks: queues ? [async () => void (await queues.redis.ping())] : [],
+    auth: auth?.app,
+    tls,
   });
   log.info({ url: running.url, storage: store.name, role: node.role }, 'meridian node listening');
   return {
@@ -87,6 +96,7 @@ export async function serve(config: NodeConfig): Promise<RunningNode> {
     close: async () => {
       if (gauges) clearInterval(gauges);
       await running.close();
+      await auth?.service.close();
       await tagWatch?.close();
       await queues?.close();
       await Promise.all(regions.filter((r) => r.store !== store).map((r) => r.store.close()));

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApp, type AppDeps } from './app';
@@ -8,6 +9,8 @@ export interface NodeServerOptions extends AppDeps {
   listen: string;
   /** How often expired upload sessions are purged, in ms. Default 5 minutes; 0 disables. */
   purgeIntervalMs?: number;
+  /** PEM certificate and key: serve HTTPS. Default none (plain HTTP). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface RunningNode {
@@ -29,7 +32,10 @@ export function parseListen(listen: string): { host: string; port: number } {
 /** Starts an HTTP server for a node and the upload-session purge timer. */
 export async function startNodeServer(opts: NodeServerOptions): Promise<RunningNode> {
   const app = createApp(opts);
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, app.listener);
+  const httpOpts = { keepAliveTimeout: 65_000, requestTimeout: 0 };
+  const server: Server = opts.tls
+    ? createTlsServer({ ...httpOpts, cert: opts.tls.cert, key: opts.tls.key }, app.listener)
+    : createServer(httpOpts, app.listener);
   server.headersTimeout = 60_000;
   const { host, port } = parseListen(opts.listen);
   await new Promise<void>((resolve, reject) => {
@@ -37,7 +43,7 @@ export async function startNodeServer(opts: NodeServerOptions): Promise<RunningN
     server.listen(port, host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const purgeEvery = opts.purgeIntervalMs ?? 300_000;
   const timer =
     purgeEvery > 0
