@@ -101,6 +101,14 @@ export class CredentialStore {
     const { source, local, log } = this.opts;
     try {
       const rev = await readRev(source);
+      // A source with no revision while this region holds credentials is more likely a wrong
+      // or emptied location than a registry that never had any: never mirror that emptiness.
+      if (
+        rev === '' &&
+        this.mirrored &&
+        ((await readRev(local)) !== '' || this.snapshot.rev !== '')
+      )
+        throw new Error('the primary region’s store holds no credentials');
       const wasReachable = this.sourceReachable;
       this.setReachable(true);
       if (!wasReachable && this.loaded) log.info('auth: primary credential store reachable again');
@@ -163,16 +171,20 @@ export class CredentialStore {
   mutate<T>(key: string, fn: (current: T | undefined) => T | undefined): Promise<T | undefined> {
     const run = async (): Promise<T | undefined> => {
       const { source } = this.opts;
+      const unavailable = () =>
+        new OciError(
+          'UNAVAILABLE',
+          'credential changes are made in the primary region, whose store is unreachable',
+        );
       const io = async <R>(op: () => Promise<R>): Promise<R> => {
         try {
           return await op();
         } catch {
-          throw new OciError(
-            'UNAVAILABLE',
-            'credential changes are made in the primary region, whose store is unreachable',
-          );
+          throw unavailable();
         }
       };
+      // A source that lost its revision is not one to write to (see load()).
+      if ((await io(() => readRev(source))) === '' && this.snapshot.rev !== '') throw unavailable();
       const current = await io(() => readJson<T>(source, key));
       const next = fn(current);
       await io(async () => {
