@@ -37,9 +37,9 @@ async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>(PROMETHEUS_OWN);
   for (const m of await register.getMetricsAsJSON()) {
     names.add(m.name);
-    if (m.type === ('histogram' as typeof m.type))
+    if (String(m.type) === 'histogram')
       for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`);
-    if (m.type === ('summary' as typeof m.type))
+    if (String(m.type) === 'summary')
       for (const s of ['_sum', '_count']) names.add(`${m.name}${s}`);
   }
   return names;
