@@ -1,38 +1,4 @@
-import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
-
-/** Every key under `prefix` (following cursors). */
-export async function listAll(store: ObjectStore, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.list(prefix, { cursor });
-    for (const o of page.objects) out.push(o.key);
-    cursor = page.cursor;
-  } while (cursor);
-  return out;
-}
-
-/** Repository names in a region (directories holding `_manifests/` or `_layers/`). */
-export async function listRepositories(store: ObjectStore): Promise<string[]> {
-  const repos: string[] = [];
-  const walk = async (prefix: string): Promise<void> => {
-    let cursor: string | undefined;
-    let isRepo = false;
-    const children: string[] = [];
-    do {
-      const page = await store.list(prefix, { delimiter: '/', cursor });
-      for (const p of page.prefixes) {
-        if (p.slice(prefix.length).startsWith('_')) isRepo = true;
-        else children.push(p);
-      }
-      cursor = page.cursor;
-    } while (cursor);
-    if (isRepo) repos.push(prefix.slice(Layout.repositoriesRoot.length, -1));
-    for (const c of children) await walk(c);
-  };
-  await walk(Layout.repositoriesRoot);
-  return repos;
-}
+import { Layout, isNotFound, listAllKeys, type ObjectStore } from '@meridian/storage';
 
 /** A repository's replicated state: key → content fingerprint (tag records by value). */
 export interface RepositoryInventory {
@@ -47,7 +13,7 @@ export async function repositoryInventory(
   repo: string,
 ): Promise<RepositoryInventory> {
   const root = Layout.repository(repo);
-  const keys = await listAll(store, root);
+  const keys = await listAllKeys(store, root);
   const inv: RepositoryInventory = {
     tags: new Map(),
     revisions: new Set(),

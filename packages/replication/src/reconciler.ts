@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { ObjectStore } from '@meridian/storage';
-import { listRepositories, repositoryInventory, type RepositoryInventory } from './inventory';
+import { listRepositories, type ObjectStore } from '@meridian/storage';
+import { repositoryInventory, type RepositoryInventory } from './inventory';
 import { driftFound } from './metrics';
 import type { ReplicationQueues } from './queues';
 import type { SyncTarget } from './targets';

@@ -10,3 +10,4 @@ export * from './s3-errors';
 export * from './s3-url';
 export * from './open-store';
 export * from './delayed-store';
+export * from './walk';

@@ -11,6 +11,7 @@ import {
 import {
   Layout,
   isNotFound,
+  listAllKeys,
   type ObjectStore,
   type ReferrerRecord,
   type RevisionRecord,
@@ -150,13 +151,7 @@ export class ManifestStore {
   referrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]> {
     return translated(async () => {
       const s = parseDigest(subject);
-      const keys: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await this.store.list(Layout.referrersOf(repository, s), { cursor });
-        keys.push(...page.objects.map((o) => o.key));
-        cursor = page.cursor;
-      } while (cursor);
+      const keys = await listAllKeys(this.store, Layout.referrersOf(repository, s));
       const records = await Promise.all(
         keys.map(async (k) => {
           try {

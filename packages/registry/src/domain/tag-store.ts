@@ -1,5 +1,11 @@
 import { OciError } from '@meridian/oci';
-import { Layout, isNotFound, type ObjectStore, type TagRecord } from '@meridian/storage';
+import {
+  Layout,
+  isNotFound,
+  listChildPrefixes,
+  type ObjectStore,
+  type TagRecord,
+} from '@meridian/storage';
 import type { RegistryEvents } from './events';
 import type { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
@@ -94,13 +100,7 @@ export class TagStore {
       if (hit) return hit;
     }
     const root = Layout.tagsRoot(repository);
-    const tags: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.store.list(root, { delimiter: '/', cursor });
-      for (const p of page.prefixes) tags.push(p.slice(root.length, -1));
-      cursor = page.cursor;
-    } while (cursor);
+    const tags = (await listChildPrefixes(this.store, root)).map((p) => p.slice(root.length, -1));
     tags.sort(compareBytes);
     this.cache.tagLists.set(repository, tags);
     return tags;
