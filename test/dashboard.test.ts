@@ -100,6 +100,21 @@ describe('dashboard in a real browser', () => {
         .locator(`#feed li[data-region="${r.name}"]`, { hasText: 'tag team/web:v1' })
         .first()
         .waitFor({ timeout: 10_000 });
+    // The history behind the charts: each replica recorded applied changes with their lag.
+    const history = (await (
+      await fetch(`${gw.urls[0]}/meridian/v1/replication/history`)
+    ).json()) as {
+      regions: { region: string; points: { applied: number; p99: number | null }[] }[];
+    };
+    expect(history.regions.map((r) => r.region).sort()).toEqual(
+      c.replicas.map((r) => r.name).sort(),
+    );
+    for (const r of history.regions) {
+      expect(r.points.length).toBeGreaterThan(300); // the last hour, in 10 s buckets
+      // At least the manifest and the tag (blob jobs may still be finishing).
+      expect(r.points.reduce((a, p) => a + p.applied, 0)).toBeGreaterThanOrEqual(2);
+      expect(r.points.some((p) => p.p99 !== null && p.p99 >= 0)).toBe(true);
+    }
     await page.locator('#lag-chart canvas').waitFor();
     await page.locator('#backlog-chart canvas').waitFor();
     await page.click('#range button[data-minutes="5"]');
