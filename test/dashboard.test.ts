@@ -5,6 +5,7 @@ import { runGateway, type RunningGateway } from '../packages/cli/src/gateway-cmd
 import { startCluster, type TestCluster } from './helpers/cluster';
 import { RegistryClient } from './helpers/http';
 import { image } from './helpers/images';
+import { waitFor } from './helpers/wait';
 
 /** Debian's chromium; playwright never downloads a browser here. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -149,5 +150,27 @@ describe('dashboard in a real browser', () => {
       await row('#regions', r.name).and(page.locator('[data-health="up"]')).waitFor();
     await shot('dashboard-region-down.png');
     expect(errors).toEqual([]);
+  });
+
+  it("shows a replica's backlog and its reads sent to the primary while workers are stopped", async () => {
+    await c.stopWorkers();
+    const replica = c.replicas[0]!;
+    const img = image({ layers: 1, layerSize: 1024 });
+    await new RegistryClient(c.primary.url).pushImage('team/late', 'v1', img.blobs, img.manifest);
+    // Not replicated yet: the replica answers from the primary (a fallback).
+    const pulled = await new RegistryClient(replica.url).get('/v2/team/late/manifests/v1', {
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    expect(pulled.status).toBe(200);
+    const cellText = (label: string) =>
+      row('#regions', replica.name).locator(`td[data-label="${label}"]`).textContent();
+    await waitFor(async () => Number(await cellText('Fallbacks (1 h)')) > 0, 'fallbacks shown');
+    await waitFor(async () => Number(await cellText('Backlog')) > 0, 'backlog shown');
+    await page.fill('#lookup-input', 'team/late:v1');
+    await page.click('#lookup button[type="submit"]');
+    await row('#lookup-table', replica.name)
+      .and(page.locator('[data-state="pending"]'))
+      .waitFor({ timeout: 10_000 });
+    await shot('dashboard-backlog.png');
   });
 });
