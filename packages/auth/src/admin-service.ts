@@ -1,115 +1,43 @@
-import type { AuditLog, AuditQuery, AuditEvent } from './audit-log';
+import type { AuditEvent, AuditQuery } from './audit-log';
 import { AuthLayout } from './auth-layout';
-import type { CredentialStore } from './credential-store';
 import {
-  isValidIdentityName,
   REGISTRY_SCOPE,
-  ROLES,
-  SCOPE_MAP_ACTION_NAMES,
   type AdminUserRecord,
   type IdentityRecord,
   type PasswordSlot,
-  type Principal,
   type RegistrySettings,
   type RoleAssignment,
-  type ScopeMapRecord,
-  type ScopeMapRule,
-  type TokenRecord,
 } from './model';
-import { generatePassword, hashPassword } from './passwords';
-import { isValidPattern } from './patterns';
+import { generatePassword } from './passwords';
+import {
+  AdminError,
+  checkExpiry,
+  checkPassword,
+  checkRole,
+  checkSlot,
+  dedupeRoles,
+  identityView,
+  byName,
+  now,
+  replaceSlot,
+  slot,
+  SLOTS,
+  view,
+  type Actor,
+  type AdminUserView,
+  type IdentityView,
+  type NewPassword,
+} from './admin-records';
+import { TokenAdmin } from './token-admin';
 
-/** An admin operation's refusal, with the HTTP status the admin API answers with. */
-export class AdminError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'AdminError';
-  }
-}
-
-/** Who makes a change (for the audit log). */
-export interface Actor {
-  principal: Principal;
-  address: string;
-}
-
-export interface PasswordView {
-  name: PasswordSlot['name'];
-  createdAt: string;
-  expiresAt?: string;
-}
-export type IdentityView = Omit<IdentityRecord, 'passwords'> & { passwords: PasswordView[] };
-export type TokenView = Omit<TokenRecord, 'passwords'> & { passwords: PasswordView[] };
-export interface AdminUserView {
-  username: string;
-  enabled: boolean;
-  passwords: PasswordView[];
-}
-/** A password shown once, when it is created. */
-export interface NewPassword {
-  name: PasswordSlot['name'];
-  password: string;
-  expiresAt?: string;
-}
-
-const MIN_PASSWORD = 8;
-const SLOTS = ['password1', 'password2'] as const;
-
-const view = (slots: PasswordSlot[]): PasswordView[] =>
-  slots.map(({ name, createdAt, expiresAt }) => ({
-    name,
-    createdAt,
-    ...(expiresAt ? { expiresAt } : {}),
-  }));
+export * from './admin-records';
 
 /**
  * The administrative operations behind the admin API and CLI. Each change is written to the
  * primary region's credential records and audited (who, what, when, from where); passwords are
  * returned once, when generated, and stored only as scrypt hashes.
  */
-export class AdminService {
-  constructor(
-    private readonly store: CredentialStore,
-    private readonly audit: AuditLog,
-    private readonly registryName: string,
-  ) {}
-
-  private get snap() {
-    return this.store.snapshot;
-  }
-
-  private async audited<T>(
-    actor: Actor,
-    action: string,
-    target: string,
-    fn: () => Promise<T>,
-    detail?: Record<string, unknown>,
-  ): Promise<T> {
-    const base = {
-      actor: actor.principal.name,
-      actorKind: actor.principal.kind,
-      action,
-      target,
-      address: actor.address,
-      ...(detail ? { detail } : {}),
-    };
-    try {
-      const out = await fn();
-      this.audit.record({ ...base, outcome: 'success' });
-      return out;
-    } catch (err) {
-      this.audit.record({
-        ...base,
-        outcome: 'failure',
-        reason: err instanceof Error ? err.message : String(err),
-      });
-      throw err;
-    }
-  }
-
+export class AdminService extends TokenAdmin {
   // --- settings
 
   settings(): RegistrySettings {
@@ -342,315 +270,9 @@ export class AdminService {
       throw new AdminError(409, `${name} is the last enabled Owner of the registry`);
   }
 
-  // --- scope maps
-
-  listScopeMaps(): ScopeMapRecord[] {
-    return [...this.snap.scopeMaps.values()].sort(byName);
-  }
-
-  scopeMap(name: string): ScopeMapRecord {
-    const m = this.snap.scopeMaps.get(name);
-    if (!m) throw new AdminError(404, `no scope map named ${name}`);
-    return m;
-  }
-
-  async createScopeMap(
-    actor: Actor,
-    input: { name: string; description?: string; rules: ScopeMapRule[] },
-  ): Promise<ScopeMapRecord> {
-    if (!isValidIdentityName(input.name))
-      throw new AdminError(400, `invalid scope map name: ${input.name}`);
-    const rules = checkRules(input.rules);
-    return this.audited(
-      actor,
-      'scope-map.create',
-      input.name,
-      async () =>
-        (await this.store.mutate<ScopeMapRecord>(AuthLayout.scopeMap(input.name), (cur) => {
-          if (cur) throw new AdminError(409, `scope map ${input.name} already exists`);
-          return {
-            name: input.name,
-            ...(input.description ? { description: input.description } : {}),
-            rules,
-            createdAt: now(),
-            updatedAt: now(),
-          };
-        }))!,
-      { rules },
-    );
-  }
-
-  async updateScopeMap(
-    actor: Actor,
-    name: string,
-    input: { description?: string; rules?: ScopeMapRule[] },
-  ): Promise<ScopeMapRecord> {
-    const rules = input.rules === undefined ? undefined : checkRules(input.rules);
-    return this.audited(
-      actor,
-      'scope-map.update',
-      name,
-      async () => {
-        if (this.scopeMap(name).builtIn) throw new AdminError(409, `${name} is built in`);
-        return (await this.store.mutate<ScopeMapRecord>(AuthLayout.scopeMap(name), (cur) => {
-          if (!cur) throw new AdminError(404, `no scope map named ${name}`);
-          return {
-            ...cur,
-            ...(input.description !== undefined ? { description: input.description } : {}),
-            ...(rules ? { rules } : {}),
-            updatedAt: now(),
-          };
-        }))!;
-      },
-      rules ? { rules } : undefined,
-    );
-  }
-
-  async deleteScopeMap(actor: Actor, name: string): Promise<void> {
-    await this.audited(actor, 'scope-map.delete', name, async () => {
-      if (this.scopeMap(name).builtIn) throw new AdminError(409, `${name} is built in`);
-      const users = [...this.snap.tokens.values()].filter((t) => t.scopeMap === name);
-      if (users.length > 0)
-        throw new AdminError(
-          409,
-          `scope map ${name} is used by tokens: ${users.map((t) => t.name).join(', ')}`,
-        );
-      await this.store.mutate(AuthLayout.scopeMap(name), () => undefined);
-    });
-  }
-
-  // --- repository-scoped tokens
-
-  listTokens(): TokenView[] {
-    return [...this.snap.tokens.values()].map(tokenView).sort(byName);
-  }
-
-  token(name: string): TokenView {
-    const t = this.snap.tokens.get(name);
-    if (!t) throw new AdminError(404, `no token named ${name}`);
-    return tokenView(t);
-  }
-
-  /** Creates a token bound to a scope map, with both passwords generated (shown once). */
-  async createToken(
-    actor: Actor,
-    input: {
-      name: string;
-      scopeMap: string;
-      enabled?: boolean;
-      expiresAt?: string;
-      passwords?: boolean;
-    },
-  ): Promise<{ token: TokenView; passwords: NewPassword[] }> {
-    this.checkNewLogin(input.name);
-    const expiresAt = checkExpiry(input.expiresAt);
-    return this.audited(
-      actor,
-      'token.create',
-      input.name,
-      async () => {
-        this.scopeMap(input.scopeMap);
-        const fresh: NewPassword[] = [];
-        const slots: PasswordSlot[] = [];
-        if (input.passwords !== false)
-          for (const name of SLOTS) {
-            const password = generatePassword();
-            fresh.push({ name, password, ...(expiresAt ? { expiresAt } : {}) });
-            slots.push(await slot(name, password, expiresAt));
-          }
-        const record = await this.store.mutate<TokenRecord>(AuthLayout.token(input.name), (cur) => {
-          if (cur) throw new AdminError(409, `token ${input.name} already exists`);
-          return {
-            name: input.name,
-            scopeMap: input.scopeMap,
-            enabled: input.enabled ?? true,
-            passwords: slots,
-            createdAt: now(),
-            updatedAt: now(),
-          };
-        });
-        return { token: tokenView(record!), passwords: fresh };
-      },
-      { scopeMap: input.scopeMap },
-    );
-  }
-
-  async setTokenEnabled(actor: Actor, name: string, enabled: boolean): Promise<TokenView> {
-    return this.audited(actor, enabled ? 'token.enable' : 'token.disable', name, async () =>
-      tokenView(await this.updateToken(name, (t) => ({ ...t, enabled }))),
-    );
-  }
-
-  async setTokenScopeMap(actor: Actor, name: string, scopeMap: string): Promise<TokenView> {
-    return this.audited(
-      actor,
-      'token.update',
-      name,
-      async () => {
-        this.scopeMap(scopeMap);
-        return tokenView(await this.updateToken(name, (t) => ({ ...t, scopeMap })));
-      },
-      { scopeMap },
-    );
-  }
-
-  async deleteToken(actor: Actor, name: string): Promise<void> {
-    await this.audited(actor, 'token.delete', name, async () => {
-      this.token(name);
-      await this.store.mutate(AuthLayout.token(name), () => undefined);
-    });
-  }
-
-  /** Generates one of a token's two passwords (replacing it), with an optional expiry. */
-  async generateTokenPassword(
-    actor: Actor,
-    name: string,
-    slotName: PasswordSlot['name'],
-    expiresAt?: string,
-  ): Promise<NewPassword> {
-    checkSlot(slotName);
-    const expiry = checkExpiry(expiresAt);
-    return this.audited(
-      actor,
-      'token.credential.generate',
-      `${name}/${slotName}`,
-      async () => {
-        this.token(name);
-        const password = generatePassword();
-        const s = await slot(slotName, password, expiry);
-        await this.updateToken(name, (t) => ({ ...t, passwords: replaceSlot(t.passwords, s) }));
-        return { name: slotName, password, ...(expiry ? { expiresAt: expiry } : {}) };
-      },
-      expiry ? { expiresAt: expiry } : undefined,
-    );
-  }
-
-  async deleteTokenPassword(
-    actor: Actor,
-    name: string,
-    slotName: PasswordSlot['name'],
-  ): Promise<TokenView> {
-    checkSlot(slotName);
-    return this.audited(actor, 'token.credential.delete', `${name}/${slotName}`, async () =>
-      tokenView(
-        await this.updateToken(name, (t) => ({
-          ...t,
-          passwords: t.passwords.filter((p) => p.name !== slotName),
-        })),
-      ),
-    );
-  }
-
-  private async updateToken(
-    name: string,
-    fn: (t: TokenRecord) => TokenRecord,
-  ): Promise<TokenRecord> {
-    const out = await this.store.mutate<TokenRecord>(AuthLayout.token(name), (cur) => {
-      if (!cur) throw new AdminError(404, `no token named ${name}`);
-      return { ...fn(cur), updatedAt: now() };
-    });
-    return out!;
-  }
-
   // --- audit
 
   queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     return this.audit.query(q);
   }
-
-  /** Identities, tokens and the admin user share one username space. */
-  private checkNewLogin(name: string): void {
-    if (!isValidIdentityName(name)) throw new AdminError(400, `invalid name: ${name}`);
-    if (name === this.registryName)
-      throw new AdminError(409, `${name} is the registry's name (the admin user's username)`);
-    if (this.snap.identities.has(name) || this.snap.tokens.has(name))
-      throw new AdminError(409, `an identity or token named ${name} already exists`);
-  }
-}
-
-function now(): string {
-  return new Date().toISOString();
-}
-
-async function slot(
-  name: PasswordSlot['name'],
-  password: string,
-  expiresAt?: string,
-): Promise<PasswordSlot> {
-  return {
-    name,
-    hash: await hashPassword(password),
-    createdAt: now(),
-    ...(expiresAt ? { expiresAt } : {}),
-  };
-}
-
-function replaceSlot(slots: PasswordSlot[], s: PasswordSlot): PasswordSlot[] {
-  return [...slots.filter((x) => x.name !== s.name), s].sort((a, b) =>
-    a.name.localeCompare(b.name),
-  );
-}
-
-function checkSlot(name: string): void {
-  if (name !== 'password1' && name !== 'password2')
-    throw new AdminError(400, 'the password name must be password1 or password2');
-}
-
-function checkPassword(p: string): void {
-  if (typeof p !== 'string' || p.length < MIN_PASSWORD || p.length > 256)
-    throw new AdminError(400, `a password needs ${MIN_PASSWORD} to 256 characters`);
-}
-
-function checkExpiry(e: string | undefined): string | undefined {
-  if (e === undefined || e === '') return undefined;
-  const t = Date.parse(e);
-  if (Number.isNaN(t)) throw new AdminError(400, `invalid expiry: ${e} (an ISO 8601 time)`);
-  return new Date(t).toISOString();
-}
-
-function checkRole(r: RoleAssignment): void {
-  if (!ROLES.includes(r.role))
-    throw new AdminError(400, `unknown role ${String(r.role)}; one of ${ROLES.join(', ')}`);
-  if (!isValidPattern(r.scope))
-    throw new AdminError(400, `invalid scope ${r.scope}: * or a repository pattern like team-a/*`);
-}
-
-function checkRules(rules: ScopeMapRule[]): ScopeMapRule[] {
-  if (!Array.isArray(rules) || rules.length === 0)
-    throw new AdminError(400, 'a scope map needs at least one rule');
-  return rules.map((r) => {
-    if (!isValidPattern(r.repository))
-      throw new AdminError(400, `invalid repository pattern: ${String(r.repository)}`);
-    if (!Array.isArray(r.actions) || r.actions.length === 0)
-      throw new AdminError(400, `no actions for ${r.repository}`);
-    for (const a of r.actions)
-      if (!SCOPE_MAP_ACTION_NAMES.includes(a))
-        throw new AdminError(
-          400,
-          `unknown action ${String(a)}; one of ${SCOPE_MAP_ACTION_NAMES.join(', ')}`,
-        );
-    return { repository: r.repository, actions: [...new Set(r.actions)] };
-  });
-}
-
-function dedupeRoles(roles: RoleAssignment[]): RoleAssignment[] {
-  const seen = new Set<string>();
-  return roles.filter((r) => {
-    const k = `${r.role} ${r.scope}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-}
-
-function identityView(i: IdentityRecord): IdentityView {
-  return { ...i, passwords: view(i.passwords) };
-}
-
-function tokenView(t: TokenRecord): TokenView {
-  return { ...t, passwords: view(t.passwords) };
-}
-
-function byName(a: { name: string }, b: { name: string }): number {
-  return a.name.localeCompare(b.name);
 }
