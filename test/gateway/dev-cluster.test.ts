@@ -37,6 +37,8 @@ const REGIONS = ['eastus', 'westeurope', 'southeastasia'] as const;
 const LATENCY = 'eastus-westeurope=5,eastus-southeastasia=10,westeurope-southeastasia=8';
 const REPO = 'demo/app';
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
+/** Auth off: this suite is about topology (test/auth drives clusters with auth on). */
+const AUTH_OFF = { ...process.env, MERIDIAN_AUTH_ENABLED: 'false' };
 
 /** Whether `host:port` can be bound now. */
 function canBind(host: string, port: number): Promise<boolean> {
@@ -136,11 +138,7 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
     dev = spawn(
       process.execPath,
       [CLI, 'dev', '--port', String(port), '--data', data, '--latency', LATENCY],
-      // Auth off: this suite is about topology (test/auth drives clusters with auth on).
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, MERIDIAN_AUTH_ENABLED: 'false' },
-      },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: AUTH_OFF },
     );
     dev.stdout!.on('data', (c: Buffer) => (devOutput += c.toString()));
     dev.stderr!.on('data', (c: Buffer) => (devOutput += c.toString()));
@@ -290,15 +288,13 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
     restarted = spawn(
       process.execPath,
       [CLI, 'serve', '--config', join(data, 'cluster.json'), '--region', 'westeurope'],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { ...process.env, MERIDIAN_AUTH_ENABLED: 'false' },
-      },
+      { stdio: ['ignore', 'ignore', 'pipe'], env: AUTH_OFF },
     );
     await waitFor(
       async () => {
         if (restarted!.exitCode !== null) throw new Error('the restarted replica exited');
-        return (await get(1, `/v2/${REPO}/manifests/v1`)).region === 'westeurope';
+        const r = await get(1, `/v2/${REPO}/manifests/v1`);
+        return r.status === 200 && r.region === 'westeurope';
       },
       "westeurope's clients to return to it",
       15_000,
@@ -334,7 +330,10 @@ describe('meridian dev: three regions behind the gateway, driven by skopeo', () 
     frozen = undefined;
     started = Date.now();
     await waitFor(
-      async () => (await get(2, `/v2/${REPO}/manifests/v1`)).region === 'southeastasia',
+      async () => {
+        const r = await get(2, `/v2/${REPO}/manifests/v1`);
+        return r.status === 200 && r.region === 'southeastasia';
+      },
       "southeastasia's clients to return to it",
       15_000,
     );
