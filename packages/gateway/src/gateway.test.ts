@@ -143,6 +143,29 @@ describe('createGateway', () => {
     expect(await call(port, { path: '/v2/a/manifests/v1' })).toMatchObject({ region: 'eastus' });
   });
 
+  it('passes repeated headers through as separate lines (two WWW-Authenticate challenges)', async () => {
+    east.handler = (_req, res) => {
+      res.setHeader('WWW-Authenticate', [
+        'Bearer realm="http://x/oauth2/token"',
+        'Basic realm="meridian"',
+      ]);
+      res.statusCode = 401;
+      res.end();
+    };
+    const raw = await new Promise<string[]>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/v2/', agent: false }, (res) => {
+        res.resume();
+        resolve(res.rawHeaders);
+      })
+        .on('error', reject)
+        .end();
+    });
+    const challenges = raw.filter(
+      (_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'www-authenticate',
+    );
+    expect(challenges).toEqual(['Bearer realm="http://x/oauth2/token"', 'Basic realm="meridian"']);
+  });
+
   it('sends writes and upload sessions to the primary, body included', async () => {
     const put = await call(port, {
       method: 'PUT',

@@ -144,8 +144,10 @@ export function createGateway(opts: GatewayOptions): RequestListener {
         (upRes) => {
           clearTimeout(timer);
           const out: Record<string, string | string[]> = {};
-          for (const [k, v] of Object.entries(upRes.headers))
-            if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+          // headersDistinct keeps repeated headers apart: Node joins two WWW-Authenticate
+          // challenges (Bearer, Basic) into one line in `headers`, which browsers cannot read.
+          for (const [k, v] of Object.entries(upRes.headersDistinct))
+            if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v.length === 1 ? v[0]! : v;
           out['x-meridian-region'] = region.name;
           res.writeHead(upRes.statusCode ?? 502, out);
           upRes.pipe(res);
