@@ -24,6 +24,9 @@ describe('isWrite', () => {
     ['DELETE', '/v2/a/manifests/sha256:abc', true],
     ['DELETE', '/v2/a/blobs/sha256:abc', true],
     ['OPTIONS', '/v2/', true],
+    // logins are served by every region: docker login's POST is not a write
+    ['POST', '/oauth2/token', false],
+    ['GET', '/oauth2/token?service=meridian&scope=repository:a:pull', false],
   ])('%s %s → write %s', (method, path, expected) => {
     expect(isWrite(method, path)).toBe(expected);
   });

@@ -50,6 +50,9 @@ const HOP_BY_HOP = new Set([
 
 /** Whether a request must go to the primary: anything that writes, and upload sessions. */
 export function isWrite(method: string, path: string): boolean {
+  // A login (docker login POSTs to the token endpoint) is served by every region, so it goes to
+  // the nearest healthy one and keeps working while the primary is down.
+  if (path === '/oauth2/token' || path.startsWith('/oauth2/token?')) return false;
   if (method !== 'GET' && method !== 'HEAD') return true;
   return /\/blobs\/uploads\//.test(path);
 }
@@ -98,7 +101,9 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     home: string,
     write: boolean,
   ): Promise<void> {
-    for (const region of candidates) {
+    // A request body can be sent once: only bodiless requests may move on to another region.
+    const bodiless = req.method === 'GET' || req.method === 'HEAD';
+    for (const region of bodiless ? candidates : candidates.slice(0, 1)) {
       const delay = opts.latencyMs?.(home, region.name) ?? 0;
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       const ok = await proxyOnce(req, res, region);
