@@ -6,7 +6,14 @@
 // docs/benchmarks-replication.md and prints the tables. Needs `pnpm build` and redis-server.
 //
 //   node bench/replication.mjs [--quick] [--no-write] [--replicas=1,2,4] [--concurrency=N]
+//                              [--only=small,shared,large] [--large-runs=K] [--rate=IMAGES_PER_S]
+//                              [--profile-worker=DIR] [--redis-monitor]
 //
+// --profile-worker=DIR runs the worker with --cpu-prof and leaves its profiles in DIR.
+// --redis-monitor counts the commands clients send to Redis (MONITOR; scripts' inner calls
+// excluded) during the small images, per image and region (it slows Redis down a little).
+// Any of --replicas, --concurrency, --only, --large-runs, --rate implies --no-write (the doc shows the
+// defaults).
 // --quick shrinks every size (a smoke test; implies --no-write). --concurrency sets the worker's
 // jobs per region (default: the config default, 4). MERIDIAN_BENCH_CLI=/path/to/main.js
 // benchmarks another build (e.g. a clean clone of HEAD, when this checkout holds other people's
@@ -20,12 +27,14 @@ import {
   existsSync,
   openSync,
   readFileSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { cpus } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -52,6 +61,11 @@ const { values: flags } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     replicas: { type: 'string' },
     concurrency: { type: 'string' },
+    only: { type: 'string' },
+    'large-runs': { type: 'string' },
+    'profile-worker': { type: 'string' },
+    rate: { type: 'string' },
+    'redis-monitor': { type: 'boolean', default: false },
   },
 });
 
@@ -79,8 +93,22 @@ const CONFIG = flags.quick
 if (flags.replicas) CONFIG.replicas = flags.replicas.split(',').map(Number);
 for (const n of CONFIG.replicas)
   if (!(n >= 1 && n <= 4)) throw new Error(`--replicas: 1 to 4 replica regions, not ${n}`);
+if (flags['large-runs']) CONFIG.largeRuns = Number(flags['large-runs']);
+if (flags.rate) CONFIG.rate = Number(flags.rate);
 const CONCURRENCY = flags.concurrency ? Number(flags.concurrency) : undefined;
-const write = !flags['no-write'] && !flags.quick && !flags.replicas;
+const SCENARIOS = ['small', 'shared', 'large'];
+const only = flags.only ? flags.only.split(',') : SCENARIOS;
+for (const o of only)
+  if (!SCENARIOS.includes(o))
+    throw new Error(`--only: unknown scenario ${o} (${SCENARIOS.join(', ')})`);
+const write =
+  !flags['no-write'] &&
+  !flags.quick &&
+  !flags.replicas &&
+  !flags.only &&
+  !flags['large-runs'] &&
+  !flags.rate &&
+  !flags.concurrency;
 
 /** Client-side poll interval of each replica's storage. */
 const POLL_MS = 20;
@@ -247,7 +275,16 @@ async function startCluster(n) {
     r.pid = r.proc.pid;
   }
   await Promise.all(regions.map((r) => waitHttp(`${r.url}/v2/`, r.proc)));
-  const workerArgs = [MERIDIAN_CLI, 'worker', '--config', configFile];
+  const prof = flags['profile-worker'];
+  const workerArgs = [
+    ...(prof
+      ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `worker-${n}.cpuprofile`]
+      : []),
+    MERIDIAN_CLI,
+    'worker',
+    '--config',
+    configFile,
+  ];
   if (CONCURRENCY) workerArgs.push('--concurrency', String(CONCURRENCY));
   const worker = spawnChild(`c${n}-worker`, process.execPath, workerArgs, env);
   worker.url = `http://127.0.0.1:${metricsPort}`;
@@ -342,6 +379,35 @@ function cpuSeconds(pid) {
       .split(' ')
       .map(Number);
     return (f[11] + f[12]) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Redis calls so far, by command (`INFO commandstats`). */
+async function redisCalls(redis) {
+  const out = {};
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+    out[m[1]] = Number(m[2]);
+  return out;
+}
+
+/** Bytes written to the block device holding `path` so far (all processes). */
+function deviceWrites(path) {
+  const dev = statSync(path).dev;
+  const major = Number((BigInt(dev) >> 8n) & 0xfffn);
+  const minor = Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & ~0xffn));
+  for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (Number(f[0]) === major && Number(f[1]) === minor) return Number(f[9]) * 512;
+  }
+  return NaN;
+}
+
+/** Bytes a process has caused to be written to storage so far. */
+function processWrites(pid) {
+  try {
+    return Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))[1]);
   } catch {
     return NaN;
   }
@@ -666,14 +732,20 @@ async function rawVerifiedStream(src, dir, size) {
   return mbps;
 }
 
-async function rawCopySpeeds(size, runs, replicaCounts) {
-  const dir = tempDir('raw-copy');
+/** A `size`-byte file of random bytes in its own temp directory, fsynced. */
+async function rawSource(name, size) {
+  const dir = tempDir(name);
   const src = join(dir, 'src');
   const out = createWriteStream(src);
-  for (const chunk of keystream('raw-copy-source', size))
+  for (const chunk of keystream(name, size))
     if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
   await new Promise((ok, fail) => out.end((err) => (err ? fail(err) : ok())));
   await fsyncFile(src);
+  return { dir, src };
+}
+
+async function rawCopySpeeds(size, runs, replicaCounts) {
+  const { dir, src } = await rawSource('raw-copy', size);
   const res = { copyFile: [], cp: [], verified: [], parallel: {} };
   for (let i = 0; i < runs; i++) {
     res.copyFile.push(await rawCopyFile(src, dir, size));
@@ -738,19 +810,24 @@ async function smallImages(cluster, watcher, { count, rate }) {
  * One large layer per run: POST, one streamed PATCH, PUT (the blob job starts here), then the
  * manifest. Copy throughput per region: bytes ÷ (blob visible in the region − upload committed).
  */
-async function largeLayer(cluster, watcher, { blobs }) {
+async function largeLayer(cluster, watcher, { blobs, raw }) {
   const client = new RegistryClient(cluster.primary.url, { timeoutMs: 300_000 });
   const runs = [];
+  const n = cluster.replicas.length;
   try {
     for (const [i, blob] of blobs.entries()) {
       const repo = `large/app-${i}`;
       const image = makeImage([blob]);
+      // The same work without Meridian, just before and just after: N copies at once.
+      const rawBefore = await rawCopyFile(raw.src, raw.dir, blob.size, n);
       const before = await workerCounters(cluster);
       const cpu0 = cpuSeconds(cluster.worker.pid);
       await client.pushBlob(repo, image.config);
       const tUpload = now();
       await client.pushBlob(repo, blob);
       const tBlob = now();
+      const disk0 = deviceWrites(cluster.dir);
+      const worker0 = processWrites(cluster.worker.pid);
       const blobVisible = Promise.all(
         cluster.replicas.map(async (r) => {
           const path = blobPath(r.storage, blob.digest);
@@ -767,6 +844,8 @@ async function largeLayer(cluster, watcher, { blobs }) {
       const tPut = now();
       const lag = await watchImage(watcher, cluster, { repo, tag: 'v1', image, tPut });
       const visible = await blobVisible;
+      const diskWritten = deviceWrites(cluster.dir) - disk0;
+      const workerWritten = processWrites(cluster.worker.pid) - worker0;
       await waitDrained(cluster);
       const counters = diffCounters(before, await workerCounters(cluster));
       const lastVisible = Math.max(...visible.map((v) => v.observedAt));
@@ -786,9 +865,17 @@ async function largeLayer(cluster, watcher, { blobs }) {
           bytes: counters[v.region].bytes,
           modes: counters[v.region].modes,
         })),
-        aggregateMBps: (blob.size * cluster.replicas.length) / MB / ((lastVisible - tBlob) / 1000),
+        aggregateMBps: (blob.size * n) / MB / ((lastVisible - tBlob) / 1000),
         workerCpu: cpuSeconds(cluster.worker.pid) - cpu0,
+        diskWritten,
+        workerWritten,
+        rawBefore,
+        rawAfter: 0,
       });
+      await waitDrained(cluster);
+      runs.at(-1).rawAfter = await rawCopyFile(raw.src, raw.dir, blob.size, n);
+      runs.at(-1).rawMBps = (rawBefore + runs.at(-1).rawAfter) / 2;
+      runs.at(-1).ratio = runs.at(-1).aggregateMBps / runs.at(-1).rawMBps;
     }
   } finally {
     client.close();
@@ -916,6 +1003,20 @@ function lagRows(byN) {
   );
 }
 
+/** Replication against raw copies of the same size and parallelism, measured around each run. */
+function copyFigures(r) {
+  const agg = r.large.runs.map((x) => x.aggregateMBps);
+  const raw = r.large.runs.flatMap((x) => [x.rawBefore, x.rawAfter]);
+  return {
+    bestAgg: best(agg),
+    medAgg: median(agg),
+    bestRaw: best(raw),
+    medRaw: median(raw),
+    ratio: best(agg) / best(raw),
+    medRatio: median(agg) / median(raw),
+  };
+}
+
 function copyRows(byN, raw) {
   const baseline = best(raw.copyFile);
   const rows = [];
@@ -923,18 +1024,18 @@ function copyRows(byN, raw) {
     if (!r.large) continue;
     const runsE2e = r.large.runs.flatMap((x) => x.perRegion.map((p) => p.e2eMBps));
     const runsCopy = r.large.runs.flatMap((x) => x.perRegion.map((p) => p.copyMBps));
-    const agg = r.large.runs.map((x) => x.aggregateMBps);
-    const rawPar = raw.parallel[n] ? best(raw.parallel[n]) : NaN;
-    const ratio = median(agg) / rawPar;
+    const c = copyFigures(r);
+    const other = r.large.runs.map((x) => (x.diskWritten - x.workerWritten) / MB);
     rows.push([
       n,
       [...new Set(r.large.runs.flatMap((x) => x.perRegion.flatMap((p) => p.modes)))].join(', '),
       f1(median(runsCopy)),
       f1(median(runsE2e)),
-      f1(median(agg)),
-      f1(rawPar),
-      `${Math.round(ratio * 100)} %`,
-      ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**',
+      `${f1(c.bestAgg)} / ${f1(c.medAgg)}`,
+      `${f1(c.bestRaw)} / ${f1(c.medRaw)}`,
+      `${Math.round(c.ratio * 100)} % (${Math.round(c.medRatio * 100)} %)`,
+      c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**',
+      other.map((x) => Math.round(x)).join(', '),
     ]);
   }
   return {
@@ -943,12 +1044,13 @@ function copyRows(byN, raw) {
       [
         'Replicas',
         'Copy mode',
-        'Per region, copy step (MB/s)',
-        'Per region, commit → visible (MB/s)',
-        'All regions together (MB/s)',
-        `Raw \`copyFile\`+fsync, same parallelism (MB/s)`,
-        'Replication ÷ raw',
+        'Per region, copy step (MB/s, median)',
+        'Per region, commit → visible (MB/s, median)',
+        'All regions together (MB/s, best / median)',
+        'Raw: N × `copyFile`+fsync at once, around each run (MB/s, best / median)',
+        'Replication ÷ raw, best ÷ best (median ÷ median)',
         `Target ≥ ${TARGETS.copyRatio * 100} %`,
+        'Other processes’ disk writes during each run’s copies (MB)',
       ],
       rows,
     ),
@@ -1036,6 +1138,32 @@ function checksText(byN, watcher) {
           `pull of one ${label} image from each replica: ${p.fallbacks} fallbacks to the primary`,
         );
     }
+    if (r.small?.redisPerImageRegion)
+      parts.push(
+        `Redis commands executed per small image per region (scripts' inner calls included, INFO commandstats) ${f1(r.small.redisTotalPerImageRegion)} (${Object.entries(
+          r.small.redisPerImageRegion,
+        )
+          .slice(0, 8)
+          .map(([k, v]) => `${k} ${f1(v)}`)
+          .join(
+            ', ',
+          )}); small-image lag p50 of the first tenth ${f3(r.small.trend.first)} s, of the last tenth ${f3(r.small.trend.last)} s`,
+      );
+    if (r.small?.redisSent)
+      parts.push(
+        `commands sent to Redis per small image per region (MONITOR) ${f1(r.small.redisSent.total)}: ${r.small.redisSent.top
+          .slice(0, 12)
+          .map(([k, v]) => `${k} ${f1(v)}`)
+          .join(', ')}`,
+      );
+    if (r.small?.cpuByRole)
+      parts.push(
+        `CPU while the small images ran (cores, of ${cpus().length}): ${Object.entries(
+          r.small.cpuByRole,
+        )
+          .map(([k, v]) => `${k} ${f2(v)}`)
+          .join(', ')}`,
+      );
     if (r.small)
       parts.push(
         `small pushes achieved ${f1(r.small.achievedRate)}/s (push p50 ${f1(r.small.pushMs.p50)} ms, p99 ${f1(r.small.pushMs.p99)} ms)`,
@@ -1099,13 +1227,18 @@ ${tables.lag}
 The layer is pushed (POST, one streamed PATCH, PUT), then its manifest. "Copy step": bytes ÷ the
 worker's \`meridian_replication_copy_duration_seconds\` for the run. "Commit → visible": ${CONFIG.large / MiB} MiB ÷
 (time the blob file is complete in the region − the upload's PUT answered), as the client sees it.
-"All regions together": N × ${CONFIG.large / MiB} MiB ÷ (the last region complete − upload committed),
-compared with N raw copies of a ${CONFIG.large / MiB} MiB file on the same disk at once (the same work without
-Meridian). Medians of ${CONFIG.largeRuns} runs.
+"All regions together": N × ${CONFIG.large / MiB} MiB ÷ (the last region complete − upload committed).
+The raw figure is the same work without Meridian — N \`fs.copyFile\`+fsync copies of a ${CONFIG.large / MiB} MiB file
+on the same disk at once — measured just before and just after each of the ${CONFIG.largeRuns} runs, because this
+virtual disk's speed swings several-fold from one second to the next (the same raw copy measured
+1.3 GB/s and 0.2 GB/s a few seconds apart while nothing else on the machine wrote to the disk).
+The target is checked best against best (each side's least disturbed run); medians are in
+brackets. The last column is what other processes wrote to the disk while the copies ran (device
+writes − the worker's).
 
 ${tables.copy}
 
-Raw copy speed of this disk (${CONFIG.large / MiB} MiB file, each run):
+Raw copy speed of this disk, at the start and the end of the bench (${CONFIG.large / MiB} MiB file, each run):
 
 - at the start: ${rawLine(raw)}
 - at the end: ${rawLine(rawEnd)}
@@ -1209,10 +1342,15 @@ async function main() {
     `  copyFile+fsync ${raw.copyFile.map(f1).join(', ')} MB/s; verified stream ${raw.verified.map(f1).join(', ')} MB/s`,
   );
 
-  log(`hashing ${CONFIG.largeRuns} × ${CONFIG.large / MiB} MiB layers`);
-  const largeBlobs = Array.from({ length: CONFIG.largeRuns }, (_, i) =>
-    streamBlob(`replication-large-${i}`, CONFIG.large),
-  );
+  let largeBlobs = [];
+  let largeRaw;
+  if (only.includes('large')) {
+    log(`hashing ${CONFIG.largeRuns} × ${CONFIG.large / MiB} MiB layers`);
+    largeBlobs = Array.from({ length: CONFIG.largeRuns }, (_, i) =>
+      streamBlob(`replication-large-${i}`, CONFIG.large),
+    );
+    largeRaw = await rawSource('raw-interleaved', CONFIG.large);
+  }
 
   const byN = new Map();
   for (const n of CONFIG.replicas) {
@@ -1223,6 +1361,7 @@ async function main() {
     byN.set(n, res);
     try {
       const step = async (name, fn) => {
+        if (!only.includes(name)) return;
         log(`  ${name}`);
         try {
           await measure(`${name} ×${n}`, cluster.pids, fn);
@@ -1235,8 +1374,85 @@ async function main() {
       };
       await step('small', async () => {
         const cpu0 = cpuSeconds(cluster.worker.pid);
+        const roles = {
+          worker: [cluster.worker.pid],
+          redis: [cluster.redis.pid],
+          primary: [cluster.primary.pid],
+          replicas: cluster.replicas.map((r) => r.pid),
+          bench: [process.pid],
+        };
+        const cpuOf = () =>
+          Object.fromEntries(
+            Object.entries(roles).map(([k, pids]) => [
+              k,
+              pids.reduce((a, pid) => a + cpuSeconds(pid), 0),
+            ]),
+          );
+        const roles0 = cpuOf();
+        const calls0 = await redisCalls(cluster.redis.client);
+        let monitor;
+        const sent = {};
+        if (flags['redis-monitor']) {
+          monitor = await cluster.redis.client.duplicate().monitor();
+          monitor.on('monitor', (_t, args, source) => {
+            if (source === 'lua') return;
+            const cmd = String(args[0]).toLowerCase();
+            sent[cmd] = (sent[cmd] ?? 0) + 1;
+          });
+        }
+        const wall0 = now();
         res.small = await smallImages(cluster, watcher, { count: CONFIG.small, rate: CONFIG.rate });
         res.small.workerCpu = cpuSeconds(cluster.worker.pid) - cpu0;
+        const roles1 = cpuOf();
+        const wall = (now() - wall0) / 1000;
+        const calls1 = await redisCalls(cluster.redis.client);
+        const per = CONFIG.small * n;
+        if (monitor) {
+          monitor.disconnect();
+          const top = Object.entries(sent).sort((a, b) => b[1] - a[1]);
+          const total = top.reduce((a, [, v]) => a + v, 0);
+          res.small.redisSent = { total: total / per, top: top.map(([k, v]) => [k, v / per]) };
+          log(
+            `    commands sent to Redis per image per region ${f1(total / per)}: ${top
+              .slice(0, 12)
+              .map(([k, v]) => `${k} ${f1(v / per)}`)
+              .join(', ')}`,
+          );
+        }
+        res.small.redisPerImageRegion = Object.fromEntries(
+          Object.entries(calls1)
+            .map(([k, v]) => [k, (v - (calls0[k] ?? 0)) / per])
+            .filter(([, v]) => v >= 0.05)
+            .sort((a, b) => b[1] - a[1]),
+        );
+        res.small.redisTotalPerImageRegion = Object.values(res.small.redisPerImageRegion).reduce(
+          (a, b) => a + b,
+          0,
+        );
+        const lags = res.small.results.map((x) => x.all);
+        const tenth = Math.max(1, Math.floor(lags.length / 10));
+        res.small.trend = {
+          first: quantiles(lags.slice(0, tenth)).p50,
+          last: quantiles(lags.slice(-tenth)).p50,
+        };
+        log(
+          `    Redis commands per image per region ${f1(res.small.redisTotalPerImageRegion)} (${Object.entries(
+            res.small.redisPerImageRegion,
+          )
+            .slice(0, 8)
+            .map(([k, v]) => `${k} ${f1(v)}`)
+            .join(
+              ', ',
+            )}); lag p50 of the first tenth ${f3(res.small.trend.first)} s, last tenth ${f3(res.small.trend.last)} s`,
+        );
+        res.small.cpuByRole = Object.fromEntries(
+          Object.keys(roles).map((k) => [k, (roles1[k] - roles0[k]) / wall]),
+        );
+        log(
+          `    CPU (cores) ${Object.entries(res.small.cpuByRole)
+            .map(([k, v]) => `${k} ${f2(v)}`)
+            .join(', ')} over ${f1(wall)} s`,
+        );
         res.small.breakdown = await jobBreakdown(cluster, res.small.since);
         res.small.status = await statusCheck(cluster, res.small.results);
         res.small.pull = await pullCheck(cluster, res.small.sample);
@@ -1257,10 +1473,12 @@ async function main() {
         );
       });
       await step('large', async () => {
-        res.large = await largeLayer(cluster, watcher, { blobs: largeBlobs });
+        res.large = await largeLayer(cluster, watcher, { blobs: largeBlobs, raw: largeRaw });
         for (const r of res.large.runs)
           log(
-            `    lag ${f3(r.lag.all)} s; per region ${r.perRegion.map((p) => `${p.region} copy ${f1(p.copyMBps)} / e2e ${f1(p.e2eMBps)} MB/s`).join(', ')}; all ${f1(r.aggregateMBps)} MB/s`,
+            `    lag ${f3(r.lag.all)} s; per region ${r.perRegion.map((p) => `${p.region} copy ${f1(p.copyMBps)} / e2e ${f1(p.e2eMBps)} MB/s`).join(', ')}; all ${f1(r.aggregateMBps)} MB/s; ` +
+              `raw ${f1(r.rawBefore)} / ${f1(r.rawAfter)} MB/s → ${Math.round(r.ratio * 100)} %; ` +
+              `disk writes ${mb(r.diskWritten)} MB, by the worker ${mb(r.workerWritten)} MB`,
           );
       });
     } finally {
@@ -1295,11 +1513,9 @@ async function main() {
   }
   for (const [n, r] of byN) {
     if (!r.large) continue;
-    const agg = median(r.large.runs.map((x) => x.aggregateMBps));
-    const rawPar = best(merged.parallel[n]);
-    const ratio = agg / rawPar;
+    const c = copyFigures(r);
     verdicts.push(
-      `${CONFIG.large / MiB} MiB layer at ≥ ${TARGETS.copyRatio * 100} % of raw copy throughput, ${n} replica${n > 1 ? 's' : ''}: ${f1(agg)} of ${f1(rawPar)} MB/s = ${Math.round(ratio * 100)} % — ${ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**'}`,
+      `${CONFIG.large / MiB} MiB layer at ≥ ${TARGETS.copyRatio * 100} % of raw copy throughput, ${n} replica${n > 1 ? 's' : ''}: best ${f1(c.bestAgg)} of best ${f1(c.bestRaw)} MB/s = ${Math.round(c.ratio * 100)} % (medians ${f1(c.medAgg)} of ${f1(c.medRaw)} = ${Math.round(c.medRatio * 100)} %) — ${c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**'}`,
     );
   }
   const linear = [...byN].filter(([, r]) => r.shared);
