@@ -450,13 +450,14 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
     it('a session idle past the configured timeout is unknown, then purged', async () => {
       const short = await startTestNode({
         location: node.storage,
-        uploads: { idleTimeoutMs: 200 },
+        // Wide enough that a busy CI machine never expires the session before its first PATCH.
+        uploads: { idleTimeoutMs: 1500 },
       });
       try {
         const cs = new RegistryClient(short.url);
         const stale = location(await cs.startUpload(repo));
         expect((await cs.patch(stale, { headers: OCTET, body: 'early' })).status).toBe(202);
-        await sleep(400);
+        await sleep(2000);
         expectOciError(
           await cs.patch(stale, { headers: OCTET, body: 'late' }),
           404,
