@@ -274,7 +274,7 @@ async function startCluster(n) {
     );
     r.pid = r.proc.pid;
   }
-  await Promise.all(regions.map((r) => waitHttp(`${r.url}/v2/`, r.proc)));
+  await Promise.all(regions.map((r) => waitHttp(`${r.url}/readyz`, r.proc)));
   const prof = flags['profile-worker'];
   const workerArgs = [
     ...(prof
