@@ -7,9 +7,14 @@
 //
 //   node bench/replication.mjs [--quick] [--no-write] [--replicas=1,2,4] [--concurrency=N]
 //                              [--only=small,shared,large] [--large-runs=K] [--rate=IMAGES_PER_S]
-//                              [--profile-worker=DIR] [--redis-monitor]
+//                              [--profile-worker=DIR] [--redis-monitor] [--worker-per-region]
+//                              [--out=FILE]
+//
+// --out=FILE writes the report to FILE whatever the other flags (docs/ is left alone).
 //
 // --profile-worker=DIR runs the worker with --cpu-prof and leaves its profiles in DIR.
+// --worker-per-region runs one `meridian worker --region R` process per replica region instead
+// of one process for all of them.
 // --redis-monitor counts the commands clients send to Redis (MONITOR; scripts' inner calls
 // excluded) during the small images, per image and region (it slows Redis down a little).
 // Any of --replicas, --concurrency, --only, --large-runs, --rate implies --no-write (the doc shows the
@@ -66,6 +71,8 @@ const { values: flags } = parseArgs({
     'profile-worker': { type: 'string' },
     rate: { type: 'string' },
     'redis-monitor': { type: 'boolean', default: false },
+    'worker-per-region': { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
 });
 
@@ -96,6 +103,7 @@ for (const n of CONFIG.replicas)
 if (flags['large-runs']) CONFIG.largeRuns = Number(flags['large-runs']);
 if (flags.rate) CONFIG.rate = Number(flags.rate);
 const CONCURRENCY = flags.concurrency ? Number(flags.concurrency) : undefined;
+const PER_REGION = flags['worker-per-region'];
 const SCENARIOS = ['small', 'shared', 'large'];
 const only = flags.only ? flags.only.split(',') : SCENARIOS;
 for (const o of only)
@@ -108,6 +116,7 @@ const write =
   !flags.only &&
   !flags['large-runs'] &&
   !flags.rate &&
+  !flags['worker-per-region'] &&
   !flags.concurrency;
 
 /** Client-side poll interval of each replica's storage. */
@@ -233,9 +242,10 @@ async function startRedis(dir) {
 
 /**
  * A primary (eastus) and `n` replica regions, each on its own temp directory, one node process
- * per region and one worker process for every replica region (the default deployment).
+ * per region and one worker process for every replica region (the default deployment), or one
+ * worker process per replica region.
  */
-async function startCluster(n) {
+async function startCluster(n, perRegion = PER_REGION) {
   const dir = tempDir(`cluster-${n}`);
   const redis = await startRedis(dir);
   const names = ['eastus', ...REPLICA_NAMES.slice(0, n)];
@@ -276,19 +286,29 @@ async function startCluster(n) {
   }
   await Promise.all(regions.map((r) => waitHttp(`${r.url}/readyz`, r.proc)));
   const prof = flags['profile-worker'];
-  const workerArgs = [
-    ...(prof
-      ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `worker-${n}.cpuprofile`]
-      : []),
-    MERIDIAN_CLI,
-    'worker',
-    '--config',
-    configFile,
-  ];
-  if (CONCURRENCY) workerArgs.push('--concurrency', String(CONCURRENCY));
-  const worker = spawnChild(`c${n}-worker`, process.execPath, workerArgs, env);
-  worker.url = `http://127.0.0.1:${metricsPort}`;
-  await waitHttp(`${worker.url}/healthz`, worker);
+  const startWorker = async (region, port) => {
+    const name = `c${n}-worker${region ? `-${region}` : ''}`;
+    const args = [
+      ...(prof
+        ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `${name}.cpuprofile`]
+        : []),
+      MERIDIAN_CLI,
+      'worker',
+      '--config',
+      configFile,
+      '--metrics-listen',
+      `127.0.0.1:${port}`,
+      ...(region ? ['--region', region] : []),
+      ...(CONCURRENCY ? ['--concurrency', String(CONCURRENCY)] : []),
+    ];
+    const w = spawnChild(name, process.execPath, args, env);
+    w.url = `http://127.0.0.1:${port}`;
+    await waitHttp(`${w.url}/healthz`, w);
+    return w;
+  };
+  const workers = perRegion
+    ? await Promise.all(regions.slice(1).map(async (r) => startWorker(r.name, await freePort())))
+    : [await startWorker(undefined, metricsPort)];
   const primary = regions[0];
   return {
     n,
@@ -297,12 +317,12 @@ async function startCluster(n) {
     regions,
     primary,
     replicas: regions.slice(1),
-    worker,
+    workers,
     configFile,
-    pids: [redis.pid, worker.pid, ...regions.map((r) => r.pid)],
+    pids: [redis.pid, ...workers.map((w) => w.pid), ...regions.map((r) => r.pid)],
     async stop() {
       redis.client.disconnect();
-      await stopChild(worker.pid);
+      await Promise.all(workers.map((w) => stopChild(w.pid)));
       await Promise.all(regions.map((r) => stopChild(r.pid)));
       await stopChild(redis.pid);
       await fsp.rm(dir, { recursive: true, force: true });
@@ -332,7 +352,7 @@ const sumOf = (samples, name, where = {}) =>
 
 /** Worker counters per region: bytes copied, copy seconds, copies. */
 async function workerCounters(cluster) {
-  const s = await scrape(cluster.worker.url);
+  const s = (await Promise.all(cluster.workers.map((w) => scrape(w.url)))).flat();
   const out = {};
   for (const r of cluster.replicas) {
     out[r.name] = {
@@ -391,6 +411,10 @@ async function redisCalls(redis) {
     out[m[1]] = Number(m[2]);
   return out;
 }
+
+/** CPU seconds and storage writes of all the cluster's worker processes. */
+const workersCpu = (cluster) => cluster.workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
+const workersWrites = (cluster) => cluster.workers.reduce((a, w) => a + processWrites(w.pid), 0);
 
 /** Bytes written to the block device holding `path` so far (all processes). */
 function deviceWrites(path) {
@@ -821,13 +845,13 @@ async function largeLayer(cluster, watcher, { blobs, raw }) {
       // The same work without Meridian, just before and just after: N copies at once.
       const rawBefore = await rawCopyFile(raw.src, raw.dir, blob.size, n);
       const before = await workerCounters(cluster);
-      const cpu0 = cpuSeconds(cluster.worker.pid);
+      const cpu0 = workersCpu(cluster);
       await client.pushBlob(repo, image.config);
       const tUpload = now();
       await client.pushBlob(repo, blob);
       const tBlob = now();
       const disk0 = deviceWrites(cluster.dir);
-      const worker0 = processWrites(cluster.worker.pid);
+      const worker0 = workersWrites(cluster);
       const blobVisible = Promise.all(
         cluster.replicas.map(async (r) => {
           const path = blobPath(r.storage, blob.digest);
@@ -845,7 +869,7 @@ async function largeLayer(cluster, watcher, { blobs, raw }) {
       const lag = await watchImage(watcher, cluster, { repo, tag: 'v1', image, tPut });
       const visible = await blobVisible;
       const diskWritten = deviceWrites(cluster.dir) - disk0;
-      const workerWritten = processWrites(cluster.worker.pid) - worker0;
+      const workerWritten = workersWrites(cluster) - worker0;
       await waitDrained(cluster);
       const counters = diffCounters(before, await workerCounters(cluster));
       const lastVisible = Math.max(...visible.map((v) => v.observedAt));
@@ -866,7 +890,7 @@ async function largeLayer(cluster, watcher, { blobs, raw }) {
           modes: counters[v.region].modes,
         })),
         aggregateMBps: (blob.size * n) / MB / ((lastVisible - tBlob) / 1000),
-        workerCpu: cpuSeconds(cluster.worker.pid) - cpu0,
+        workerCpu: workersCpu(cluster) - cpu0,
         diskWritten,
         workerWritten,
         rawBefore,
@@ -902,7 +926,7 @@ async function sharedBase(cluster, watcher, { count, baseSize }) {
     const uniqueBytes = [...unique.values()].reduce((a, b) => a + b, 0);
     const before = await workerCounters(cluster);
     const disk0 = await Promise.all(cluster.replicas.map((r) => blobBytesOnDisk(r.storage)));
-    const cpu0 = cpuSeconds(cluster.worker.pid);
+    const cpu0 = workersCpu(cluster);
     const since = Date.now();
     const watches = [];
     for (let i = 0; i < count; i++) {
@@ -927,7 +951,7 @@ async function sharedBase(cluster, watcher, { count, baseSize }) {
         copies: counters[r.name].copies,
         bytesOnDisk: disk1[i] - disk0[i],
       })),
-      workerCpu: cpuSeconds(cluster.worker.pid) - cpu0,
+      workerCpu: workersCpu(cluster) - cpu0,
       sample: { repo: results[0].repo, tag: 'v1' },
     };
   } finally {
@@ -960,7 +984,8 @@ function table(head, rows, align) {
 
 function lagRows(byN) {
   const rows = [];
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     const add = (label, results, target) => {
       if (!results) return;
       const all = quantiles(results.map((x) => x.all));
@@ -968,7 +993,7 @@ function lagRows(byN) {
       const per = quantiles(results.flatMap((x) => x.per.map((p) => p.observed)));
       const verdict = target === undefined ? '' : all.p99 < target ? 'met' : '**MISSED**';
       rows.push([
-        n,
+        r.name,
         label,
         all.n,
         f3(all.p50),
@@ -1020,14 +1045,15 @@ function copyFigures(r) {
 function copyRows(byN, raw) {
   const baseline = best(raw.copyFile);
   const rows = [];
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     if (!r.large) continue;
     const runsE2e = r.large.runs.flatMap((x) => x.perRegion.map((p) => p.e2eMBps));
     const runsCopy = r.large.runs.flatMap((x) => x.perRegion.map((p) => p.copyMBps));
     const c = copyFigures(r);
     const other = r.large.runs.map((x) => (x.diskWritten - x.workerWritten) / MB);
     rows.push([
-      n,
+      r.name,
       [...new Set(r.large.runs.flatMap((x) => x.perRegion.flatMap((p) => p.modes)))].join(', '),
       f1(median(runsCopy)),
       f1(median(runsE2e)),
@@ -1059,7 +1085,8 @@ function copyRows(byN, raw) {
 
 function costRows(byN) {
   const rows = [];
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     if (!r.shared) continue;
     const s = r.shared;
     const copied = s.perRegion.map((p) => p.bytesCopied);
@@ -1067,7 +1094,7 @@ function costRows(byN) {
     const large = r.large?.runs ?? [];
     const largeBytes = large.reduce((a, x) => a + x.perRegion.reduce((b, p) => b + p.bytes, 0), 0);
     rows.push([
-      n,
+      r.name,
       mb(s.uniqueBytes),
       copied.map(mb).join(', '),
       s.perRegion.map((p) => mb(p.bytesOnDisk)).join(', '),
@@ -1096,7 +1123,8 @@ function costRows(byN) {
 
 function breakdownText(byN) {
   const lines = [];
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     for (const [label, b] of [
       ['small images', r.small?.breakdown],
       ['shared base', r.shared?.breakdown],
@@ -1108,7 +1136,7 @@ function breakdownText(byN) {
           `queued→picked up p50 ${f3(k.wait.p50)} / p99 ${f3(k.wait.p99)}, run p50 ${f3(k.run.p50)} / p99 ${f3(k.run.p99)}`,
       );
       lines.push(
-        `- ${n} replica${n > 1 ? 's' : ''}, ${label}: ${parts.join('; ')}; jobs that ran more than once (lock delay or retry): ${b.delayedRetries}`,
+        `- ${r.title}, ${label}: ${parts.join('; ')}; jobs that ran more than once (lock delay or retry): ${b.delayedRetries}`,
       );
     }
   }
@@ -1117,7 +1145,8 @@ function breakdownText(byN) {
 
 function checksText(byN, watcher) {
   const lines = [];
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     const parts = [];
     for (const [label, c] of [
       ['small', r.small?.status],
@@ -1172,12 +1201,48 @@ function checksText(byN, watcher) {
       parts.push(
         `${CONFIG.large / MiB} MiB push ${r.large.runs.map((x) => f1(x.pushMBps)).join(', ')} MB/s; manifest PUT ${r.large.runs.map((x) => f1(x.manifestAfterBlobMs)).join(', ')} ms after the blob committed`,
       );
-    lines.push(`- ${n} replica${n > 1 ? 's' : ''}: ${parts.join('; ')}.`);
+    lines.push(`- ${r.title}: ${parts.join('; ')}.`);
   }
   lines.push(
     `- Visibility order (blobs → manifest → tag): tags seen before their content was complete ${watcher.orderViolations}; content files newer than their tag file ${watcher.mtimeOrderViolations}.`,
   );
   return lines.join('\n');
+}
+
+/** When small images miss the target: where their lag went, from the bench's own measurements. */
+function whySmall(byN) {
+  const out = [];
+  for (const r of byN.values()) {
+    const sm = r.small;
+    if (!sm) continue;
+    const q = quantiles(sm.results.map((x) => x.all));
+    if (q.p99 < TARGETS.smallP99) continue;
+    const waits = Object.values(sm.breakdown.kinds).map((k) => k.wait.p50);
+    const runs = Object.values(sm.breakdown.kinds).map((k) => k.run.p50);
+    const cpu = sm.cpuByRole ?? {};
+    const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+    const jobsPerS = CONFIG.rate * r.n * 5;
+    const other = r.perRegion
+      ? undefined
+      : [...byN.values()].find((x) => x.n === r.n && x.perRegion && x.small);
+    const pr = other ? quantiles(other.small.results.map((x) => x.all)) : undefined;
+    const queueing = Math.max(...waits) > Math.max(...runs);
+    const workerText = r.perRegion
+      ? `the ${r.n} worker processes used ${f2(cpu.worker)} cores in all`
+      : `the worker process used ${f2(cpu.worker)} cores${cpu.worker >= 0.8 ? ' — nearly all of the one core a single Node.js process can use' : ''}`;
+    out.push(
+      `Small images with ${r.title}: ${queueing ? 'the lag is queueing — ' : ''}a job waited ` +
+        `${f3(Math.min(...waits))}–${f3(Math.max(...waits))} s (p50, by kind) to be picked up and then ran ` +
+        `${f3(Math.min(...runs))}–${f3(Math.max(...runs))} s. ${CONFIG.rate} images/s × ${r.n} region${r.n > 1 ? 's' : ''} × 5 jobs ` +
+        `(3 blobs, the manifest, the tag) is ${jobsPerS} jobs/s; ${workerText}, and the cluster with the ` +
+        `client ${f2(total)} of the machine's ${cpus().length} cores; the median lag went from ${f3(sm.trend.first)} s ` +
+        `(first tenth of the images) to ${f3(sm.trend.last)} s (last tenth).` +
+        (pr
+          ? ` With one worker process per region the same load's p99 is ${f3(pr.p99)} s (${pr.p99 < TARGETS.smallP99 ? 'met' : 'missed'}).`
+          : ''),
+    );
+  }
+  return out.join('\n\n');
 }
 
 function renderDoc({
@@ -1230,9 +1295,9 @@ worker's \`meridian_replication_copy_duration_seconds\` for the run. "Commit →
 "All regions together": N × ${CONFIG.large / MiB} MiB ÷ (the last region complete − upload committed).
 The raw figure is the same work without Meridian — N \`fs.copyFile\`+fsync copies of a ${CONFIG.large / MiB} MiB file
 on the same disk at once — measured just before and just after each of the ${CONFIG.largeRuns} runs, because this
-virtual disk's speed swings several-fold from one second to the next (the same raw copy measured
-1.3 GB/s and 0.2 GB/s a few seconds apart while nothing else on the machine wrote to the disk).
-The target is checked best against best (each side's least disturbed run); medians are in
+virtual disk's speed swings several-fold within seconds (in this run the raw copies around the
+runs ranged from ${f1(tables.rawRange[0])} to ${f1(tables.rawRange[1])} MB/s, while other processes wrote next to
+nothing to the disk). The target is checked best against best (each side's least disturbed run); medians are in
 brackets. The last column is what other processes wrote to the disk while the copies ran (device
 writes − the worker's).
 
@@ -1243,9 +1308,11 @@ Raw copy speed of this disk, at the start and the end of the bench (${CONFIG.lar
 - at the start: ${rawLine(raw)}
 - at the end: ${rawLine(rawEnd)}
 
-Baseline for one copy: ${f1(tables.baseline)} MB/s (best \`fs.copyFile\`+fsync; the fs driver's
-replica copy is exactly \`copyFile\` to a temp file, fsync, rename). A digest-verified streamed
-copy (what S3 ↔ other stores use) tops out at the Node read → sha256 → write figure.
+Baseline for one copy: ${f1(tables.baseline)} MB/s (best \`fs.copyFile\`+fsync). "server-side" on
+filesystem storage means the worker's fs driver copies the primary's file with \`fs.copyFile\` to
+a temp file, fsync, rename (\`FsStore.copyFrom\`): the same work as the raw copy, and no digest
+check (it trusts the primary's file). A digest-verified streamed copy (what other store pairs
+use) would top out at the Node read → sha256 → write figure.
 
 ## Cost: regions × unique bytes
 
@@ -1258,7 +1325,7 @@ regions × unique bytes. Worker CPU per region is the worker process's CPU time 
 ## Targets
 
 ${verdicts.map((v) => `- ${v}`).join('\n')}
-
+${tables.why ? `\n${tables.why}\n` : ''}
 ## Details
 
 Where the time goes (BullMQ's job records, last ≤ 200 completed jobs per region): commit → queued
@@ -1286,6 +1353,8 @@ ${errors.length ? `\nErrors during the run:\n\n${errors.map((e) => `- ${e}`).joi
   persistence), \`meridian serve --config cluster.json --region R\` for the primary (eastus) and
   each replica (${REPLICA_NAMES.join(', ')}, in that order), and one \`meridian worker --config cluster.json\`
   for all replica regions, log level \`warn\`. The worker's \`/metrics\` gives bytes copied and copy time.
+  The rows "a worker per region" repeat the small images with one \`meridian worker --region R\`
+  process per replica region instead.
 - Small images: one warm-up image, then ${CONFIG.small} images (config + 2 × 4 KiB layers), each its own
   repository, one started every ${1000 / CONFIG.rate} ms (blobs in parallel, then the manifest), each
   watched from its manifest \`PUT\` on.
@@ -1353,29 +1422,38 @@ async function main() {
   }
 
   const byN = new Map();
-  for (const n of CONFIG.replicas) {
+  // Each replica count with one worker process for all regions; then, at the largest count, the
+  // small images again with one worker process per region (the way to use more than one core).
+  const variants = CONFIG.replicas.map((n) => ({ n, perRegion: PER_REGION, only }));
+  const maxN = Math.max(...CONFIG.replicas);
+  if (!PER_REGION && !flags.replicas && only.includes('small') && maxN > 1)
+    variants.push({ n: maxN, perRegion: true, only: ['small'] });
+  for (const { n, perRegion, only: parts } of variants) {
     await waitForQuiet({ log, maxWaitMs: 30_000 });
-    log(`${n} replica region${n > 1 ? 's' : ''}: starting the cluster`);
-    const cluster = await startCluster(n);
-    const res = {};
-    byN.set(n, res);
+    const res = {
+      n,
+      perRegion,
+      name: perRegion ? `${n}, a worker per region` : `${n}`,
+      title: `${n} replica${n > 1 ? 's' : ''}${perRegion ? ' (a worker process per region)' : ''}`,
+    };
+    log(`${res.title}: starting the cluster`);
+    const cluster = await startCluster(n, perRegion);
+    byN.set(res.name, res);
     try {
       const step = async (name, fn) => {
-        if (!only.includes(name)) return;
+        if (!parts.includes(name)) return;
         log(`  ${name}`);
         try {
-          await measure(`${name} ×${n}`, cluster.pids, fn);
+          await measure(`${name} ×${res.name}`, cluster.pids, fn);
         } catch (err) {
-          errors.push(
-            `${name}, ${n} replicas: ${err instanceof Error ? err.message : String(err)}`,
-          );
+          errors.push(`${name}, ${res.title}: ${err instanceof Error ? err.message : String(err)}`);
           log(`  FAILED: ${errors.at(-1)}`);
         }
       };
       await step('small', async () => {
-        const cpu0 = cpuSeconds(cluster.worker.pid);
+        const cpu0 = workersCpu(cluster);
         const roles = {
-          worker: [cluster.worker.pid],
+          worker: cluster.workers.map((w) => w.pid),
           redis: [cluster.redis.pid],
           primary: [cluster.primary.pid],
           replicas: cluster.replicas.map((r) => r.pid),
@@ -1402,7 +1480,7 @@ async function main() {
         }
         const wall0 = now();
         res.small = await smallImages(cluster, watcher, { count: CONFIG.small, rate: CONFIG.rate });
-        res.small.workerCpu = cpuSeconds(cluster.worker.pid) - cpu0;
+        res.small.workerCpu = workersCpu(cluster) - cpu0;
         const roles1 = cpuOf();
         const wall = (now() - wall0) / 1000;
         const calls1 = await redisCalls(cluster.redis.client);
@@ -1503,19 +1581,21 @@ async function main() {
   const copy = copyRows(byN, merged);
   const cost = costRows(byN);
   const verdicts = [];
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     if (r.small) {
       const q = quantiles(r.small.results.map((x) => x.all));
       verdicts.push(
-        `Small images p99 < ${TARGETS.smallP99} s, ${n} replica${n > 1 ? 's' : ''}: ${f3(q.p99)} s — ${q.p99 < TARGETS.smallP99 ? 'met' : '**MISSED**'}`,
+        `Small images p99 < ${TARGETS.smallP99} s, ${r.title}: ${f3(q.p99)} s — ${q.p99 < TARGETS.smallP99 ? 'met' : '**MISSED**'}`,
       );
     }
   }
-  for (const [n, r] of byN) {
+  for (const r of byN.values()) {
+    const n = r.n;
     if (!r.large) continue;
     const c = copyFigures(r);
     verdicts.push(
-      `${CONFIG.large / MiB} MiB layer at ≥ ${TARGETS.copyRatio * 100} % of raw copy throughput, ${n} replica${n > 1 ? 's' : ''}: best ${f1(c.bestAgg)} of best ${f1(c.bestRaw)} MB/s = ${Math.round(c.ratio * 100)} % (medians ${f1(c.medAgg)} of ${f1(c.medRaw)} = ${Math.round(c.medRatio * 100)} %) — ${c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**'}`,
+      `${CONFIG.large / MiB} MiB layer at ≥ ${TARGETS.copyRatio * 100} % of raw copy throughput, ${r.title}: best ${f1(c.bestAgg)} of best ${f1(c.bestRaw)} MB/s = ${Math.round(c.ratio * 100)} % (medians ${f1(c.medAgg)} of ${f1(c.medRaw)} = ${Math.round(c.medRatio * 100)} %) — ${c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**'}`,
     );
   }
   const linear = [...byN].filter(([, r]) => r.shared);
@@ -1526,15 +1606,25 @@ async function main() {
       ),
     );
     verdicts.push(
-      `Cost linear in regions × unique bytes (shared base copied once per region): ${ok ? 'met' : '**MISSED**'} — bytes copied per region ${linear.map(([n, r]) => `${n}: ${r.shared.perRegion.map((p) => mb(p.bytesCopied)).join('/')}`).join('; ')} MB, unique ${mb(linear[0][1].shared.uniqueBytes)} MB`,
+      `Cost linear in regions × unique bytes (shared base copied once per region): ${ok ? 'met' : '**MISSED**'} — bytes copied per region ${linear.map(([, r]) => `${r.name}: ${r.shared.perRegion.map((p) => mb(p.bytesCopied)).join('/')}`).join('; ')} MB, unique ${mb(linear[0][1].shared.uniqueBytes)} MB`,
     );
   }
-  const tables = { lag, copy: copy.text, cost, baseline: copy.baseline };
+  const rawAround = [...byN.values()].flatMap((r) =>
+    (r.large?.runs ?? []).flatMap((x) => [x.rawBefore, x.rawAfter]),
+  );
+  const tables = {
+    lag,
+    copy: copy.text,
+    cost,
+    baseline: copy.baseline,
+    rawRange: [Math.min(...rawAround), Math.max(...rawAround)],
+    why: whySmall(byN),
+  };
   process.stdout.write(
     `\n${lag}\n\n${copy.text}\n\n${cost}\n\n${verdicts.join('\n')}\n\n${breakdownText(byN)}\n\n${checksText(byN, watcher)}\n`,
   );
   if (errors.length) process.stdout.write(`\nErrors:\n${errors.map((e) => `- ${e}`).join('\n')}\n`);
-  if (write) {
+  if (write || flags.out) {
     const doc = renderDoc({
       started,
       machine,
@@ -1547,7 +1637,7 @@ async function main() {
       verdicts,
       tables,
     });
-    const file = join(REPO_ROOT, 'docs', 'benchmarks-replication.md');
+    const file = flags.out ?? join(REPO_ROOT, 'docs', 'benchmarks-replication.md');
     writeFileSync(file, doc);
     log(`wrote ${file}`);
   }
