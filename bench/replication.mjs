@@ -36,7 +36,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import fsp from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { cpus } from 'node:os';
@@ -240,6 +240,15 @@ async function startRedis(dir) {
   return { ...proc, url, client };
 }
 
+/** Whether the CLI under test knows the `auth` config key (builds before it reject the key). */
+function cliHasAuth() {
+  try {
+    return readFileSync(join(dirname(MERIDIAN_CLI), 'config.js'), 'utf8').includes('auth: zod_1.z');
+  } catch {
+    return true;
+  }
+}
+
 /**
  * A primary (eastus) and `n` replica regions, each on its own temp directory, one node process
  * per region and one worker process for every replica region (the default deployment), or one
@@ -271,6 +280,8 @@ async function startCluster(n, perRegion = PER_REGION) {
     replication: { prefix: 'bench', reconcileIntervalSeconds: 3600 },
     worker: { metricsListen: `127.0.0.1:${metricsPort}` },
     log: { level: 'warn' },
+    // Replication is measured, not authentication: the bench's client sends no credentials.
+    ...(cliHasAuth() ? { auth: { enabled: false } } : {}),
   };
   const configFile = join(dir, 'cluster.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
@@ -1352,7 +1363,8 @@ ${errors.length ? `\nErrors during the run:\n\n${errors.map((e) => `- ${e}`).joi
 - For each replica count a fresh cluster on fresh temp directories: \`redis-server\` (no
   persistence), \`meridian serve --config cluster.json --region R\` for the primary (eastus) and
   each replica (${REPLICA_NAMES.join(', ')}, in that order), and one \`meridian worker --config cluster.json\`
-  for all replica regions, log level \`warn\`. The worker's \`/metrics\` gives bytes copied and copy time.
+  for all replica regions, log level \`warn\`, \`auth.enabled: false\` (the bench's client sends no
+  credentials; replication does not go through auth). The worker's \`/metrics\` gives bytes copied and copy time.
   The rows "a worker per region" repeat the small images with one \`meridian worker --region R\`
   process per replica region instead.
 - Small images: one warm-up image, then ${CONFIG.small} images (config + 2 × 4 KiB layers), each its own
