@@ -1070,7 +1070,7 @@ function copyRows(byN, raw) {
       f1(median(runsE2e)),
       `${f1(c.bestAgg)} / ${f1(c.medAgg)}`,
       `${f1(c.bestRaw)} / ${f1(c.medRaw)}`,
-      `${Math.round(c.ratio * 100)} % (${Math.round(c.medRatio * 100)} %)`,
+      `${f1(c.ratio * 100)} % (${f1(c.medRatio * 100)} %)`,
       c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**',
       other.map((x) => Math.round(x)).join(', '),
     ]);
@@ -1607,7 +1607,7 @@ async function main() {
     if (!r.large) continue;
     const c = copyFigures(r);
     verdicts.push(
-      `${CONFIG.large / MiB} MiB layer at ≥ ${TARGETS.copyRatio * 100} % of raw copy throughput, ${r.title}: best ${f1(c.bestAgg)} of best ${f1(c.bestRaw)} MB/s = ${Math.round(c.ratio * 100)} % (medians ${f1(c.medAgg)} of ${f1(c.medRaw)} = ${Math.round(c.medRatio * 100)} %) — ${c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**'}`,
+      `${CONFIG.large / MiB} MiB layer at ≥ ${TARGETS.copyRatio * 100} % of raw copy throughput, ${r.title}: best ${f1(c.bestAgg)} of best ${f1(c.bestRaw)} MB/s = ${f1(c.ratio * 100)} % (medians ${f1(c.medAgg)} of ${f1(c.medRaw)} = ${f1(c.medRatio * 100)} %) — ${c.ratio >= TARGETS.copyRatio ? 'met' : '**MISSED**'}`,
     );
   }
   const linear = [...byN].filter(([, r]) => r.shared);
