@@ -31,7 +31,9 @@ export class RegionSync {
     private readonly mutex: Mutex = noMutex,
   ) {}
 
-  private copy(d: Digest): Promise<CopyMode> {
+  private async copy(d: Digest): Promise<CopyMode> {
+    // Objects appear atomically, so one already here is complete: skip the lock round trips.
+    if (await this.exists(this.target, Layout.blobData(d))) return 'skipped';
     return this.mutex(`blob:${d.value}`, () => copyBlob(this.primary, this.target, d, this.region));
   }
 
