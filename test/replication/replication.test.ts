@@ -36,6 +36,29 @@ async function pullsIdentical(
   return true;
 }
 
+/** Waits until the status API (asked at the primary) reports `repo:ref` replicated in `region`. */
+async function waitReplicated(
+  c: TestCluster,
+  repo: string,
+  ref: string,
+  region: string,
+  what?: string,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
+        query: { repository: repo, reference: ref },
+      });
+      return (
+        res
+          .json<{ regions: { region: string; state: string }[] }>()
+          .regions.find((x) => x.region === region)?.state === 'replicated'
+      );
+    },
+    what ?? `${repo}:${ref} replicated to ${region}`,
+  );
+}
+
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
   const m = await register.getSingleMetric(name)?.get();
   return (m?.values ?? [])
@@ -62,15 +85,7 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     const img = image({ layers: 3, layerSize: 4096 });
     await push(c, 'team/app', 'v1', img);
     for (const r of c.replicas) {
-      await waitFor(async () => {
-        const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
-          query: { repository: 'team/app', reference: 'v1' },
-        });
-        const region = res
-          .json<{ regions: { region: string; state: string }[] }>()
-          .regions.find((x) => x.region === r.name);
-        return region?.state === 'replicated';
-      }, `team/app:v1 replicated to ${r.name}`);
+      await waitReplicated(c, 'team/app', 'v1', r.name);
       // Served from the region's own storage: its files are there.
       expect(await pullsIdentical(r.url, 'team/app', 'v1', img)).toBe(true);
     }
@@ -108,16 +123,7 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     // The misses were queued at the front; once workers run, the region converges.
     await c.startWorkers();
     for (const r of c.replicas) {
-      await waitFor(async () => {
-        const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
-          query: { repository: 'fallback/app', reference: 'latest' },
-        });
-        return (
-          res
-            .json<{ regions: { region: string; state: string }[] }>()
-            .regions.find((x) => x.region === r.name)?.state === 'replicated'
-        );
-      }, `fallback/app:latest in ${r.name}`);
+      await waitReplicated(c, 'fallback/app', 'latest', r.name);
     }
   });
 
@@ -169,20 +175,7 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     for (const [i, img] of images.entries()) await push(c, `shared/app${i}`, 'v1', img);
     await c.startWorkers();
     for (const r of c.replicas)
-      for (const i of images.keys())
-        await waitFor(async () => {
-          const res = await new RegistryClient(c.primary.url).get(
-            '/meridian/v1/replication/status',
-            {
-              query: { repository: `shared/app${i}`, reference: 'v1' },
-            },
-          );
-          return (
-            res
-              .json<{ regions: { region: string; state: string }[] }>()
-              .regions.find((x) => x.region === r.name)?.state === 'replicated'
-          );
-        }, `shared/app${i} in ${r.name}`);
+      for (const i of images.keys()) await waitReplicated(c, `shared/app${i}`, 'v1', r.name);
     for (const [i, r] of c.replicas.entries()) {
       const copied =
         (await metric('meridian_replication_bytes_copied_total', { region: r.name })) - before[i]!;
@@ -204,16 +197,7 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     redis.disconnect();
     await c.startWorkers(); // the reconciler runs when workers start
     for (const r of c.replicas) {
-      await waitFor(async () => {
-        const res = await new RegistryClient(c.primary.url).get('/meridian/v1/replication/status', {
-          query: { repository: 'flush/app', reference: 'v1' },
-        });
-        return (
-          res
-            .json<{ regions: { region: string; state: string }[] }>()
-            .regions.find((x) => x.region === r.name)?.state === 'replicated'
-        );
-      }, `flush/app in ${r.name} after FLUSHALL`);
+      await waitReplicated(c, 'flush/app', 'v1', r.name, `flush/app in ${r.name} after FLUSHALL`);
       expect(await pullsIdentical(r.url, 'flush/app', 'v1', img)).toBe(true);
     }
   });
@@ -230,6 +214,16 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       const tmp = join(region.storage, '.tmp');
       const hex = big.digest.slice('sha256:'.length);
       const blobPath = join(region.storage, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+      const tagFile = join(
+        region.storage,
+        'repositories',
+        'kill',
+        'app',
+        '_manifests',
+        'tags',
+        'v1',
+        'current',
+      );
       const worker = c.spawnWorker(['--region', region.name, '--concurrency', '1']);
       let stderr = '';
       worker.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -250,39 +244,10 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
         headers: ACCEPT,
       });
       // The tag is not visible in the region's own storage yet (a GET would fall back, which is fine).
-      expect(
-        existsSync(
-          join(
-            region.storage,
-            'repositories',
-            'kill',
-            'app',
-            '_manifests',
-            'tags',
-            'v1',
-            'current',
-          ),
-        ),
-      ).toBe(false);
+      expect(existsSync(tagFile)).toBe(false);
       expect(tag.status).toBe(200);
       await c.startWorkers([region.name]);
-      await waitFor(
-        async () =>
-          existsSync(
-            join(
-              region.storage,
-              'repositories',
-              'kill',
-              'app',
-              '_manifests',
-              'tags',
-              'v1',
-              'current',
-            ),
-          ),
-        'the tag in the region after restart',
-        90_000,
-      );
+      await waitFor(async () => existsSync(tagFile), 'the tag in the region after restart', 90_000);
       const r = await new RegistryClient(region.url).get(`/v2/kill/app/blobs/${big.digest}`);
       expect(`sha256:${createHash('sha256').update(r.body).digest('hex')}`).toBe(big.digest);
     });

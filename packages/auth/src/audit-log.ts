@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ObjectStore } from '@meridian/storage';
+import { listAllKeys, type ObjectStore } from '@meridian/storage';
 import { AuthLayout } from './auth-layout';
-import { listAll } from './credential-store';
 import type { PrincipalKind } from './model';
 
 /** One audited event: who did what, when, from where, and how it ended. Never a secret. */
@@ -113,7 +112,7 @@ export class AuditLog {
       stores.map(async ({ region, store }) => {
         try {
           for (const day of days) {
-            for (const key of await listAll(store, AuthLayout.auditDay(region, day))) {
+            for (const key of await listAllKeys(store, AuthLayout.auditDay(region, day))) {
               const text = (await store.getBytes(key)).toString('utf8');
               for (const line of text.split('\n')) {
                 if (!line) continue;

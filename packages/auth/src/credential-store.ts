@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
-import { isNotFound, type ObjectStore } from '@meridian/storage';
+import { isNotFound, listAllKeys, type ObjectStore } from '@meridian/storage';
 import { AuthLayout } from './auth-layout';
 import { authSourceReachable } from './metrics';
 import {
@@ -146,7 +146,7 @@ export class CredentialStore {
   private async mirror(records: Map<string, Buffer>): Promise<void> {
     const { local, log } = this.opts;
     try {
-      const existing = new Set(await listAll(local, AuthLayout.root));
+      const existing = new Set(await listAllKeys(local, AuthLayout.root));
       for (const [key, bytes] of records) {
         if (key === AuthLayout.rev) continue;
         if (existing.has(key) && (await local.getBytes(key)).equals(bytes)) continue;
@@ -258,19 +258,8 @@ export async function readJson<T>(store: ObjectStore, key: string): Promise<T | 
   }
 }
 
-export async function listAll(store: ObjectStore, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.list(prefix, { cursor });
-    for (const o of page.objects) out.push(o.key);
-    cursor = page.cursor;
-  } while (cursor);
-  return out;
-}
-
 async function readAll(store: ObjectStore): Promise<Map<string, Buffer>> {
-  const keys = await listAll(store, AuthLayout.root);
+  const keys = await listAllKeys(store, AuthLayout.root);
   const out = new Map<string, Buffer>();
   for (let i = 0; i < keys.length; i += 16) {
     const batch = keys.slice(i, i + 16);

@@ -78,15 +78,7 @@ export class UploadSessions {
 
   create(repository: string): Promise<UploadState> {
     return translated(async () => {
-      const now = Date.now();
-      const state: UploadState = {
-        id: randomUUID(),
-        repository,
-        startedAt: now,
-        updatedAt: now,
-        offset: 0,
-        chunks: [],
-      };
+      const state = newState(repository);
       await this.save(state);
       return state;
     });
@@ -168,15 +160,7 @@ export class UploadSessions {
     return translated(async () => {
       const d = parseDigest(digest);
       // One request: the session lives only in memory; its single chunk is moved into place.
-      const now = Date.now();
-      const state: UploadState = {
-        id: randomUUID(),
-        repository,
-        startedAt: now,
-        updatedAt: now,
-        offset: 0,
-        chunks: [],
-      };
+      const state = newState(repository);
       this.hashes.set(state.id, { hash: createDigester('sha256'), offset: 0 });
       try {
         await this.writeChunk(state, body, contentLength, false);
@@ -347,6 +331,11 @@ export class UploadSessions {
     if (chunks === 'now') await all;
     else void all.catch(() => {});
   }
+}
+
+function newState(repository: string): UploadState {
+  const now = Date.now();
+  return { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
 }
 
 export function uploadUnknown(id: string): OciError {
