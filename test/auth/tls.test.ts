@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import type { RunningNode } from '@meridian/registry';
 import { loadConfig, NodeConfigSchema } from '../../packages/cli/src/config';
 import { serve } from '../../packages/cli/src/serve';
+import { runGateway } from '../../packages/cli/src/gateway-cmd';
+import { startTestNode } from '../helpers/node';
 import { basic } from '../helpers/auth-node';
 
 function httpsGet(
@@ -82,5 +84,46 @@ describe('serve with TLS', () => {
     expect(() =>
       loadConfig(NodeConfigSchema, { env: {}, overrides: { 'tls.cert': join(dir, 'cert.pem') } }),
     ).toThrow(/tls.*MERIDIAN_TLS_CERT/);
+  });
+});
+
+describe('gateway with TLS', () => {
+  it('serves HTTPS with --tls-cert/--tls-key and forwards to its regions', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meridian-gw-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+        ...['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1'],
+        ...['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+      ],
+      { stdio: 'ignore' },
+    );
+    const region = await startTestNode();
+    const config = loadConfig(NodeConfigSchema, {
+      env: {},
+      checkRegion: false,
+      overrides: {
+        regions: [
+          { name: 'eastus', role: 'primary', endpoint: region.url, storage: region.storage },
+        ],
+        'gateway.listen': ['127.0.0.1:0'],
+        'tls.cert': join(dir, 'cert.pem'),
+        'tls.key': join(dir, 'key.pem'),
+        'log.level': 'silent',
+      },
+    });
+    const gateway = await runGateway(config);
+    try {
+      const url = gateway.urls[0]!;
+      expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const res = await httpsGet(`${url}/v2/`, readFileSync(join(dir, 'cert.pem')));
+      expect(res.status).toBe(200);
+      expect(res.headers['x-meridian-region']).toBe('eastus');
+    } finally {
+      await gateway.close();
+      await region.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readTls } from './auth-wiring';
 import pino from 'pino';
 import { createGateway, HealthChecker, Topology } from '@meridian/gateway';
 import { latencyBetween, type NodeConfig } from './config';
@@ -38,20 +40,24 @@ export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
       ? (a, b) => latencyBetween(config, a, b)
       : undefined,
   });
+  const tls = readTls(config);
   const servers: Server[] = [];
   const urls: string[] = [];
   for (const addr of config.gateway.listen) {
     const i = addr.lastIndexOf(':');
     const host = addr.slice(0, i);
     const port = Number(addr.slice(i + 1));
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, listener);
+    const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: 0 };
+    const server: Server = tls
+      ? createHttpsServer({ ...serverOpts, cert: tls.cert, key: tls.key }, listener)
+      : createServer(serverOpts, listener);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
     });
     servers.push(server);
     const a = server.address();
-    urls.push(`http://${host}:${typeof a === 'object' && a ? a.port : port}`);
+    urls.push(`${tls ? 'https' : 'http'}://${host}:${typeof a === 'object' && a ? a.port : port}`);
   }
   log.info({ urls }, 'meridian gateway listening');
   return {

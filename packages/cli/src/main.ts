@@ -124,14 +124,20 @@ program
   )
   .option('--config <file>', 'cluster configuration file (regions, gateway section)')
   .option('--listen <host:port>', 'address to listen on (repeatable)', collect, [])
+  .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key')
   .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
-  .action(async (o: Omit<CommonOpts, 'region'> & { listen: string[] }) => {
-    const c = config({ ...o, region: undefined });
-    const g = await runGateway(
-      o.listen.length ? { ...c, gateway: { ...c.gateway, listen: o.listen } } : c,
-    );
-    onSignals(() => g.close());
-  });
+  .action(
+    async (
+      o: Omit<CommonOpts, 'region'> & { listen: string[]; tlsCert?: string; tlsKey?: string },
+    ) => {
+      const c = config({ ...o, region: undefined }, { 'tls.cert': o.tlsCert, 'tls.key': o.tlsKey });
+      const g = await runGateway(
+        o.listen.length ? { ...c, gateway: { ...c.gateway, listen: o.listen } } : c,
+      );
+      onSignals(() => g.close());
+    },
+  );
 
 program
   .command('dev')

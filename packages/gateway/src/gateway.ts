@@ -4,6 +4,7 @@ import {
   type RequestListener,
   type ServerResponse,
 } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Counter, register } from 'prom-client';
 import { dashboardHandler } from '@meridian/dashboard';
 import type { Logger } from 'pino';
@@ -144,7 +145,8 @@ export function createGateway(opts: GatewayOptions): RequestListener {
       const bodiless = req.method === 'GET' || req.method === 'HEAD';
       const timeoutMs = opts.upstreamTimeoutMs ?? 5000;
       let timer: NodeJS.Timeout | undefined;
-      const up = httpRequest(
+      // Regions may serve HTTPS (`--tls-cert`); the gateway speaks whatever their endpoint says.
+      const up = (target.protocol === 'https:' ? httpsRequest : httpRequest)(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
         (upRes) => {
           clearTimeout(timer);
