@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
-import { isNotFound, listAllKeys, type ObjectStore } from '@meridian/storage';
+import { isNotFound, listAllKeys, readJson, type ObjectStore } from '@meridian/storage';
 import { AuthLayout } from './auth-layout';
 import { authSourceReachable } from './metrics';
 import {
@@ -245,15 +245,6 @@ async function readRev(store: ObjectStore): Promise<string> {
     return (await store.getBytes(AuthLayout.rev)).toString('utf8');
   } catch (err) {
     if (isNotFound(err)) return '';
-    throw err;
-  }
-}
-
-export async function readJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
-  try {
-    return JSON.parse((await store.getBytes(key)).toString('utf8')) as T;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
     throw err;
   }
 }

@@ -10,10 +10,9 @@ import {
   type JWTPayload,
   type KeyLike,
 } from 'jose';
-import type { ObjectStore } from '@meridian/storage';
+import { readJson, type ObjectStore } from '@meridian/storage';
 import type { AccessEntry } from './access';
 import { AuthLayout } from './auth-layout';
-import { readJson } from './credential-store';
 import type { Principal, PrincipalKind, PublicKeyRecord } from './model';
 
 const ALG = 'ES256';

@@ -1,15 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { UnrecoverableError } from 'bullmq';
-import { createDigester, type Digest } from '@meridian/oci';
-import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
+import type { Digest } from '@meridian/oci';
+import {
+  DigestMismatchError,
+  Layout,
+  isNotFound,
+  putVerified,
+  type ObjectStore,
+} from '@meridian/storage';
 import { bytesCopied, copyDuration } from './metrics';
 
 export type CopyMode = 'server-side' | 'streamed' | 'skipped';
-
-/** Staging area for streamed copies: nothing under it is ever served. */
-export const STAGING_ROOT = '_replication/staging/';
 
 /**
  * Makes blob `d` present in `dst`, copying from `src`. A blob already there is skipped (so a
@@ -40,30 +40,12 @@ export async function copyBlob(
   if (dst.copyFrom && (await dst.copyFrom(src, key, key))) {
     mode = 'server-side';
   } else {
-    const staging = `${STAGING_ROOT}${randomUUID()}`;
-    const hash = createDigester(d.algorithm);
     const { body } = await src.get(key);
-    const hasher = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        cb(null, chunk);
-      },
-    });
     try {
-      const put = dst.put(staging, hasher, { size: srcInfo.size });
-      await Promise.all([pipeline(body, hasher), put]);
-      const actual = hash.digest('hex');
-      if (actual !== d.hex)
-        throw new UnrecoverableError(
-          `digest mismatch copying ${d.value}: got ${d.algorithm}:${actual}`,
-        );
-      if (dst.move) await dst.move(staging, key);
-      else {
-        await dst.copy(staging, key);
-        await dst.delete(staging);
-      }
+      await putVerified(dst, key, body, d, srcInfo.size);
     } catch (err) {
-      await dst.delete(staging).catch(() => {});
+      if (err instanceof DigestMismatchError)
+        throw new UnrecoverableError(`copying ${d.value} from the primary: ${err.message}`);
       throw err;
     }
   }

@@ -2,7 +2,9 @@ import { UnrecoverableError } from 'bullmq';
 import { parseDigest, parseManifest, type Digest } from '@meridian/oci';
 import {
   Layout,
+  exists,
   isNotFound,
+  readJson,
   type ObjectStore,
   type RevisionRecord,
   type TagRecord,
@@ -33,7 +35,7 @@ export class RegionSync {
 
   private async copy(d: Digest): Promise<CopyMode> {
     // Objects appear atomically, so one already here is complete: skip the lock round trips.
-    if (await this.exists(this.target, Layout.blobData(d))) return 'skipped';
+    if (await exists(this.target, Layout.blobData(d))) return 'skipped';
     return this.mutex(`blob:${d.value}`, () => copyBlob(this.primary, this.target, d, this.region));
   }
 
@@ -51,7 +53,7 @@ export class RegionSync {
   /** A repository's blob: bytes first (once per region), then the repository's link. */
   async syncBlob(repository: string, d: Digest): Promise<void> {
     const link = Layout.layerLink(repository, d);
-    if (!(await this.exists(this.primary, link))) {
+    if (!(await exists(this.primary, link))) {
       await this.target.delete(link);
       return;
     }
@@ -62,17 +64,14 @@ export class RegionSync {
     const mode = await this.copy(d);
     if (mode !== 'skipped') objectsCopied.inc({ region: this.region, kind: 'blob' });
     const link = Layout.layerLink(repository, d);
-    if (!(await this.exists(this.target, link))) await copySmall(this.primary, this.target, link);
+    if (!(await exists(this.target, link))) await copySmall(this.primary, this.target, link);
   }
 
   async syncManifest(repository: string, d: Digest, depth: number): Promise<void> {
     if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
     const revKey = Layout.revisionLink(repository, d);
-    let rev: RevisionRecord;
-    try {
-      rev = JSON.parse((await this.primary.getBytes(revKey)).toString('utf8')) as RevisionRecord;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const rev = await readJson<RevisionRecord>(this.primary, revKey);
+    if (!rev) {
       await this.removeManifest(repository, d);
       return;
     }
@@ -91,28 +90,27 @@ export class RegionSync {
     for (const child of parsed.children)
       await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
     const blobKey = Layout.blobData(d);
-    if (!(await this.exists(this.target, blobKey))) await this.copy(d);
-    if (!(await this.exists(this.target, revKey))) {
+    if (!(await exists(this.target, blobKey))) await this.copy(d);
+    if (!(await exists(this.target, revKey))) {
       await copySmall(this.primary, this.target, revKey);
       objectsCopied.inc({ region: this.region, kind: 'manifest' });
     }
     if (parsed.subject) {
       const refKey = Layout.referrer(repository, parseDigest(parsed.subject.digest), d);
-      if (!(await this.exists(this.target, refKey)))
-        await copySmall(this.primary, this.target, refKey);
+      if (!(await exists(this.target, refKey))) await copySmall(this.primary, this.target, refKey);
     }
   }
 
   private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {
     // A blob referenced by a manifest may also be served through a manifest revision link.
-    if (await this.exists(this.primary, Layout.layerLink(repository, d)))
+    if (await exists(this.primary, Layout.layerLink(repository, d)))
       await this.ensureBlob(repository, d);
-    else if (await this.exists(this.primary, Layout.blobData(d))) await this.copy(d);
+    else if (await exists(this.primary, Layout.blobData(d))) await this.copy(d);
   }
 
   private async removeManifest(repository: string, d: Digest): Promise<void> {
     const revKey = Layout.revisionLink(repository, d);
-    if (!(await this.exists(this.target, revKey))) return;
+    if (!(await exists(this.target, revKey))) return;
     try {
       const body = JSON.parse(
         (await this.target.getBytes(Layout.blobData(d))).toString('utf8'),
@@ -130,8 +128,8 @@ export class RegionSync {
   /** A tag: never moved backwards (by `seq`), and only once its manifest is complete here. */
   async syncTag(repository: string, tag: string): Promise<void> {
     const key = Layout.tagCurrent(repository, tag);
-    const primary = await this.readTag(this.primary, key);
-    const local = await this.readTag(this.target, key);
+    const primary = await readJson<TagRecord>(this.primary, key);
+    const local = await readJson<TagRecord>(this.target, key);
     if (!primary) {
       if (local) await this.target.delete(key);
       return;
@@ -144,24 +142,5 @@ export class RegionSync {
     await this.syncManifest(repository, parseDigest(primary.digest), 0);
     await this.target.put(key, Buffer.from(JSON.stringify(primary)));
     objectsCopied.inc({ region: this.region, kind: 'tag' });
-  }
-
-  private async readTag(store: ObjectStore, key: string): Promise<TagRecord | undefined> {
-    try {
-      return JSON.parse((await store.getBytes(key)).toString('utf8')) as TagRecord;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
-  private async exists(store: ObjectStore, key: string): Promise<boolean> {
-    try {
-      await store.head(key);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
   }
 }

@@ -1,5 +1,5 @@
 import { isDigestLike, parseDigest } from '@meridian/oci';
-import { Layout, isNotFound, type ObjectStore, type TagRecord } from '@meridian/storage';
+import { Layout, isNotFound, readJson, type ObjectStore, type TagRecord } from '@meridian/storage';
 import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
 import type { QueueCounts, ReplicationQueues } from './queues';
@@ -171,15 +171,6 @@ export class ReplicationStatus {
   /** Recently finished sync jobs, newest first. */
   async recent(limit?: number): Promise<ActivityEvent[]> {
     return this.queues ? this.queues.activity.recent(limit) : [];
-  }
-}
-
-async function readJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
-  try {
-    return JSON.parse((await store.getBytes(key)).toString('utf8')) as T;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
   }
 }
 

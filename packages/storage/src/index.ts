@@ -11,3 +11,4 @@ export * from './s3-url';
 export * from './open-store';
 export * from './delayed-store';
 export * from './walk';
+export * from './object-helpers';

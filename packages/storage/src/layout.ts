@@ -19,6 +19,8 @@ export const Layout = {
     `repositories/${repo}/_referrers/${subject.algorithm}/${subject.hex}/`,
   referrer: (repo: string, subject: Digest, referrer: Digest) =>
     `repositories/${repo}/_referrers/${subject.algorithm}/${subject.hex}/${referrer.algorithm}-${referrer.hex}`,
+  /** Staged writes (replication copies, replica fallbacks): never served, moved into place. */
+  staging: (id: string) => `_replication/staging/${id}`,
   uploadsRoot: '_uploads/',
   upload: (id: string) => `_uploads/${id}/`,
   uploadState: (id: string) => `_uploads/${id}/state`,

@@ -2,6 +2,7 @@ import { OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
   InvalidRangeError,
   Layout,
+  exists,
   isNotFound,
   type ByteRange,
   type GetResult,
@@ -98,13 +99,8 @@ export class BlobStore {
       const d = parseDigest(digest);
       const key = Layout.blobData(d);
       const url = await this.store.presignGet(key, expiresSeconds);
-      if (!url || !(await this.isLinked(repository, d))) return undefined;
-      try {
-        await this.store.head(key);
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
+      if (!url || !(await this.isLinked(repository, d)) || !(await exists(this.store, key)))
+        return undefined;
       return { url, digest: d.value };
     });
   }
@@ -168,15 +164,10 @@ export class BlobStore {
 
   /** Whether `repository` links the blob (as a layer or as a manifest revision). */
   async isLinked(repository: string, d: Digest): Promise<boolean> {
-    for (const key of [Layout.layerLink(repository, d), Layout.revisionLink(repository, d)]) {
-      try {
-        await this.store.head(key);
-        return true;
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    }
-    return false;
+    return (
+      (await exists(this.store, Layout.layerLink(repository, d))) ||
+      exists(this.store, Layout.revisionLink(repository, d))
+    );
   }
 
   /** `bytes=-n`: the last n bytes. */

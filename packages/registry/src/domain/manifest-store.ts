@@ -10,6 +10,7 @@ import {
 } from '@meridian/oci';
 import {
   Layout,
+  exists,
   isNotFound,
   listAllKeys,
   type ObjectStore,
@@ -95,7 +96,7 @@ export class ManifestStore {
 
       // Visible in order: content, revision, referrer entry, then the tag.
       const blobKey = Layout.blobData(digest);
-      if (!(await this.exists(blobKey)))
+      if (!(await exists(this.store, blobKey)))
         await this.store.put(blobKey, bytes, { size: bytes.length });
       this.cache.content.set(digest.value, bytes);
       const rev: RevisionRecord = {
@@ -202,13 +203,13 @@ export class ManifestStore {
       ...parsed.blobs.map(async (b) => {
         const d = parseDigest(b.digest);
         if (
-          !(await this.exists(Layout.layerLink(repository, d))) &&
-          !(await this.exists(Layout.revisionLink(repository, d)))
+          !(await exists(this.store, Layout.layerLink(repository, d))) &&
+          !(await exists(this.store, Layout.revisionLink(repository, d)))
         )
           missing.push(b.digest);
       }),
       ...parsed.children.map(async (c) => {
-        if (!(await this.exists(Layout.revisionLink(repository, parseDigest(c.digest)))))
+        if (!(await exists(this.store, Layout.revisionLink(repository, parseDigest(c.digest)))))
           missing.push(c.digest);
       }),
     ]);
@@ -247,16 +248,6 @@ export class ManifestStore {
       if (!isNotFound(err)) throw err;
       this.cache.revisions.set(key, false);
       return undefined;
-    }
-  }
-
-  private async exists(key: string): Promise<boolean> {
-    try {
-      await this.store.head(key);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
     }
   }
 }

@@ -1,17 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { PassThrough, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { PassThrough, type Readable } from 'node:stream';
 import { Counter, register } from 'prom-client';
-import {
-  createDigester,
-  digestOf,
-  isDigestLike,
-  OciError,
-  parseDigest,
-  type Digest,
-} from '@meridian/oci';
+import { digestOf, isDigestLike, OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
   Layout,
+  putVerified,
   type ByteRange,
   type GetResult,
   type ObjectStore,
@@ -202,37 +194,14 @@ export class FallbackBlobStore extends BlobStore {
   private fetch(
     repository: string,
     d: Digest,
-    started: { body: NodeJS.ReadableStream; size: number; client: PassThrough } | undefined,
+    started: { body: Readable; size: number; client: PassThrough } | undefined,
   ): Promise<void> {
     const p = (async () => {
       const up = started ?? (await this.replica.primary.blob(repository, d.value));
       if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
-      const hash = createDigester(d.algorithm);
-      const toStore = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
       if (started) started.body.pipe(started.client);
-      const staging = `_replication/staging/${randomUUID()}`;
-      try {
-        await Promise.all([
-          pipeline(up.body, toStore),
-          this.local.put(staging, toStore, { size: up.size }),
-        ]);
-        if (hash.digest('hex') !== d.hex)
-          throw new Error(`digest mismatch fetching ${d.value} from the primary`);
-        if (this.local.move) await this.local.move(staging, Layout.blobData(d));
-        else {
-          await this.local.copy(staging, Layout.blobData(d));
-          await this.local.delete(staging);
-        }
-        await this.link(repository, d, up.size);
-      } catch (err) {
-        await this.local.delete(staging).catch(() => {});
-        throw err;
-      }
+      await putVerified(this.local, Layout.blobData(d), up.body, d, up.size);
+      await this.link(repository, d, up.size);
     })();
     this.inflight.set(d.value, p);
     void p.finally(() => this.inflight.delete(d.value)).catch(() => {});
