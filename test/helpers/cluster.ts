@@ -9,6 +9,7 @@ import { runWorkers, type WorkerRun } from '../../packages/cli/src/worker';
 import { newStorage, type StorageKind } from './node';
 import { freePort } from './ports';
 import { startRedis, type TestRedis } from './redis';
+import { newTestBucket, testS3Location, testS3OtherName } from './s3-env';
 
 export interface ClusterRegion {
   name: string;
@@ -50,11 +51,29 @@ export async function startCluster(
     auth?: Record<string, unknown>;
     /** The owner's password when `auth` is on. */
     ownerPassword?: string;
+    /**
+     * S3 only: regions whose bucket is reached through another name for the same server
+     * (`localhost` for `127.0.0.1`), as if on another S3 service. The worker cannot copy into
+     * them server-side, so it streams the bytes through the digest check into staging (the
+     * path a region on another provider takes). Default: none, every copy is server-side.
+     */
+    streamedRegions?: string[];
   } = {},
 ): Promise<TestCluster> {
   const names = opts.regions ?? ['eastus', 'westeurope', 'southeastasia'];
+  const kind = opts.storage ?? 'fs';
+  const streamed = opts.streamedRegions ?? [];
+  if (streamed.length > 0 && kind !== 's3') throw new Error('streamedRegions needs S3 storage');
+  const unknown = streamed.filter((n) => !names.includes(n));
+  if (unknown.length > 0) throw new Error(`streamedRegions: unknown ${unknown.join(', ')}`);
   const redis = await startRedis();
-  const storages = await Promise.all(names.map(() => newStorage(opts.storage ?? 'fs')));
+  const storages = await Promise.all(
+    names.map(async (name) =>
+      streamed.includes(name)
+        ? { location: testS3Location(await newTestBucket(), testS3OtherName()), cleanup() {} }
+        : newStorage(kind),
+    ),
+  );
   const regions: ClusterRegion[] = [];
   for (const [i, name] of names.entries()) {
     const port = await freePort();

@@ -2,9 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { register } from 'prom-client';
+import { parseDigest } from '@meridian/oci';
+import { Layout, exists, listAllKeys, openStore } from '@meridian/storage';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { RegistryClient } from '../helpers/http';
 import { image, imageManifest, configBlob, randomBlob, type Image } from '../helpers/images';
+import type { StorageKind } from '../helpers/node';
+import { incompleteUploads } from '../helpers/s3-env';
 import { waitFor } from '../helpers/wait';
 
 const ACCEPT = {
@@ -59,6 +63,20 @@ async function waitReplicated(
   );
 }
 
+/**
+ * Whether a copy into the region stored at `location` is under way, its bytes not yet visible
+ * under any key. fs: a temp file above 1 MiB in `<root>/.tmp` (the driver renames temp files
+ * into place when done). S3: a multipart upload with a part uploaded, anywhere in the bucket
+ * (today `putVerified`'s upload of a staging key).
+ */
+async function copyInProgress(storage: StorageKind, location: string): Promise<boolean> {
+  if (storage === 's3') {
+    return (await incompleteUploads(location, '')).some((u) => u.parts > 0);
+  }
+  const tmp = join(location, '.tmp');
+  return existsSync(tmp) && readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 1024 * 1024);
+}
+
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
   const m = await register.getSingleMetric(name)?.get();
   return (m?.values ?? [])
@@ -71,7 +89,13 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
   let c: TestCluster;
   beforeAll(async () => {
-    c = await startCluster({ storage });
+    // On S3, westeurope's bucket is reached through another endpoint name, so copies into it
+    // stream through the digest check into staging, while southeastasia's stay server-side:
+    // every test below runs both paths.
+    c = await startCluster({
+      storage,
+      ...(storage === 's3' ? { streamedRegions: ['westeurope'] } : {}),
+    });
   });
   afterAll(async () => {
     await c?.close();
@@ -202,36 +226,24 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     }
   });
 
-  if (storage === 'fs') {
-    it('a worker killed mid-copy leaves nothing visible and the region converges after restart', async () => {
-      const big = randomBlob(160 * 1024 * 1024);
-      const config = configBlob();
-      const manifest = imageManifest({ config, layers: [big] });
-      const img: Image = { config, layers: [big], manifest, blobs: [config, big] };
-      await push(c, 'kill/app', 'v1', img);
-      const region = c.replicas[0]!;
-      // The fs driver writes every object under <root>/.tmp and renames it into place when done.
-      const tmp = join(region.storage, '.tmp');
-      const hex = big.digest.slice('sha256:'.length);
-      const blobPath = join(region.storage, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
-      const tagFile = join(
-        region.storage,
-        'repositories',
-        'kill',
-        'app',
-        '_manifests',
-        'tags',
-        'v1',
-        'current',
-      );
+  it('a worker killed mid-copy leaves nothing visible and the region converges after restart', async () => {
+    const big = randomBlob(160 * 1024 * 1024);
+    const config = configBlob();
+    const manifest = imageManifest({ config, layers: [big] });
+    const img: Image = { config, layers: [big], manifest, blobs: [config, big] };
+    await push(c, 'kill/app', 'v1', img);
+    // On S3 this region's copies are streamed into staging (see `streamedRegions` above).
+    const region = c.replicas[0]!;
+    const store = await openStore(region.storage);
+    const blobKey = Layout.blobData(parseDigest(big.digest));
+    const tagKey = Layout.tagCurrent('kill/app', 'v1');
+    const staging = Layout.staging('');
+    try {
       const worker = c.spawnWorker(['--region', region.name, '--concurrency', '1']);
       let stderr = '';
       worker.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-      // Wait until the big blob is being copied (a temp file above 1 MiB), then kill -9.
       await waitFor(
-        async () =>
-          existsSync(tmp) &&
-          readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 1024 * 1024),
+        () => copyInProgress(storage, region.storage),
         'a copy in progress',
         60_000,
       ).catch((err: Error) => {
@@ -239,17 +251,41 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       });
       worker.kill('SIGKILL');
       await new Promise((r) => worker.once('exit', r));
-      expect(existsSync(blobPath)).toBe(false);
+
+      expect(await exists(store, blobKey)).toBe(false);
+      // What the killed copy wrote is no object at all: nothing staged, no blob.
+      expect(await listAllKeys(store, staging)).toEqual([]);
+      if (storage === 's3') {
+        // The killed multipart upload is still there (nothing aborted it), holding parts that
+        // no key shows.
+        const left = await incompleteUploads(region.storage, '');
+        expect(left.some((u) => u.parts > 0)).toBe(true);
+        for (const u of left) expect(await exists(store, u.key)).toBe(false);
+      }
       const tag = await new RegistryClient(region.url).get('/v2/kill/app/manifests/v1', {
         headers: ACCEPT,
       });
-      // The tag is not visible in the region's own storage yet (a GET would fall back, which is fine).
-      expect(existsSync(tagFile)).toBe(false);
+      // The tag is not in the region's own storage yet (a GET falls back, which is fine).
       expect(tag.status).toBe(200);
+      expect(await exists(store, tagKey)).toBe(false);
+
+      const streamed = () =>
+        metric('meridian_replication_bytes_copied_total', {
+          region: region.name,
+          mode: 'streamed',
+        });
+      const streamedBefore = await streamed();
       await c.startWorkers([region.name]);
-      await waitFor(async () => existsSync(tagFile), 'the tag in the region after restart', 90_000);
+      await waitFor(() => exists(store, tagKey), 'the tag in the region after restart', 90_000);
+      expect(await exists(store, blobKey)).toBe(true);
+      // On S3 the copy went through staging, not CopyObject (on fs, copyFrom copies the file).
+      if (storage === 's3')
+        expect((await streamed()) - streamedBefore).toBeGreaterThanOrEqual(big.size);
       const r = await new RegistryClient(region.url).get(`/v2/kill/app/blobs/${big.digest}`);
       expect(`sha256:${createHash('sha256').update(r.body).digest('hex')}`).toBe(big.digest);
-    });
-  }
+      expect(await listAllKeys(store, staging)).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
 });
