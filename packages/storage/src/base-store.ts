@@ -7,6 +7,7 @@ import {
   InvalidKeyError,
 } from './errors';
 import { validateDirPrefix, validateKey, validatePrefix } from './keys';
+import { putEachInOrder, stagedPut } from './object-helpers';
 import { recordStorageOperation, storageBytesRead, storageBytesWritten } from './metrics';
 import type {
   ByteRange,
@@ -15,6 +16,7 @@ import type {
   ListPage,
   ObjectInfo,
   ObjectStore,
+  PutEntry,
   PutOptions,
 } from './object-store';
 
@@ -56,18 +58,45 @@ export class BaseStore implements ObjectStore {
 
   async put(key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo> {
     validateKey(key);
-    const size = opts?.size;
-    if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
-      throw new StorageError('InvalidRange', `invalid declared size ${size}`);
-    }
-    if (Buffer.isBuffer(body) && size !== undefined && size !== body.length) {
-      throw new StorageError('InvalidRange', `body is ${body.length} bytes, declared ${size}`);
-    }
-    // A stream that delivers more or fewer bytes than declared fails the write (nothing visible).
-    const input = Buffer.isBuffer(body) || size === undefined ? body : exactLength(body, size);
+    const input = sized(body, opts?.size);
     const info = await this.run('put', () => this.driver.put(key, input, opts));
     this.bytesWritten.inc(info.size);
     return info;
+  }
+
+  /** `put` with a check before the object becomes visible (the driver's own, or staged). */
+  async putChecked(
+    key: string,
+    body: Readable,
+    check: () => void,
+    opts?: PutOptions,
+  ): Promise<ObjectInfo> {
+    validateKey(key);
+    const input = sized(body, opts?.size);
+    const driver = this.driver;
+    const info = await this.runChecked((guard) =>
+      driver.putChecked
+        ? driver.putChecked(key, input, guard(check), opts)
+        : stagedPut(driver, key, input, guard(check), opts),
+    );
+    this.bytesWritten.inc(info.size);
+    return info;
+  }
+
+  /** Objects visible in order, all durable on return (the driver's own, or one at a time). */
+  async putInOrder(entries: PutEntry[]): Promise<ObjectInfo[]> {
+    for (const e of entries) validateKey(e.key);
+    const driver = this.driver;
+    const infos = await this.runChecked((guard) => {
+      const checked = entries.map((e) => ({
+        ...e,
+        body: sized(e.body, e.size),
+        check: e.check && guard(e.check),
+      }));
+      return driver.putInOrder ? driver.putInOrder(checked) : putEachInOrder(driver, checked);
+    });
+    for (const info of infos) this.bytesWritten.inc(info.size);
+    return infos;
   }
 
   async delete(key: string): Promise<void> {
@@ -140,6 +169,30 @@ export class BaseStore implements ObjectStore {
     return this.run('close', () => this.driver.close());
   }
 
+  /**
+   * A `put` whose caller's checks fail with the caller's own error (a digest mismatch, say),
+   * not a storage error: `guard` wraps a check so its error is rethrown as it was.
+   */
+  private async runChecked<T>(
+    fn: (guard: (check: () => void) => () => void) => Promise<T>,
+  ): Promise<T> {
+    let failed: { error: unknown } | undefined;
+    const guard = (check: () => void) => () => {
+      try {
+        check();
+      } catch (error) {
+        failed = { error };
+        throw error;
+      }
+    };
+    try {
+      return await this.run('put', () => fn(guard));
+    } catch (e) {
+      if (failed) throw failed.error;
+      throw e;
+    }
+  }
+
   private async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
     let status: 'ok' | 'not_found' | 'error' = 'ok';
@@ -185,6 +238,20 @@ function checkRange(range: ByteRange): void {
     start >= 0 &&
     (end === undefined || (Number.isSafeInteger(end) && end >= 0));
   if (!ok) throw new StorageError('InvalidRange', `malformed range ${JSON.stringify(range)}`);
+}
+
+/**
+ * Checks a declared size; a stream that then delivers more or fewer bytes than declared fails
+ * the write (nothing visible).
+ */
+function sized<T extends Readable | Buffer>(body: T, size: number | undefined): T | Readable {
+  if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
+    throw new StorageError('InvalidRange', `invalid declared size ${size}`);
+  }
+  if (Buffer.isBuffer(body) && size !== undefined && size !== body.length) {
+    throw new StorageError('InvalidRange', `body is ${body.length} bytes, declared ${size}`);
+  }
+  return Buffer.isBuffer(body) || size === undefined ? body : exactLength(body, size);
 }
 
 /** Fails the stream if it delivers more or fewer than `size` bytes. */

@@ -19,6 +19,7 @@ import type {
   ListPage,
   ObjectInfo,
   ObjectStore,
+  PutEntry,
   PutOptions,
 } from './object-store';
 
@@ -28,6 +29,9 @@ export interface FsStoreOptions {
   /** Temp files older than this are swept when the store starts (crash leftovers). Default 24 h. */
   staleTempMs?: number;
 }
+
+/** `getBytes` reads objects up to this size in one `read`. */
+const SMALL_READ = 64 * 1024;
 
 /** Temp files live here, inside the root so a rename into place never crosses filesystems. */
 const TMP = '.tmp';
@@ -45,6 +49,8 @@ export class FsStore implements ObjectStore {
   private readonly staleTempMs: number;
   private ready: Promise<void> | undefined;
   private readonly lister: FsLister;
+  /** Directories this process created or wrote into: a hint only (a rename retries on ENOENT). */
+  private readonly dirs = new BoundedSet(10_000);
 
   constructor(opts: FsStoreOptions | string) {
     const o = typeof opts === 'string' ? { root: opts } : opts;
@@ -86,11 +92,29 @@ export class FsStore implements ObjectStore {
     }
   }
 
+  /**
+   * Small objects (manifests, links, tags, session state) are read with one `read` into a 64 KiB
+   * buffer: two trips to the thread pool instead of `readFile`'s open, fstat, read, read, close.
+   */
   async getBytes(key: string): Promise<Buffer> {
+    const fh = await fs.open(this.pathOf(key), 'r').catch((e: unknown) => {
+      throw notFoundOr(e, key);
+    });
+    let closed = false;
     try {
-      return await fs.readFile(this.pathOf(key));
+      const buf = Buffer.allocUnsafe(SMALL_READ);
+      // Position null: from (and advancing) the file position, so readFile continues after it.
+      const { bytesRead } = await fh.read(buf, 0, SMALL_READ, null);
+      if (bytesRead < SMALL_READ) {
+        closed = true;
+        closeQuietly(fh); // nothing left to learn from close on a read
+        return Buffer.from(buf.subarray(0, bytesRead));
+      }
+      return Buffer.concat([buf, await fh.readFile()]);
     } catch (e) {
       throw notFoundOr(e, key);
+    } finally {
+      if (!closed) await fh.close();
     }
   }
 
@@ -102,12 +126,82 @@ export class FsStore implements ObjectStore {
     return { key, size: st.size, modified: st.mtime };
   }
 
-  async put(key: string, body: Readable | Buffer, _opts?: PutOptions): Promise<ObjectInfo> {
+  async put(key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo> {
     const target = this.pathOf(key);
-    return this.writeAtomically(key, target, async (fh) => {
-      if (Buffer.isBuffer(body)) await fh.writeFile(body);
-      else await pipeline(body, fileSink(fh));
-    });
+    return this.writeAtomically(
+      key,
+      target,
+      async (fh) => {
+        if (!Buffer.isBuffer(body)) return writeStream(body, fh);
+        await fh.writeFile(body);
+        return body.length;
+      },
+      opts?.durable ?? true,
+    );
+  }
+
+  /** Streams into a temp file, runs `check`, then fsyncs and renames: no staging object. */
+  async putChecked(
+    key: string,
+    body: Readable,
+    check: () => void,
+    opts?: PutOptions,
+  ): Promise<ObjectInfo> {
+    const target = this.pathOf(key);
+    return this.writeAtomically(
+      key,
+      target,
+      async (fh) => {
+        const size = await writeStream(body, fh);
+        check();
+        return size;
+      },
+      opts?.durable ?? true,
+    );
+  }
+
+  /**
+   * Every temp file is written and fsynced at once, then they are renamed into place one after
+   * the other in the given order, then their directories are fsynced together: the order of
+   * visibility is kept, and the fsyncs overlap instead of queueing one after another.
+   */
+  async putInOrder(entries: PutEntry[]): Promise<ObjectInfo[]> {
+    const targets = entries.map((e) => this.pathOf(e.key));
+    const written = await Promise.allSettled(
+      entries.map((e) =>
+        this.writeTemp(async (fh) => {
+          if (Buffer.isBuffer(e.body)) {
+            await fh.writeFile(e.body);
+            e.check?.();
+            return e.body.length;
+          }
+          const size = await writeStream(e.body, fh);
+          e.check?.();
+          return size;
+        }, true),
+      ),
+    );
+    const temps = written.flatMap((w) => (w.status === 'fulfilled' ? [w.value.tmp] : []));
+    const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+    let placed = 0;
+    try {
+      if (failed) throw failed.reason;
+      for (const [i, w] of written.entries()) {
+        const { tmp } = (w as PromiseFulfilledResult<{ tmp: string }>).value;
+        await this.place(tmp, targets[i]!, entries[i]!.key);
+        placed = i + 1;
+      }
+    } catch (e) {
+      await Promise.all(temps.slice(placed).map((t) => fs.rm(t, { force: true })));
+      throw e;
+    }
+    await Promise.all([...new Set(targets.map((t) => path.dirname(t)))].map(fsyncDir));
+    const now = new Date();
+    return written.map((w, i) => ({
+      key: entries[i]!.key,
+      size: (w as PromiseFulfilledResult<{ size: number }>).value.size,
+      modified: now,
+    }));
   }
 
   async delete(key: string): Promise<void> {
@@ -149,6 +243,7 @@ export class FsStore implements ObjectStore {
     const sources = srcs.map((s) => this.pathOf(s));
     const target = this.pathOf(dst);
     return this.writeAtomically(dst, target, async (fh) => {
+      let size = 0;
       for (const [i, file] of sources.entries()) {
         const key = srcs[i] ?? '';
         const src = await fs.open(file, 'r').catch((e: unknown) => {
@@ -162,20 +257,29 @@ export class FsStore implements ObjectStore {
           await src.close();
           throw new NotFoundError(key);
         }
-        await pipeline(src.createReadStream(), fileSink(fh));
+        size += await writeStream(src.createReadStream(), fh);
       }
+      return size;
     });
   }
 
-  /** `rename`: atomic at `dst`, and `src` disappears in the same step. */
+  /**
+   * fsync, then `rename`: atomic and durable at `dst` (even for a source written with
+   * `durable: false`), and `src` disappears in the same step.
+   */
   async move(src: string, dst: string): Promise<void> {
     const from = this.pathOf(src);
     const to = this.pathOf(dst);
-    const st = await fs.stat(from).catch((e: unknown) => {
+    // O_RDWR: opening a directory fails (EISDIR), so only a file can be moved.
+    const fh = await fs.open(from, 'r+').catch((e: unknown) => {
       throw notFoundOr(e, src);
     });
-    if (!st.isFile()) throw new NotFoundError(src);
-    await this.commit(from, to, dst);
+    try {
+      await fh.sync();
+    } finally {
+      closeQuietly(fh);
+    }
+    await this.commit(from, to, dst, true);
     await this.pruneEmptyDirs(path.dirname(from));
   }
 
@@ -254,19 +358,38 @@ export class FsStore implements ObjectStore {
       } finally {
         await fh.close();
       }
-      await this.commit(tmp, to, dst);
+      await this.commit(tmp, to, dst, true);
     } catch (e) {
       await fs.rm(tmp, { force: true });
       throw e;
     }
   }
 
-  /** Writes a temp file with `write`, fsyncs it and renames it to `target`. */
+  /**
+   * Writes a temp file with `write` (which returns the bytes written), fsyncs it when `durable`
+   * and renames it to `target`.
+   */
   private async writeAtomically(
     key: string,
     target: string,
-    write: (fh: FileHandle) => Promise<void>,
+    write: (fh: FileHandle) => Promise<number>,
+    durable = true,
   ): Promise<ObjectInfo> {
+    const { tmp, size } = await this.writeTemp(write, durable);
+    try {
+      await this.commit(tmp, target, key, durable);
+      return { key, size, modified: new Date() };
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** A temp file written by `write` (fsynced when `durable`); removed again if anything fails. */
+  private async writeTemp(
+    write: (fh: FileHandle) => Promise<number>,
+    durable: boolean,
+  ): Promise<{ tmp: string; size: number }> {
     const tmp = await this.tempPath();
     try {
       const fh = await fs.open(tmp, 'wx', 0o644).catch(async (e: unknown) => {
@@ -276,36 +399,50 @@ export class FsStore implements ObjectStore {
         return fs.open(tmp, 'wx', 0o644);
       });
       let size: number;
-      let modified: Date;
       try {
-        await write(fh);
-        await fh.sync();
-        const st = await fh.stat();
-        size = st.size;
-        modified = st.mtime;
-      } finally {
+        size = await write(fh);
+        if (durable) await fh.sync();
+      } catch (e) {
         await fh.close();
+        throw e;
       }
-      await this.commit(tmp, target, key);
-      return { key, size, modified };
+      // After an fsync, close has nothing left to report; without one, it may (NFS).
+      if (durable) closeQuietly(fh);
+      else await fh.close();
+      return { tmp, size };
     } catch (e) {
       await fs.rm(tmp, { force: true });
       throw e;
     }
   }
 
-  /** Renames `tmp` to `target`, creating parents (again, if a delete pruned them meanwhile). */
-  private async commit(tmp: string, target: string, key: string): Promise<void> {
+  /**
+   * Renames `tmp` to `target`, creating parents first unless this process has seen the directory
+   * (most keys are written into new directories: a blob, a link, a tag), and again if a delete
+   * pruned them meanwhile. With `durable`, the directory is fsynced so the rename survives a crash.
+   */
+  private async commit(tmp: string, target: string, key: string, durable: boolean): Promise<void> {
+    await this.place(tmp, target, key);
+    if (durable) await fsyncDir(path.dirname(target));
+  }
+
+  /** The rename of `commit`, without the directory fsync. */
+  private async place(tmp: string, target: string, key: string): Promise<void> {
     const dir = path.dirname(target);
+    const mkdir = async (): Promise<void> => {
+      await fs.mkdir(dir, { recursive: true }).catch((err: unknown) => {
+        throw isCode(err, 'EEXIST', 'ENOTDIR') ? conflict(key) : err;
+      });
+      this.dirs.add(dir);
+    };
+    if (!this.dirs.has(dir)) await mkdir();
     for (let attempt = 0; ; attempt++) {
       try {
         await fs.rename(tmp, target);
         break;
       } catch (e) {
         if (isCode(e, 'ENOENT') && attempt < 5) {
-          await fs.mkdir(dir, { recursive: true }).catch((err: unknown) => {
-            throw isCode(err, 'EEXIST', 'ENOTDIR') ? conflict(key) : err;
-          });
+          await mkdir();
           continue;
         }
         if (isCode(e, 'EISDIR', 'ENOTDIR', 'ENOTEMPTY', 'EEXIST')) throw conflict(key);
@@ -313,7 +450,6 @@ export class FsStore implements ObjectStore {
         throw e;
       }
     }
-    await fsyncDir(dir);
   }
 
   /** Removes now-empty directories from `dir` up to (not including) the root. */
@@ -324,6 +460,7 @@ export class FsStore implements ObjectStore {
       } catch {
         return; // not empty (or gone): stop
       }
+      this.dirs.delete(dir);
       dir = path.dirname(dir);
     }
   }
@@ -347,6 +484,38 @@ function conflict(key: string): UnsupportedError {
   );
 }
 
+/** Streams `body` into `fh`; resolves to the bytes written. */
+async function writeStream(body: Readable, fh: FileHandle): Promise<number> {
+  let size = 0;
+  await pipeline(
+    body,
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        size += chunk.length;
+        yield chunk;
+      }
+    },
+    fileSink(fh),
+  );
+  return size;
+}
+
+/** A set that forgets everything when it reaches `max` entries (a cache of hints). */
+class BoundedSet {
+  private readonly items = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(x: string): boolean {
+    return this.items.has(x);
+  }
+  add(x: string): void {
+    if (this.items.size >= this.max) this.items.clear();
+    this.items.add(x);
+  }
+  delete(x: string): void {
+    this.items.delete(x);
+  }
+}
+
 /**
  * A Writable appending to an open FileHandle without taking it over. (`fh.createWriteStream`
  * with `autoClose: false` keeps a reference that makes a later `fh.close()` hang forever.)
@@ -367,13 +536,18 @@ function fileSink(fh: FileHandle): Writable {
   });
 }
 
+/** Closes without waiting: for a handle whose close cannot report anything new. */
+function closeQuietly(fh: FileHandle): void {
+  fh.close().catch(() => {});
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   try {
     const fh = await fs.open(dir, 'r');
     try {
       await fh.sync();
     } finally {
-      await fh.close();
+      closeQuietly(fh);
     }
   } catch {
     // Best effort: some filesystems refuse fsync on a directory.

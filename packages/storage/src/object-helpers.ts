@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createDigester, type Digest } from '@meridian/oci';
 import { isNotFound } from './errors';
 import { Layout } from './layout';
-import type { ObjectStore } from './object-store';
+import type { ObjectInfo, ObjectStore, PutEntry, PutOptions } from './object-store';
 
 /** Whether `key` exists (other errors propagate). */
 export async function exists(store: ObjectStore, key: string): Promise<boolean> {
@@ -39,8 +39,71 @@ export class DigestMismatchError extends Error {
 }
 
 /**
- * Writes `body` to `key` only if it hashes to `d`: the bytes stream through the digest into a
- * staging key, which is moved into place when the digest matches. A write that fails, is
+ * `putChecked` for a store without it: the bytes go to a staging key, which is moved into place
+ * when `check` passes. A write that fails, is killed midway or fails the check leaves nothing
+ * visible at `key` (a killed write leaves an orphan under `staging/`, never a visible object).
+ */
+export async function stagedPut(
+  store: ObjectStore,
+  key: string,
+  body: Readable,
+  check: () => void,
+  opts?: PutOptions,
+): Promise<ObjectInfo> {
+  const staging = Layout.staging(randomUUID());
+  try {
+    const info = await store.put(staging, body, opts);
+    check();
+    if (store.move) await store.move(staging, key);
+    else {
+      await store.copy(staging, key);
+      await store.delete(staging);
+    }
+    return { ...info, key };
+  } catch (err) {
+    await store.delete(staging).catch(() => {});
+    throw err;
+  }
+}
+
+/** `putInOrder` for a store without it: one `put` (or `putChecked`) after another. */
+export async function putEachInOrder(
+  store: ObjectStore,
+  entries: PutEntry[],
+): Promise<ObjectInfo[]> {
+  const infos: ObjectInfo[] = [];
+  for (const e of entries) {
+    const opts = e.size === undefined ? {} : { size: e.size };
+    if (e.check) {
+      if (Buffer.isBuffer(e.body)) {
+        e.check();
+        infos.push(await store.put(e.key, e.body, opts));
+      } else infos.push(await putChecked(store, e.key, e.body, e.check, opts));
+    } else infos.push(await store.put(e.key, e.body, opts));
+  }
+  return infos;
+}
+
+/** `store.putInOrder` where the store has it, else `putEachInOrder`. */
+export function putInOrder(store: ObjectStore, entries: PutEntry[]): Promise<ObjectInfo[]> {
+  return store.putInOrder ? store.putInOrder(entries) : putEachInOrder(store, entries);
+}
+
+/** `store.putChecked` where the store has it, else `stagedPut`. */
+export function putChecked(
+  store: ObjectStore,
+  key: string,
+  body: Readable,
+  check: () => void,
+  opts?: PutOptions,
+): Promise<ObjectInfo> {
+  return store.putChecked
+    ? store.putChecked(key, body, check, opts)
+    : stagedPut(store, key, body, check, opts);
+}
+
+/**
+ * Writes `body` to `key` only if it hashes to `d` (see `putChecked`): a write that fails, is
  * killed midway or carries the wrong bytes leaves nothing visible at `key`.
  */
 export async function putVerified(
@@ -50,7 +113,6 @@ export async function putVerified(
   d: Digest,
   size?: number,
 ): Promise<void> {
-  const staging = Layout.staging(randomUUID());
   const hash = createDigester(d.algorithm);
   const hasher = new Transform({
     transform(chunk: Buffer, _e, cb) {
@@ -58,17 +120,12 @@ export async function putVerified(
       cb(null, chunk);
     },
   });
-  try {
-    await Promise.all([pipeline(body, hasher), store.put(staging, hasher, { size })]);
+  const check = (): void => {
     const actual = `${d.algorithm}:${hash.digest('hex')}`;
     if (actual !== d.value) throw new DigestMismatchError(d.value, actual);
-    if (store.move) await store.move(staging, key);
-    else {
-      await store.copy(staging, key);
-      await store.delete(staging);
-    }
-  } catch (err) {
-    await store.delete(staging).catch(() => {});
-    throw err;
-  }
+  };
+  await Promise.all([
+    pipeline(body, hasher),
+    putChecked(store, key, hasher, check, size === undefined ? {} : { size }),
+  ]);
 }

@@ -44,6 +44,23 @@ export interface PutOptions {
   /** Expected length; lets drivers do a single PUT instead of multipart. */
   size?: number;
   contentType?: string;
+  /**
+   * Default true: the object survives a machine crash once `put` resolves (fs: the file and its
+   * directory are fsynced). False is for scratch objects that are cheap to lose, such as upload
+   * session state and chunks: they are still atomic and survive a process crash, but a power loss
+   * may take them. `move` makes its destination durable whatever its source was written with.
+   */
+  durable?: boolean;
+}
+
+/** One object of `putInOrder`. */
+export interface PutEntry {
+  key: string;
+  body: Readable | Buffer;
+  /** Runs after the last byte and before the object is visible (see `putChecked`). */
+  check?: () => void;
+  /** Expected length (as `PutOptions.size`). */
+  size?: number;
 }
 
 /**
@@ -63,6 +80,26 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo>;
   /** Writes atomically from a buffer or a stream; a stream error leaves nothing visible. */
   put(key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo>;
+  /**
+   * Like `put`, but `check` runs after the last byte is written and before the object becomes
+   * visible (to verify a digest or a length the caller computed while the bytes streamed); when it
+   * throws, nothing is visible at `key` and the call rejects with its error. Optional for drivers:
+   * `BaseStore` (and `putChecked` in object-helpers) stage the object under `Layout.staging` and
+   * move it into place for a driver without it.
+   */
+  putChecked?(
+    key: string,
+    body: Readable,
+    check: () => void,
+    opts?: PutOptions,
+  ): Promise<ObjectInfo>;
+  /**
+   * Writes several objects that become visible one after another in the given order (each
+   * atomically, as `put`), all durable when the call resolves. When an entry fails (its stream,
+   * its `check`), the entries after it are not made visible; those before it may be. Optional
+   * for drivers: `BaseStore` falls back to one `put`/`putChecked` after another.
+   */
+  putInOrder?(entries: PutEntry[]): Promise<ObjectInfo[]>;
   /** Deletes one object; deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Deletes every object under `prefix` (which must end with `/`). */
@@ -77,7 +114,8 @@ export interface ObjectStore {
    */
   concat(srcs: string[], dst: string): Promise<ObjectInfo>;
   /**
-   * Moves `src` to `dst` atomically at `dst` (fs: rename; S3: copy then delete). Optional:
+   * Moves `src` to `dst` atomically and durably at `dst` (fs: fsync, rename; S3: copy then
+   * delete), even when `src` was written with `durable: false`. Optional:
    * callers fall back to `copy` + `delete` when a driver lacks it.
    */
   move?(src: string, dst: string): Promise<void>;

@@ -7,6 +7,7 @@ import {
   type ByteRange,
   type GetResult,
   type ObjectStore,
+  type PutEntry,
 } from '@meridian/storage';
 import { resolveRange, type ResolvedRange } from './byte-range';
 import type { RegistryEvents } from './events';
@@ -28,14 +29,16 @@ export class BlobStore {
   stat(repository: string, digest: string): Promise<BlobInfo> {
     return translated(async () => {
       const d = parseDigest(digest);
-      await this.assertLinked(repository, d);
-      try {
-        const info = await this.store.head(Layout.blobData(d));
-        return { digest: d.value, size: info.size };
-      } catch (err) {
-        if (isNotFound(err)) throw blobUnknown(d.value);
-        throw err;
-      }
+      // The link and the bytes are looked up at once: one trip to storage, not two.
+      const [linked, info] = await Promise.all([
+        this.isLinked(repository, d),
+        this.store.head(Layout.blobData(d)).catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }),
+      ]);
+      if (!linked || !info) throw blobUnknown(d.value);
+      return { digest: d.value, size: info.size };
     });
   }
 
@@ -158,16 +161,17 @@ export class BlobStore {
 
   /** Makes a stored blob servable from `repository`. */
   async link(repository: string, digest: Digest, size: number): Promise<void> {
-    const body = Buffer.from(JSON.stringify({ digest: digest.value, size }));
-    await this.store.put(Layout.layerLink(repository, digest), body);
+    const { key, body } = linkEntry(repository, digest, size);
+    await this.store.put(key, body);
   }
 
   /** Whether `repository` links the blob (as a layer or as a manifest revision). */
   async isLinked(repository: string, d: Digest): Promise<boolean> {
-    return (
-      (await exists(this.store, Layout.layerLink(repository, d))) ||
-      exists(this.store, Layout.revisionLink(repository, d))
-    );
+    const [layer, revision] = await Promise.all([
+      exists(this.store, Layout.layerLink(repository, d)),
+      exists(this.store, Layout.revisionLink(repository, d)),
+    ]);
+    return layer || revision;
   }
 
   /** `bytes=-n`: the last n bytes. */
@@ -184,4 +188,16 @@ export class BlobStore {
 
 export function blobUnknown(digest: string): OciError {
   return new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest });
+}
+
+/** The write that makes a stored blob servable from `repository` (its layer link). */
+export function linkEntry(
+  repository: string,
+  digest: Digest,
+  size: number,
+): PutEntry & { body: Buffer } {
+  return {
+    key: Layout.layerLink(repository, digest),
+    body: Buffer.from(JSON.stringify({ digest: digest.value, size })),
+  };
 }

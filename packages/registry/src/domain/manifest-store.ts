@@ -13,7 +13,9 @@ import {
   exists,
   isNotFound,
   listAllKeys,
+  putInOrder,
   type ObjectStore,
+  type PutEntry,
   type ReferrerRecord,
   type RevisionRecord,
   type TagRecord,
@@ -92,34 +94,40 @@ export class ManifestStore {
           expected: refDigest.value,
           actual: digest.value,
         });
-      await this.verifyReferences(repository, parsed);
-
-      // Visible in order: content, revision, referrer entry, then the tag.
       const blobKey = Layout.blobData(digest);
-      if (!(await exists(this.store, blobKey)))
-        await this.store.put(blobKey, bytes, { size: bytes.length });
-      this.cache.content.set(digest.value, bytes);
+      const [, stored] = await Promise.all([
+        this.verifyReferences(repository, parsed),
+        exists(this.store, blobKey),
+      ]);
+
+      // Visible in order: content, revision, referrer entry, then the tag (one `putInOrder`:
+      // the writes and their fsyncs overlap, the renames keep this order).
       const rev: RevisionRecord = {
         digest: digest.value,
         mediaType: parsed.mediaType,
         size: bytes.length,
       };
-      await this.store.put(
-        Layout.revisionLink(repository, digest),
-        Buffer.from(JSON.stringify(rev)),
-      );
+      const entries: PutEntry[] = [];
+      if (!stored) entries.push({ key: blobKey, body: bytes });
+      entries.push({
+        key: Layout.revisionLink(repository, digest),
+        body: Buffer.from(JSON.stringify(rev)),
+      });
+      if (parsed.subject) entries.push(referrerEntry(repository, parsed, rev));
+      const tag = byDigest ? undefined : this.tags.prepare(repository, reference, digest.value);
+      if (tag) entries.push(tag.entry);
+      await putInOrder(this.store, entries);
+      this.cache.content.set(digest.value, bytes);
       this.cache.revisions.set(revKey(repository, digest.value), rev);
-      if (parsed.subject) await this.addReferrer(repository, parsed, rev);
-      const at = Date.now();
       await this.events.emit({
         type: 'manifestPut',
         repository,
         digest: digest.value,
         mediaType: parsed.mediaType,
         subject: parsed.subject?.digest,
-        at,
+        at: Date.now(),
       });
-      if (!byDigest) await this.tags.set(repository, reference, digest.value);
+      if (tag) await this.tags.stored(repository, reference, tag.rec);
       return { digest: digest.value, subject: parsed.subject?.digest };
     });
   }
@@ -168,21 +176,6 @@ export class ManifestStore {
           r !== undefined && (artifactType === undefined || r.artifactType === artifactType),
       );
     });
-  }
-
-  private async addReferrer(
-    repository: string,
-    parsed: ParsedManifest,
-    rev: RevisionRecord,
-  ): Promise<void> {
-    const subject = parseDigest(parsed.subject!.digest);
-    const record: ReferrerRecord = { mediaType: rev.mediaType, digest: rev.digest, size: rev.size };
-    if (parsed.artifactType) record.artifactType = parsed.artifactType;
-    if (parsed.annotations) record.annotations = parsed.annotations;
-    await this.store.put(
-      Layout.referrer(repository, subject, parseDigest(rev.digest)),
-      Buffer.from(JSON.stringify(record)),
-    );
   }
 
   private async subjectOf(d: Digest): Promise<Digest | undefined> {
@@ -261,4 +254,16 @@ export function manifestUnknown(reference: string): OciError {
     'MANIFEST_UNKNOWN',
     `manifest unknown to registry: ${reference.slice(0, 140)}`,
   );
+}
+
+/** The referrers-index entry of a manifest that has a `subject`. */
+function referrerEntry(repository: string, parsed: ParsedManifest, rev: RevisionRecord): PutEntry {
+  const subject = parseDigest(parsed.subject!.digest);
+  const record: ReferrerRecord = { mediaType: rev.mediaType, digest: rev.digest, size: rev.size };
+  if (parsed.artifactType) record.artifactType = parsed.artifactType;
+  if (parsed.annotations) record.annotations = parsed.annotations;
+  return {
+    key: Layout.referrer(repository, subject, parseDigest(rev.digest)),
+    body: Buffer.from(JSON.stringify(record)),
+  };
 }

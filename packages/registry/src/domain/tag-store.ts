@@ -4,6 +4,7 @@ import {
   isNotFound,
   listChildPrefixes,
   type ObjectStore,
+  type PutEntry,
   type TagRecord,
 } from '@meridian/storage';
 import type { RegistryEvents } from './events';
@@ -41,15 +42,41 @@ export class TagStore {
 
   /** Points `tag` at `digest`. The new record's `seq` is greater than any this node issued. */
   async set(repository: string, tag: string, digest: string): Promise<TagRecord> {
+    const { rec, entry } = this.prepare(repository, tag, digest);
+    await this.store.put(entry.key, entry.body);
+    await this.stored(repository, tag, rec);
+    return rec;
+  }
+
+  /**
+   * The record that points `tag` at `digest` and the write that stores it, for a caller that
+   * writes it together with other objects; call `stored` once it is written.
+   */
+  prepare(
+    repository: string,
+    tag: string,
+    digest: string,
+  ): { rec: TagRecord; entry: PutEntry & { body: Buffer } } {
     const now = Date.now();
     const seq = Math.max(now * 1000, this.lastSeq + 1);
     this.lastSeq = seq;
     const rec: TagRecord = { digest, seq, updatedAt: new Date(now).toISOString() };
-    await this.store.put(Layout.tagCurrent(repository, tag), Buffer.from(JSON.stringify(rec)));
+    const body = Buffer.from(JSON.stringify(rec));
+    return { rec, entry: { key: Layout.tagCurrent(repository, tag), body } };
+  }
+
+  /** After a prepared record is written: caches and announces it. */
+  async stored(repository: string, tag: string, rec: TagRecord): Promise<void> {
     this.cache.tags.set(tagKey(repository, tag), rec);
     this.cache.forgetRepository(repository);
-    await this.events.emit({ type: 'tagMoved', repository, tag, digest, seq, at: now });
-    return rec;
+    await this.events.emit({
+      type: 'tagMoved',
+      repository,
+      tag,
+      digest: rec.digest,
+      seq: rec.seq,
+      at: Date.parse(rec.updatedAt),
+    });
   }
 
   /** Deletes a tag; false when it did not exist. */

@@ -1,8 +1,16 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createDigester, isValidName, OciError, parseDigest, type Digest } from '@meridian/oci';
-import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
-import type { BlobInfo, BlobStore } from './blob-store';
+import {
+  Layout,
+  exists,
+  isNotFound,
+  putChecked,
+  putInOrder,
+  type ObjectStore,
+} from '@meridian/storage';
+import { linkEntry, type BlobInfo, type BlobStore } from './blob-store';
 import type { RegistryEvents } from './events';
 import { meter } from './metered-stream';
 import { translated } from './storage-errors';
@@ -49,6 +57,8 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  */
 export class UploadSessions {
   private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
+  /** Sessions ended here whose state is still being removed. */
+  private readonly ended = new Set<string>();
   readonly idleTimeoutMs: number;
   readonly automaticCrossMount: boolean;
 
@@ -86,7 +96,7 @@ export class UploadSessions {
 
   get(repository: string, id: string): Promise<UploadState> {
     return translated(async () => {
-      if (!UUID_RE.test(id)) throw uploadUnknown(id);
+      if (!UUID_RE.test(id) || this.ended.has(id)) throw uploadUnknown(id);
       let state: UploadState;
       try {
         state = JSON.parse(
@@ -134,7 +144,19 @@ export class UploadSessions {
   ): Promise<BlobInfo> {
     return translated(async () => {
       const d = parseDigest(digest);
+      // Looked up alongside the session, for the common case of a blob sent whole in this PUT.
+      const stored = body ? exists(this.store, Layout.blobData(d)) : undefined;
+      stored?.catch(() => {}); // unused when the session has chunks; awaited otherwise
       let state = await this.get(repository, id);
+      if (body && state.chunks.length === 0) {
+        // The whole blob in this one request (POST, then PUT with the body): straight into place.
+        this.checkChunk(state, body.stream, body);
+        try {
+          return await this.writeWhole(repository, d, body.stream, body.contentLength, stored);
+        } finally {
+          await this.discard(id);
+        }
+      }
       if (body) {
         this.checkChunk(state, body.stream, body);
         const length =
@@ -158,17 +180,51 @@ export class UploadSessions {
     contentLength?: number,
   ): Promise<BlobInfo> {
     return translated(async () => {
-      const d = parseDigest(digest);
-      // One request: the session lives only in memory; its single chunk is moved into place.
-      const state = newState(repository);
-      this.hashes.set(state.id, { hash: createDigester('sha256'), offset: 0 });
-      try {
-        await this.writeChunk(state, body, contentLength, false);
-        return await this.commit(state, d);
-      } finally {
-        await this.discard(state.id);
-      }
+      return this.writeWhole(repository, parseDigest(digest), body, contentLength);
     });
+  }
+
+  /**
+   * A blob that arrives whole in one request: its bytes stream through the digest straight to the
+   * blob's key and become visible only when digest and length match (no session, no chunk).
+   */
+  private async writeWhole(
+    repository: string,
+    d: Digest,
+    body: Readable,
+    contentLength?: number,
+    stored?: Promise<boolean>,
+  ): Promise<BlobInfo> {
+    const hash = createDigester(d.algorithm);
+    const metered = meter(body, hash);
+    const check = (): void => {
+      const n = metered.bytes();
+      if (contentLength !== undefined && n !== contentLength)
+        throw new OciError(
+          'SIZE_INVALID',
+          `received ${n} bytes but Content-Length was ${contentLength}`,
+        );
+      if (hash.digest('hex') !== d.hex) throw digestMismatch(d);
+    };
+    const key = Layout.blobData(d);
+    if (await (stored ?? exists(this.store, key))) {
+      // Already stored (another repository has it): verify what was sent, keep what is there.
+      await drain(metered.stream);
+      check();
+      return this.linkCommitted(repository, d, metered.bytes());
+    }
+    // The blob, then its link, visible in that order; their writes and fsyncs overlap. The
+    // link's size is the declared length, which the check holds the body to.
+    const size = contentLength;
+    if (size === undefined) {
+      await putChecked(this.store, key, metered.stream, check);
+      return this.linkCommitted(repository, d, metered.bytes());
+    }
+    await putInOrder(this.store, [
+      { key, body: metered.stream, check, size },
+      linkEntry(repository, d, size),
+    ]);
+    return this.announce(repository, d, size);
   }
 
   cancel(repository: string, id: string): Promise<void> {
@@ -242,7 +298,8 @@ export class UploadSessions {
     const key = Layout.uploadChunk(state.id, state.offset);
     const metered = meter(body, hash);
     try {
-      await this.store.put(key, metered.stream, { size: contentLength });
+      // Chunks are scratch until the commit, whose move makes the blob durable.
+      await this.store.put(key, metered.stream, { size: contentLength, durable: false });
       const n = metered.bytes();
       if (contentLength !== undefined && n !== contentLength) {
         await this.store.delete(key);
@@ -270,10 +327,7 @@ export class UploadSessions {
 
   private async commit(state: UploadState, d: Digest): Promise<BlobInfo> {
     const actual = await this.digestOf(state, d);
-    if (actual !== d.hex)
-      throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
-        digest: d.value,
-      });
+    if (actual !== d.hex) throw digestMismatch(d);
     const key = Layout.blobData(d);
     let exists = false;
     try {
@@ -288,15 +342,24 @@ export class UploadSessions {
       else if (keys.length === 1 && this.store.move) await this.store.move(keys[0]!, key);
       else await this.store.concat(keys, key);
     }
-    await this.blobs.link(state.repository, d, state.offset);
+    return this.linkCommitted(state.repository, d, state.offset);
+  }
+
+  /** Links a stored blob into the repository and announces the commit. */
+  private async linkCommitted(repository: string, d: Digest, size: number): Promise<BlobInfo> {
+    await this.blobs.link(repository, d, size);
+    return this.announce(repository, d, size);
+  }
+
+  private async announce(repository: string, d: Digest, size: number): Promise<BlobInfo> {
     await this.events.emit({
       type: 'blobCommitted',
-      repository: state.repository,
+      repository,
       digest: d.value,
-      size: state.offset,
+      size,
       at: Date.now(),
     });
-    return { digest: d.value, size: state.offset };
+    return { digest: d.value, size };
   }
 
   /** The session's digest (hex): from the running hash when it covers everything, else re-read. */
@@ -317,25 +380,51 @@ export class UploadSessions {
     if (state.offset === 0 && state.chunks.length === 0 && !this.hashes.has(state.id)) {
       this.hashes.set(state.id, { hash: createDigester('sha256'), offset: 0 });
     }
-    await this.store.put(Layout.uploadState(state.id), Buffer.from(JSON.stringify(state)));
+    // Survives a restart or a process crash; a power loss may lose an unfinished upload, which
+    // the client then restarts (committed blobs are durable).
+    await this.store.put(Layout.uploadState(state.id), Buffer.from(JSON.stringify(state)), {
+      durable: false,
+    });
   }
 
   /**
-   * Ends a session: its state goes at once (the id is unknown from now on); the chunks are
-   * removed in the background — they are never visible, and the purge sweeps any leftovers.
+   * Ends a session; the id is unknown from now on. `now` (a cancel, a purge) removes everything
+   * before returning. `background` (after a commit, which answers the client sooner) marks the
+   * id ended in this process at once and removes the state and chunks right after: another node
+   * may still see the state for that moment, and the purge sweeps anything a crash leaves.
    */
-  private async discard(id: string, chunks: 'now' | 'background' = 'background'): Promise<void> {
+  private async discard(id: string, when: 'now' | 'background' = 'background'): Promise<void> {
     this.hashes.delete(id);
-    await this.store.delete(Layout.uploadState(id));
-    const all = this.store.deletePrefix(Layout.upload(id));
-    if (chunks === 'now') await all;
-    else void all.catch(() => {});
+    if (when === 'now') {
+      await this.store.delete(Layout.uploadState(id));
+      await this.store.deletePrefix(Layout.upload(id));
+      return;
+    }
+    if (this.ended.size >= 10_000) this.ended.clear();
+    this.ended.add(id);
+    void this.store
+      .delete(Layout.uploadState(id))
+      .then(() => this.store.deletePrefix(Layout.upload(id)))
+      .catch(() => {})
+      .finally(() => this.ended.delete(id));
   }
 }
 
 function newState(repository: string): UploadState {
   const now = Date.now();
   return { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
+}
+
+function digestMismatch(d: Digest): OciError {
+  return new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+    digest: d.value,
+  });
+}
+
+/** Reads a stream to its end, discarding the bytes. */
+async function drain(stream: Readable): Promise<void> {
+  stream.resume();
+  await finished(stream);
 }
 
 export function uploadUnknown(id: string): OciError {

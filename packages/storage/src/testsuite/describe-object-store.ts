@@ -3,7 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { InvalidKeyError, InvalidRangeError, NotFoundError } from '../errors';
 import { compareKeys } from '../keys';
+import { putChecked, putInOrder } from '../object-helpers';
 import type { ListOptions, ObjectInfo, ObjectStore } from '../object-store';
+
+class CheckFailed extends Error {}
 
 export interface ObjectStoreFixture {
   /** The store under test, normally a `BaseStore` over the driver. */
@@ -328,6 +331,114 @@ export function describeObjectStore(
         expectBytes(await store.getBytes(`${p}/dst/b`), data);
         expectBytes(await store.getBytes(`${p}/src=1+x`), data);
         expect((await store.head(`${p}/dst/a`)).size).toBe(data.length);
+      });
+    });
+
+    describe('checked and ordered writes', () => {
+      /** A check that passes only when the bytes that streamed by hash to `expected`. */
+      const hashing = (expected: Buffer) => {
+        const hash = createHash('sha256');
+        const want = createHash('sha256').update(expected).digest('hex');
+        const stream = new PassThrough({
+          transform(chunk: Buffer, _e, cb) {
+            hash.update(chunk);
+            cb(null, chunk);
+          },
+        });
+        const check = () => {
+          if (hash.digest('hex') !== want) throw new CheckFailed();
+        };
+        return { stream, check };
+      };
+
+      it('putChecked makes the object visible when the check passes', async () => {
+        const key = `${ns()}/ok`;
+        const data = randomBytes(200 * 1024);
+        const h = hashing(data);
+        Readable.from([data]).pipe(h.stream);
+        const info = await putChecked(store, key, h.stream, h.check, { size: data.length });
+        expect(info.size).toBe(data.length);
+        expectBytes(await store.getBytes(key), data);
+      });
+
+      it('putChecked leaves nothing visible, and an old object intact, when the check fails', async () => {
+        const p = ns();
+        const old = randomBytes(1000);
+        await store.put(`${p}/kept`, old);
+        for (const key of [`${p}/new`, `${p}/kept`]) {
+          const h = hashing(Buffer.from('what was promised'));
+          Readable.from([randomBytes(70 * 1024)]).pipe(h.stream);
+          await expect(putChecked(store, key, h.stream, h.check)).rejects.toBeInstanceOf(
+            CheckFailed,
+          );
+        }
+        await expectNotFound(store.head(`${p}/new`));
+        expectBytes(await store.getBytes(`${p}/kept`), old);
+        expect((await store.list(`${p}/`)).objects.map((o) => o.key)).toEqual([`${p}/kept`]);
+      });
+
+      it('putInOrder writes every entry, buffers and checked streams', async () => {
+        const p = ns();
+        const a = randomBytes(100);
+        const b = randomBytes(300 * 1024);
+        const h = hashing(b);
+        Readable.from([b]).pipe(h.stream);
+        const infos = await putInOrder(store, [
+          { key: `${p}/a`, body: a },
+          { key: `${p}/b`, body: h.stream, check: h.check, size: b.length },
+          { key: `${p}/c/d`, body: Buffer.alloc(0) },
+        ]);
+        expect(infos.map((i) => [i.key, i.size])).toEqual([
+          [`${p}/a`, 100],
+          [`${p}/b`, b.length],
+          [`${p}/c/d`, 0],
+        ]);
+        expectBytes(await store.getBytes(`${p}/a`), a);
+        expectBytes(await store.getBytes(`${p}/b`), b);
+        expect((await store.head(`${p}/c/d`)).size).toBe(0);
+      });
+
+      it('putInOrder shows no entry before the ones ahead of it are complete', async () => {
+        const p = ns();
+        const first = randomBytes(128 * 1024);
+        const body = new PassThrough();
+        const writing = putInOrder(store, [
+          { key: `${p}/first`, body },
+          { key: `${p}/second`, body: Buffer.from('after first') },
+        ]);
+        body.write(first.subarray(0, 64 * 1024));
+        await sleep(100);
+        await expectNotFound(store.head(`${p}/first`));
+        await expectNotFound(store.head(`${p}/second`));
+        body.end(first.subarray(64 * 1024));
+        await writing;
+        expectBytes(await store.getBytes(`${p}/first`), first);
+        expect((await store.getBytes(`${p}/second`)).toString()).toBe('after first');
+      });
+
+      it('putInOrder stops at an entry whose check fails: it and the ones after stay invisible', async () => {
+        const p = ns();
+        const h = hashing(Buffer.from('promised'));
+        Readable.from([Buffer.from('delivered')]).pipe(h.stream);
+        await expect(
+          putInOrder(store, [
+            { key: `${p}/1`, body: Buffer.from('one') },
+            { key: `${p}/2`, body: h.stream, check: h.check },
+            { key: `${p}/3`, body: Buffer.from('three') },
+          ]),
+        ).rejects.toBeInstanceOf(CheckFailed);
+        await expectNotFound(store.head(`${p}/2`));
+        await expectNotFound(store.head(`${p}/3`));
+      });
+
+      it('reads back objects written with durable: false, and objects larger than 64 KiB', async () => {
+        const p = ns();
+        const small = randomBytes(500);
+        const big = randomBytes(200 * 1024 + 17);
+        await store.put(`${p}/scratch`, small, { durable: false });
+        await store.put(`${p}/big`, Readable.from([big]), { durable: false });
+        expectBytes(await store.getBytes(`${p}/scratch`), small);
+        expectBytes(await store.getBytes(`${p}/big`), big);
       });
     });
 
