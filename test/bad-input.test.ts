@@ -4,6 +4,7 @@
  * bad ranges, unknown uploads, a client that disconnects mid-upload, upload sessions across a
  * node restart and their expiry. Every error is the spec's JSON body with one of its codes.
  */
+import { readdirSync, readlinkSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { parseDigest } from '@meridian/oci';
 import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
@@ -414,6 +415,55 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
       expectOciError(await c.head(`/v2/${repo}/blobs/${b.digest}`), 404, 'BLOB_UNKNOWN');
       expect(await exists(node.store, Layout.blobData(parseDigest(b.digest)))).toBe(false);
       expect((await c.get('/v2/')).status).toBe(200);
+    });
+
+    it('a client that goes away mid-download: the node lets go of the blob and keeps serving', async () => {
+      const b = randomBlob(32 * 1024 * 1024);
+      expect((await c.uploadBlob(repo, b)).status).toBe(201);
+      const u = new URL(node.url);
+      const received = await new Promise<number>((resolve) => {
+        let n = 0;
+        const req = httpRequest(
+          { host: u.hostname, port: u.port, path: `/v2/${repo}/blobs/${b.digest}`, agent: false },
+          (res) => {
+            res.on('data', (chunk: Buffer) => {
+              n += chunk.length;
+              // Stop reading after the first bytes: the server's writes back up, then the
+              // connection goes away under them.
+              if (n >= 64 * 1024) {
+                res.pause();
+                setTimeout(() => req.destroy(), 100);
+              }
+            });
+          },
+        );
+        req.on('close', () => resolve(n));
+        req.on('error', () => undefined);
+        req.end();
+      });
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThan(b.size);
+      await sleep(300);
+      if (storage === 'fs') {
+        // No descriptor of this process still points at the blob's file.
+        const file = Layout.blobData(parseDigest(b.digest));
+        const open = readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).endsWith(file);
+          } catch {
+            return false;
+          }
+        });
+        expect(open).toEqual([]);
+      }
+      const whole = await c.get(`/v2/${repo}/blobs/${b.digest}`);
+      expect(whole.status).toBe(200);
+      expect(whole.body.equals(b.bytes)).toBe(true);
+      const part = await c.get(`/v2/${repo}/blobs/${b.digest}`, {
+        headers: { Range: 'bytes=3000000-5999999' },
+      });
+      expect(part.status).toBe(206);
+      expect(part.body.equals(b.bytes.subarray(3_000_000, 6_000_000))).toBe(true);
     });
 
     it('a session survives a node restart on the same storage', async () => {

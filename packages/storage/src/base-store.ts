@@ -41,7 +41,22 @@ export class BaseStore implements ObjectStore {
     validateKey(key);
     if (range) checkRange(range);
     const result = await this.run('get', () => this.driver.get(key, range));
-    return { ...result, body: this.countReads(result.body) };
+    const out: GetResult = { ...result, body: this.countReads(result.body) };
+    const file = result.file;
+    if (file) {
+      const counter = this.bytesRead;
+      out.file = {
+        ...file,
+        read: async (buffer, length, position) => {
+          const n = await file.read(buffer, length, position).catch((e: unknown) => {
+            throw normaliseStorageError(e, this.name, 'get');
+          });
+          counter.inc(n);
+          return n;
+        },
+      };
+    }
+    return out;
   }
 
   async getBytes(key: string): Promise<Buffer> {

@@ -86,6 +86,12 @@ export class FsStore implements ObjectStore {
         body: fh.createReadStream({ start, end, highWaterMark: 1024 * 1024 }),
         size,
         length,
+        file: {
+          start,
+          length,
+          read: async (buffer, n, position) => (await fh.read(buffer, 0, n, position)).bytesRead,
+          close: () => fh.close(),
+        },
       };
     } finally {
       if (!handedOver) await fh.close();

@@ -20,6 +20,22 @@ export interface GetResult {
   size: number;
   /** Bytes the body will deliver (the range length, or `size`). */
   length: number;
+  /**
+   * The same bytes as a region of an open file, where the driver has one (fs): a sender may read
+   * it into buffers of its own, reused, instead of consuming `body` (whose fresh buffer per read
+   * costs more in page faults than the copy). Use one or the other: whoever uses `file` closes it
+   * and leaves `body` alone.
+   */
+  file?: FileRegion;
+}
+
+/** `length` bytes of an open file from offset `start` (see `GetResult.file`). */
+export interface FileRegion {
+  start: number;
+  length: number;
+  /** Reads up to `length` bytes at absolute `position` into `buffer`; resolves to bytes read. */
+  read(buffer: Buffer, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export interface ListOptions {

@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { V2Context } from '../http/context';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
+import { sendFileRegion } from '../http/send-file';
 
 /**
  * `GET`/`HEAD /v2/<name>/blobs/<digest>`, with single `Range` support (206 / 416). With
@@ -44,7 +45,13 @@ export async function getBlob({ req, res, name, param, registry }: V2Context): P
   if (blob.range)
     headers['Content-Range'] = `bytes ${blob.range.start}-${blob.range.end}/${blob.size}`;
   res.writeHead(blob.range ? 206 : 200, headers);
-  await pipeline(blob.body, res);
+  if (!blob.file) return pipeline(blob.body, res);
+  const file = blob.file;
+  try {
+    await sendFileRegion(res, file);
+  } finally {
+    await file.close();
+  }
 }
 
 /** `DELETE /v2/<name>/blobs/<digest>` */
