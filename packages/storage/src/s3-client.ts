@@ -29,6 +29,11 @@ export interface S3StoreOptions {
   deleteBatchSize?: number;
   /** TCP connect timeout in ms. Default 5000. */
   connectTimeoutMs?: number;
+  /**
+   * Crash leftovers under the prefix older than this (incomplete multipart uploads, objects
+   * under `_replication/staging/`) are removed in the background on first use. Default 24 h.
+   */
+  staleTempMs?: number;
 }
 
 /** An S3Client configured from the options (path style and checksum defaults for custom endpoints). */

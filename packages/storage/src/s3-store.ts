@@ -33,16 +33,20 @@ import {
   planPartCopies,
   type PartCopy,
 } from './s3-parts';
+import { sweepStaleS3, type StaleSweep } from './s3-sweep';
 
 export type { S3ChecksumMode, S3StoreOptions } from './s3-client';
 export { S3_MIN_PART_SIZE } from './s3-parts';
+export type { StaleSweep } from './s3-sweep';
 
 const MiB = 1024 * 1024;
 
 /**
  * S3 driver on `@aws-sdk/client-s3`, tested against Ceph RGW. Every write is atomic by S3
  * semantics: a single PutObject, or a multipart upload that is aborted if the body fails.
- * ETags are never used as digests (RGW may return an empty one for multipart uploads).
+ * ETags are never used as digests (RGW may return an empty one for multipart uploads). What a
+ * killed process leaves (an incomplete multipart upload, a staging object never moved into
+ * place) is swept in the background on first use once older than `staleTempMs`.
  */
 export class S3Store implements ObjectStore {
   readonly name = 's3';
@@ -57,6 +61,8 @@ export class S3Store implements ObjectStore {
   private readonly queueSize: number;
   private readonly maxCopyObjectSize: number;
   private readonly deleteBatchSize: number;
+  private readonly staleTempMs: number;
+  private sweep: Promise<StaleSweep | undefined> | undefined;
 
   constructor(opts: S3StoreOptions) {
     this.client = createClient(opts);
@@ -71,6 +77,25 @@ export class S3Store implements ObjectStore {
     this.queueSize = Math.max(1, opts.queueSize ?? 2);
     this.maxCopyObjectSize = Math.min(opts.maxCopyObjectSize ?? S3_MAX_PART_SIZE, S3_MAX_PART_SIZE);
     this.deleteBatchSize = Math.min(Math.max(1, opts.deleteBatchSize ?? 1000), 1000);
+    this.staleTempMs = opts.staleTempMs ?? 24 * 3600 * 1000;
+    if (!(this.staleTempMs > 0)) throw new Error('s3 staleTempMs must be a positive number of ms');
+  }
+
+  /**
+   * The background sweep (`sweepStale`) that the first write or ping started, undefined before;
+   * it resolves to undefined if the sweep failed (a sweep never fails a request).
+   */
+  get sweeping(): Promise<StaleSweep | undefined> | undefined {
+    return this.sweep;
+  }
+
+  /** Aborts this prefix's stale multipart uploads and deletes its stale staging objects. */
+  async sweepStale(): Promise<StaleSweep> {
+    try {
+      return await sweepStaleS3(this.client, this.bucket, this.prefix, this.staleTempMs);
+    } catch (e) {
+      throw mapS3Error(e, 'sweepStale');
+    }
   }
 
   /** Creates the bucket; one that already exists and is ours counts as success. */
@@ -148,6 +173,7 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Readable | Buffer, opts: PutOptions = {}): Promise<ObjectInfo> {
+    this.sweepOnce();
     try {
       if (Buffer.isBuffer(body)) return await this.putOnce(key, body, body.length, opts);
       if (opts.size !== undefined && opts.size <= this.partSize) {
@@ -309,6 +335,7 @@ export class S3Store implements ObjectStore {
   }
 
   async ping(): Promise<void> {
+    this.sweepOnce();
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (e) {
@@ -321,6 +348,11 @@ export class S3Store implements ObjectStore {
 
   async close(): Promise<void> {
     this.client.destroy();
+  }
+
+  /** Starts the crash-leftover sweep once, in the background, like fs's temp sweep. */
+  private sweepOnce(): void {
+    this.sweep ??= this.sweepStale().catch(() => undefined);
   }
 
   private full(key: string): string {
@@ -411,6 +443,7 @@ export class S3Store implements ObjectStore {
 
   /** CopyObject, or UploadPartCopy parts above `maxCopyObjectSize`; SDK errors unmapped. */
   private async copyRaw(from: S3Store, src: string, size: number, dst: string): Promise<void> {
+    this.sweepOnce();
     const source = from.copySource(src);
     if (size <= this.maxCopyObjectSize) {
       await this.client.send(
@@ -424,6 +457,7 @@ export class S3Store implements ObjectStore {
   }
 
   private async multipartCopy(plan: PartCopy[], dst: string): Promise<void> {
+    this.sweepOnce();
     await copyParts(this.client, this.bucket, this.full(dst), plan, this.queueSize);
   }
 
