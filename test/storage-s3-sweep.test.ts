@@ -108,10 +108,11 @@ describe('S3 crash-leftover sweep against Ceph RGW', () => {
     try {
       expect(driver.sweeping).toBeUndefined();
       await store.ping();
-      await expect(driver.sweeping).resolves.toEqual({ aborted: 2, deleted: 1 });
+      await expect(driver.sweeping).resolves.toEqual({ aborted: 3, deleted: 1 });
 
-      // What an operator sees: the session's upload is left to the session purge.
-      expect(await uploadKeys('region-a/')).toEqual([sessionUpload]);
+      // What an operator sees: no incomplete upload left, the session's included (its purge
+      // aborts none, and a session this old has long expired).
+      expect(await uploadKeys('region-a/')).toEqual([]);
       expect(await exists(raw, stagedObject)).toBe(false);
       expect(await exists(raw, kept)).toBe(true);
       expect(await exists(raw, 'region-a/fresh')).toBe(true);
@@ -129,12 +130,13 @@ describe('S3 crash-leftover sweep against Ceph RGW', () => {
     for (const key of [...stale, session]) await abandonUpload(raw, key);
     for (const key of stale) await putRaw(raw, key);
     await sleep(1100);
-    // One upload or object per request: every marker and continuation token is followed.
+    // One upload or object per request: every marker and continuation token is followed; the
+    // session's upload is aborted with the rest.
     await expect(sweepStaleS3(raw.client, bucket, 'region-c/', 1000, 1)).resolves.toEqual({
-      aborted: 3,
+      aborted: 4,
       deleted: 3,
     });
-    expect(await uploadKeys('region-c/')).toEqual([session]);
+    expect(await uploadKeys('region-c/')).toEqual([]);
     for (const key of stale) expect(await exists(raw, key)).toBe(false);
   });
 

@@ -256,8 +256,8 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       // What the killed copy wrote is no object at all: nothing staged, no blob.
       expect(await listAllKeys(store, staging)).toEqual([]);
       if (storage === 's3') {
-        // The killed multipart upload is still there (nothing aborted it), holding parts that
-        // no key shows.
+        // The killed multipart upload is still there (younger than the 24 h staleTempMs, so no
+        // sweep aborts it), holding parts that no key shows.
         const left = await incompleteUploads(region.storage, '');
         expect(left.some((u) => u.parts > 0)).toBe(true);
         for (const u of left) expect(await exists(store, u.key)).toBe(false);

@@ -23,10 +23,12 @@ const STAGING = Layout.staging('');
 /**
  * Removes what a process killed mid-write leaves under `prefix` (the store's, `''` or ending
  * with `/`) when it is older than `staleMs`: incomplete multipart uploads (aborted) and
- * staging objects that were never moved into place (deleted). Multipart uploads under
- * `_uploads/` are left to the registry's upload sessions. Another prefix of the bucket is
- * never touched. SDK errors are thrown as they are. `pageSize`: uploads or objects listed per
- * request (default 1000, the S3 maximum).
+ * staging objects that were never moved into place (deleted). Uploads under `_uploads/` are
+ * included: a session's purge deletes its objects but aborts no multipart upload, so one that
+ * a crash left mid-chunk would hold its parts forever, and a session expires after an idle
+ * timeout (default 1 h) far shorter than `staleMs`. Objects other than staging ones are never
+ * deleted, and another prefix of the bucket is never touched. SDK errors are thrown as they
+ * are. `pageSize`: uploads or objects listed per request (default 1000, the S3 maximum).
  */
 export async function sweepStaleS3(
   client: S3Client,
@@ -49,7 +51,6 @@ async function abortStaleUploads(
   cutoff: number,
   pageSize: number,
 ): Promise<number> {
-  const sessions = prefix + Layout.uploadsRoot;
   let aborted = 0;
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
@@ -64,7 +65,7 @@ async function abortStaleUploads(
       }),
     );
     for (const u of page.Uploads ?? []) {
-      if (!u.Key || !u.UploadId || !u.Initiated || u.Key.startsWith(sessions)) continue;
+      if (!u.Key || !u.UploadId || !u.Initiated) continue;
       if (u.Initiated.getTime() >= cutoff) continue;
       try {
         await client.send(
