@@ -173,6 +173,9 @@ export class FsStore implements ObjectStore {
    */
   async putInOrder(entries: PutEntry[]): Promise<ObjectInfo[]> {
     const targets = entries.map((e) => this.pathOf(e.key));
+    // Directories are made while the bytes are written (see makeParent); a failure here shows
+    // again, with its proper error, in the rename's retry.
+    const parents = Promise.allSettled(entries.map((e, i) => this.makeParent(targets[i]!, e.key)));
     const written = await Promise.allSettled(
       entries.map((e) =>
         this.writeTemp(async (fh) => {
@@ -187,6 +190,7 @@ export class FsStore implements ObjectStore {
         }, true),
       ),
     );
+    await parents;
     const temps = written.flatMap((w) => (w.status === 'fulfilled' ? [w.value.tmp] : []));
     const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
     let placed = 0;
@@ -199,6 +203,7 @@ export class FsStore implements ObjectStore {
       }
     } catch (e) {
       await Promise.all(temps.slice(placed).map((t) => fs.rm(t, { force: true })));
+      for (const t of targets.slice(placed)) await this.pruneEmptyDirs(path.dirname(t));
       throw e;
     }
     await Promise.all([...new Set(targets.map((t) => path.dirname(t)))].map(fsyncDir));
@@ -381,8 +386,20 @@ export class FsStore implements ObjectStore {
     write: (fh: FileHandle) => Promise<number>,
     durable = true,
   ): Promise<ObjectInfo> {
-    const { tmp, size } = await this.writeTemp(write, durable);
+    // The directory is made while the bytes are written, not after.
+    const parent = this.makeParent(target, key);
+    parent.catch(() => {}); // awaited below, or its failure repeats in the rename's retry
+    let written: { tmp: string; size: number };
     try {
+      written = await this.writeTemp(write, durable);
+    } catch (e) {
+      await parent.catch(() => {});
+      await this.pruneEmptyDirs(path.dirname(target)); // the directory made ahead, if unused
+      throw e;
+    }
+    const { tmp, size } = written;
+    try {
+      await parent.catch(() => {});
       await this.commit(tmp, target, key, durable);
       return { key, size, modified: new Date() };
     } catch (e) {
@@ -434,21 +451,14 @@ export class FsStore implements ObjectStore {
 
   /** The rename of `commit`, without the directory fsync. */
   private async place(tmp: string, target: string, key: string): Promise<void> {
-    const dir = path.dirname(target);
-    const mkdir = async (): Promise<void> => {
-      await fs.mkdir(dir, { recursive: true }).catch((err: unknown) => {
-        throw isCode(err, 'EEXIST', 'ENOTDIR') ? conflict(key) : err;
-      });
-      this.dirs.add(dir);
-    };
-    if (!this.dirs.has(dir)) await mkdir();
+    await this.makeParent(target, key);
     for (let attempt = 0; ; attempt++) {
       try {
         await fs.rename(tmp, target);
         break;
       } catch (e) {
         if (isCode(e, 'ENOENT') && attempt < 5) {
-          await mkdir();
+          await this.makeParent(target, key, true);
           continue;
         }
         if (isCode(e, 'EISDIR', 'ENOTDIR', 'ENOTEMPTY', 'EEXIST')) throw conflict(key);
@@ -456,6 +466,20 @@ export class FsStore implements ObjectStore {
         throw e;
       }
     }
+  }
+
+  /**
+   * Creates `target`'s directory unless this process has seen it (or `force`). Safe to do ahead
+   * of the write: listings skip directories that hold no object, and a prune that removes it
+   * meanwhile only makes the rename retry.
+   */
+  private async makeParent(target: string, key: string, force = false): Promise<void> {
+    const dir = path.dirname(target);
+    if (!force && this.dirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true }).catch((err: unknown) => {
+      throw isCode(err, 'EEXIST', 'ENOTDIR') ? conflict(key) : err;
+    });
+    this.dirs.add(dir);
   }
 
   /** Removes now-empty directories from `dir` up to (not including) the root. */

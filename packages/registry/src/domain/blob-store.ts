@@ -29,15 +29,17 @@ export class BlobStore {
   stat(repository: string, digest: string): Promise<BlobInfo> {
     return translated(async () => {
       const d = parseDigest(digest);
-      // The link and the bytes are looked up at once: one trip to storage, not two.
-      const [linked, info] = await Promise.all([
-        this.isLinked(repository, d),
+      // The layer link and the bytes are looked up at once; the revision link (a manifest
+      // fetched as a blob) only when the bytes exist and the layer link does not.
+      const [layer, info] = await Promise.all([
+        exists(this.store, Layout.layerLink(repository, d)),
         this.store.head(Layout.blobData(d)).catch((err: unknown) => {
           if (isNotFound(err)) return undefined;
           throw err;
         }),
       ]);
-      if (!linked || !info) throw blobUnknown(d.value);
+      if (!info || !(layer || (await exists(this.store, Layout.revisionLink(repository, d)))))
+        throw blobUnknown(d.value);
       return { digest: d.value, size: info.size };
     });
   }
