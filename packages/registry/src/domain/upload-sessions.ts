@@ -195,6 +195,18 @@ export class UploadSessions {
     contentLength?: number,
     stored?: Promise<boolean>,
   ): Promise<BlobInfo> {
+    const key = Layout.blobData(d);
+    if (contentLength !== undefined && contentLength <= SMALL_BLOB) {
+      // A config or a tiny layer is already in memory, read off the socket in one or two chunks:
+      // check it as a Buffer and write it as one, with no stream machinery in between.
+      const bytes = await readExactly(body, contentLength);
+      if (createDigester(d.algorithm).update(bytes).digest('hex') !== d.hex)
+        throw digestMismatch(d);
+      if (await (stored ?? exists(this.store, key)))
+        return this.linkCommitted(repository, d, bytes.length);
+      await putInOrder(this.store, [{ key, body: bytes }, linkEntry(repository, d, bytes.length)]);
+      return this.announce(repository, d, bytes.length);
+    }
     const hash = createDigester(d.algorithm);
     const metered = meter(body, hash);
     const check = (): void => {
@@ -206,7 +218,6 @@ export class UploadSessions {
         );
       if (hash.digest('hex') !== d.hex) throw digestMismatch(d);
     };
-    const key = Layout.blobData(d);
     if (await (stored ?? exists(this.store, key))) {
       // Already stored (another repository has it): verify what was sent, keep what is there.
       await drain(metered.stream);
@@ -419,6 +430,22 @@ function digestMismatch(d: Digest): OciError {
   return new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
     digest: d.value,
   });
+}
+
+/** Blobs up to this size that arrive whole in one request are handled as a Buffer. */
+const SMALL_BLOB = 64 * 1024;
+
+/** The whole body, which must be exactly `length` bytes (else `SIZE_INVALID`). */
+async function readExactly(body: Readable, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += (chunk as Buffer).length;
+    if (n <= length) chunks.push(chunk as Buffer);
+  }
+  if (n !== length)
+    throw new OciError('SIZE_INVALID', `received ${n} bytes but Content-Length was ${length}`);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);
 }
 
 /** Reads a stream to its end, discarding the bytes. */
