@@ -57,7 +57,7 @@ const CONFIG = flags.quick
       skopeoSmall: 5,
       medium: 4,
       large: 256 * MiB,
-      getRuns: 3,
+      getRuns: 7,
       shared: 20,
       tags: 100,
       seconds: 10,
