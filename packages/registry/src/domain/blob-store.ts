@@ -29,17 +29,13 @@ export class BlobStore {
   stat(repository: string, digest: string): Promise<BlobInfo> {
     return translated(async () => {
       const d = parseDigest(digest);
-      // The layer link and the bytes are looked up at once; the revision link (a manifest
-      // fetched as a blob) only when the bytes exist and the layer link does not.
-      const [layer, info] = await Promise.all([
-        exists(this.store, Layout.layerLink(repository, d)),
-        this.store.head(Layout.blobData(d)).catch((err: unknown) => {
-          if (isNotFound(err)) return undefined;
-          throw err;
-        }),
-      ]);
-      if (!info || !(layer || (await exists(this.store, Layout.revisionLink(repository, d)))))
-        throw blobUnknown(d.value);
+      // The bytes first: a push asks about blobs that are mostly nowhere yet, answered by one
+      // lookup; then the repository's link (a layer, or a manifest fetched as a blob).
+      const info = await this.store.head(Layout.blobData(d)).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (!info || !(await this.isLinked(repository, d))) throw blobUnknown(d.value);
       return { digest: d.value, size: info.size };
     });
   }

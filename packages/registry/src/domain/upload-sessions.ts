@@ -154,7 +154,7 @@ export class UploadSessions {
         try {
           return await this.writeWhole(repository, d, body.stream, body.contentLength, stored);
         } finally {
-          await this.discard(id);
+          await this.discard(id, 'background', false); // nothing but its state was stored
         }
       }
       if (body) {
@@ -404,7 +404,11 @@ export class UploadSessions {
    * id ended in this process at once and removes the state and chunks right after: another node
    * may still see the state for that moment, and the purge sweeps anything a crash leaves.
    */
-  private async discard(id: string, when: 'now' | 'background' = 'background'): Promise<void> {
+  private async discard(
+    id: string,
+    when: 'now' | 'background' = 'background',
+    chunks = true,
+  ): Promise<void> {
     this.hashes.delete(id);
     if (when === 'now') {
       await this.store.delete(Layout.uploadState(id));
@@ -415,7 +419,9 @@ export class UploadSessions {
     this.ended.add(id);
     void this.store
       .delete(Layout.uploadState(id))
-      .then(() => this.store.deletePrefix(Layout.upload(id)))
+      .then(async () => {
+        if (chunks) await this.store.deletePrefix(Layout.upload(id));
+      })
       .catch(() => {})
       .finally(() => this.ended.delete(id));
   }
