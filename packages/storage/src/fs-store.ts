@@ -557,6 +557,9 @@ function fileSink(fh: FileHandle): Writable {
     }
   };
   return new Writable({
+    // While one write is at the disk, up to 1 MiB of what arrives meanwhile is gathered into the
+    // next (writev): fewer, larger writes than one per 64 KiB socket read.
+    highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
       writeAll(chunk).then(() => cb(), cb);
     },
