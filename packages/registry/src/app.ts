@@ -110,7 +110,7 @@ export function createApp(deps: AppDeps): App {
     });
     const url = req.url ?? '/';
     if (url === '/v2' || url.startsWith('/v2/')) {
-      handleV2(req, res, meta, requestId).catch((err: unknown) =>
+      handleV2(req, res, meta).catch((err: unknown) =>
         sendError(res, toOciError(err), log, requestId),
       );
       return;
@@ -134,7 +134,6 @@ export function createApp(deps: AppDeps): App {
     req: IncomingMessage,
     res: ServerResponse,
     meta: V2Context['meta'],
-    _requestId: string,
   ): Promise<void> {
     const raw = req.url ?? '/';
     const url = new URL(raw, 'http://registry');

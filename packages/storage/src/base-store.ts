@@ -7,7 +7,7 @@ import {
   InvalidKeyError,
 } from './errors';
 import { validateDirPrefix, validateKey, validatePrefix } from './keys';
-import { putEachInOrder, stagedPut } from './object-helpers';
+import { putChecked, putInOrder } from './object-helpers';
 import { recordStorageOperation, storageBytesRead, storageBytesWritten } from './metrics';
 import type {
   ByteRange,
@@ -90,9 +90,7 @@ export class BaseStore implements ObjectStore {
     const input = sized(body, opts?.size);
     const driver = this.driver;
     const info = await this.runChecked((guard) =>
-      driver.putChecked
-        ? driver.putChecked(key, input, guard(check), opts)
-        : stagedPut(driver, key, input, guard(check), opts),
+      putChecked(driver, key, input, guard(check), opts),
     );
     this.bytesWritten.inc(info.size);
     return info;
@@ -108,7 +106,7 @@ export class BaseStore implements ObjectStore {
         body: sized(e.body, e.size),
         check: e.check && guard(e.check),
       }));
-      return driver.putInOrder ? driver.putInOrder(checked) : putEachInOrder(driver, checked);
+      return putInOrder(driver, checked);
     });
     for (const info of infos) this.bytesWritten.inc(info.size);
     return infos;

@@ -134,16 +134,7 @@ export class FsStore implements ObjectStore {
 
   async put(key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo> {
     const target = this.pathOf(key);
-    return this.writeAtomically(
-      key,
-      target,
-      async (fh) => {
-        if (!Buffer.isBuffer(body)) return writeStream(body, fh);
-        await fh.writeFile(body);
-        return body.length;
-      },
-      opts?.durable ?? true,
-    );
+    return this.writeAtomically(key, target, writerOf(body), opts?.durable ?? true);
   }
 
   /** Streams into a temp file, runs `check`, then fsyncs and renames: no staging object. */
@@ -154,16 +145,7 @@ export class FsStore implements ObjectStore {
     opts?: PutOptions,
   ): Promise<ObjectInfo> {
     const target = this.pathOf(key);
-    return this.writeAtomically(
-      key,
-      target,
-      async (fh) => {
-        const size = await writeStream(body, fh);
-        check();
-        return size;
-      },
-      opts?.durable ?? true,
-    );
+    return this.writeAtomically(key, target, writerOf(body, check), opts?.durable ?? true);
   }
 
   /**
@@ -177,18 +159,7 @@ export class FsStore implements ObjectStore {
     // again, with its proper error, in the rename's retry.
     const parents = Promise.allSettled(entries.map((e, i) => this.makeParent(targets[i]!, e.key)));
     const written = await Promise.allSettled(
-      entries.map((e) =>
-        this.writeTemp(async (fh) => {
-          if (Buffer.isBuffer(e.body)) {
-            await fh.writeFile(e.body);
-            e.check?.();
-            return e.body.length;
-          }
-          const size = await writeStream(e.body, fh);
-          e.check?.();
-          return size;
-        }, true),
-      ),
+      entries.map((e) => this.writeTemp(writerOf(e.body, e.check), true)),
     );
     await parents;
     const temps = written.flatMap((w) => (w.status === 'fulfilled' ? [w.value.tmp] : []));
@@ -387,19 +358,19 @@ export class FsStore implements ObjectStore {
     durable = true,
   ): Promise<ObjectInfo> {
     // The directory is made while the bytes are written, not after.
-    const parent = this.makeParent(target, key);
-    parent.catch(() => {}); // awaited below, or its failure repeats in the rename's retry
+    // A failure to make it shows again, with its proper error, in the rename's retry.
+    const parent = this.makeParent(target, key).catch(() => {});
     let written: { tmp: string; size: number };
     try {
       written = await this.writeTemp(write, durable);
     } catch (e) {
-      await parent.catch(() => {});
+      await parent;
       await this.pruneEmptyDirs(path.dirname(target)); // the directory made ahead, if unused
       throw e;
     }
     const { tmp, size } = written;
     try {
-      await parent.catch(() => {});
+      await parent;
       await this.commit(tmp, target, key, durable);
       return { key, size, modified: new Date() };
     } catch (e) {
@@ -514,20 +485,30 @@ function conflict(key: string): UnsupportedError {
   );
 }
 
+/**
+ * Writes `body` into a temp file's handle, then runs `check` (before anything is renamed into
+ * place); resolves to the bytes written.
+ */
+function writerOf(
+  body: Readable | Buffer,
+  check?: () => void,
+): (fh: FileHandle) => Promise<number> {
+  return async (fh) => {
+    let size: number;
+    if (Buffer.isBuffer(body)) {
+      await fh.writeFile(body);
+      size = body.length;
+    } else size = await writeStream(body, fh);
+    check?.();
+    return size;
+  };
+}
+
 /** Streams `body` into `fh`; resolves to the bytes written. */
 async function writeStream(body: Readable, fh: FileHandle): Promise<number> {
-  let size = 0;
-  await pipeline(
-    body,
-    async function* (source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
-        size += chunk.length;
-        yield chunk;
-      }
-    },
-    fileSink(fh),
-  );
-  return size;
+  const sink = fileSink(fh);
+  await pipeline(body, sink.stream);
+  return sink.written();
 }
 
 /** A set that forgets everything when it reaches `max` entries (a cache of hints). */
@@ -550,13 +531,15 @@ class BoundedSet {
  * A Writable appending to an open FileHandle without taking it over. (`fh.createWriteStream`
  * with `autoClose: false` keeps a reference that makes a later `fh.close()` hang forever.)
  */
-function fileSink(fh: FileHandle): Writable {
+function fileSink(fh: FileHandle): { stream: Writable; written: () => number } {
+  let written = 0;
   const writeAll = async (buf: Buffer): Promise<void> => {
     for (let off = 0; off < buf.length;) {
       off += (await fh.write(buf, off, buf.length - off, null)).bytesWritten;
     }
+    written += buf.length;
   };
-  return new Writable({
+  const stream = new Writable({
     // While one write is at the disk, up to 1 MiB of what arrives meanwhile is gathered into the
     // next (writev): fewer, larger writes than one per 64 KiB socket read.
     highWaterMark: 1024 * 1024,
@@ -567,6 +550,7 @@ function fileSink(fh: FileHandle): Writable {
       writeAll(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
     },
   });
+  return { stream, written: () => written };
 }
 
 /** Closes without waiting: for a handle whose close cannot report anything new. */

@@ -4,8 +4,8 @@ import {
   Layout,
   exists,
   isNotFound,
-  type ByteRange,
   type GetResult,
+  type ByteRange,
   type ObjectStore,
   type PutEntry,
 } from '@meridian/storage';
@@ -56,7 +56,7 @@ export class BlobStore {
   }
 
   /**
-   * Opens a blob (or a range of it; a negative `start` means the last `-start` bytes).
+   * Opens a blob (or a range of it, as `resolveRange` gives).
    * Throws `BLOB_UNKNOWN`, or 416 (`SIZE_INVALID`) for a range past the end.
    */
   open(
@@ -68,7 +68,6 @@ export class BlobStore {
       const d = parseDigest(digest);
       await this.assertLinked(repository, d);
       try {
-        if (range && range.start < 0) range = await this.suffixRange(d, -range.start);
         const r = await this.store.get(Layout.blobData(d), range);
         return { ...r, digest: d.value };
       } catch (err) {
@@ -106,22 +105,12 @@ export class BlobStore {
     });
   }
 
-  /** A direct download URL from the backend, when it has one. */
-  presign(digest: Digest, expiresSeconds: number): Promise<string | undefined> {
-    return this.store.presignGet(Layout.blobData(digest), expiresSeconds);
-  }
-
   /** Unlinks a blob from a repository (the bytes stay for other repositories). */
   delete(repository: string, digest: string): Promise<void> {
     return translated(async () => {
       const d = parseDigest(digest);
       const key = Layout.layerLink(repository, d);
-      try {
-        await this.store.head(key);
-      } catch (err) {
-        if (isNotFound(err)) throw blobUnknown(d.value);
-        throw err;
-      }
+      if (!(await exists(this.store, key))) throw blobUnknown(d.value);
       await this.store.delete(key);
       await this.events.emit({ type: 'blobDeleted', repository, digest: d.value, at: Date.now() });
     });
@@ -164,24 +153,26 @@ export class BlobStore {
   }
 
   /** Whether `repository` links the blob (as a layer or as a manifest revision). */
-  async isLinked(repository: string, d: Digest): Promise<boolean> {
-    const [layer, revision] = await Promise.all([
-      exists(this.store, Layout.layerLink(repository, d)),
-      exists(this.store, Layout.revisionLink(repository, d)),
-    ]);
-    return layer || revision;
-  }
-
-  /** `bytes=-n`: the last n bytes. */
-  private async suffixRange(d: Digest, n: number): Promise<ByteRange> {
-    const { size } = await this.store.head(Layout.blobData(d));
-    if (n === 0 || size === 0) throw new InvalidRangeError(size);
-    return { start: Math.max(0, size - n), end: size - 1 };
+  isLinked(repository: string, d: Digest): Promise<boolean> {
+    return isLinked(this.store, repository, d);
   }
 
   private async assertLinked(repository: string, d: Digest): Promise<void> {
     if (!(await this.isLinked(repository, d))) throw blobUnknown(d.value);
   }
+}
+
+/** Whether `repository` links the blob (as a layer or as a manifest revision). */
+export async function isLinked(
+  store: ObjectStore,
+  repository: string,
+  d: Digest,
+): Promise<boolean> {
+  const [layer, revision] = await Promise.all([
+    exists(store, Layout.layerLink(repository, d)),
+    exists(store, Layout.revisionLink(repository, d)),
+  ]);
+  return layer || revision;
 }
 
 export function blobUnknown(digest: string): OciError {

@@ -14,6 +14,7 @@ import {
   isNotFound,
   listAllKeys,
   putInOrder,
+  readJson,
   type ObjectStore,
   type PutEntry,
   type ReferrerRecord,
@@ -23,6 +24,7 @@ import {
 import type { RegistryEvents } from './events';
 import type { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
+import { isLinked } from './blob-store';
 import type { TagStore } from './tag-store';
 
 export interface StoredManifest extends RevisionRecord {
@@ -161,16 +163,7 @@ export class ManifestStore {
     return translated(async () => {
       const s = parseDigest(subject);
       const keys = await listAllKeys(this.store, Layout.referrersOf(repository, s));
-      const records = await Promise.all(
-        keys.map(async (k) => {
-          try {
-            return JSON.parse((await this.store.getBytes(k)).toString('utf8')) as ReferrerRecord;
-          } catch (err) {
-            if (isNotFound(err)) return undefined;
-            throw err;
-          }
-        }),
-      );
+      const records = await Promise.all(keys.map((k) => readJson<ReferrerRecord>(this.store, k)));
       return records.filter(
         (r): r is ReferrerRecord =>
           r !== undefined && (artifactType === undefined || r.artifactType === artifactType),
@@ -194,11 +187,7 @@ export class ManifestStore {
     const missing: string[] = [];
     await Promise.all([
       ...parsed.blobs.map(async (b) => {
-        const d = parseDigest(b.digest);
-        if (
-          !(await exists(this.store, Layout.layerLink(repository, d))) &&
-          !(await exists(this.store, Layout.revisionLink(repository, d)))
-        )
+        if (!(await isLinked(this.store, repository, parseDigest(b.digest))))
           missing.push(b.digest);
       }),
       ...parsed.children.map(async (c) => {
@@ -231,17 +220,9 @@ export class ManifestStore {
       const hit = this.cache.revisions.get(key);
       if (hit !== undefined) return hit || undefined;
     }
-    try {
-      const rev = JSON.parse(
-        (await this.store.getBytes(Layout.revisionLink(repository, d))).toString('utf8'),
-      ) as RevisionRecord;
-      this.cache.revisions.set(key, rev);
-      return rev;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      this.cache.revisions.set(key, false);
-      return undefined;
-    }
+    const rev = await readJson<RevisionRecord>(this.store, Layout.revisionLink(repository, d));
+    this.cache.revisions.set(key, rev ?? false);
+    return rev;
   }
 }
 

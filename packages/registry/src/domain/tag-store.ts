@@ -1,8 +1,9 @@
 import { OciError } from '@meridian/oci';
 import {
   Layout,
-  isNotFound,
+  exists,
   listChildPrefixes,
+  readJson,
   type ObjectStore,
   type PutEntry,
   type TagRecord,
@@ -27,17 +28,9 @@ export class TagStore {
       const hit = this.cache.tags.get(key);
       if (hit !== undefined) return hit || undefined;
     }
-    try {
-      const rec = JSON.parse(
-        (await this.store.getBytes(Layout.tagCurrent(repository, tag))).toString('utf8'),
-      ) as TagRecord;
-      this.cache.tags.set(key, rec);
-      return rec;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      this.cache.tags.set(key, false);
-      return undefined;
-    }
+    const rec = await readJson<TagRecord>(this.store, Layout.tagCurrent(repository, tag));
+    this.cache.tags.set(key, rec ?? false);
+    return rec;
   }
 
   /** Points `tag` at `digest`. The new record's `seq` is greater than any this node issued. */
@@ -82,12 +75,7 @@ export class TagStore {
   /** Deletes a tag; false when it did not exist. */
   async delete(repository: string, tag: string): Promise<boolean> {
     const key = Layout.tagCurrent(repository, tag);
-    try {
-      await this.store.head(key);
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    if (!(await exists(this.store, key))) return false;
     await this.store.delete(key);
     this.cache.tags.set(tagKey(repository, tag), false);
     this.cache.forgetRepository(repository);

@@ -6,8 +6,10 @@ import {
   Layout,
   exists,
   isNotFound,
+  listChildPrefixes,
   putChecked,
   putInOrder,
+  readJson,
   type ObjectStore,
 } from '@meridian/storage';
 import { linkEntry, type BlobInfo, type BlobStore } from './blob-store';
@@ -97,16 +99,8 @@ export class UploadSessions {
   get(repository: string, id: string): Promise<UploadState> {
     return translated(async () => {
       if (!UUID_RE.test(id) || this.ended.has(id)) throw uploadUnknown(id);
-      let state: UploadState;
-      try {
-        state = JSON.parse(
-          (await this.store.getBytes(Layout.uploadState(id))).toString('utf8'),
-        ) as UploadState;
-      } catch (err) {
-        if (isNotFound(err)) throw uploadUnknown(id);
-        throw err;
-      }
-      if (state.repository !== repository) throw uploadUnknown(id);
+      const state = await readJson<UploadState>(this.store, Layout.uploadState(id));
+      if (!state || state.repository !== repository) throw uploadUnknown(id);
       if (Date.now() - state.updatedAt > this.idleTimeoutMs) throw uploadUnknown(id);
       return state;
     });
@@ -196,43 +190,42 @@ export class UploadSessions {
     stored?: Promise<boolean>,
   ): Promise<BlobInfo> {
     const key = Layout.blobData(d);
+    const hash = createDigester(d.algorithm);
+    let data: Buffer | Readable;
+    let received: () => number;
     if (contentLength !== undefined && contentLength <= SMALL_BLOB) {
       // A config or a tiny layer is already in memory, read off the socket in one or two chunks:
-      // check it as a Buffer and write it as one, with no stream machinery in between.
+      // it is checked and written as a Buffer, with no stream machinery in between.
       const bytes = await readExactly(body, contentLength);
-      if (createDigester(d.algorithm).update(bytes).digest('hex') !== d.hex)
-        throw digestMismatch(d);
-      if (await (stored ?? exists(this.store, key)))
-        return this.linkCommitted(repository, d, bytes.length);
-      await putInOrder(this.store, [{ key, body: bytes }, linkEntry(repository, d, bytes.length)]);
-      return this.announce(repository, d, bytes.length);
+      hash.update(bytes);
+      data = bytes;
+      received = () => bytes.length;
+    } else {
+      const metered = meter(body, hash);
+      data = metered.stream;
+      received = () => metered.bytes();
     }
-    const hash = createDigester(d.algorithm);
-    const metered = meter(body, hash);
     const check = (): void => {
-      const n = metered.bytes();
-      if (contentLength !== undefined && n !== contentLength)
-        throw new OciError(
-          'SIZE_INVALID',
-          `received ${n} bytes but Content-Length was ${contentLength}`,
-        );
+      const n = received();
+      if (contentLength !== undefined && n !== contentLength) throw sizeInvalid(n, contentLength);
       if (hash.digest('hex') !== d.hex) throw digestMismatch(d);
     };
     if (await (stored ?? exists(this.store, key))) {
       // Already stored (another repository has it): verify what was sent, keep what is there.
-      await drain(metered.stream);
+      if (!Buffer.isBuffer(data)) await drain(data);
       check();
-      return this.linkCommitted(repository, d, metered.bytes());
+      return this.linkCommitted(repository, d, received());
     }
-    // The blob, then its link, visible in that order; their writes and fsyncs overlap. The
-    // link's size is the declared length, which the check holds the body to.
-    const size = contentLength;
-    if (size === undefined) {
-      await putChecked(this.store, key, metered.stream, check);
-      return this.linkCommitted(repository, d, metered.bytes());
+    if (!Buffer.isBuffer(data) && contentLength === undefined) {
+      // Unknown length: the link, which records the size, follows once the blob is in place.
+      await putChecked(this.store, key, data, check);
+      return this.linkCommitted(repository, d, received());
     }
+    // The blob, then its link (its size is the declared length, which the check holds the body
+    // to), visible in that order; their writes and fsyncs overlap.
+    const size = Buffer.isBuffer(data) ? data.length : contentLength!;
     await putInOrder(this.store, [
-      { key, body: metered.stream, check, size },
+      { key, body: data, check, size },
       linkEntry(repository, d, size),
     ]);
     return this.announce(repository, d, size);
@@ -249,27 +242,13 @@ export class UploadSessions {
   purgeExpired(now = Date.now()): Promise<number> {
     return translated(async () => {
       let purged = 0;
-      let cursor: string | undefined;
-      do {
-        const page = await this.store.list(Layout.uploadsRoot, { delimiter: '/', cursor });
-        for (const prefix of page.prefixes) {
-          const id = prefix.slice(Layout.uploadsRoot.length, -1);
-          let expired = true;
-          try {
-            const s = JSON.parse(
-              (await this.store.getBytes(Layout.uploadState(id))).toString('utf8'),
-            ) as UploadState;
-            expired = now - s.updatedAt > this.idleTimeoutMs;
-          } catch (err) {
-            if (!isNotFound(err)) throw err;
-          }
-          if (expired) {
-            await this.discard(id, 'now');
-            purged++;
-          }
-        }
-        cursor = page.cursor;
-      } while (cursor);
+      for (const prefix of await listChildPrefixes(this.store, Layout.uploadsRoot)) {
+        const id = prefix.slice(Layout.uploadsRoot.length, -1);
+        const s = await readJson<UploadState>(this.store, Layout.uploadState(id));
+        if (s && now - s.updatedAt <= this.idleTimeoutMs) continue;
+        await this.discard(id, 'now');
+        purged++;
+      }
       return purged;
     });
   }
@@ -314,10 +293,7 @@ export class UploadSessions {
       const n = metered.bytes();
       if (contentLength !== undefined && n !== contentLength) {
         await this.store.delete(key);
-        throw new OciError(
-          'SIZE_INVALID',
-          `received ${n} bytes but Content-Length was ${contentLength}`,
-        );
+        throw sizeInvalid(n, contentLength);
       }
       if (n === 0) {
         await this.store.delete(key);
@@ -432,6 +408,13 @@ function newState(repository: string): UploadState {
   return { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
 }
 
+function sizeInvalid(received: number, declared: number): OciError {
+  return new OciError(
+    'SIZE_INVALID',
+    `received ${received} bytes but Content-Length was ${declared}`,
+  );
+}
+
 function digestMismatch(d: Digest): OciError {
   return new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
     digest: d.value,
@@ -449,8 +432,7 @@ async function readExactly(body: Readable, length: number): Promise<Buffer> {
     n += (chunk as Buffer).length;
     if (n <= length) chunks.push(chunk as Buffer);
   }
-  if (n !== length)
-    throw new OciError('SIZE_INVALID', `received ${n} bytes but Content-Length was ${length}`);
+  if (n !== length) throw sizeInvalid(n, length);
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);
 }
 

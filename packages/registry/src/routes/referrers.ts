@@ -1,10 +1,9 @@
-import { MediaTypes, parseDigest } from '@meridian/oci';
+import { MediaTypes } from '@meridian/oci';
 import type { V2Context } from '../http/context';
 import { API_VERSION_HEADER, sendJson } from '../http/send';
 
 /** `GET /v2/<name>/referrers/<digest>?artifactType=` — an image index, empty for an unknown subject. */
 export async function listReferrers({ res, url, name, param, registry }: V2Context): Promise<void> {
-  parseDigest(param);
   const artifactType = url.searchParams.get('artifactType') ?? undefined;
   const manifests = await registry.manifests.referrers(name, param, artifactType);
   const headers: Record<string, string> = { ...API_VERSION_HEADER };
