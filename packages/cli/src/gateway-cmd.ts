@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { readTls } from './auth-wiring';
 import pino from 'pino';
 import { createGateway, HealthChecker, Topology } from '@meridian/gateway';
+import { parseListen } from '@meridian/registry';
 import { latencyBetween, type NodeConfig } from './config';
 
 export interface RunningGateway {
@@ -44,9 +45,7 @@ export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
   const servers: Server[] = [];
   const urls: string[] = [];
   for (const addr of config.gateway.listen) {
-    const i = addr.lastIndexOf(':');
-    const host = addr.slice(0, i);
-    const port = Number(addr.slice(i + 1));
+    const { host, port } = parseListen(addr);
     const serverOpts = { keepAliveTimeout: 65_000, requestTimeout: 0 };
     const server: Server = tls
       ? createHttpsServer({ ...serverOpts, cert: tls.cert, key: tls.key }, listener)

@@ -107,12 +107,7 @@ program
       },
     ) => {
       const c = config({ ...o, region: undefined }, { 'worker.metricsListen': o.metricsListen });
-      const primary = c.regions.find((r) => r.role === 'primary');
-      const w = await runWorkers(
-        { ...c, region: primary?.name ?? c.region },
-        o.region,
-        o.concurrency,
-      );
+      const w = await runWorkers(c, o.region, o.concurrency);
       onSignals(() => w.close());
     },
   );
@@ -196,10 +191,7 @@ replication
   .option('--redis <url>', 'Redis URL')
   .action(async (o: Omit<CommonOpts, 'region'> & { region: string[] }) => {
     const c = config({ ...o, region: undefined });
-    const primary = c.regions.find((r) => r.role === 'primary');
-    process.stdout.write(
-      `${await reconcileCommand({ ...c, region: primary?.name ?? c.region }, o.region)}\n`,
-    );
+    process.stdout.write(`${await reconcileCommand(c, o.region)}\n`);
   });
 replication
   .command('status')
@@ -212,10 +204,7 @@ replication
   .option('--redis <url>', 'Redis URL')
   .action(async (o: CommonOpts & { repository?: string; reference?: string }) => {
     const c = config({ ...o, region: undefined });
-    const primary = c.regions.find((r) => r.role === 'primary');
-    process.stdout.write(
-      `${await statusCommand({ ...c, region: primary?.name ?? c.region }, o.repository, o.reference)}\n`,
-    );
+    process.stdout.write(`${await statusCommand(c, o.repository, o.reference)}\n`);
   });
 
 registerAdminCommands(program);

@@ -1,10 +1,5 @@
 import pino from 'pino';
-import {
-  Reconciler,
-  ReplicationQueues,
-  startWorkers,
-  type RunningWorkers,
-} from '@meridian/replication';
+import { Reconciler, startWorkers, type RunningWorkers } from '@meridian/replication';
 import { withLatency } from '@meridian/storage';
 import { openRegions } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
@@ -108,5 +103,3 @@ export async function runWorkers(
     },
   };
 }
-
-export { ReplicationQueues };

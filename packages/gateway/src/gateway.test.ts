@@ -188,17 +188,20 @@ describe('createGateway', () => {
     const r = await call(port, { path: '/v2/a/manifests/v1', from: '127.0.0.2' });
     expect(r).toMatchObject({ status: 200, region: 'southeastasia' });
     expect(health.isHealthy('westeurope')).toBe(false);
-    // later reads skip the unhealthy region without trying it
-    expect(await call(port, { path: '/v2/b/manifests/v1', from: '127.0.0.2' })).toMatchObject({
-      region: 'southeastasia',
-    });
-    // the region comes back on the same port; one good health check restores it
+    // the region comes back on the same port (answering and recording requests), but without a
+    // health check it stays marked unhealthy
     const revived = createServer();
     for (const l of west.server.listeners('request')) revived.on('request', l as () => void);
     await new Promise<void>((resolve) =>
       revived.listen(Number(new URL(west.url).port), '127.0.0.1', resolve),
     );
     west.server = revived;
+    // later reads skip the unhealthy region without trying it
+    expect(await call(port, { path: '/v2/b/manifests/v1', from: '127.0.0.2' })).toMatchObject({
+      region: 'southeastasia',
+    });
+    expect(west.seen).toEqual([]);
+    // one good health check restores it
     await health.checkAll();
     expect(health.isHealthy('westeurope')).toBe(true);
     expect(await call(port, { path: '/v2/a/manifests/v1', from: '127.0.0.2' })).toMatchObject({

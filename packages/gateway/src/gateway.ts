@@ -65,6 +65,8 @@ export function isWrite(method: string, path: string): boolean {
 export function createGateway(opts: GatewayOptions): RequestListener {
   const { topology, health, log } = opts;
   const dashboard = dashboardHandler(); // its JSON API calls are reads, proxied to a region
+  /** Parsed region endpoints, by endpoint (parsed on first use). */
+  const targets = new Map<string, URL>();
   return (req, res) => {
     const path = req.url ?? '/';
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
@@ -107,7 +109,7 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     for (const region of bodiless ? candidates : candidates.slice(0, 1)) {
       const delay = opts.latencyMs?.(home, region.name) ?? 0;
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-      const ok = await proxyOnce(req, res, region);
+      const ok = await proxyOnce(req, res, region, bodiless);
       if (ok) {
         gatewayRequests.inc({ region: region.name, kind: write ? 'write' : 'read' });
         if (!write && region.name !== home) gatewayFailovers.inc({ home, region: region.name });
@@ -130,9 +132,11 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     req: IncomingMessage,
     res: ServerResponse,
     region: GatewayRegion,
+    bodiless: boolean,
   ): Promise<boolean> {
     return new Promise((resolve) => {
-      const target = new URL(region.endpoint);
+      let target = targets.get(region.endpoint);
+      if (!target) targets.set(region.endpoint, (target = new URL(region.endpoint)));
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
@@ -142,7 +146,6 @@ export function createGateway(opts: GatewayOptions): RequestListener {
         .filter(Boolean)
         .join(', ');
       headers['x-forwarded-host'] = req.headers.host ?? '';
-      const bodiless = req.method === 'GET' || req.method === 'HEAD';
       const timeoutMs = opts.upstreamTimeoutMs ?? 5000;
       let timer: NodeJS.Timeout | undefined;
       // Regions may serve HTTPS (`--tls-cert`); the gateway speaks whatever their endpoint says.

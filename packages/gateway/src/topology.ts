@@ -35,12 +35,14 @@ export class Topology {
   readonly regions: GatewayRegion[];
   readonly primary: GatewayRegion;
   private readonly rules: { range: Parsed; region: string }[];
+  private readonly byName: Map<string, GatewayRegion>;
 
   constructor(readonly opts: TopologyOptions) {
     this.regions = opts.regions;
     const primary = opts.regions.find((r) => r.role === 'primary');
     if (!primary) throw new Error('the gateway needs exactly one primary region');
     this.primary = primary;
+    this.byName = new Map(opts.regions.map((r) => [r.name, r]));
     const names = new Set(opts.regions.map((r) => r.name));
     this.rules = (opts.clients ?? []).map((c) => {
       if (!names.has(c.region))
@@ -70,16 +72,15 @@ export class Topology {
   /** Regions to try for a read from `home`, best first, given latencies (ms) where known. */
   readOrder(home: string, latency: Map<string, number>): GatewayRegion[] {
     const pref = this.opts.preference?.[home];
-    const byName = new Map(this.regions.map((r) => [r.name, r]));
     if (pref) {
-      const listed = pref.map((n) => byName.get(n)).filter((r): r is GatewayRegion => !!r);
+      const listed = pref.map((n) => this.byName.get(n)).filter((r): r is GatewayRegion => !!r);
       const rest = this.regions.filter((r) => !pref.includes(r.name));
       return [...listed, ...rest];
     }
     const others = this.regions
       .filter((r) => r.name !== home)
       .sort((a, b) => (latency.get(a.name) ?? Infinity) - (latency.get(b.name) ?? Infinity));
-    const own = byName.get(home);
+    const own = this.byName.get(home);
     return own ? [own, ...others] : others;
   }
 }

@@ -1,4 +1,4 @@
-import { Layout, isNotFound, listAllKeys, type ObjectStore } from '@meridian/storage';
+import { Layout, listAllKeys, readJson, type ObjectStore, type TagRecord } from '@meridian/storage';
 
 /** A repository's replicated state: key → content fingerprint (tag records by value). */
 export interface RepositoryInventory {
@@ -25,15 +25,8 @@ export async function repositoryInventory(
       const rest = key.slice(root.length);
       if (rest.startsWith('_manifests/tags/') && rest.endsWith('/current')) {
         const tag = rest.slice('_manifests/tags/'.length, -'/current'.length);
-        try {
-          const rec = JSON.parse((await store.getBytes(key)).toString('utf8')) as {
-            digest: string;
-            seq: number;
-          };
-          inv.tags.set(tag, `${rec.digest}@${rec.seq}`);
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
+        const rec = await readJson<TagRecord>(store, key);
+        if (rec) inv.tags.set(tag, `${rec.digest}@${rec.seq}`);
       } else if (rest.startsWith('_manifests/revisions/')) {
         const [alg, hex] = rest.slice('_manifests/revisions/'.length).split('/');
         inv.revisions.add(`${alg}:${hex}`);

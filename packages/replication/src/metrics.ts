@@ -1,11 +1,12 @@
 import { Counter, Gauge, Histogram, register } from 'prom-client';
+import { ACTIVITY_LAG_BOUNDS } from './activity';
 
 /** Replication metrics (workers and nodes). Labels: region, kind, result — all bounded. */
 export const lagSeconds = new Histogram({
   name: 'meridian_replication_lag_seconds',
   help: 'Time from commit on the primary to visibility in the region, per applied change',
   labelNames: ['region', 'kind'] as const,
-  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+  buckets: ACTIVITY_LAG_BOUNDS,
   registers: [register],
 });
 
@@ -63,12 +64,5 @@ export const fallbacks = new Counter({
   name: 'meridian_replication_fallbacks_total',
   help: 'Replica reads served from the primary because the object was not in the region yet',
   labelNames: ['region', 'kind'] as const,
-  registers: [register],
-});
-
-export const staleServed = new Counter({
-  name: 'meridian_replication_stale_tag_reads_total',
-  help: 'Tag reads a replica answered locally although the primary was unreachable and the tag was behind',
-  labelNames: ['region'] as const,
   registers: [register],
 });

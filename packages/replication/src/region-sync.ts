@@ -89,8 +89,7 @@ export class RegionSync {
     );
     for (const child of parsed.children)
       await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
-    const blobKey = Layout.blobData(d);
-    if (!(await exists(this.target, blobKey))) await this.copy(d);
+    await this.copy(d);
     if (!(await exists(this.target, revKey))) {
       await copySmall(this.primary, this.target, revKey);
       objectsCopied.inc({ region: this.region, kind: 'manifest' });
@@ -128,8 +127,10 @@ export class RegionSync {
   /** A tag: never moved backwards (by `seq`), and only once its manifest is complete here. */
   async syncTag(repository: string, tag: string): Promise<void> {
     const key = Layout.tagCurrent(repository, tag);
-    const primary = await readJson<TagRecord>(this.primary, key);
-    const local = await readJson<TagRecord>(this.target, key);
+    const [primary, local] = await Promise.all([
+      readJson<TagRecord>(this.primary, key),
+      readJson<TagRecord>(this.target, key),
+    ]);
     if (!primary) {
       if (local) await this.target.delete(key);
       return;

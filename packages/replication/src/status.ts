@@ -119,12 +119,7 @@ export class ReplicationStatus {
         let lag: number | null = r.role === 'primary' ? 0 : null;
         if (r.role === 'replica' && this.queues) {
           try {
-            [queue, pending] = await Promise.all([
-              this.queues.counts(r.name),
-              this.queues.pendingCount(r.name),
-            ]);
-            const oldest = await this.queues.oldestPending(r.name);
-            lag = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+            ({ counts: queue, pending, age: lag } = await this.backlog(r.name));
           } catch {
             queue = null;
           }
@@ -144,18 +139,30 @@ export class ReplicationStatus {
     );
   }
 
+  /** A replica region's queue counts, unapplied changes and age of the oldest one (seconds). */
+  private async backlog(
+    region: string,
+  ): Promise<{ counts: QueueCounts; pending: number; age: number }> {
+    const queues = this.queues!;
+    const [counts, pending, oldest] = await Promise.all([
+      queues.counts(region),
+      queues.pendingCount(region),
+      queues.oldestPending(region),
+    ]);
+    const age = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+    return { counts, pending, age };
+  }
+
   /** Refreshes the queue-depth and oldest-pending gauges (call on a timer). */
   async updateGauges(): Promise<void> {
     if (!this.queues) return;
     for (const r of this.regions) {
       if (r.role !== 'replica') continue;
-      const counts = await this.queues.counts(r.name);
+      const { counts, pending, age } = await this.backlog(r.name);
       for (const [state, n] of Object.entries(counts) as [string, number][])
         queueJobs.set({ region: r.name, state }, n);
-      const oldest = await this.queues.oldestPending(r.name);
-      const age = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
       oldestPendingSeconds.set({ region: r.name }, age);
-      await this.queues.activity.recordBacklog(r.name, await this.queues.pendingCount(r.name), age);
+      await this.queues.activity.recordBacklog(r.name, pending, age);
     }
   }
 

@@ -12,9 +12,3 @@ export function targetId(t: SyncTarget): string {
   // BullMQ reserves ':' in job ids; digests and names never contain '|' or '@'.
   return `${t.kind}|${t.repository}|${ref.replace(':', '@')}`;
 }
-
-export function parseTargetId(id: string): SyncTarget {
-  const [kind, repository, ref] = id.split('|') as [SyncKind, string, string];
-  if (kind === 'tag') return { kind, repository, tag: ref };
-  return { kind, repository, digest: ref.replace('@', ':') };
-}
