@@ -7,7 +7,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { parseDigest } from '@meridian/oci';
-import { Layout, isNotFound, type ObjectStore } from '@meridian/storage';
+import { Layout, exists, listAllKeys } from '@meridian/storage';
 import { startTestNode, type StorageKind, type TestNode } from './helpers/node';
 import { RegistryClient, expectOciError, location, ociErrors } from './helpers/http';
 import {
@@ -24,27 +24,6 @@ import {
 
 const OCTET = { 'Content-Type': 'application/octet-stream' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function exists(store: ObjectStore, key: string): Promise<boolean> {
-  try {
-    await store.head(key);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
-
-async function keysUnder(store: ObjectStore, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.list(prefix, { cursor });
-    keys.push(...page.objects.map((o) => o.key));
-    cursor = page.cursor;
-  } while (cursor);
-  return keys;
-}
 
 /**
  * Sends `sent` bytes of a body announced as `declared` bytes, then destroys the socket; resolves
@@ -382,7 +361,7 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
       const status = await c.get(loc);
       expect(status.status).toBe(204);
       expect(status.header('range')).toBe('0-0');
-      expect(await keysUnder(node.store, `${Layout.upload(id)}chunks/`)).toEqual([]);
+      expect(await listAllKeys(node.store, `${Layout.upload(id)}chunks/`)).toEqual([]);
       expectOciError(await c.head(`/v2/${repo}/blobs/${b.digest}`), 404, 'BLOB_UNKNOWN');
       expect(await exists(node.store, Layout.blobData(parseDigest(b.digest)))).toBe(false);
       // The node keeps serving, and the same session takes the whole blob.
@@ -531,7 +510,7 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
         // The purge removes the idle session's state and chunks.
         expect(await short.registry.uploads.purgeExpired()).toBeGreaterThanOrEqual(1);
         const staleId = stale.split('/').pop()!;
-        expect(await keysUnder(short.store, Layout.upload(staleId))).toEqual([]);
+        expect(await listAllKeys(short.store, Layout.upload(staleId))).toEqual([]);
       } finally {
         await short.close();
       }

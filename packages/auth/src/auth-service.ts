@@ -200,7 +200,12 @@ export class AuthService {
     let matched = slots.find((s) => s.hash === cachedHash);
     const fromCache = matched !== undefined;
     if (!matched) {
-      for (const s of slots) if (await verifyPassword(password, s.hash)) matched = s;
+      for (const s of slots) {
+        if (await verifyPassword(password, s.hash)) {
+          matched = s; // one scrypt per slot tried, not one per slot held
+          break;
+        }
+      }
       if (slots.length === 0) await verifyDummy(password);
     }
     const reason = !found

@@ -33,17 +33,9 @@ export class TagStore {
     return rec;
   }
 
-  /** Points `tag` at `digest`. The new record's `seq` is greater than any this node issued. */
-  async set(repository: string, tag: string, digest: string): Promise<TagRecord> {
-    const { rec, entry } = this.prepare(repository, tag, digest);
-    await this.store.put(entry.key, entry.body);
-    await this.stored(repository, tag, rec);
-    return rec;
-  }
-
   /**
-   * The record that points `tag` at `digest` and the write that stores it, for a caller that
-   * writes it together with other objects; call `stored` once it is written.
+   * The record that points `tag` at `digest` (its `seq` greater than any this node issued) and
+   * the write that stores it, for the caller to write with the manifest; then call `stored`.
    */
   prepare(
     repository: string,
