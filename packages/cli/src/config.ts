@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -173,8 +174,13 @@ export const NodeConfigSchema = z
         protectMetrics: z.boolean().default(false),
         /** Require a login for `/healthz` and `/readyz`. Default false. */
         protectHealth: z.boolean().default(false),
-        /** Peers whose X-Forwarded-For is believed (the gateway). Default loopback. */
-        trustedProxies: z.array(z.string()).default([...LOOPBACK]),
+        /**
+         * Peers whose X-Forwarded-For/-Proto are believed (the gateway, a load balancer):
+         * addresses, CIDR ranges, or `loopback`/`linklocal`/`uniquelocal`. Default loopback.
+         */
+        trustedProxies: z
+          .array(z.string().refine(isProxySpec, 'an IP address, a CIDR range or loopback'))
+          .default([...LOOPBACK]),
         throttle: z
           .object({
             /** Failed logins per identity within the window before 429. Default 10. */
@@ -382,4 +388,15 @@ export function resolveNode(c: NodeConfig): ResolvedNode {
 export function latencyBetween(c: NodeConfig, a: string, b: string): number {
   if (a === b) return 0;
   return c.simulatedLatencyMs[`${a}-${b}`] ?? c.simulatedLatencyMs[`${b}-${a}`] ?? 0;
+}
+
+/** An address, a CIDR range (`10.0.0.0/8`, `fd00::/8`) or one of proxy-addr's range names. */
+function isProxySpec(v: string): boolean {
+  if (v === 'loopback' || v === 'linklocal' || v === 'uniquelocal') return true;
+  const [addr, bits, extra] = v.split('/');
+  const family = isIP(addr ?? '');
+  if (family === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n >= 0 && n <= (family === 4 ? 32 : 128);
 }

@@ -4,3 +4,4 @@ export * from './names';
 export * from './media-types';
 export * from './manifest';
 export * from './accept';
+export * from './request-target';

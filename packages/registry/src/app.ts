@@ -3,17 +3,19 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express from 'express';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
-import { dashboardMiddleware } from '@meridian/dashboard';
-import { OciError } from '@meridian/oci';
+import { dashboardHandler } from '@meridian/dashboard';
+import { OciError, parseRequestTarget } from '@meridian/oci';
 import type { Registry } from './domain/registry';
 import { toOciError } from './domain/storage-errors';
 import { AuthGate, type AuthOptions } from './http/auth-gate';
 import type { V2Context } from './http/context';
+import { clientError } from './http/client-errors';
+import { RouteTable, type AppRoute, type MatchedAppRoute } from './http/route-table';
 import { sendError } from './http/send';
 import { matchV2 } from './http/v2-router';
-import { adminRouter } from './routes/admin';
-import { replicationRouter, type ReplicationStatusProvider } from './routes/replication';
-import { tokenRouter } from './routes/token';
+import { adminRoutes } from './routes/admin';
+import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
+import { tokenRoutes } from './routes/token';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 
 export interface AppDeps {
@@ -35,45 +37,63 @@ export interface AppDeps {
 export interface App {
   /** The node's request listener: `/v2` through the lean dispatcher, the rest through express. */
   listener: RequestListener;
-  express: express.Express;
+  /** Every non-`/v2` route of the node: the table that authorizes and dispatches them. */
+  routes: RouteTable;
 }
 
+/** Bodies the admin API and the token endpoint accept (JSON and forms), at most. */
+const JSON_LIMIT = '64kb';
+const FORM_LIMIT = '16kb';
+
+const MATCHED = Symbol('meridian.route');
+type RoutedRequest = IncomingMessage & { [MATCHED]?: MatchedAppRoute };
+
 /**
- * Builds a node from its dependencies; no I/O happens here. The distribution API is served by a
- * fixed route table without express (the hot read paths cannot afford a framework's per-request
- * cost — see docs/adr/0001); health, metrics and admin APIs use express.
+ * Builds a node from its dependencies; no I/O happens here. Every request target is parsed
+ * once (origin- or absolute-form); the path as sent picks one entry of one route table, and that
+ * entry both says what the request needs and handles it — so authorization can never be decided
+ * on a different path than the one dispatched. The distribution API is served by its own fixed
+ * table without express (the hot read paths cannot afford a framework's per-request cost — see
+ * docs/adr/0001); the other routes run their handler inside express for its request/response
+ * helpers and body parsers, but express does no routing. One error writer answers for both.
  */
 export function createApp(deps: AppDeps): App {
   const { registry, log } = deps;
   const region = deps.region ?? 'local';
+  const gate = deps.auth ? new AuthGate(deps.auth) : undefined;
+  const routes = new RouteTable([
+    ...(gate ? [...tokenRoutes(gate), ...adminRoutes(gate)] : []),
+    ...healthRoutes(deps, gate),
+    ...replicationRoutes(deps.replicationStatus),
+    ...dashboardRoutes(),
+  ]);
+
   const app = express();
   app.disable('x-powered-by');
-  const gate = deps.auth ? new AuthGate(deps.auth) : undefined;
-  if (gate) app.use(tokenRouter(gate), adminRouter(gate));
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    try {
-      await registry.store.ping();
-      for (const check of deps.readinessChecks ?? []) await check();
-      res.json({ status: 'ready' });
-    } catch (err) {
-      res
-        .status(503)
-        .json({ status: 'unavailable', error: err instanceof Error ? err.message : String(err) });
+  const parsers = {
+    json: express.json({ limit: JSON_LIMIT }),
+    form: express.urlencoded({ extended: false, limit: FORM_LIMIT, parameterLimit: 100 }),
+  };
+  app.use((req, res, next) => {
+    const matched = (req as RoutedRequest)[MATCHED];
+    if (!matched) {
+      next(new OciError('NAME_UNKNOWN', 'unknown API endpoint', undefined, 404));
+      return;
     }
+    const run = (err?: unknown): void => {
+      if (err) {
+        next(err);
+        return;
+      }
+      Promise.resolve(matched.route.handle(req, res, matched.params)).catch(next);
+    };
+    const body = matched.route.body;
+    if (body) parsers[body](req, res, run);
+    else run();
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(register.contentType).send(await register.metrics());
-  });
-  app.use(dashboardMiddleware());
-  app.use(replicationRouter(deps.replicationStatus));
   app.use(
     (err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-      log.error({ err }, 'admin request failed');
-      if (!res.headersSent)
-        res.status(err instanceof OciError ? err.status : 500).json({ error: 'internal error' });
+      sendError(res, clientError(err), log, String(res.getHeader('X-Request-Id') ?? ''));
     },
   );
 
@@ -98,7 +118,7 @@ export function createApp(deps: AppDeps): App {
           reqId: requestId,
           region,
           method: req.method,
-          path: req.url,
+          path: logPath(req.url),
           route: meta.route,
           repository: meta.repository,
           status: res.writableFinished ? status : 'aborted',
@@ -108,39 +128,52 @@ export function createApp(deps: AppDeps): App {
         'request',
       );
     });
-    const url = req.url ?? '/';
-    if (url === '/v2' || url.startsWith('/v2/')) {
-      handleV2(req, res, meta).catch((err: unknown) =>
-        sendError(res, toOciError(err), log, requestId),
-      );
+    const fail = (err: unknown): void => {
+      req.resume();
+      sendError(res, toOciError(err), log, requestId);
+    };
+    const target = parseRequestTarget(req.url);
+    if (!target) {
+      fail(new OciError('UNSUPPORTED', 'malformed request target', undefined, 400));
       return;
     }
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host header. From here
+    // on every layer sees the same origin-form target.
+    if (target.authority !== undefined) req.headers.host = target.authority;
+    req.url = target.path + target.query;
+    if (target.path === '/v2' || target.path.startsWith('/v2/')) {
+      handleV2(req, res, meta, target.path).catch(fail);
+      return;
+    }
+    let matched: MatchedAppRoute;
+    try {
+      matched = routes.match(req.method ?? 'GET', target.path);
+    } catch (err) {
+      if (err instanceof OciError && err.status === 405)
+        res.setHeader('Allow', (err.detail as { allow: string[] }).allow.join(', '));
+      fail(err);
+      return;
+    }
+    meta.route = routeLabel(matched.route.path);
+    (req as RoutedRequest)[MATCHED] = matched;
     if (!gate) {
       app(req, res);
       return;
     }
-    gate.check(req, res, gate.needForPath(url), false).then(
-      () => {
-        app(req, res);
-      },
-      (err: unknown) => {
-        req.resume();
-        sendError(res, toOciError(err), log, requestId);
-      },
-    );
+    gate.check(req, res, matched.route.need, false).then(() => {
+      app(req, res);
+    }, fail);
   };
 
   async function handleV2(
     req: IncomingMessage,
     res: ServerResponse,
     meta: V2Context['meta'],
+    pathname: string,
   ): Promise<void> {
-    const raw = req.url ?? '/';
-    const url = new URL(raw, 'http://registry');
+    const url = new URL(req.url ?? '/', 'http://registry');
     // Route on the path as sent: URL parsing would resolve `..` and `%2e%2e`, serving
     // `/v2/a/../b/...` as repository `b` instead of refusing the name.
-    const q = raw.indexOf('?');
-    const pathname = q >= 0 ? raw.slice(0, q) : raw;
     let matched;
     try {
       matched = matchV2(req.method ?? 'GET', pathname);
@@ -173,7 +206,83 @@ export function createApp(deps: AppDeps): App {
     await matched.handler(ctx);
   }
 
-  return { listener, express: app };
+  return { listener, routes };
+}
+
+/** `/healthz`, `/readyz` and `/metrics`: public unless the auth options protect them. */
+function healthRoutes(deps: AppDeps, gate: AuthGate | undefined): AppRoute[] {
+  const health = gate?.opts.protectHealth
+    ? { kind: 'identity' as const }
+    : { kind: 'public' as const };
+  const metrics = gate?.opts.protectMetrics
+    ? { kind: 'identity' as const }
+    : { kind: 'public' as const };
+  return [
+    {
+      method: 'GET',
+      path: '/healthz',
+      need: health,
+      handle: (_req, res) => {
+        res.json({ status: 'ok' });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/readyz',
+      need: health,
+      handle: async (_req, res) => {
+        try {
+          await deps.registry.store.ping();
+          for (const check of deps.readinessChecks ?? []) await check();
+          res.json({ status: 'ready' });
+        } catch (err) {
+          res.status(503).json({
+            status: 'unavailable',
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      need: metrics,
+      handle: async (_req, res) => {
+        res.type(register.contentType).send(await register.metrics());
+      },
+    },
+  ];
+}
+
+/** The dashboard's page and assets, for any signed-in identity. */
+function dashboardRoutes(): AppRoute[] {
+  const serve = dashboardHandler();
+  const handle: AppRoute['handle'] = (req, res) => {
+    serve(req, res);
+  };
+  return [
+    { method: 'GET', path: '/dashboard', need: { kind: 'identity' }, handle },
+    { method: 'GET', path: '/dashboard/*', need: { kind: 'identity' }, handle },
+  ];
+}
+
+/** A route template as a bounded metrics label (`/meridian/v1/admin/identities/:name`). */
+function routeLabel(path: string): string {
+  if (path.startsWith('/meridian/v1/admin')) return 'admin';
+  if (path.startsWith('/meridian/v1/')) return 'status';
+  if (path.startsWith('/dashboard')) return 'dashboard';
+  return path.slice(1).replace(/\W+/g, '_');
+}
+
+/**
+ * The target for the request log: `/v2` with its query (digests, pagination), anything else
+ * without (no credential sent in a query string of the token endpoint ever reaches the log).
+ */
+function logPath(url: string | undefined): string | undefined {
+  if (url === undefined || url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?'))
+    return url;
+  const q = url.indexOf('?');
+  return q >= 0 ? url.slice(0, q) : url;
 }
 
 /** The auth check for a `/v2` request; a mount from a repository the caller cannot pull is dropped. */
@@ -186,7 +295,7 @@ async function authorizeV2(
 ): Promise<void> {
   const method = req.method ?? 'GET';
   try {
-    await gate.check(req, res, gate.needForV2(matched, method), true);
+    await gate.check(req, res, matched.need, true);
   } catch (err) {
     req.resume();
     throw err;

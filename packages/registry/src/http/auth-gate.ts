@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import proxyaddr from 'proxy-addr';
 import {
   accessAllows,
   authDecisions,
@@ -12,7 +13,6 @@ import {
   type Principal,
 } from '@meridian/auth';
 import { OciError } from '@meridian/oci';
-import type { MatchedRoute } from './v2-router';
 
 export interface AuthOptions {
   service: AuthService;
@@ -22,7 +22,11 @@ export interface AuthOptions {
   protectMetrics?: boolean;
   /** Require authentication for `/healthz` and `/readyz`. Default false. */
   protectHealth?: boolean;
-  /** Peers whose `X-Forwarded-For` is believed (the gateway). Default: loopback addresses. */
+  /**
+   * Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (the gateway, a load
+   * balancer): addresses or CIDR ranges (`10.0.0.0/8`), or proxy-addr's names (`loopback`,
+   * `linklocal`, `uniquelocal`). Default: `loopback`.
+   */
   trustedProxies?: string[];
 }
 
@@ -46,8 +50,6 @@ interface Authenticated {
   access?: AccessEntry[];
 }
 
-const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
-
 const ACTION_PERMISSION: Record<string, 'pull' | 'push' | 'delete' | 'metadata_read'> = {
   pull: 'pull',
   push: 'push',
@@ -63,10 +65,10 @@ const ACTION_PERMISSION: Record<string, 'pull' | 'push' | 'delete' | 'metadata_r
  */
 export class AuthGate {
   private readonly results = new WeakMap<IncomingMessage, Authenticated>();
-  private readonly trusted: Set<string>;
+  private readonly trust: (addr: string, i: number) => boolean;
 
   constructor(readonly opts: AuthOptions) {
-    this.trusted = new Set(opts.trustedProxies ?? LOOPBACK);
+    this.trust = proxyaddr.compile(opts.trustedProxies ?? ['loopback']);
   }
 
   get auth(): AuthService {
@@ -78,72 +80,26 @@ export class AuthGate {
     return this.results.get(req)?.principal;
   }
 
-  /** The client's address: the peer, or what a trusted proxy says it saw. */
+  /** The client's address: the peer, or what a chain of trusted proxies says it saw. */
   clientAddress(req: IncomingMessage): string {
-    let addr = req.socket.remoteAddress ?? '-';
-    const xff = req.headers['x-forwarded-for'];
-    if (!this.trusted.has(addr) || typeof xff !== 'string') return addr;
-    const hops = xff
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    while (hops.length > 0 && this.trusted.has(addr)) addr = hops.pop()!;
-    return addr;
+    if (!req.socket.remoteAddress) return '-';
+    return proxyaddr(req, this.trust);
   }
 
   /** The token endpoint URL for challenges. */
   realm(req: IncomingMessage): string {
     if (this.opts.realm) return this.opts.realm;
     const tls = (req.socket as TLSSocket).encrypted === true;
+    let proto = tls ? 'https' : 'http';
     const fwdProto = req.headers['x-forwarded-proto'];
-    const proto =
-      typeof fwdProto === 'string' && this.trusted.has(req.socket.remoteAddress ?? '')
-        ? fwdProto.split(',')[0]!.trim()
-        : tls
-          ? 'https'
-          : 'http';
+    const peer = req.socket.remoteAddress;
+    if (typeof fwdProto === 'string' && peer && this.trust(peer, 0)) {
+      // Only the two schemes a registry is reached by; anything else is ignored, never echoed.
+      const first = fwdProto.split(',')[0]!.trim().toLowerCase();
+      if (first === 'http' || first === 'https') proto = first;
+    }
     const host = (req.headers.host ?? 'localhost').replace(/[^\w.:[\]-]/g, '');
     return `${proto}://${host}/oauth2/token`;
-  }
-
-  /** What a `/v2` route needs. */
-  needForV2(m: MatchedRoute, method: string): Need {
-    const repo = (actions: string[], challenge: string): Need => ({
-      kind: 'repository',
-      name: m.name,
-      actions,
-      challenge,
-    });
-    switch (m.route) {
-      case 'base':
-        return { kind: 'token' };
-      case 'catalog':
-        return { kind: 'catalog' };
-      case 'tags':
-        return repo(['pull', 'metadata_read'], 'pull');
-      case 'upload':
-        return repo(['push'], 'pull,push');
-      case 'manifest':
-        if (method === 'PUT') return repo(['push'], 'pull,push');
-        if (method === 'DELETE') return repo(['delete'], 'delete');
-        return repo(['pull'], 'pull');
-      case 'blob':
-        return method === 'DELETE' ? repo(['delete'], 'delete') : repo(['pull'], 'pull');
-      default:
-        return repo(['pull'], 'pull');
-    }
-  }
-
-  /** What a non-`/v2` path needs. */
-  needForPath(path: string): Need {
-    const p = path.split('?')[0]!;
-    if (p === '/oauth2/token') return { kind: 'public' };
-    if (p === '/healthz' || p === '/readyz')
-      return this.opts.protectHealth ? { kind: 'identity' } : { kind: 'public' };
-    if (p === '/metrics')
-      return this.opts.protectMetrics ? { kind: 'identity' } : { kind: 'public' };
-    if (p === '/meridian/v1/admin' || p.startsWith('/meridian/v1/admin/')) return { kind: 'admin' };
-    return { kind: 'identity' };
   }
 
   /**

@@ -45,6 +45,9 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger, reques
   if (oci.status === 416 && isSized(oci.detail))
     headers['Content-Range'] = `bytes */${oci.detail.size}`;
   if (oci.status === 413) headers.Connection = 'close';
+  const retryAfter = (oci.detail as { retryAfter?: unknown } | undefined)?.retryAfter;
+  if (oci.status === 429 && typeof retryAfter === 'number')
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfter)));
   sendJson(res, oci.status, oci.toBody(), headers);
 }
 

@@ -1,5 +1,6 @@
-import { Router } from 'express';
-import { isValidName } from '@meridian/oci';
+import type { Request } from 'express';
+import { isValidName, OciError } from '@meridian/oci';
+import type { AppRoute } from '../http/route-table';
 
 /** What the replication status API needs (implemented by @meridian/replication's ReplicationStatus). */
 export interface ReplicationStatusProvider {
@@ -11,53 +12,58 @@ export interface ReplicationStatusProvider {
   recent?(limit?: number): Promise<unknown[]>;
 }
 
+const NOT_CONFIGURED = (): OciError =>
+  new OciError('NAME_UNKNOWN', 'replication is not configured on this node', undefined, 404);
+
+const query = (req: Request, k: string): string | undefined => {
+  const v = req.query[k];
+  return typeof v === 'string' ? v : undefined;
+};
+
 /**
  * `GET /meridian/v1/replication/status`, `/regions`, `/history` and `/recent` — JSON, on every
- * node (the dashboard reads them).
+ * node (the dashboard reads them), for any signed-in identity.
  */
-export function replicationRouter(status: ReplicationStatusProvider | undefined): Router {
-  const r = Router();
-  r.get('/meridian/v1/replication/status', async (req, res) => {
-    const repository = typeof req.query.repository === 'string' ? req.query.repository : '';
-    const reference = typeof req.query.reference === 'string' ? req.query.reference : '';
-    if (!isValidName(repository) || reference.length === 0 || reference.length > 200) {
-      res
-        .status(400)
-        .json({ error: 'repository (a valid name) and reference (a tag or digest) are required' });
-      return;
-    }
-    if (!status) {
-      res.status(404).json({ error: 'replication is not configured on this node' });
-      return;
-    }
-    res.json({ repository, reference, regions: await status.objectStatus(repository, reference) });
+export function replicationRoutes(status: ReplicationStatusProvider | undefined): AppRoute[] {
+  const get = (path: string, handle: AppRoute['handle']): AppRoute => ({
+    method: 'GET',
+    path: `/meridian/v1/replication/${path}`,
+    need: { kind: 'identity' },
+    handle,
   });
-  r.get('/meridian/v1/replication/regions', async (_req, res) => {
-    if (!status) {
-      res.status(404).json({ error: 'replication is not configured on this node' });
-      return;
-    }
-    res.json({ regions: await status.regionHealth() });
-  });
-  r.get('/meridian/v1/replication/history', async (req, res) => {
-    const since = Number(req.query.since ?? 0);
-    if (!status?.history) {
-      res.status(404).json({ error: 'replication is not configured on this node' });
-      return;
-    }
-    res.json({
-      bucketSeconds: 10,
-      quantileWindowSeconds: 60,
-      regions: await status.history(Number.isFinite(since) && since > 0 ? since : undefined),
-    });
-  });
-  r.get('/meridian/v1/replication/recent', async (req, res) => {
-    const limit = Math.min(200, Math.max(1, Number(req.query.limit ?? 50) || 50));
-    if (!status?.recent) {
-      res.status(404).json({ error: 'replication is not configured on this node' });
-      return;
-    }
-    res.json({ events: await status.recent(limit) });
-  });
-  return r;
+  return [
+    get('status', async (req, res) => {
+      const repository = query(req, 'repository') ?? '';
+      const reference = query(req, 'reference') ?? '';
+      if (!isValidName(repository) || reference.length === 0 || reference.length > 200)
+        throw new OciError(
+          'NAME_INVALID',
+          'repository (a valid name) and reference (a tag or digest) are required',
+        );
+      if (!status) throw NOT_CONFIGURED();
+      res.json({
+        repository,
+        reference,
+        regions: await status.objectStatus(repository, reference),
+      });
+    }),
+    get('regions', async (_req, res) => {
+      if (!status) throw NOT_CONFIGURED();
+      res.json({ regions: await status.regionHealth() });
+    }),
+    get('history', async (req, res) => {
+      const since = Number(query(req, 'since') ?? 0);
+      if (!status?.history) throw NOT_CONFIGURED();
+      res.json({
+        bucketSeconds: 10,
+        quantileWindowSeconds: 60,
+        regions: await status.history(Number.isFinite(since) && since > 0 ? since : undefined),
+      });
+    }),
+    get('recent', async (req, res) => {
+      const limit = Math.min(200, Math.max(1, Number(query(req, 'limit') ?? 50) || 50));
+      if (!status?.recent) throw NOT_CONFIGURED();
+      res.json({ events: await status.recent(limit) });
+    }),
+  ];
 }

@@ -1,7 +1,8 @@
-import express, { Router, type Request, type Response } from 'express';
+import type { Response } from 'express';
 import type { Principal } from '@meridian/auth';
 import { OciError } from '@meridian/oci';
 import { parseBasic, type AuthGate } from '../http/auth-gate';
+import type { AppRoute } from '../http/route-table';
 
 /**
  * The token endpoint of the Docker/OCI token flow, `/oauth2/token`:
@@ -11,8 +12,7 @@ import { parseBasic, type AuthGate } from '../http/auth-gate';
  *   `docker login` does; it returns a `refresh_token` (the identity token docker keeps).
  * The JWT carries exactly the granted part of the requested scopes.
  */
-export function tokenRouter(gate: AuthGate): Router {
-  const r = Router();
+export function tokenRoutes(gate: AuthGate): AppRoute[] {
   const { auth } = gate;
 
   const reply = async (
@@ -36,13 +36,11 @@ export function tokenRouter(gate: AuthGate): Router {
     res.set('Cache-Control', 'no-store').json(body);
   };
 
-  const fail = (req: Request, res: Response, err: unknown) => {
-    if (!(err instanceof OciError)) throw err;
-    if (err.code === 'UNAUTHORIZED')
+  /** The challenge a failed login gets; the error itself goes to the one error writer. */
+  const fail = (res: Response, err: unknown): never => {
+    if (err instanceof OciError && err.code === 'UNAUTHORIZED')
       res.set('WWW-Authenticate', `Basic realm="${auth.service}", charset="UTF-8"`);
-    if (err.code === 'TOOMANYREQUESTS')
-      res.set('Retry-After', String((err.detail as { retryAfter: number }).retryAfter));
-    res.status(err.status).json(err.toBody());
+    throw err;
   };
 
   const checkService = (service: unknown) => {
@@ -52,32 +50,39 @@ export function tokenRouter(gate: AuthGate): Router {
       });
   };
 
-  r.get('/oauth2/token', async (req, res) => {
-    try {
-      checkService(req.query.service);
-      const scopes = list(req.query.scope);
-      let principal: Principal = { kind: 'anonymous', name: 'anonymous' };
-      const header = req.headers.authorization;
-      if (header) {
-        const creds = header.toLowerCase().startsWith('basic ')
-          ? parseBasic(header.slice(6).trim())
-          : undefined;
-        if (!creds) throw new OciError('UNAUTHORIZED', 'Basic credentials expected');
-        principal = await auth.login(creds.user, creds.password, {
-          address: gate.clientAddress(req),
-          method: 'token-get',
-        });
+  const get: AppRoute = {
+    method: 'GET',
+    path: '/oauth2/token',
+    need: { kind: 'public' },
+    handle: async (req, res) => {
+      try {
+        checkService(req.query.service);
+        const scopes = list(req.query.scope);
+        let principal: Principal = { kind: 'anonymous', name: 'anonymous' };
+        const header = req.headers.authorization;
+        if (header) {
+          const creds = header.toLowerCase().startsWith('basic ')
+            ? parseBasic(header.slice(6).trim())
+            : undefined;
+          if (!creds) throw new OciError('UNAUTHORIZED', 'Basic credentials expected');
+          principal = await auth.login(creds.user, creds.password, {
+            address: gate.clientAddress(req),
+            method: 'token-get',
+          });
+        }
+        await reply(res, principal, scopes, req.query.offline_token === 'true');
+      } catch (err) {
+        fail(res, err);
       }
-      await reply(res, principal, scopes, req.query.offline_token === 'true');
-    } catch (err) {
-      fail(req, res, err);
-    }
-  });
+    },
+  };
 
-  r.post(
-    '/oauth2/token',
-    express.urlencoded({ extended: false, limit: '16kb' }),
-    async (req, res) => {
+  const post: AppRoute = {
+    method: 'POST',
+    path: '/oauth2/token',
+    need: { kind: 'public' },
+    body: 'form',
+    handle: async (req, res) => {
       try {
         const form = (req.body ?? {}) as Record<string, unknown>;
         checkService(form.service);
@@ -94,17 +99,25 @@ export function tokenRouter(gate: AuthGate): Router {
           const principal = await auth.refresh(form.refresh_token, ctx);
           await reply(res, principal, scopes, true, form.refresh_token);
         } else {
+          // RFC 6749 §5.2's fields beside the OCI error shape every endpoint answers with.
+          const err = new OciError(
+            'UNSUPPORTED',
+            'grant_type must be password or refresh_token',
+            undefined,
+            400,
+          );
           res.status(400).json({
+            ...err.toBody(),
             error: 'unsupported_grant_type',
-            error_description: 'grant_type must be password or refresh_token',
+            error_description: err.message,
           });
         }
       } catch (err) {
-        fail(req, res, err);
+        fail(res, err);
       }
     },
-  );
-  return r;
+  };
+  return [get, post];
 }
 
 /** Query/form values as a list (`scope` may repeat). */
