@@ -202,6 +202,36 @@ export class AdminService extends TokenAdmin {
     });
   }
 
+  /**
+   * Recovery of the registry (`meridian admin reset-owner`, run with access to the primary
+   * region's store, no login): the `owner` user gets one new password (given, or generated and
+   * returned) in place of both, is enabled, and holds Owner on the registry — created if it was
+   * deleted. Audited like any change.
+   */
+  async resetOwner(actor: Actor, password?: string): Promise<{ name: string; password?: string }> {
+    const name = 'owner';
+    if (password !== undefined) checkPassword(password);
+    if (this.snap.tokens.has(name) || name === this.registryName)
+      throw new AdminError(409, `"${name}" is a token or the admin user's name`);
+    return this.audited(actor, 'identity.owner-reset', name, async () => {
+      const generated = password === undefined ? generatePassword() : undefined;
+      const s = await slot('password1', password ?? generated!);
+      const owner: RoleAssignment = { role: 'Owner', scope: REGISTRY_SCOPE };
+      await this.store.mutate<IdentityRecord>(AuthLayout.identity(name), (cur) => ({
+        kind: 'user',
+        name,
+        createdAt: now(),
+        ...cur,
+        enabled: true,
+        passwords: [s],
+        roles: dedupeRoles([...(cur?.roles ?? []), owner]),
+        updatedAt: now(),
+      }));
+      await this.store.mutate(AuthLayout.initialized, (cur) => cur ?? { at: now() });
+      return { name, ...(generated ? { password: generated } : {}) };
+    });
+  }
+
   async assignRole(actor: Actor, name: string, assignment: RoleAssignment): Promise<IdentityView> {
     checkRole(assignment);
     return this.audited(

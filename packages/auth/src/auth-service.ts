@@ -18,7 +18,14 @@ import {
   type Principal,
   type PrincipalKind,
 } from './model';
-import { credentialFingerprint, generatePassword, verifyDummy, verifyPassword } from './passwords';
+import type { KdfPoolOptions } from './kdf-pool';
+import {
+  credentialFingerprint,
+  generatePassword,
+  kdfPool,
+  verifyDummy,
+  verifyPassword,
+} from './passwords';
 import { loadSigningKey, TokenError, TokenService, type VerifiedToken } from './token-service';
 
 export interface AuthServiceOptions {
@@ -41,10 +48,14 @@ export interface AuthServiceOptions {
   refreshTokenTtlSeconds?: number;
   /** How often credential changes are picked up, ms. Default 2000. */
   pollIntervalMs?: number;
+  /** Failed-login limits, per (identity, address) and per address; optionally in Redis. */
   throttle?: LoginThrottleOptions;
+  /** The password KDF's pool (process-wide: applied to `kdfPool`). Default 1 at once, 16 queued. */
+  kdf?: KdfPoolOptions;
   /**
-   * Create the `owner` identity on first start (only one node should: the primary). Its password
-   * is `ownerPassword`, or a generated one returned by `start()`.
+   * Create the `owner` identity in `start()` on a fresh store (only one node should: the
+   * primary). Its password is `ownerPassword`, or a generated one returned by `start()`.
+   * `meridian serve` leaves this off and calls `bootstrapOwner()` once the node listens.
    */
   bootstrapOwner?: boolean;
   ownerPassword?: string;
@@ -82,6 +93,8 @@ export class AuthService {
   /** Recently verified passwords (an HMAC under a per-process key, never the password). */
   private readonly verified = new LRUCache<string, string>({ max: 10_000, ttl: 5 * 60_000 });
   private readonly hmacKey = randomBytes(32);
+  /** Checks in flight, by the same HMAC: identical concurrent attempts share one hash. */
+  private readonly inflight = new Map<string, Promise<PasswordSlot | undefined>>();
   private readonly nodeTokens = new LRUCache<string, { token: string; until: number }>({
     max: 10_000,
   });
@@ -101,6 +114,7 @@ export class AuthService {
       log: opts.log,
     });
     this.throttle = new LoginThrottle(opts.throttle);
+    if (opts.kdf) kdfPool.configure(opts.kdf);
     this.admin = new AdminService(this.credentials, this.audit, this.registryName);
   }
 
@@ -136,27 +150,38 @@ export class AuthService {
   async close(): Promise<void> {
     if (this.publishTimer) clearTimeout(this.publishTimer);
     this.credentials.close();
+    await this.throttle.close();
     await this.audit.close();
   }
 
-  /** On a store never initialised: the `owner` identity with the Owner role on the registry. */
-  private async bootstrapOwner(): Promise<OwnerCreated | undefined> {
+  /**
+   * On a store never initialised (and readable): creates the `owner` identity with the Owner
+   * role on the registry, with `password` or a generated one (returned, shown once).
+   */
+  async bootstrapOwner(password = this.opts.ownerPassword): Promise<OwnerCreated | undefined> {
     const { snapshot, sourceReachable } = this.credentials;
     if (!sourceReachable || snapshot.initialized) return undefined;
-    const generated = this.opts.ownerPassword ? undefined : generatePassword();
-    const password = this.opts.ownerPassword ?? generated!;
+    const generated = password ? undefined : generatePassword();
     const actor = { principal: { kind: 'node' as const, name: this.opts.region }, address: '-' };
     if (!snapshot.identities.has('owner'))
       await this.admin.createIdentity(actor, {
         kind: 'user',
         name: 'owner',
-        password,
+        password: password ?? generated!,
         roles: [{ role: 'Owner', scope: '*' }],
       });
     await this.credentials.mutate(AuthLayout.initialized, () => ({
       at: new Date().toISOString(),
     }));
     return { name: 'owner', generatedPassword: generated };
+  }
+
+  /** Whether the `owner` identity exists and `password` is one of its passwords (one KDF run). */
+  async ownerHasPassword(password: string): Promise<boolean> {
+    const slots = (this.credentials.snapshot.identities.get('owner')?.passwords ?? []).filter(
+      (s) => !expired(s),
+    );
+    return (await this.checkPassword(password, slots)) !== undefined;
   }
 
   /** Publishes this region's public key until it is in the replicated records. */
@@ -173,40 +198,48 @@ export class AuthService {
 
   /**
    * Checks a username and password. Throws `UNAUTHORIZED` (one message for every cause) or
-   * `TOOMANYREQUESTS`; records the attempt in the audit log.
+   * `TOOMANYREQUESTS` (this identity from this address, or this address, failed too often; or
+   * the KDF pool is full); records the attempt in the audit log.
+   *
+   * The attempt is counted before the password is hashed, and given back if it succeeds, so
+   * concurrent guesses cannot outrun the throttle. A credential verified in the last five
+   * minutes is not hashed again, and identical attempts in flight share one hash.
    */
   async login(username: string, password: string, ctx: LoginContext): Promise<Principal> {
-    const retryAfter = this.throttle.retryAfter(username, ctx.address);
-    if (retryAfter > 0) {
-      authLogins.inc({ outcome: 'throttled', method: ctx.method });
-      this.audit.record({
-        actor: username,
-        actorKind: 'unknown',
-        action: 'login',
-        outcome: 'throttled',
-        address: ctx.address,
-        method: ctx.method,
-      });
-      throw new OciError('TOOMANYREQUESTS', 'too many failed logins; try again later', {
-        retryAfter,
-      });
-    }
+    const wait = await this.throttle.retryAfter(username, ctx.address);
+    if (wait > 0) this.throttled(username, ctx, wait);
     const found = this.findLogin(username);
     const slots = (found?.slots ?? []).filter((s) => !expired(s));
     const cacheKey = createHmac('sha256', this.hmacKey)
       .update(`${username}\0${password}`)
       .digest('base64url');
     const cachedHash = this.verified.get(cacheKey);
-    let matched = slots.find((s) => s.hash === cachedHash);
-    const fromCache = matched !== undefined;
-    if (!matched) {
-      for (const s of slots) {
-        if (await verifyPassword(password, s.hash)) {
-          matched = s; // one scrypt per slot tried, not one per slot held
-          break;
+    const cached = cachedHash === undefined ? undefined : slots.find((s) => s.hash === cachedHash);
+    let matched = cached;
+    if (!cached) {
+      let shared = this.inflight.get(cacheKey);
+      if (shared) {
+        matched = await shared;
+        if (!matched) {
+          // Its own failure, counted now (the identical attempt it shared was counted before).
+          const over = await this.throttle.recordFailure(username, ctx.address);
+          if (over > 0) this.throttled(username, ctx, over);
         }
+      } else {
+        const reservation = await this.throttle.reserve(username, ctx.address);
+        if (typeof reservation === 'number') this.throttled(username, ctx, reservation);
+        shared = this.checkPassword(password, slots);
+        this.inflight.set(cacheKey, shared);
+        try {
+          matched = await shared;
+        } catch (err) {
+          await this.throttle.release(reservation); // never checked: not an attempt
+          throw err;
+        } finally {
+          this.inflight.delete(cacheKey);
+        }
+        if (matched && found?.enabled) await this.throttle.release(reservation);
       }
-      if (slots.length === 0) await verifyDummy(password);
     }
     const reason = !found
       ? 'unknown identity'
@@ -216,7 +249,6 @@ export class AuthService {
           ? 'disabled'
           : undefined;
     if (reason !== undefined || !found || !matched) {
-      this.throttle.recordFailure(username, ctx.address);
       authLogins.inc({ outcome: 'failure', method: ctx.method });
       this.audit.record({
         actor: username,
@@ -230,7 +262,7 @@ export class AuthService {
       throw new OciError('UNAUTHORIZED', INVALID);
     }
     this.verified.set(cacheKey, matched.hash);
-    if (!fromCache) {
+    if (!cached) {
       authLogins.inc({ outcome: 'success', method: ctx.method });
       this.audit.record({
         actor: username,
@@ -243,6 +275,31 @@ export class AuthService {
       });
     }
     return { kind: found.kind, name: username, credential: credentialFingerprint(matched.hash) };
+  }
+
+  /** The slot `password` matches: one KDF run per slot tried (a dummy one without slots). */
+  private async checkPassword(
+    password: string,
+    slots: PasswordSlot[],
+  ): Promise<PasswordSlot | undefined> {
+    for (const s of slots) if (await verifyPassword(password, s.hash)) return s;
+    if (slots.length === 0) await verifyDummy(password);
+    return undefined;
+  }
+
+  private throttled(username: string, ctx: LoginContext, retryAfter: number): never {
+    authLogins.inc({ outcome: 'throttled', method: ctx.method });
+    this.audit.record({
+      actor: username,
+      actorKind: 'unknown',
+      action: 'login',
+      outcome: 'throttled',
+      address: ctx.address,
+      method: ctx.method,
+    });
+    throw new OciError('TOOMANYREQUESTS', 'too many failed logins; try again later', {
+      retryAfter,
+    });
   }
 
   private findLogin(

@@ -1,6 +1,7 @@
 export * from './model';
 export * from './patterns';
 export * from './passwords';
+export * from './kdf-pool';
 export * from './access';
 export * from './auth-layout';
 export * from './credential-store';
@@ -10,3 +11,4 @@ export * from './audit-log';
 export * from './admin-service';
 export * from './auth-service';
 export * from './metrics';
+export * from './owner-recovery';

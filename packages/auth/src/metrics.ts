@@ -27,3 +27,15 @@ export const authSourceReachable = new Gauge({
   help: '1 while this node reads credentials from the primary region, 0 while it uses its own copy',
   registers: [register],
 });
+
+export const authKdfQueue = new Gauge({
+  name: 'meridian_auth_kdf_queue_length',
+  help: 'Password hashes waiting for the KDF pool',
+  registers: [register],
+});
+
+export const authKdfRejected = new Counter({
+  name: 'meridian_auth_kdf_rejected_total',
+  help: 'Logins refused with 429 because the KDF pool and its queue were full',
+  registers: [register],
+});

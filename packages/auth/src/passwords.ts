@@ -1,4 +1,5 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { KdfPool } from './kdf-pool';
 
 /**
  * Password hashing with scrypt (memory-hard). A hash is self-describing —
@@ -10,10 +11,19 @@ const R = 8;
 const P = 1;
 const KEY_LEN = 32;
 
+/**
+ * The process's one KDF pool: libuv's thread pool is per process, so its bound is too (see
+ * `KdfPool`; `kdfPool.configure` sets it). Every hash and check below goes through it.
+ */
+export const kdfPool = new KdfPool();
+
 function derive(password: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, KEY_LEN, opts, (err, key) => (err ? reject(err) : resolve(key)));
-  });
+  return kdfPool.run(
+    () =>
+      new Promise((resolve, reject) => {
+        scrypt(password, salt, KEY_LEN, opts, (err, key) => (err ? reject(err) : resolve(key)));
+      }),
+  );
 }
 
 function scryptOptions(logN: number, r: number, p: number): ScryptOptions {
@@ -27,7 +37,10 @@ export async function hashPassword(password: string, logN = DEFAULT_LOG_N): Prom
   return ['scrypt', logN, R, P, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
-/** Whether `password` matches `hash`; false (never a throw) for a malformed hash. */
+/**
+ * Whether `password` matches `hash`; false (never a throw) for a malformed hash. Throws
+ * `TOOMANYREQUESTS` when the KDF pool's queue is full.
+ */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
   const parts = hash.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
@@ -43,15 +56,20 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   return expected.length === key.length && timingSafeEqual(expected, key);
 }
 
-let dummy: Promise<string> | undefined;
+/**
+ * A hash no password matches (random salt and key) at the default cost: checking against it costs
+ * what a real check costs, without hashing anything to make it.
+ */
+const DUMMY = ['scrypt', DEFAULT_LOG_N, R, P, randomBytes(16), randomBytes(KEY_LEN)]
+  .map((x) => (Buffer.isBuffer(x) ? x.toString('base64url') : String(x)))
+  .join('$');
 
 /**
  * Spends the same time as a real check, for an unknown username, so response times do not tell
  * which usernames exist.
  */
 export async function verifyDummy(password: string): Promise<false> {
-  dummy ??= hashPassword(randomBytes(16).toString('base64url'));
-  await verifyPassword(password, await dummy);
+  await verifyPassword(password, DUMMY);
   return false;
 }
 

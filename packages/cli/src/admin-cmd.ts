@@ -1,5 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import pino from 'pino';
+import { resetOwner } from '@meridian/auth';
+import { openStore } from '@meridian/storage';
+import { storeOptions } from './cluster';
+import { loadConfig, NodeConfigSchema } from './config';
 
 /**
  * The identity and access commands — `admin-user`, `user`, `role`, `scope-map`, `token`,
@@ -124,6 +129,19 @@ function sub<O extends object>(
 const id = (c: Command) => c;
 
 export function registerAdminCommands(program: Command): void {
+  program
+    .command('admin')
+    .description('offline recovery, with access to the storage itself (no login)')
+    .command('reset-owner')
+    .description(
+      'give the owner user a new password (MERIDIAN_OWNER_PASSWORD, else generated and printed), enable it and make it an Owner again',
+    )
+    .option('--storage <dir|s3-url>', 'the primary region’s storage')
+    .option('--config <file>', 'or: the cluster configuration (its primary region’s storage)')
+    .action(async (o: { storage?: string; config?: string }) => {
+      process.stdout.write(await resetOwnerCommand(o));
+    });
+
   const admin = program
     .command('admin-user')
     .description('the admin user (username = the registry name, two passwords; off by default)');
@@ -390,6 +408,44 @@ export function registerAdminCommands(program: Command): void {
       return call(o, 'GET', `/meridian/v1/admin/audit?${q.toString()}`);
     },
   );
+}
+
+/**
+ * `meridian admin reset-owner`: recovery without a login, for whoever can reach the primary
+ * region's storage. The `owner` user gets one new password (MERIDIAN_OWNER_PASSWORD, else a
+ * generated one, printed), is enabled and is an Owner of the registry again; running nodes
+ * pick it up within their poll interval (`auth.pollIntervalMs`).
+ */
+export async function resetOwnerCommand(o: { storage?: string; config?: string }): Promise<string> {
+  const c = loadConfig(NodeConfigSchema, {
+    file: o.config,
+    checkRegion: false,
+    overrides: o.storage ? { storage: o.storage } : {},
+  });
+  const primary = c.regions.find((r) => r.role === 'primary');
+  const location = o.storage ?? primary?.storage ?? c.storage;
+  if (!location)
+    throw new AdminApiError(
+      'reset-owner needs the primary region’s storage: --storage DIR|s3-url, or --config with regions',
+    );
+  const log = pino({ level: 'warn' }, pino.destination(2));
+  const store = await openStore(location, storeOptions(c));
+  try {
+    const given = process.env.MERIDIAN_OWNER_PASSWORD || undefined;
+    const r = await resetOwner({
+      store,
+      region: o.storage ? c.region : (primary?.name ?? c.region),
+      registryName: c.auth.registryName,
+      password: given,
+      log,
+    });
+    return r.password
+      ? `owner: enabled, Owner of the registry, new password ${r.password}\n` +
+          'it is shown only this once; running nodes accept it within seconds\n'
+      : 'owner: enabled, Owner of the registry, password set from MERIDIAN_OWNER_PASSWORD\n';
+  } finally {
+    await store.close();
+  }
 }
 
 function parseAgo(v: string): string {

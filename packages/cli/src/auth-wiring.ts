@@ -14,13 +14,21 @@ export interface NodeAuth {
   app: AuthOptions;
   /** A replica's `Authorization` header for its fallback reads at the primary. */
   upstream: (repository: string) => Promise<string>;
+  /**
+   * Once the node listens: on a primary whose store was never initialised, creates the `owner`
+   * identity and prints its generated password (so a start that fails before serving, e.g. on a
+   * port in use, creates nothing and the next start prints it); warns when
+   * MERIDIAN_OWNER_PASSWORD is set but not used. Never throws (a failure is logged, and the
+   * next start tries again).
+   */
+  afterListen: () => Promise<void>;
 }
 
 /**
  * Starts identity and access for a node, unless `auth.enabled` is false. Credentials come from
  * the primary region's store (this node's own when it is the primary or alone) and are mirrored
- * into this region's store; the primary creates the `owner` identity on first start and its
- * generated password is printed once, to stderr, never logged.
+ * into this region's store. Failed logins are counted in the cluster's Redis (per region) when
+ * there is one. The owner is created by `afterListen`, never before the node serves.
  */
 export async function openAuth(
   config: NodeConfig,
@@ -54,22 +62,12 @@ export async function openAuth(
       maxFailuresPerIdentity: a.throttle.maxFailuresPerIdentity,
       maxFailuresPerAddress: a.throttle.maxFailuresPerAddress,
       windowMs: a.throttle.windowSeconds * 1000,
+      redisUrl: config.redis,
+      redisPrefix: `${config.replication.prefix}:auth:login:${config.region}`,
     },
-    bootstrapOwner: node.role === 'primary',
-    ownerPassword: ownerPassword || undefined,
     log,
   });
-  const created = await service.start();
-  if (created?.generatedPassword)
-    process.stderr.write(
-      `\nmeridian: created the Owner identity "${created.name}" with password ${created.generatedPassword}\n` +
-        `meridian: it is shown only this once; change it with: meridian user password ${created.name}\n\n`,
-    );
-  else if (created)
-    log.info(
-      { identity: created.name },
-      'auth: created the Owner identity from MERIDIAN_OWNER_PASSWORD',
-    );
+  await service.start();
   return {
     service,
     app: {
@@ -80,7 +78,52 @@ export async function openAuth(
       trustedProxies: a.trustedProxies,
     },
     upstream: async (repository) => `Bearer ${await service.nodeToken(repository)}`,
+    afterListen: () =>
+      bootstrapOwner(service, node.role === 'primary', ownerPassword || undefined, log).catch(
+        (err: unknown) =>
+          // Nothing was marked initialised: the next start tries again (and prints it).
+          log.error({ err: (err as Error).message }, 'auth: could not create the Owner identity'),
+      ),
   };
+}
+
+async function bootstrapOwner(
+  service: AuthService,
+  primary: boolean,
+  ownerPassword: string | undefined,
+  log: Logger,
+): Promise<void> {
+  const ignored = (why: string) => {
+    const msg = `MERIDIAN_OWNER_PASSWORD is set but ignored: ${why}`;
+    log.warn(msg);
+    process.stderr.write(
+      `meridian: ${msg}. To change the owner's password: meridian user password owner; ` +
+        `without a login: meridian admin reset-owner --storage <the primary region's storage>\n`,
+    );
+  };
+  const { snapshot } = service.credentials;
+  if (!primary) {
+    // A cluster's nodes often share one environment (`meridian dev` does): not worth a warning.
+    if (ownerPassword) log.info('MERIDIAN_OWNER_PASSWORD is used by the primary only');
+    return;
+  }
+  if (snapshot.initialized) {
+    if (ownerPassword && !(await service.ownerHasPassword(ownerPassword)))
+      ignored('this storage already has its owner (it is only used on the first start)');
+    return;
+  }
+  const created = await service.bootstrapOwner(ownerPassword);
+  if (created?.generatedPassword)
+    process.stderr.write(
+      `\nmeridian: created the Owner identity "${created.name}" with password ${created.generatedPassword}\n` +
+        `meridian: it is shown only this once; change it with: meridian user password ${created.name}\n` +
+        `meridian: lost it? meridian admin reset-owner --storage <this node's storage>\n\n`,
+    );
+  else if (created)
+    log.info(
+      { identity: created.name },
+      'auth: created the Owner identity from MERIDIAN_OWNER_PASSWORD',
+    );
 }
 
 /** The PEM files named in `tls`, or undefined for plain HTTP. */
