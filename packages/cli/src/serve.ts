@@ -89,9 +89,12 @@ export async function serve(
     readinessChecks: queues ? [async () => void (await queues.redis.ping())] : [],
     auth: auth?.app,
     tls,
+  }).catch(async (err: unknown) => {
+    await auth?.service.close(); // e.g. the port is taken: no owner was created
+    throw err;
   });
   log.info({ url: running.url, storage: store.name, role: node.role }, 'meridian node listening');
-  return {
+  const started: RunningNode = {
     ...running,
     close: async () => {
       if (gauges) clearInterval(gauges);
@@ -104,4 +107,11 @@ export async function serve(
       logDestination.flushSync();
     },
   };
+  try {
+    await auth?.afterListen(); // the owner is created only once the node serves
+  } catch (err) {
+    await started.close();
+    throw err;
+  }
+  return started;
 }
