@@ -23,7 +23,7 @@ export async function serve(
 
   let tagWatch: TagWatch | undefined;
   if (node.role === 'replica' && config.redis) {
-    tagWatch = new TagWatch(config.redis, config.replication.prefix, log);
+    tagWatch = new TagWatch(config.redis, config.replication.prefix, log, config.region);
     await tagWatch.start();
   }
   if (node.role === 'replica' && !node.primaryUrl)
@@ -57,6 +57,9 @@ export async function serve(
             onMiss: (o) => {
               // Counted for the dashboard's "fallbacks" (best effort, never slows the read).
               queues?.activity.recordFallback(config.region).catch(() => {});
+              // While the tag watch is unsure every tag read goes to the primary: not a miss to
+              // bump (the reconcile queues what differs; Redis may be down).
+              if (o.kind === 'tag' && tagWatch && !tagWatch.connected) return;
               if (queues)
                 void bounded(
                   () => queues.enqueue(config.region, o, Date.now(), true),

@@ -1,5 +1,11 @@
 import pino from 'pino';
-import { Reconciler, startWorkers, type RunningWorkers } from '@meridian/replication';
+import {
+  Reconciler,
+  reconciledKey,
+  redisEpoch,
+  startWorkers,
+  type RunningWorkers,
+} from '@meridian/replication';
 import { withLatency } from '@meridian/storage';
 import { openRegions } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
@@ -64,13 +70,36 @@ export async function runWorkers(
       if (closing) return;
     }
   };
-  const reconcileNow = () => (running = running.then(reconcileOnce));
+  let queued = 0;
+  const reconcileNow = () => {
+    queued++;
+    return (running = running.then(reconcileOnce).finally(() => queued--));
+  };
   void reconcileNow();
   const timer = setInterval(
     () => void reconcileNow(),
     config.replication.reconcileIntervalSeconds * 1000,
   );
   timer.unref();
+  // Redis restarted or lost its data (a new epoch) and a region was not reconciled in it yet:
+  // reconcile now, so queued work comes back and replicas trust their tag watch again.
+  const prefix = workers.queues.prefix;
+  let lastTry = { epoch: '', at: 0 };
+  const watch = setInterval(() => {
+    if (closing || queued > 0) return;
+    void (async () => {
+      const epoch = await redisEpoch(workers.queues.redis, prefix);
+      const marks = await workers.queues.redis.mget(
+        targets.map((r) => reconciledKey(prefix, r.name)),
+      );
+      if (marks.every((m) => m === epoch) || closing || queued > 0) return;
+      if (epoch === lastTry.epoch && Date.now() - lastTry.at < 30_000) return;
+      lastTry = { epoch, at: Date.now() };
+      log.warn({ epoch }, 'Redis restarted or lost its data: reconciling');
+      await reconcileNow();
+    })().catch(() => {});
+  }, 1000);
+  watch.unref();
   let metrics: MetricsServer | undefined;
   if (config.worker.metricsListen) {
     try {
@@ -78,6 +107,7 @@ export async function runWorkers(
     } catch (err) {
       closing = true;
       clearInterval(timer);
+      clearInterval(watch);
       await running;
       await workers.close();
       throw new Error(
@@ -96,6 +126,7 @@ export async function runWorkers(
     close: async () => {
       closing = true;
       clearInterval(timer);
+      clearInterval(watch);
       await metrics?.close();
       await running;
       await workers.close();

@@ -20,6 +20,8 @@ export interface TagChange {
   tag: string;
   digest?: string;
   seq: number;
+  /** Commit time on the primary (ms); absent in changes the reconciler re-announces. */
+  at?: number;
 }
 
 export function tagChannel(prefix: string): string {
@@ -49,8 +51,8 @@ export class ChangeFeed {
       target = { kind: 'tag', repository: e.repository, tag: e.tag };
       const change: TagChange =
         e.type === 'tagMoved'
-          ? { repository: e.repository, tag: e.tag, digest: e.digest, seq: e.seq }
-          : { repository: e.repository, tag: e.tag, seq: e.at * 1000 + 999 };
+          ? { repository: e.repository, tag: e.tag, digest: e.digest, seq: e.seq, at: e.at }
+          : { repository: e.repository, tag: e.tag, seq: e.at * 1000 + 999, at: e.at };
       const p = this.queues.prefix;
       await this.redis
         .multi()

@@ -10,3 +10,4 @@ export * from './reconciler';
 export * from './status';
 export * from './tag-watch';
 export * from './activity';
+export * from './redis-epoch';

@@ -66,3 +66,18 @@ export const fallbacks = new Counter({
   labelNames: ['region', 'kind'] as const,
   registers: [register],
 });
+
+export const tagWatchUnsure = new Gauge({
+  name: 'meridian_replica_tag_freshness_unknown',
+  help: 'Replica: 1 while it cannot tell which tags are behind (Redis unreachable, or restarted or flushed and the region not yet reconciled) and resolves every tag at the primary',
+  labelNames: ['region'] as const,
+  registers: [register],
+});
+
+export const tagAnnouncementSeconds = new Histogram({
+  name: 'meridian_replica_tag_announcement_seconds',
+  help: 'Replica: time from a tag change committed on the primary to this node hearing of it (the read-your-writes window; clocks of both hosts)',
+  labelNames: ['region'] as const,
+  buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+  registers: [register],
+});

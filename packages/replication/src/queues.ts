@@ -1,7 +1,7 @@
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ReplicationActivity } from './activity';
-import { targetId, type SyncTarget } from './targets';
+import { parseTargetId, targetId, type SyncTarget } from './targets';
 
 /** Options shared by every replication component that talks to Redis. */
 export interface RedisOptions {
@@ -32,10 +32,20 @@ const JOB_OPTIONS: JobsOptions = {
   removeOnFail: { count: 5000 },
 };
 
+// A job id is live while its BullMQ hash exists without a finish time (waiting, delayed, active,
+// or back in the queue after its worker died). KEYS[n] is the queue's job-key prefix.
+const LIVE = `
+local function live(prefix, id)
+  return id and redis.call('EXISTS', prefix .. id) == 1
+    and redis.call('HEXISTS', prefix .. id, 'finishedOn') == 0
+end`;
+
 // Marks (region, object) queued and records the oldest unapplied change; returns a new job id,
-// or nil when a job for the object is already waiting.
-const ENQUEUE = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], 'pending') == 0 then return false end
+// or nil when a live job for the object is already waiting. A mark whose job does not exist (the
+// process that made it died before `queue.add`, or the job is gone) is replaced: de-duplication
+// state never outlives its job.
+const ENQUEUE = `${LIVE}
+if live(KEYS[5], redis.call('HGET', KEYS[1], ARGV[1])) then return false end
 local n = redis.call('INCR', KEYS[4])
 local jobId = ARGV[1] .. '#' .. n
 redis.call('HSET', KEYS[1], ARGV[1], jobId)
@@ -43,18 +53,22 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
 return jobId`;
 
-// A job starting clears its queued mark, so changes committed from now on queue a new job.
+// A job starting clears its queued mark, so changes committed from now on queue a new job; it
+// is recorded as the object's running job until it finishes.
 const START = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 return 1`;
 
-// A job that applied the primary's state: returns the oldest change's commit time it covered;
-// the pending entry stays (with the newer change's time) when another change is queued.
+// A job that applied the primary's state (or gave up for good): returns the oldest change's
+// commit time it covered; the pending entry stays (with the newer change's time) when another
+// change is queued.
 const FINISH = `
 local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[4], ARGV[1]) end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   local at = redis.call('HGET', KEYS[2], ARGV[1])
   if at then redis.call('ZADD', KEYS[3], at, ARGV[1]) end
@@ -62,6 +76,22 @@ else
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
 return score`;
+
+// Pending changes older than ARGV[1] that no live job (queued or running) will apply: their
+// marks are cleared and they are returned with their commit times, to be queued again.
+const ORPHANS = `${LIVE}
+local out = {}
+local xs = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #xs, 2 do
+  local x = xs[i]
+  if not live(KEYS[5], redis.call('HGET', KEYS[1], x)) and not live(KEYS[5], redis.call('HGET', KEYS[4], x)) then
+    redis.call('HDEL', KEYS[1], x)
+    redis.call('HDEL', KEYS[4], x)
+    table.insert(out, x)
+    table.insert(out, xs[i + 1])
+  end
+end
+return out`;
 
 /**
  * The per-region sync queues (BullMQ) plus the bookkeeping that makes them convergent: at most
@@ -79,9 +109,10 @@ export class ReplicationQueues {
     this.prefix = opts.prefix ?? 'meridian';
     this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
     this.activity = new ReplicationActivity(this.redis, this.prefix);
-    this.redis.defineCommand('meridianEnqueue', { numberOfKeys: 4, lua: ENQUEUE });
-    this.redis.defineCommand('meridianStart', { numberOfKeys: 2, lua: START });
-    this.redis.defineCommand('meridianFinish', { numberOfKeys: 3, lua: FINISH });
+    this.redis.defineCommand('meridianEnqueue', { numberOfKeys: 5, lua: ENQUEUE });
+    this.redis.defineCommand('meridianStart', { numberOfKeys: 3, lua: START });
+    this.redis.defineCommand('meridianFinish', { numberOfKeys: 4, lua: FINISH });
+    this.redis.defineCommand('meridianOrphans', { numberOfKeys: 5, lua: ORPHANS });
   }
 
   /** BullMQ queue name of a region. */
@@ -106,9 +137,17 @@ export class ReplicationQueues {
     return q;
   }
 
-  private keys(region: string): [string, string, string, string] {
+  /** queued marks, their commit times, pending changes, job counter, running jobs, job-key prefix. */
+  private keys(region: string): [string, string, string, string, string, string] {
     const p = `${this.prefix}:repl:${region}`;
-    return [`${p}:queued`, `${p}:queuedAt`, `${p}:pending`, `${p}:seq`];
+    return [
+      `${p}:queued`,
+      `${p}:queuedAt`,
+      `${p}:pending`,
+      `${p}:seq`,
+      `${p}:running`,
+      `${this.bullPrefix}:${ReplicationQueues.queueName(region)}:`,
+    ];
   }
 
   /**
@@ -122,8 +161,13 @@ export class ReplicationQueues {
     front = false,
   ): Promise<boolean> {
     const id = targetId(target);
+    const [queued, queuedAt, pending, seq, , jobKeys] = this.keys(region);
     const jobId = (await (this.redis as unknown as ScriptRedis).meridianEnqueue(
-      ...this.keys(region),
+      queued,
+      queuedAt,
+      pending,
+      seq,
+      jobKeys,
       id,
       String(committedAt),
     )) as string | null;
@@ -135,44 +179,86 @@ export class ReplicationQueues {
     return true;
   }
 
-  /** Moves the waiting (or backing-off) job for `target` to the front, queueing one if none. */
+  /**
+   * Moves the waiting (or backing-off) job for `target` to the front. The job may start or
+   * finish between the look-up and the move: that race is expected and harmless (it is running,
+   * or done), so it is not an error.
+   */
   async bump(region: string, target: SyncTarget): Promise<void> {
     const id = targetId(target);
     const jobId = await this.redis.hget(this.keys(region)[0], id);
-    const job =
-      jobId && jobId !== 'pending' ? await Job.fromId(this.queue(region), jobId) : undefined;
+    const job = jobId ? await Job.fromId(this.queue(region), jobId) : undefined;
     if (!job) {
-      await this.redis.hdel(this.keys(region)[0], id);
+      // The job started meanwhile (its mark cleared) or is gone: queue one (a dead mark is replaced).
       await this.enqueue(region, target, Date.now(), true);
       return;
     }
-    const state = await job.getState();
-    if (state === 'delayed') await job.promote();
-    else if (state === 'waiting' || state === 'prioritized')
-      await job.changePriority({ lifo: true });
+    try {
+      const state = await job.getState();
+      if (state === 'delayed') await job.promote();
+      else if (state === 'waiting' || state === 'prioritized')
+        await job.changePriority({ lifo: true });
+    } catch (err) {
+      // "not in the delayed state", "missing key": the job moved on between the two calls.
+      if (!/not in the|missing|does not exist/i.test((err as Error).message)) throw err;
+    }
   }
 
   /** Called when a job starts: later changes to the object will queue a new job. */
   async started(region: string, target: SyncTarget, jobId: string): Promise<void> {
-    const [queued, queuedAt] = this.keys(region);
+    const [queued, queuedAt, , , running] = this.keys(region);
     await (this.redis as unknown as ScriptRedis).meridianStart(
       queued,
       queuedAt,
+      running,
       targetId(target),
       jobId,
     );
   }
 
-  /** Called when a job applied the primary's state; returns the oldest commit time it covered. */
-  async finished(region: string, target: SyncTarget): Promise<number | undefined> {
-    const [queued, queuedAt, pending] = this.keys(region);
+  /**
+   * Called when a job applied the primary's state, or failed for good (its change will not be
+   * applied by it; the reconciler finds it again): returns the oldest commit time it covered.
+   */
+  async finished(region: string, target: SyncTarget, jobId: string): Promise<number | undefined> {
+    const [queued, queuedAt, pending, , running] = this.keys(region);
     const score = (await (this.redis as unknown as ScriptRedis).meridianFinish(
       queued,
       queuedAt,
       pending,
+      running,
       targetId(target),
+      jobId,
     )) as string | null;
     return score === null ? undefined : Number(score);
+  }
+
+  /**
+   * Queues again every pending change older than `graceMs` that no live job will apply (its
+   * job was lost: a process killed between the mark and the job, a job removed), so pending
+   * and lag drain to a truthful zero without waiting for a reconcile. Returns how many.
+   */
+  async requeueOrphans(region: string, graceMs = 5000, limit = 500): Promise<number> {
+    const [queued, queuedAt, pending, , running, jobKeys] = this.keys(region);
+    const r = (await (this.redis as unknown as ScriptRedis).meridianOrphans(
+      queued,
+      queuedAt,
+      pending,
+      running,
+      jobKeys,
+      String(Date.now() - graceMs),
+      String(limit),
+    )) as string[];
+    let n = 0;
+    for (let i = 0; i + 1 < r.length; i += 2) {
+      const target = parseTargetId(r[i]!);
+      if (!target) {
+        await this.redis.zrem(pending, r[i]!);
+        continue;
+      }
+      if (await this.enqueue(region, target, Number(r[i + 1]))) n++;
+    }
+    return n;
   }
 
   /** Commit time of the oldest change not yet applied in the region, if any. */
@@ -276,4 +362,5 @@ interface ScriptRedis {
   meridianEnqueue(...args: string[]): Promise<unknown>;
   meridianStart(...args: string[]): Promise<unknown>;
   meridianFinish(...args: string[]): Promise<unknown>;
+  meridianOrphans(...args: string[]): Promise<unknown>;
 }

@@ -12,3 +12,13 @@ export function targetId(t: SyncTarget): string {
   // BullMQ reserves ':' in job ids; digests and names never contain '|' or '@'.
   return `${t.kind}|${t.repository}|${ref.replace(':', '@')}`;
 }
+
+/** The target a `targetId` names, or undefined for an id this version does not know. */
+export function parseTargetId(id: string): SyncTarget | undefined {
+  const [kind, repository, ref, ...rest] = id.split('|');
+  if (rest.length > 0 || !repository || !ref) return undefined;
+  if (kind === 'tag') return { kind, repository, tag: ref };
+  if (kind === 'blob' || kind === 'manifest')
+    return { kind, repository, digest: ref.replace('@', ':') };
+  return undefined;
+}

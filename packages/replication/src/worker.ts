@@ -20,6 +20,8 @@ export interface WorkerOptions extends RedisOptions {
   regions: ReplicaRegion[];
   /** Jobs processed at once per region. Default 4. */
   concurrency?: number;
+  /** How often pending changes whose job was lost are queued again, ms. Default 5000. */
+  orphanSweepMs?: number;
   log: Logger;
 }
 
@@ -65,9 +67,24 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
     workers.push(worker);
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  let sweeping: Promise<void> = Promise.resolve();
+  const sweep = setInterval(() => {
+    sweeping = (async () => {
+      for (const region of opts.regions) {
+        const n = await queues.requeueOrphans(region.name);
+        if (n > 0)
+          opts.log.info({ region: region.name, n }, 'queued again changes whose job was lost');
+      }
+    })().catch((err: unknown) =>
+      opts.log.debug({ err: (err as Error).message }, 'sweeping lost sync jobs failed'),
+    );
+  }, opts.orphanSweepMs ?? 5000);
+  sweep.unref();
   return {
     queues,
     close: async () => {
+      clearInterval(sweep);
+      await sweeping;
       await Promise.all(workers.map((w) => w.close()));
       await queues.close();
     },
@@ -100,7 +117,7 @@ async function processJob(
   try {
     await queues.started(region, target, job.id ?? '');
     await sync.apply(target);
-    const committedAt = await queues.finished(region, target);
+    const committedAt = await queues.finished(region, target, job.id ?? '');
     const lag = committedAt === undefined ? null : Math.max(0, Date.now() - committedAt) / 1000;
     if (lag !== null) lagSeconds.observe({ region, kind: target.kind }, lag);
     jobsProcessed.inc({ region, kind: target.kind, result: 'ok' });
@@ -110,6 +127,10 @@ async function processJob(
       err instanceof UnrecoverableError || (err instanceof OciError && err.status < 500);
     jobsProcessed.inc({ region, kind: target.kind, result: permanent ? 'failed' : 'retry' });
     log.debug({ region, target, err: (err as Error).message }, 'sync attempt failed');
+    // The last attempt: this job will not apply its change, so it stops counting as pending
+    // (it is in the failed set; the reconciler finds the drift again).
+    if (permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1))
+      await queues.finished(region, target, job.id ?? '').catch(() => undefined);
     if (permanent)
       await recordActivity(
         queues,
