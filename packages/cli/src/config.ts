@@ -131,6 +131,11 @@ export const NodeConfigSchema = z
          * (a hung region); pushes are never cut. 0 disables. Default 5000.
          */
         upstreamTimeoutMs: z.number().int().min(0).default(5000),
+        /**
+         * A proxied stream (either way) that moves no byte for this long, while its reader
+         * waits, is aborted. Default 30000.
+         */
+        stallTimeoutMs: z.number().int().positive().default(30_000),
       })
       .strict()
       .default({
@@ -139,7 +144,18 @@ export const NodeConfigSchema = z
         matchOn: 'source',
         healthIntervalMs: 1000,
         upstreamTimeoutMs: 5000,
+        stallTimeoutMs: 30_000,
       }),
+    fallback: z
+      .object({
+        /**
+         * A replica's blob stream from the primary that delivers no byte for this long (while a
+         * reader waits) is aborted, and a local copy that accepts none is dropped. Default 30000.
+         */
+        stallTimeoutMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .default({ stallTimeoutMs: 30_000 }),
     worker: z
       .object({
         /** `host:port` where `meridian worker` serves `/metrics` and `/healthz`. Default: none. */
@@ -214,6 +230,8 @@ export const NodeConfigSchema = z
         level: z
           .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
           .default('info'),
+        /** Append the JSON log lines to this file instead of stdout. Default: stdout. */
+        file: z.string().min(1).optional(),
       })
       .strict()
       .default({ level: 'info' }),

@@ -1,5 +1,11 @@
 import pino from 'pino';
-import { PrimaryUpstream, Registry, startNodeServer, type RunningNode } from '@meridian/registry';
+import {
+  PrimaryUpstream,
+  readinessCheck,
+  Registry,
+  startNodeServer,
+  type RunningNode,
+} from '@meridian/registry';
 import { ChangeFeed, ReplicationStatus, TagWatch } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
 import { openAuth, readTls } from './auth-wiring';
@@ -53,6 +59,7 @@ export async function serve(
               authorization: auth?.upstream,
             }),
             freshness: tagWatch,
+            stallTimeoutMs: config.fallback.stallTimeoutMs,
             log,
             onMiss: (o) => {
               // Counted for the dashboard's "fallbacks" (best effort, never slows the read).
@@ -89,7 +96,9 @@ export async function serve(
     listen: node.listen,
     purgeIntervalMs: node.role === 'primary' ? config.uploads.purgeIntervalSeconds * 1000 : 0,
     replicationStatus: status,
-    readinessChecks: queues ? [async () => void (await queues.redis.ping())] : [],
+    // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
+    // client queues commands until it reconnects) instead of not answering at all.
+    readinessChecks: queues ? [readinessCheck('redis', () => queues.redis.ping())] : [],
     auth: auth?.app,
     tls,
   }).catch(async (err: unknown) => {

@@ -10,5 +10,6 @@ export * from './server';
 export * from './domain/replica';
 export * from './domain/upstream';
 export * from './http/auth-gate';
+export * from './readiness';
 export * from './http/route-table';
 export { V2_ROUTES, type V2Need } from './http/v2-router';

@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Counter, register } from 'prom-client';
 import { digestOf, isDigestLike, OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
@@ -16,6 +16,7 @@ import { ManifestStore, type StoredManifest } from './manifest-store';
 import type { MetadataCache } from './metadata-cache';
 import type { TagStore } from './tag-store';
 import type { PrimaryUpstream } from './upstream';
+import { UpstreamTee } from './upstream-tee';
 
 export const replicaFallbacks = new Counter({
   name: 'meridian_replica_fallbacks_total',
@@ -29,6 +30,21 @@ export const replicaStaleReads = new Counter({
   help: 'Tag reads answered from the region although the tag was behind and the primary was unreachable',
   registers: [register],
 });
+
+export const replicaFallbackCopyFailures = new Counter({
+  name: 'meridian_replica_fallback_copy_failures_total',
+  help: 'Fallback blobs whose copy into the region failed or stalled; the client was served from the primary regardless',
+  registers: [register],
+});
+
+export const replicaFallbackUpstreamFailures = new Counter({
+  name: 'meridian_replica_fallback_upstream_failures_total',
+  help: "Fallback blob streams from the primary that failed, ended short or stalled; the client's response was aborted",
+  registers: [register],
+});
+
+/** Default for `ReplicaOptions.stallTimeoutMs`. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
 /** What a replica knows about tag changes the primary committed (see replication's TagWatch). */
 export interface TagFreshness {
@@ -48,6 +64,12 @@ export interface ReplicaOptions {
   freshness?: TagFreshness;
   /** Called on every miss, to move that object's sync job to the front. */
   onMiss?: (o: MissedObject) => void;
+  /**
+   * A blob streamed from the primary that delivers no byte for this long (while the client or
+   * the local copy waits for one) is aborted; a local copy that accepts none for this long is
+   * dropped. Default 30 s.
+   */
+  stallTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -133,10 +155,17 @@ export class FallbackManifestStore extends ManifestStore {
 /**
  * Blobs on a replica: local first; on a miss the blob streams from the primary to the client
  * while it is written (digest-verified, staged, then moved into place) into the region. One
- * upstream fetch per digest: concurrent readers wait for it and are served locally.
+ * upstream copy per digest: concurrent readers wait for it and are served locally.
+ *
+ * The client's stream never depends on the local copy: a copy that fails (a full disk) or stalls
+ * is dropped and counted, and the client is served on from the primary. A primary that fails,
+ * ends short or stalls ends the client's response at once (the connection is aborted, so the
+ * client retries, and is then served from wherever the bytes are or gets a clean error).
  */
 export class FallbackBlobStore extends BlobStore {
-  private readonly inflight = new Map<string, Promise<void>>();
+  /** Copies into the region in progress, by digest: true when the blob landed. */
+  private readonly inflight = new Map<string, Promise<boolean>>();
+  private readonly stallTimeoutMs: number;
 
   constructor(
     private readonly local: ObjectStore,
@@ -144,6 +173,7 @@ export class FallbackBlobStore extends BlobStore {
     private readonly replica: ReplicaOptions,
   ) {
     super(local, events);
+    this.stallTimeoutMs = replica.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   }
 
   override async stat(repository: string, digest: string): Promise<BlobInfo> {
@@ -172,40 +202,95 @@ export class FallbackBlobStore extends BlobStore {
     }
     const d = parseDigest(digest);
     this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
-    const running = this.inflight.get(d.value);
-    if (running || range) {
-      await (running ?? this.fetch(repository, d, undefined));
-      return super.open(repository, digest, range);
+    if (range) {
+      // A part: straight from the primary, while the whole blob is copied in the background.
+      this.copyInBackground(repository, d);
+      return this.fromPrimary(repository, d, range, false);
     }
-    const client = new PassThrough();
-    const up = await this.replica.primary.blob(repository, d.value);
-    if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
-    replicaFallbacks.inc({ kind: 'blob' });
-    void this.fetch(repository, d, { ...up, client }).catch((err: unknown) =>
-      this.replica.log?.warn(
-        { err: (err as Error).message, digest: d.value },
-        'fallback write failed',
-      ),
-    );
-    return { body: client, size: up.size, length: up.size, digest: d.value };
+    const running = this.inflight.get(d.value);
+    if (running && (await running)) return super.open(repository, digest);
+    return this.fromPrimary(repository, d, undefined, !this.inflight.has(d.value));
   }
 
-  /** Copies a blob from the primary into the region, optionally teeing the bytes to a client. */
-  private fetch(
+  /** Streams a blob (or a range) from the primary, teeing a whole blob into the region if `copy`. */
+  private async fromPrimary(
     repository: string,
     d: Digest,
-    started: { body: Readable; size: number; client: PassThrough } | undefined,
-  ): Promise<void> {
+    range: ByteRange | undefined,
+    copy: boolean,
+  ): Promise<GetResult & { digest: string }> {
+    const up = await this.replica.primary.blob(repository, d.value, range);
+    if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
+    replicaFallbacks.inc({ kind: 'blob' });
+    const tee = this.tee(d, up.body, up.length, true, copy);
+    if (copy) this.copyFrom(repository, d, up.size, tee);
+    return { body: tee.client, size: up.size, length: up.length, digest: d.value };
+  }
+
+  /** Copies a blob into the region with no client attached, unless a copy is running. */
+  private copyInBackground(repository: string, d: Digest): void {
+    if (this.inflight.has(d.value)) return;
     const p = (async () => {
-      const up = started ?? (await this.replica.primary.blob(repository, d.value));
-      if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
-      if (started) started.body.pipe(started.client);
-      await putVerified(this.local, Layout.blobData(d), up.body, d, up.size);
-      await this.link(repository, d, up.size);
+      const up = await this.replica.primary.blob(repository, d.value);
+      if (!up) return false;
+      const tee = this.tee(d, up.body, up.length, false, true);
+      return this.copying(repository, d, up.size, tee);
+    })().catch(() => false);
+    this.track(d.value, p);
+  }
+
+  private copyFrom(repository: string, d: Digest, size: number, tee: UpstreamTee): void {
+    this.track(d.value, this.copying(repository, d, size, tee));
+  }
+
+  /** Writes `tee.local` into the region; false when the copy failed or was dropped. */
+  private copying(repository: string, d: Digest, size: number, tee: UpstreamTee): Promise<boolean> {
+    const write = (async () => {
+      try {
+        await putVerified(this.local, Layout.blobData(d), tee.local, d, size);
+        await this.link(repository, d, size);
+        return true;
+      } catch (err) {
+        tee.dropLocal(err as Error);
+        return false;
+      }
     })();
-    this.inflight.set(d.value, p);
-    void p.finally(() => this.inflight.delete(d.value)).catch(() => {});
-    return p;
+    // A dropped copy settles at once, even if the store never answers the abandoned write.
+    return Promise.race([write, tee.localDropped]);
+  }
+
+  private tee(
+    d: Digest,
+    body: Readable,
+    length: number,
+    client: boolean,
+    local: boolean,
+  ): UpstreamTee {
+    const log = this.replica.log;
+    return new UpstreamTee(body, {
+      length,
+      stallTimeoutMs: this.stallTimeoutMs,
+      client,
+      local,
+      onLocalDropped: (err) => {
+        replicaFallbackCopyFailures.inc();
+        log?.warn(
+          { err: err.message, digest: d.value },
+          'fallback: copying the blob into the region failed; serving it from the primary',
+        );
+      },
+      onUpstreamFailed: (err) => {
+        replicaFallbackUpstreamFailures.inc();
+        log?.warn({ err: err.message, digest: d.value }, 'fallback: the primary stream failed');
+      },
+    });
+  }
+
+  private track(digest: string, p: Promise<boolean>): void {
+    this.inflight.set(digest, p);
+    void p.finally(() => {
+      if (this.inflight.get(digest) === p) this.inflight.delete(digest);
+    });
   }
 }
 

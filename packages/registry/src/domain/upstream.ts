@@ -20,7 +20,7 @@ export class PrimaryUpstream {
   private readonly authorization?: (repository: string) => Promise<string>;
 
   /**
-   * @param opts.timeoutMs per request (bodies excepted), default 10 s
+   * @param opts.timeoutMs per request (a blob's body excepted: only its head), default 10 s
    * @param opts.delayMs simulated one-way latency added to each request (dev), default 0
    * @param opts.authorization the `Authorization` header for a repository's requests (a replica
    *   presents a token it signs itself when auth is on), default none
@@ -68,43 +68,78 @@ export class PrimaryUpstream {
     return Number(res.headers.get('content-length'));
   }
 
+  /**
+   * A blob's bytes (or one range of them) from the primary. The response must start within
+   * `timeoutMs`; the body has no deadline — the caller watches it for stalls (`UpstreamTee`).
+   */
   async blob(
     repository: string,
     digest: string,
-  ): Promise<{ body: Readable; size: number } | undefined> {
-    const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, {}, false);
+    range?: { start: number; end?: number },
+  ): Promise<{ body: Readable; size: number; length: number } | undefined> {
+    const headers: Record<string, string> = {};
+    if (range) headers.Range = `bytes=${range.start}-${range.end ?? ''}`;
+    const res = await this.request(
+      repository,
+      `/v2/${repository}/blobs/${digest}`,
+      { headers },
+      false,
+    );
     if (res.status === 404) {
       await res.body?.cancel();
       return undefined;
     }
-    if (!res.ok || !res.body) {
+    const expected = range ? 206 : 200;
+    const length = Number(res.headers.get('content-length'));
+    const size = range
+      ? Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1])
+      : length;
+    if (
+      res.status !== expected ||
+      !res.body ||
+      !Number.isSafeInteger(length) ||
+      !Number.isSafeInteger(size)
+    ) {
       await res.body?.cancel();
       throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a blob`);
     }
     return {
       body: Readable.fromWeb(res.body as WebReadableStream<Uint8Array>),
-      size: Number(res.headers.get('content-length')),
+      size,
+      length,
     };
   }
 
+  /**
+   * One request. `wholeTimeout`: the deadline covers the body too (small responses); otherwise
+   * only the response head must arrive in time, and the body is left to the caller.
+   */
   private async request(
     repository: string,
     path: string,
     init: RequestInit,
-    timeout = true,
+    wholeTimeout = true,
   ): Promise<Response> {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const headers = new Headers(init.headers);
     if (this.authorization) headers.set('Authorization', await this.authorization(repository));
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new Error(`no answer within ${this.timeoutMs} ms`)),
+      this.timeoutMs,
+    );
+    timer.unref();
     try {
       return await fetch(`${this.baseUrl}${path}`, {
         ...init,
         headers,
         redirect: 'follow',
-        signal: timeout ? AbortSignal.timeout(this.timeoutMs) : undefined,
+        signal: abort.signal,
       });
     } catch (err) {
       throw new OciError('UNAVAILABLE', `primary region unreachable: ${(err as Error).message}`);
+    } finally {
+      if (!wholeTimeout) clearTimeout(timer);
     }
   }
 }
