@@ -8,6 +8,7 @@ import { runWorkers } from './worker';
 import { runGateway } from './gateway-cmd';
 import { writeSampleImage } from './sample-image';
 import { runDev } from './dev';
+import { registerStorageCommands } from './storage-cmd';
 
 interface CommonOpts {
   config?: string;
@@ -208,6 +209,7 @@ replication
   });
 
 registerAdminCommands(program);
+registerStorageCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import {
+  BodyError,
   StorageError,
   StorageFullError,
   UnavailableError,
@@ -208,12 +209,12 @@ export class BaseStore implements ObjectStore {
 
   private async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
-    let status: 'ok' | 'not_found' | 'error' = 'ok';
+    let status: 'ok' | 'not_found' | 'error' | 'body_error' = 'ok';
     try {
       return await fn();
     } catch (e) {
       const err = normaliseStorageError(e, this.name, operation);
-      status = isNotFound(err) ? 'not_found' : 'error';
+      status = isNotFound(err) ? 'not_found' : err instanceof BodyError ? 'body_error' : 'error';
       throw err;
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -233,9 +234,16 @@ export class BaseStore implements ObjectStore {
   }
 }
 
-/** Maps any error to a `StorageError`; never loses the original (kept as `cause`). */
-export function normaliseStorageError(e: unknown, driver: string, operation: string): StorageError {
-  if (e instanceof StorageError) return e;
+/**
+ * Maps any error to a `StorageError`, never losing the original (kept as `cause`); a `BodyError`
+ * (the writer's body failed, not the backend) stays what it is.
+ */
+export function normaliseStorageError(
+  e: unknown,
+  driver: string,
+  operation: string,
+): StorageError | BodyError {
+  if (e instanceof StorageError || e instanceof BodyError) return e;
   const code = (e as { code?: unknown } | null)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new StorageFullError(`${driver} storage is full (${code}) during ${operation}`, e);
@@ -274,10 +282,12 @@ function exactLength(src: Readable, size: number): Readable {
     src,
     (chunk) => {
       seen += chunk.length;
-      if (seen > size) throw new Error(`body is longer than the declared ${size} bytes`);
+      if (seen > size)
+        throw new BodyError('length', `body is longer than the declared ${size} bytes`);
     },
     () => {
-      if (seen !== size) throw new Error(`body ended after ${seen} of the declared ${size} bytes`);
+      if (seen !== size)
+        throw new BodyError('length', `body ended after ${seen} of the declared ${size} bytes`);
     },
     (e) => e,
   );

@@ -46,6 +46,24 @@ export class StorageFullError extends StorageError {
   }
 }
 
+/**
+ * The body given to a write failed, or delivered more or fewer bytes than declared: the writer's
+ * fault (a client that disconnected, a chunk shorter than its range), not the backend's. Nothing
+ * was stored. Drivers and `BaseStore` pass it on as it is, never as `UnavailableError`, so the
+ * caller can tell a bad request from a storage outage. `reason`: `source` (the body stream failed)
+ * or `length` (it ended early, or went on past its declared size).
+ */
+export class BodyError extends Error {
+  constructor(
+    readonly reason: 'source' | 'length',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'BodyError';
+  }
+}
+
 export function isNotFound(e: unknown): e is NotFoundError {
   return e instanceof StorageError && e.kind === 'NotFound';
 }

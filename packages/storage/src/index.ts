@@ -12,3 +12,4 @@ export * from './open-store';
 export * from './delayed-store';
 export * from './walk';
 export * from './object-helpers';
+export * from './blob-verify';

@@ -24,8 +24,15 @@ export const Layout = {
   uploadsRoot: '_uploads/',
   upload: (id: string) => `_uploads/${id}/`,
   uploadState: (id: string) => `_uploads/${id}/state`,
-  uploadChunk: (id: string, offset: number) =>
-    `_uploads/${id}/chunks/${String(offset).padStart(16, '0')}`,
+  /**
+   * A chunk of an upload, written once: `writer` (unique per write) keeps two writes at the same
+   * offset from ever sharing a key, so the session state names exactly the bytes it hashed.
+   */
+  uploadChunk: (id: string, offset: number, writer?: string) =>
+    `_uploads/${id}/chunks/${String(offset).padStart(16, '0')}${writer ? `-${writer}` : ''}`,
+  /** Blobs whose bytes did not hash to their digest (`meridian storage verify --repair`). */
+  quarantineRoot: '_quarantine/',
+  quarantined: (blobKey: string) => `_quarantine/${blobKey}`,
 } as const;
 
 /** What a tag's `current` object holds. `seq` only grows, so a stale copy can never win. */

@@ -2,7 +2,7 @@ import { Counter, Histogram, register } from 'prom-client';
 
 /** Every storage metric, in the prom-client default registry. */
 
-type Status = 'ok' | 'not_found' | 'error';
+type Status = 'ok' | 'not_found' | 'error' | 'body_error';
 
 function existing<T>(name: string): T | undefined {
   // A second copy of this module (e.g. src and dist both loaded) must not throw on re-register.
@@ -13,7 +13,7 @@ export const storageOperations =
   existing<Counter<'driver' | 'operation' | 'status'>>('meridian_storage_operations_total') ??
   new Counter({
     name: 'meridian_storage_operations_total',
-    help: 'Object-store operations by driver, operation and outcome (ok, not_found, error).',
+    help: "Object-store operations by driver, operation and outcome (ok, not_found, error; body_error: the writer's body failed, not the backend).",
     labelNames: ['driver', 'operation', 'status'] as const,
   });
 
@@ -39,6 +39,14 @@ export const storageBytesRead =
   new Counter({
     name: 'meridian_storage_bytes_read_total',
     help: 'Bytes delivered by get and getBytes, counted as the body streams.',
+    labelNames: ['driver'] as const,
+  });
+
+export const storageCorruptBlobsReplaced =
+  existing<Counter<'driver'>>('meridian_storage_corrupt_blobs_replaced_total') ??
+  new Counter({
+    name: 'meridian_storage_corrupt_blobs_replaced_total',
+    help: 'Stored blobs found with a size their digest does not have, replaced by a verified upload.',
     labelNames: ['driver'] as const,
   });
 

@@ -1,4 +1,4 @@
-import { NotFoundError, StorageError, UnavailableError } from './errors';
+import { BodyError, NotFoundError, StorageError, UnavailableError } from './errors';
 
 /** HTTP status of an SDK error, if the server answered. */
 export function s3Status(e: unknown): number | undefined {
@@ -18,10 +18,15 @@ export function s3ErrorName(e: unknown): string {
  * `NotFoundError(missingKey)` when the operation names one object; `NoSuchBucket`, 5xx,
  * throttling, network and every other failure become `UnavailableError`. The message carries
  * the error code, status and request id, never the request (so never a credential), and the
- * SDK error is not kept as the cause for the same reason.
+ * SDK error is not kept as the cause for the same reason. A `BodyError` (the caller's body
+ * failed) passes through as it is.
  */
-export function mapS3Error(e: unknown, what: string, missingKey?: string): StorageError {
-  if (e instanceof StorageError) return e;
+export function mapS3Error(
+  e: unknown,
+  what: string,
+  missingKey?: string,
+): StorageError | BodyError {
+  if (e instanceof StorageError || e instanceof BodyError) return e;
   const status = s3Status(e);
   const name = s3ErrorName(e);
   if (
