@@ -1,20 +1,20 @@
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomBytes, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createDigester, isValidName, OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
   Layout,
-  exists,
   isNotFound,
   listChildPrefixes,
   putChecked,
   putInOrder,
   readJson,
+  storageCorruptBlobsReplaced,
   type ObjectStore,
 } from '@meridian/storage';
 import { linkEntry, type BlobInfo, type BlobStore } from './blob-store';
 import type { RegistryEvents } from './events';
-import { meter } from './metered-stream';
+import { clientBodyError, meter } from './metered-stream';
 import { translated } from './storage-errors';
 
 /** An upload session as persisted in storage (so it survives a node restart). */
@@ -25,8 +25,12 @@ export interface UploadState {
   updatedAt: number;
   /** Bytes received so far; the next chunk must start here. */
   offset: number;
-  /** Stored chunks, in order. */
-  chunks: { offset: number; size: number }[];
+  /**
+   * Stored chunks, in order. `writer` is the write's own token in the chunk's key
+   * (`Layout.uploadChunk`): two writes never share a key, so this list names exactly the bytes
+   * the session holds. (Absent in states written before it existed.)
+   */
+  chunks: { offset: number; size: number; writer?: string }[];
 }
 
 export interface UploadSessionOptions {
@@ -52,13 +56,26 @@ export interface ChunkRange {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** A sha256 of a session's chunks so far, kept while this process writes them. */
+interface RunningHash {
+  hash: Hash;
+  /** Bytes hashed: the session's offset after the last chunk this process wrote. */
+  offset: number;
+  /** That chunk's writer token (undefined before the first chunk). */
+  last?: string;
+}
+
 /**
  * Blob upload sessions: each PATCH streams into its own chunk object; completion verifies the
- * digest and commits the blob atomically (nothing is visible under `blobs/` before that).
- * A running sha256 per session lets completion skip re-reading the chunks on the same node.
+ * digest of the stored chunks and commits the blob atomically (nothing is visible under `blobs/`
+ * before that). One request writes to a session at a time (a concurrent one gets 416; see
+ * docs/adr/0007). A running sha256 per session lets completion skip re-reading the chunks on
+ * the node that wrote them all.
  */
 export class UploadSessions {
-  private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
+  private readonly hashes = new Map<string, RunningHash>();
+  /** Sessions a request of this process is writing to, committing or cancelling now. */
+  private readonly busy = new Set<string>();
   /** Sessions ended here whose state is still being removed. */
   private readonly ended = new Set<string>();
   readonly idleTimeoutMs: number;
@@ -113,7 +130,7 @@ export class UploadSessions {
     body: Readable,
     opts: { range?: ChunkRange; contentLength?: number } = {},
   ): Promise<UploadState> {
-    return translated(async () => {
+    return this.exclusive(id, body, async () => {
       const state = await this.get(repository, id);
       this.checkChunk(state, body, opts);
       const { range, contentLength } = opts;
@@ -136,10 +153,10 @@ export class UploadSessions {
     digest: string,
     body?: { stream: Readable; contentLength?: number; range?: ChunkRange },
   ): Promise<BlobInfo> {
-    return translated(async () => {
+    return this.exclusive(id, body?.stream, async () => {
       const d = parseDigest(digest);
       // Looked up alongside the session, for the common case of a blob sent whole in this PUT.
-      const stored = body ? exists(this.store, Layout.blobData(d)) : undefined;
+      const stored = body ? this.storedSize(Layout.blobData(d)) : undefined;
       stored?.catch(() => {}); // unused when the session has chunks; awaited otherwise
       let state = await this.get(repository, id);
       if (body && state.chunks.length === 0) {
@@ -180,14 +197,16 @@ export class UploadSessions {
 
   /**
    * A blob that arrives whole in one request: its bytes stream through the digest straight to the
-   * blob's key and become visible only when digest and length match (no session, no chunk).
+   * blob's key and become visible only when digest and length match (no session, no chunk). A
+   * stored copy of the declared size is kept (the bytes sent are verified, then dropped); one of
+   * any other size is corrupt, and the verified bytes replace it.
    */
   private async writeWhole(
     repository: string,
     d: Digest,
     body: Readable,
     contentLength?: number,
-    stored?: Promise<boolean>,
+    stored?: Promise<number | undefined>,
   ): Promise<BlobInfo> {
     const key = Layout.blobData(d);
     const hash = createDigester(d.algorithm);
@@ -210,15 +229,20 @@ export class UploadSessions {
       if (contentLength !== undefined && n !== contentLength) throw sizeInvalid(n, contentLength);
       if (hash.digest('hex') !== d.hex) throw digestMismatch(d);
     };
-    if (await (stored ?? exists(this.store, key))) {
+    const existing = await (stored ?? this.storedSize(key));
+    if (existing !== undefined && existing === contentLength) {
       // Already stored (another repository has it): verify what was sent, keep what is there.
       if (!Buffer.isBuffer(data)) await drain(data);
       check();
       return this.linkCommitted(repository, d, received());
     }
+    const replaced = (): void => {
+      if (existing !== undefined && existing !== received()) this.countCorrupt();
+    };
     if (!Buffer.isBuffer(data) && contentLength === undefined) {
       // Unknown length: the link, which records the size, follows once the blob is in place.
       await putChecked(this.store, key, data, check);
+      replaced();
       return this.linkCommitted(repository, d, received());
     }
     // The blob, then its link (its size is the declared length, which the check holds the body
@@ -228,11 +252,12 @@ export class UploadSessions {
       { key, body: data, check, size },
       linkEntry(repository, d, size),
     ]);
+    replaced();
     return this.announce(repository, d, size);
   }
 
   cancel(repository: string, id: string): Promise<void> {
-    return translated(async () => {
+    return this.exclusive(id, undefined, async () => {
       await this.get(repository, id);
       await this.discard(id, 'now');
     });
@@ -283,9 +308,11 @@ export class UploadSessions {
     persist = true,
   ): Promise<UploadState> {
     const running = this.hashes.get(state.id);
-    const hash = running && running.offset === state.offset ? running.hash : undefined;
+    const hash = running && this.covers(running, state) ? running.hash : undefined;
     if (!hash) this.hashes.delete(state.id);
-    const key = Layout.uploadChunk(state.id, state.offset);
+    // A key of its own: a write elsewhere at this offset (another node) can never replace it.
+    const writer = randomBytes(6).toString('hex');
+    const key = Layout.uploadChunk(state.id, state.offset, writer);
     const metered = meter(body, hash);
     try {
       // Chunks are scratch until the commit, whose move makes the blob durable.
@@ -298,7 +325,7 @@ export class UploadSessions {
       if (n === 0) {
         await this.store.delete(key);
       } else {
-        state.chunks.push({ offset: state.offset, size: n });
+        state.chunks.push({ offset: state.offset, size: n, writer });
         state.offset += n;
       }
       state.updatedAt = Date.now();
@@ -308,28 +335,74 @@ export class UploadSessions {
       this.hashes.delete(state.id);
       throw err;
     }
-    if (hash) this.hashes.set(state.id, { hash, offset: state.offset });
+    if (hash) this.hashes.set(state.id, { hash, offset: state.offset, last: lastWriter(state) });
     return state;
   }
 
+  /**
+   * Whether a running hash covers exactly the session's chunks: the state ends with the chunk
+   * this process wrote last (a chunk another node wrote since, or instead, has another token).
+   */
+  private covers(running: RunningHash, state: UploadState): boolean {
+    return running.offset === state.offset && running.last === lastWriter(state);
+  }
+
+  /**
+   * Verifies the digest of the chunks the state names (stored bytes, never what a client said)
+   * and makes exactly those chunks the blob. A stored copy of another size is corrupt: replaced.
+   */
   private async commit(state: UploadState, d: Digest): Promise<BlobInfo> {
     const actual = await this.digestOf(state, d);
     if (actual !== d.hex) throw digestMismatch(d);
     const key = Layout.blobData(d);
-    let exists = false;
-    try {
-      exists = (await this.store.head(key)).size === state.offset;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    if (!exists) {
-      const keys = state.chunks.map((c) => Layout.uploadChunk(state.id, c.offset));
+    const existing = await this.storedSize(key);
+    if (existing !== state.offset) {
+      const keys = state.chunks.map((c) => chunkKey(state, c));
       if (keys.length === 0) await this.store.put(key, Buffer.alloc(0), { size: 0 });
       // One chunk (a monolithic or streamed upload): a rename on fs, not a copy.
       else if (keys.length === 1 && this.store.move) await this.store.move(keys[0]!, key);
       else await this.store.concat(keys, key);
+      if (existing !== undefined) this.countCorrupt();
     }
     return this.linkCommitted(state.repository, d, state.offset);
+  }
+
+  /** The size of a stored object, or undefined when there is none. */
+  private async storedSize(key: string): Promise<number | undefined> {
+    try {
+      return (await this.store.head(key)).size;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private countCorrupt(): void {
+    storageCorruptBlobsReplaced.inc({ driver: this.store.name });
+  }
+
+  /**
+   * Runs a request that writes to, commits or cancels session `id`, and is the only one doing so
+   * in this process: another one meanwhile gets 416 at once (its body drained, not stored).
+   */
+  private exclusive<T>(id: string, body: Readable | undefined, fn: () => Promise<T>): Promise<T> {
+    return translated(async () => {
+      if (this.busy.has(id)) {
+        body?.resume();
+        throw new OciError(
+          'BLOB_UPLOAD_INVALID',
+          'another request is writing to this upload; retry once it has finished',
+          undefined,
+          416,
+        );
+      }
+      this.busy.add(id);
+      try {
+        return await fn();
+      } finally {
+        this.busy.delete(id);
+      }
+    });
   }
 
   /** Links a stored blob into the repository and announces the commit. */
@@ -352,13 +425,18 @@ export class UploadSessions {
   /** The session's digest (hex): from the running hash when it covers everything, else re-read. */
   private async digestOf(state: UploadState, d: Digest): Promise<string> {
     const running = this.hashes.get(state.id);
-    if (d.algorithm === 'sha256' && running && running.offset === state.offset) {
+    if (d.algorithm === 'sha256' && running && this.covers(running, state)) {
       return running.hash.copy().digest('hex');
     }
     const hash = createDigester(d.algorithm);
     for (const c of state.chunks) {
-      const { body } = await this.store.get(Layout.uploadChunk(state.id, c.offset));
-      for await (const chunk of body) hash.update(chunk as Buffer);
+      const { body } = await this.store.get(chunkKey(state, c));
+      let n = 0;
+      for await (const chunk of body) {
+        n += (chunk as Buffer).length;
+        hash.update(chunk as Buffer);
+      }
+      if (n !== c.size) throw digestMismatch(d); // not the chunk the state recorded
     }
     return hash.digest('hex');
   }
@@ -403,6 +481,14 @@ export class UploadSessions {
   }
 }
 
+function lastWriter(state: UploadState): string | undefined {
+  return state.chunks[state.chunks.length - 1]?.writer;
+}
+
+function chunkKey(state: UploadState, c: UploadState['chunks'][number]): string {
+  return Layout.uploadChunk(state.id, c.offset, c.writer);
+}
+
 function newState(repository: string): UploadState {
   const now = Date.now();
   return { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
@@ -428,9 +514,13 @@ const SMALL_BLOB = 64 * 1024;
 async function readExactly(body: Readable, length: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const chunk of body) {
-    n += (chunk as Buffer).length;
-    if (n <= length) chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of body) {
+      n += (chunk as Buffer).length;
+      if (n <= length) chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    throw clientBodyError(err);
   }
   if (n !== length) throw sizeInvalid(n, length);
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);

@@ -90,10 +90,16 @@ export async function cancelUpload({ res, name, param, registry }: V2Context): P
   sendEmpty(res, 204, API_VERSION_HEADER);
 }
 
-/** `Content-Range: <start>-<end>` (the spec's form; `bytes ` prefixes and `/total` accepted). */
+/**
+ * `Content-Range: <start>-<end>` (the spec's form; `bytes ` prefixes and `/total` accepted).
+ * Malformed, or beyond what a byte offset can be: 416 `BLOB_UPLOAD_INVALID`.
+ */
 export function parseContentRange(header: string | undefined): ChunkRange | undefined {
   if (header === undefined) return undefined;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (!m) throw new OciError('BLOB_UPLOAD_INVALID', 'malformed Content-Range', undefined, 416);
-  return { start: Number(m[1]), end: Number(m[2]) };
+  const start = Number(m?.[1]);
+  const end = Number(m?.[2]);
+  if (!m || !Number.isSafeInteger(start) || !Number.isSafeInteger(end))
+    throw new OciError('BLOB_UPLOAD_INVALID', 'malformed Content-Range', undefined, 416);
+  return { start, end };
 }
