@@ -48,7 +48,7 @@ export async function storageVerify(
   const location = resolveNode(config).storage;
   const store = await openStore(location, storeOptions(config));
   const started = Date.now();
-  let shown = 0;
+  let shown = started;
   const progress = (p: VerifyProgress, last = false): void => {
     const now = Date.now();
     // A line at most every 200 ms on a terminal (rewritten in place), every 5 s in a log.

@@ -51,7 +51,8 @@ describe('verifyBlobs', () => {
     expect(found.found.map((m) => m.digest)).toEqual([bad]);
     expect(found.found[0]!.actual).toBe(digestOf('evil bytes'));
     expect(found.unrecognised).toEqual(['blobs/sha256/zz/not-a-digest/data']);
-    expect(progress.at(-1)).toBe(2);
+    expect(found.blobs).toBe(2);
+    expect(progress.length).toBeGreaterThan(0);
     expect(await exists(store, Layout.blobData(parseDigest(bad)))).toBe(true);
 
     const repaired = await verifyBlobs(store, { repair: true });

@@ -29,7 +29,7 @@ export interface VerifyOptions {
   repair?: boolean;
   /** Read at most this many bytes per second. Default unlimited. */
   bytesPerSecond?: number;
-  /** Called as the bytes stream (at most once per chunk read), and once at the end. */
+  /** Called as the bytes stream (at most once per chunk read); the report gives the totals. */
   onProgress?: (p: VerifyProgress) => void;
   /** Called for each mismatch, once it is handled. */
   onMismatch?: (m: BlobMismatch) => void;
@@ -106,7 +106,6 @@ export async function verifyBlobs(
     report.found.push(m);
     opts.onMismatch?.(m);
   }
-  opts.onProgress?.(snapshot(report));
   return report;
 }
 
