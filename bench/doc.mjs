@@ -146,6 +146,14 @@ export function buildRows(results, C) {
     ),
     row('6b', `${huge} layer push (one streamed PATCH)`, 'MB/s', 'higher', 'memory.pushMBps'),
     row('6c', `${huge} layer pull`, 'MB/s', 'higher', 'memory.pullMBps'),
+    row(
+      '7',
+      'Small blob GET p99 while 100 concurrent bogus logins run ÷ idle p99 (Meridian, auth on)',
+      '×',
+      'lower',
+      'login.p99Ratio',
+      { maxM: 2, label: 'Meridian ≤ 2×' },
+    ),
   ];
 }
 
@@ -208,6 +216,18 @@ function details(results, rows) {
         `memory: RSS ${n(mem.startMB)} MB before, sampled peak ${n(mem.peakMB)} MB, VmHWM ${n(mem.hwmMB)} MB`,
       );
     }
+    const login = r.login?.reduce((a, b) => (b.p99Ratio < a.p99Ratio ? b : a));
+    if (login) {
+      const f = login.flood.byStatus;
+      lines.push(
+        `small blob GET under a login flood (best round): idle p50 ${n(login.idleP50Ms, 2)} ms, ` +
+          `p99 ${n(login.idleP99Ms, 2)} ms (${login.honestRequests.idle} requests); during the flood ` +
+          `p50 ${n(login.loadedP50Ms, 2)} ms, p99 ${n(login.loadedP99Ms, 2)} ms ` +
+          `(${login.honestRequests.loaded} requests); the flood sent ${login.flood.total} logins ` +
+          `(${Math.round(login.floodPerSecond)}/s): ${f[401] ?? 0} × 401, ${f[429] ?? 0} × 429` +
+          `${f.error ? `, ${f.error} errors` : ''}`,
+      );
+    }
     if (lines.length) out.push(`**${name}**\n\n${lines.map((l) => `- ${l}`).join('\n')}`);
   }
   return out.join('\n\n');
@@ -233,13 +253,15 @@ export function renderDoc({
       r.target.maxM === undefined &&
       !(ratioOf(r) >= r.target.ratio),
   );
-  const rss = rows.find((r) => r.target?.maxM !== undefined);
+  const ceilings = rows.filter((r) => r.target?.maxM !== undefined);
   const noisy = Object.entries(ctx.interference)
     .filter(([, v]) => v > 0.15)
     .map(([k, v]) => `${k} (${Math.round(v * 100)} %)`);
   const misses = [
     ...missed.map((r) => `row ${r.id} (${n(ratioOf(r), 2)}×, target ${r.target.label})`),
-    ...(rss && !(rss.m < rss.target.maxM) ? [`row ${rss.id} (peak RSS ${n(rss.m)} MB)`] : []),
+    ...ceilings
+      .filter((r) => !(r.m < r.target.maxM))
+      .map((r) => `row ${r.id} (${n(r.m, r.unit === '×' ? 2 : 1)} ${r.unit}, target ${r.target.label})`),
   ];
   return `# Benchmarks: Meridian against CNCF Distribution
 
@@ -306,6 +328,12 @@ ${details(results, rows)}
   for the body a HEAD response's \`Content-Length\` announces and never completes a request (ab is
   single-threaded, so compare 5b's two columns with each other, not with 5's). Any non-2xx answer
   or socket error fails the scenario.
+- 7: a fresh Meridian with auth on (the others run with it off). One client GETs a 100-byte
+  blob in a loop, one request at a time, with Basic credentials (verified once, then
+  remembered), for ${config.seconds} s idle, then for ${config.seconds} s while a separate process keeps 100
+  logins in flight, each for an unknown username from a new X-Forwarded-For address (a botnet
+  behind the gateway: no per-address or per-identity limit applies, only the bound on the KDF
+  pool). The figure is the p99 during the flood ÷ the idle p99.
 - 6: fresh servers; the layer is pushed and pulled while \`/proc/PID/status\` is sampled every
   20 ms; the figure is the kernel's \`VmHWM\` (peak resident set since the process started).
 

@@ -2,7 +2,7 @@
 // run. Writes docs/benchmarks.md and prints the table. Needs `pnpm build` first, and
 // docker-registry, wrk, ab (apache2-utils), curl and skopeo on PATH.
 //
-//   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,memory]
+//   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,memory,login]
 //
 // --quick shrinks every size and duration (a smoke test; implies --no-write).
 // MERIDIAN_BENCH_CLI=/path/to/packages/cli/dist/main.js benchmarks another build.
@@ -27,7 +27,7 @@ import { OciLayout } from './lib/skopeo.mjs';
 import * as S from './scenarios.mjs';
 import { buildRows, renderDoc } from './doc.mjs';
 
-const ALL = ['small', 'medium', 'large', 'shared', 'rates', 'info', 'memory'];
+const ALL = ['small', 'medium', 'large', 'shared', 'rates', 'info', 'memory', 'login'];
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -191,6 +191,18 @@ async function main() {
     } finally {
       await fresh.m.stop();
       await fresh.d.stop();
+    }
+  }
+
+  if (only.includes('login')) {
+    // Meridian alone, auth on: small blob GETs while bogus logins flood it, against idle.
+    const password = 'bench-owner-password';
+    const auth = await startMeridian({ name: 'meridian-login', ownerPassword: password });
+    try {
+      const p = { seconds: CONFIG.seconds, concurrency: 100, password };
+      await both('login', { m: auth }, (t) => S.loginAbuse(t, p), ctx, ROUNDS);
+    } finally {
+      await auth.stop();
     }
   }
 

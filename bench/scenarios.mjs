@@ -1,6 +1,7 @@
 // The benchmark scenarios. Each runs against one registry ({name, url, host, pid}) and returns
 // plain numbers; run.mjs runs each against Meridian and then Distribution and compares them.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { RegistryClient } from './lib/client.mjs';
 import { makeImage, memBlob, MANIFEST_ACCEPT, MiB, smallImage } from './lib/content.mjs';
@@ -220,6 +221,70 @@ export async function memoryUnderLoad(target, { blob }) {
     };
   } finally {
     sampler.stop();
+    client.close();
+  }
+}
+
+function p(latencies, q) {
+  const s = [...latencies].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+}
+
+const FLOOD = fileURLToPath(new URL('./lib/login-flood.mjs', import.meta.url));
+
+/**
+ * 7. Login abuse (Meridian with auth on): an honest client GETs a 100-byte blob in a loop, one
+ * request at a time, with Basic credentials (verified once, then remembered), for `seconds`
+ * idle and then `seconds` while a separate process keeps `concurrency` bogus logins in flight
+ * (unknown usernames, a new address each: see lib/login-flood.mjs). Returns both p99s and their
+ * ratio, and what the flood got.
+ */
+export async function loginAbuse(target, { seconds, concurrency = 100, password }) {
+  const authorization = `Basic ${Buffer.from(`owner:${password}`).toString('base64')}`;
+  const client = new RegistryClient(target.url, { maxSockets: 1, headers: { authorization } });
+  let flood;
+  try {
+    const blob = memBlob(randomBytes(100));
+    await client.uploadBlob('login/app', blob);
+    const sample = async (ms) => {
+      const latencies = [];
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        await client.getBlob('login/app', blob.digest, blob.size);
+        latencies.push(performance.now() - t0);
+      }
+      return latencies;
+    };
+    await sample(1000); // connections, JIT
+    const idle = await sample(seconds * 1000);
+    flood = spawn(process.execPath, [FLOOD, target.url, String(concurrency)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    flood.stdout.on('data', (d) => (out += d));
+    while (!out.includes('ready\n')) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 500)); // let the flood fill the server's queue
+    const loaded = await sample(seconds * 1000);
+    const exited = new Promise((r) => flood.once('exit', r));
+    flood.kill('SIGTERM');
+    await exited;
+    flood = undefined;
+    const counts = JSON.parse(out.slice(out.indexOf('\n') + 1));
+    const idleP99 = p(idle, 0.99);
+    const loadedP99 = p(loaded, 0.99);
+    return {
+      idleP50Ms: p(idle, 0.5),
+      idleP99Ms: idleP99,
+      loadedP50Ms: p(loaded, 0.5),
+      loadedP99Ms: loadedP99,
+      p99Ratio: loadedP99 / idleP99,
+      honestRequests: { idle: idle.length, loaded: loaded.length },
+      flood: counts,
+      floodPerSecond: counts.total / (seconds + 0.5),
+    };
+  } finally {
+    flood?.kill('SIGKILL');
     client.close();
   }
 }

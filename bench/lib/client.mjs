@@ -6,8 +6,10 @@ import { MANIFEST_ACCEPT } from './content.mjs';
 
 export class RegistryClient {
   /** @param {string} base `http://127.0.0.1:PORT` */
-  constructor(base, { maxSockets = 16, timeoutMs = 60_000 } = {}) {
+  constructor(base, { maxSockets = 16, timeoutMs = 60_000, headers = {} } = {}) {
     this.base = base;
+    /** Sent with every request (e.g. `authorization`). */
+    this.headers = headers;
     this.timeoutMs = timeoutMs;
     this.agent = new http.Agent({ keepAlive: true, maxSockets });
     /** What pushBlob did, for the report: exists / mounted / uploaded, and bytes sent. */
@@ -28,7 +30,7 @@ export class RegistryClient {
    */
   async request(method, path, { headers = {}, body, contentLength, discard = false } = {}) {
     const url = new URL(path, this.base);
-    const h = { ...headers };
+    const h = { ...this.headers, ...headers };
     if (Buffer.isBuffer(body)) h['content-length'] = body.length;
     else if (body && contentLength !== undefined) h['content-length'] = contentLength;
     else if (!body && (method === 'PUT' || method === 'POST' || method === 'PATCH'))

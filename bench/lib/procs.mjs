@@ -61,7 +61,7 @@ function tail(file, n = 2000) {
 }
 
 /** Spawns a server with stdout/stderr to a log file and waits until `GET /v2/` answers. */
-async function startServer({ name, cmd, args, env, port, dir }) {
+async function startServer({ name, cmd, args, env, port, dir, headers = {} }) {
   const logFile = join(benchRoot(), `${name}.log`);
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { env, stdio: ['ignore', fd, fd] });
@@ -74,7 +74,7 @@ async function startServer({ name, cmd, args, env, port, dir }) {
   for (;;) {
     if (!running.has(child.pid)) throw new Error(`${name} exited at start-up:\n${tail(logFile)}`);
     try {
-      const r = await fetch(`${url}/v2/`);
+      const r = await fetch(`${url}/v2/`, { headers });
       await r.arrayBuffer();
       if (r.status === 200) break;
     } catch {
@@ -101,11 +101,21 @@ async function startServer({ name, cmd, args, env, port, dir }) {
  * Meridian over fs storage in a fresh directory, via the built CLI (`node packages/cli/dist/main.js
  * serve`), so the PID is the node process itself (RSS sampling, --cpu-prof).
  */
-export async function startMeridian({ name = 'meridian', logLevel = 'warn', nodeArgs = [] } = {}) {
+export async function startMeridian({
+  name = 'meridian',
+  logLevel = 'warn',
+  nodeArgs = [],
+  ownerPassword,
+} = {}) {
   const port = await freePort();
   const dir = tempDir(`${name}-data`);
-  // Auth off: the comparison is with Distribution's defaults, which have none.
+  // Auth off: the comparison is with Distribution's defaults, which have none. With
+  // `ownerPassword` (the login-abuse row) it is on, and `owner` has that password.
   const env = { ...process.env, MERIDIAN_LOG_LEVEL: logLevel, MERIDIAN_AUTH_ENABLED: 'false' };
+  if (ownerPassword) {
+    env.MERIDIAN_AUTH_ENABLED = 'true';
+    env.MERIDIAN_OWNER_PASSWORD = ownerPassword;
+  }
   const args = [
     ...nodeArgs,
     MERIDIAN_CLI,
@@ -115,7 +125,11 @@ export async function startMeridian({ name = 'meridian', logLevel = 'warn', node
     '--storage',
     dir,
   ];
-  return startServer({ name, cmd: process.execPath, args, env, port, dir });
+  // Ready once the owner can sign in (it is created once the node listens).
+  const headers = ownerPassword
+    ? { authorization: `Basic ${Buffer.from(`owner:${ownerPassword}`).toString('base64')}` }
+    : {};
+  return startServer({ name, cmd: process.execPath, args, env, port, dir, headers });
 }
 
 /**

@@ -38,6 +38,7 @@ describe('AuthService across regions', () => {
       source: primaryStore.store,
       local: o.region === 'eastus' ? primaryStore.store : replicaStore,
       pollIntervalMs: 100,
+      failureDelayMs: 0,
       log,
       ...o,
     });

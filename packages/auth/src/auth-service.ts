@@ -58,6 +58,11 @@ export interface AuthServiceOptions {
    * `meridian serve` leaves this off and calls `bootstrapOwner()` once the node listens.
    */
   bootstrapOwner?: boolean;
+  /**
+   * How long a failed or refused login waits before it is answered, ms (see `login`). Never
+   * applies to a successful one. Default 1000.
+   */
+  failureDelayMs?: number;
   ownerPassword?: string;
   log: Logger;
 }
@@ -95,6 +100,8 @@ export class AuthService {
   private readonly hmacKey = randomBytes(32);
   /** Checks in flight, by the same HMAC: identical concurrent attempts share one hash. */
   private readonly inflight = new Map<string, Promise<PasswordSlot | undefined>>();
+  /** Failed logins waiting out `failureDelayMs`. */
+  private delayed = 0;
   private readonly nodeTokens = new LRUCache<string, { token: string; until: number }>({
     max: 10_000,
   });
@@ -206,6 +213,35 @@ export class AuthService {
    * minutes is not hashed again, and identical attempts in flight share one hash.
    */
   async login(username: string, password: string, ctx: LoginContext): Promise<Principal> {
+    try {
+      return await this.checkLogin(username, password, ctx);
+    } catch (err) {
+      if (err instanceof OciError) await this.failureDelay();
+      throw err;
+    }
+  }
+
+  /**
+   * A failed or refused login is answered after `failureDelayMs` (as sshd and PAM do): a timer,
+   * no thread and no CPU, so a client that retries at once cannot turn cheap refusals into a
+   * request flood. At most 1000 wait at a time; beyond, the answer is immediate.
+   */
+  private async failureDelay(): Promise<void> {
+    const ms = this.opts.failureDelayMs ?? 1000;
+    if (ms <= 0 || this.delayed >= 1000) return;
+    this.delayed++;
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+    } finally {
+      this.delayed--;
+    }
+  }
+
+  private async checkLogin(
+    username: string,
+    password: string,
+    ctx: LoginContext,
+  ): Promise<Principal> {
     const wait = await this.throttle.retryAfter(username, ctx.address);
     if (wait > 0) this.throttled(username, ctx, wait);
     const found = this.findLogin(username);
