@@ -261,7 +261,10 @@ export function renderDoc({
     ...missed.map((r) => `row ${r.id} (${n(ratioOf(r), 2)}×, target ${r.target.label})`),
     ...ceilings
       .filter((r) => !(r.m < r.target.maxM))
-      .map((r) => `row ${r.id} (${n(r.m, r.unit === '×' ? 2 : 1)} ${r.unit}, target ${r.target.label})`),
+      .map(
+        (r) =>
+          `row ${r.id} (${n(r.m, r.unit === '×' ? 2 : 1)} ${r.unit}, target ${r.target.label})`,
+      ),
   ];
   return `# Benchmarks: Meridian against CNCF Distribution
 
