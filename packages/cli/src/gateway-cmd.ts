@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readTls } from './auth-wiring';
 import pino from 'pino';
-import { createGateway, HealthChecker, Topology } from '@meridian/gateway';
+import { answerClientError, createGateway, HealthChecker, Topology } from '@meridian/gateway';
 import { parseListen } from '@meridian/registry';
 import { latencyBetween, type NodeConfig } from './config';
 
@@ -37,6 +37,7 @@ export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
     health,
     log,
     upstreamTimeoutMs: config.gateway.upstreamTimeoutMs,
+    stallTimeoutMs: config.gateway.stallTimeoutMs,
     latencyMs: Object.keys(config.simulatedLatencyMs).length
       ? (a, b) => latencyBetween(config, a, b)
       : undefined,
@@ -50,6 +51,7 @@ export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
     const server: Server = tls
       ? createHttpsServer({ ...serverOpts, cert: tls.cert, key: tls.key }, listener)
       : createServer(serverOpts, listener);
+    server.on('clientError', answerClientError);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());

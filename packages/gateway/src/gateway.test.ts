@@ -1,7 +1,9 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import pino from 'pino';
 import { createGateway, isWrite } from './gateway';
+import { answerClientError } from './errors';
+import { classify } from './routing';
 import { HealthChecker } from './health';
 import { Topology, type GatewayRegion } from './topology';
 
@@ -69,8 +71,20 @@ function close(s: Server): Promise<void> {
 /** One request to the gateway from a given local address (the client's "location"). */
 function call(
   port: number,
-  opts: { method?: string; path: string; from?: string; body?: string },
-): Promise<{ status: number; region: string | undefined; body: string; location?: string }> {
+  opts: {
+    method?: string;
+    path: string;
+    from?: string;
+    body?: string;
+    headers?: Record<string, string>;
+  },
+): Promise<{
+  status: number;
+  region: string | undefined;
+  body: string;
+  location?: string;
+  aborted?: boolean;
+}> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -79,17 +93,20 @@ function call(
         method: opts.method ?? 'GET',
         path: opts.path,
         localAddress: opts.from,
+        headers: opts.headers,
         agent: false,
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
+        res.on('error', () => {});
+        res.on('close', () =>
           resolve({
             status: res.statusCode ?? 0,
             region: res.headers['x-meridian-region'] as string | undefined,
             body: Buffer.concat(chunks).toString(),
             location: res.headers.location,
+            aborted: !res.complete,
           }),
         );
       },
@@ -97,6 +114,41 @@ function call(
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+describe('classify', () => {
+  const push = bearer([{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }]);
+  const pull = bearer([{ type: 'repository', name: 'team/app', actions: ['pull'] }]);
+  it.each([
+    ['HEAD', '/v2/team/app/blobs/sha256:abc', push, 'push-read'],
+    ['GET', '/v2/team/app/blobs/sha256:abc', push, 'push-read'],
+    ['HEAD', '/v2/team/app/manifests/v1', push, 'push-read'],
+    ['HEAD', '/v2/team/app/blobs/sha256:abc', pull, 'blob-check'],
+    ['HEAD', '/v2/team/app/blobs/sha256:abc', undefined, 'blob-check'],
+    ['HEAD', '/v2/team/app/blobs/sha256:abc', 'Basic b3duZXI6eA==', 'blob-check'],
+    ['GET', '/v2/team/app/blobs/sha256:abc', pull, 'read'],
+    // push rights on another repository are no push intent here
+    ['HEAD', '/v2/team/other/blobs/sha256:abc', push, 'blob-check'],
+    ['HEAD', '/v2/team/app/blobs/sha256:abc', 'Bearer not.a-jwt!.x', 'blob-check'],
+    ['GET', '/v2/team/app/tags/list', push, 'read'],
+    ['POST', '/v2/team/app/blobs/uploads/', pull, 'write'],
+  ])('%s %s (%s) → %s', (method, path, auth, expected) => {
+    expect(classify(method, path, auth)).toBe(expected);
+  });
+});
+
+/** The gateway's answer to a write while the primary is down: 405 UNSUPPORTED, saying why. */
+function expectPrimaryUnavailable(body: string): void {
+  const { errors } = JSON.parse(body) as { errors: { code: string; message: string }[] };
+  expect(errors).toHaveLength(1);
+  expect(errors[0]!.code).toBe('UNSUPPORTED');
+  expect(errors[0]!.message).toMatch(/^the primary region is unavailable;/);
+}
+
+/** An unsigned bearer token with these access entries (the gateway only reads the claims). */
+function bearer(access: unknown[]): string {
+  const part = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `Bearer ${part({ alg: 'ES256' })}.${part({ sub: 'x', access })}.c2ln`;
 }
 
 describe('createGateway', () => {
@@ -126,8 +178,15 @@ describe('createGateway', () => {
     });
     health = new HealthChecker(regions, { failuresToDown: 1, timeoutMs: 500 });
     gateway = createServer(
-      createGateway({ topology, health, log: pino({ level: 'silent' }), upstreamTimeoutMs: 300 }),
+      createGateway({
+        topology,
+        health,
+        log: pino({ level: 'silent' }),
+        upstreamTimeoutMs: 300,
+        stallTimeoutMs: 1000,
+      }),
     );
+    gateway.on('clientError', answerClientError);
     await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
     port = (gateway.address() as AddressInfo).port;
   });
@@ -239,14 +298,17 @@ describe('createGateway', () => {
     for (const res of hung) res.end();
   });
 
-  it('answers 503 UNAVAILABLE when no region can serve, and for writes when the primary is down', async () => {
+  it('answers 503 UNAVAILABLE when no region can serve, and 405 to writes when the primary is down', async () => {
     await close(east.server);
     const w = await call(port, { method: 'PUT', path: '/v2/a/manifests/v1', body: 'x' });
-    expect(w.status).toBe(503);
-    expect(JSON.parse(w.body)).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
+    expect(w.status).toBe(405);
+    expect(JSON.parse(w.body)).toMatchObject({ errors: [{ code: 'UNSUPPORTED' }] });
     await Promise.all([close(west.server), close(asia.server)]);
     const r = await call(port, { path: '/v2/a/manifests/v1', from: '127.0.0.2' });
     expect(r.status).toBe(503);
+    expect(JSON.parse(r.body)).toEqual({
+      errors: [{ code: 'UNAVAILABLE', message: 'no region is available' }],
+    });
   });
 
   it("passes a region's 307 to presigned storage through untouched", async () => {
@@ -260,5 +322,102 @@ describe('createGateway', () => {
       region: 'westeurope',
       location: 'http://s3.example/bucket/blobs/x?X-Amz-Signature=abc',
     });
+  });
+
+  it('aborts a response whose region stops sending mid-body instead of hanging the client', async () => {
+    west.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': 10_000 });
+      res.write(Buffer.alloc(1000)); // …and nothing more, connection left open
+    };
+    const r = await call(port, { path: '/v2/a/blobs/sha256:abc', from: '127.0.0.2' });
+    expect(r).toMatchObject({ status: 200, region: 'westeurope', aborted: true });
+    expect(r.body.length).toBe(1000);
+  });
+
+  it('aborts a push whose client stops sending its body, without blaming the primary', async () => {
+    let got = 0;
+    east.handler = (req) => req.on('data', (c: Buffer) => (got += c.length));
+    const outcome = await new Promise<string>((resolve) => {
+      const req = request(
+        { host: '127.0.0.1', port, method: 'PATCH', path: '/v2/a/blobs/uploads/u1', agent: false },
+        (res) => resolve(`answered ${res.statusCode}`),
+      );
+      req.on('error', (err) => resolve(`aborted: ${err.message}`));
+      req.setHeader('content-length', 1000);
+      req.write(Buffer.alloc(100)); // …and nothing more
+    });
+    expect(outcome).toMatch(/^aborted/);
+    expect(got).toBe(100);
+    expect(health.isHealthy('eastus')).toBe(true);
+  });
+
+  it('refuses a push whose primary gives no answer within the stall timeout, saying why', async () => {
+    east.handler = (req) => req.resume(); // reads the body, never answers
+    const w = await call(port, { method: 'PUT', path: '/v2/a/manifests/v1', body: 'x' });
+    expect(w.status).toBe(405);
+    expectPrimaryUnavailable(w.body);
+  });
+
+  it("sends blob existence checks to the primary while it is up; a pusher's never to a replica", async () => {
+    const head = { method: 'HEAD', path: '/v2/team/app/blobs/sha256:abc', from: '127.0.0.2' };
+    expect(await call(port, head)).toMatchObject({ status: 200, region: 'eastus' });
+    // a plain read of the blob stays in the home region
+    expect(
+      await call(port, { path: '/v2/team/app/blobs/sha256:abc', from: '127.0.0.2' }),
+    ).toMatchObject({ region: 'westeurope' });
+    await close(east.server);
+    await health.checkAll();
+    // Without a push token the check is a read: the nearest region answers.
+    expect(await call(port, head)).toMatchObject({ status: 200, region: 'westeurope' });
+    // A pusher's check is not answered by a replica: "no", so that it starts the upload, whose
+    // answer says why it cannot.
+    const auth = bearer([{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }]);
+    const seen = west.seen.length;
+    const h = await call(port, { ...head, headers: { authorization: auth } });
+    expect(h).toMatchObject({ status: 404, region: undefined, body: '' });
+    expect(west.seen.length).toBe(seen);
+    const post = await call(port, {
+      method: 'POST',
+      path: '/v2/team/app/blobs/uploads/',
+      headers: { authorization: auth },
+      from: '127.0.0.2',
+    });
+    expect(post.status).toBe(405);
+    expectPrimaryUnavailable(post.body);
+    // A pusher's other reads may still be served by the regions.
+    expect(
+      await call(port, {
+        path: '/v2/team/app/manifests/v1',
+        headers: { authorization: auth },
+        from: '127.0.0.2',
+      }),
+    ).toMatchObject({ status: 200, region: 'westeurope' });
+  });
+
+  it('routes an absolute-form request target as its origin-form path; a malformed one is a 400', async () => {
+    const raw = (line: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () =>
+          s.write(`${line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`),
+        );
+        let out = '';
+        s.on('data', (c: Buffer) => (out += c.toString()));
+        s.on('end', () => resolve(out));
+        s.on('error', reject);
+      });
+    const abs = await raw(`GET http://127.0.0.1:${port}/v2/a/manifests/v1 HTTP/1.1`);
+    expect(abs).toMatch(/^HTTP\/1\.1 200/);
+    expect(east.seen).toContain('GET /v2/a/manifests/v1');
+    const bad = await raw('GET http://user@127.0.0.1/v2/ HTTP/1.1');
+    expect(bad).toMatch(/^HTTP\/1\.1 400/);
+    expect(bad).toContain(
+      '{"errors":[{"code":"UNSUPPORTED","message":"malformed request target"}]}',
+    );
+    // what Node's own parser refuses gets the same error JSON
+    const garbage = await raw('GET /v2/ HTTP/1.1\r\nno colon here');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400/);
+    expect(garbage).toContain(
+      '{"errors":[{"code":"UNSUPPORTED","message":"malformed HTTP request"}]}',
+    );
   });
 });

@@ -7,9 +7,15 @@ import {
 import { request as httpsRequest } from 'node:https';
 import { Counter, register } from 'prom-client';
 import { dashboardHandler } from '@meridian/dashboard';
+import { OciError, parseRequestTarget } from '@meridian/oci';
 import type { Logger } from 'pino';
+import { PRIMARY_UNAVAILABLE, primaryUnavailable, sendError } from './errors';
 import type { HealthChecker } from './health';
+import { classify, type RequestKind } from './routing';
+import { watchStall } from './stall';
 import type { GatewayRegion, Topology } from './topology';
+
+export { isWrite } from './routing';
 
 export const gatewayRequests = new Counter({
   name: 'meridian_gateway_requests_total',
@@ -25,6 +31,16 @@ export const gatewayFailovers = new Counter({
   registers: [register],
 });
 
+export const gatewayStalls = new Counter({
+  name: 'meridian_gateway_stalled_streams_total',
+  help: 'Proxied streams aborted because no byte moved for gateway.stallTimeoutMs',
+  labelNames: ['region', 'side'] as const,
+  registers: [register],
+});
+
+/** Default for `GatewayOptions.stallTimeoutMs`. */
+export const DEFAULT_GATEWAY_STALL_TIMEOUT_MS = 30_000;
+
 export interface GatewayOptions {
   topology: Topology;
   health: HealthChecker;
@@ -37,6 +53,12 @@ export interface GatewayOptions {
    * health checks notice. Requests with a body (pushes) are never cut. 0 disables. Default 5000.
    */
   upstreamTimeoutMs?: number;
+  /**
+   * Every proxied stream — a response from a region, a request body from a client, a region's
+   * answer to a push — that moves no byte for this long (while its reader waits) is aborted, so
+   * the client retries instead of hanging. Default 30000.
+   */
+  stallTimeoutMs?: number;
 }
 
 const HOP_BY_HOP = new Set([
@@ -49,33 +71,43 @@ const HOP_BY_HOP = new Set([
   'trailer',
 ]);
 
-/** Whether a request must go to the primary: anything that writes, and upload sessions. */
-export function isWrite(method: string, path: string): boolean {
-  // A login (docker login POSTs to the token endpoint) is served by every region, so it goes to
-  // the nearest healthy one and keeps working while the primary is down.
-  if (path === '/oauth2/token' || path.startsWith('/oauth2/token?')) return false;
-  if (method !== 'GET' && method !== 'HEAD') return true;
-  return /\/blobs\/uploads\//.test(path);
-}
-
 /**
- * The registry's global endpoint: reads go to the client's nearest healthy region, writes to the
- * primary. Bytes stream through without buffering; every response says who served it.
+ * The registry's global endpoint: reads go to the client's nearest healthy region, writes (and
+ * every request of a push, see `classify`) to the primary. Bytes stream through without
+ * buffering; every response says who served it; every error is the OCI error JSON.
  */
 export function createGateway(opts: GatewayOptions): RequestListener {
   const { topology, health, log } = opts;
+  const stallMs = opts.stallTimeoutMs ?? DEFAULT_GATEWAY_STALL_TIMEOUT_MS;
   const dashboard = dashboardHandler(); // its JSON API calls are reads, proxied to a region
   /** Parsed region endpoints, by endpoint (parsed on first use). */
   const targets = new Map<string, URL>();
   return (req, res) => {
-    const path = req.url ?? '/';
+    const target = parseRequestTarget(req.url);
+    if (!target) {
+      req.resume();
+      return sendError(
+        res,
+        new OciError('UNSUPPORTED', 'malformed request target', undefined, 400),
+      );
+    }
+    // One parse: from here on every layer, and the region, sees the origin-form target.
+    if (target.authority !== undefined) req.headers.host = target.authority;
+    req.url = target.path + target.query;
+    const path = target.path;
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (dashboard(req, res)) return;
     if (path === '/metrics') {
-      void register.metrics().then((m) => {
-        res.writeHead(200, { 'Content-Type': register.contentType });
-        res.end(m);
-      });
+      register.metrics().then(
+        (m) => {
+          res.writeHead(200, { 'Content-Type': register.contentType });
+          res.end(m);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'gateway: metrics failed');
+          sendError(res, err);
+        },
+      );
       return;
     }
     if (path === '/meridian/v1/gateway/regions') {
@@ -86,24 +118,43 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     const matchAddr =
       topology.opts.matchOn === 'destination' ? req.socket.localAddress : req.socket.remoteAddress;
     const home = topology.homeOf(matchAddr);
-    const write = isWrite(req.method ?? 'GET', path);
-    const candidates = write
-      ? [topology.primary]
-      : (() => {
-          const order = topology.readOrder(home, health.latencies());
-          const healthy = order.filter((r) => health.isHealthy(r.name));
-          return healthy.length > 0 ? healthy : order;
-        })();
-    void forward(req, res, candidates, home, write);
+    const kind = classify(req.method ?? 'GET', path, req.headers.authorization);
+    const blobHead = req.method === 'HEAD' && path.includes('/blobs/');
+    void forward(req, res, candidatesFor(kind, home, blobHead), home, kind);
   };
+
+  function readOrder(home: string): GatewayRegion[] {
+    const order = topology.readOrder(home, health.latencies());
+    const healthy = order.filter((r) => health.isHealthy(r.name));
+    return healthy.length > 0 ? healthy : order;
+  }
+
+  function candidatesFor(kind: RequestKind, home: string, blobHead: boolean): GatewayRegion[] {
+    const primary = topology.primary;
+    switch (kind) {
+      case 'write':
+        return [primary];
+      case 'push-read':
+        // A pusher's existence check is answered by the primary or, below, for it; its other
+        // reads may fall back to the regions.
+        return blobHead ? [primary] : [primary, ...readOrder(home).filter((r) => r !== primary)];
+      case 'blob-check':
+        return health.isHealthy(primary.name)
+          ? [primary, ...readOrder(home).filter((r) => r !== primary)]
+          : readOrder(home);
+      case 'read':
+        return readOrder(home);
+    }
+  }
 
   async function forward(
     req: IncomingMessage,
     res: ServerResponse,
     candidates: GatewayRegion[],
     home: string,
-    write: boolean,
+    kind: RequestKind,
   ): Promise<void> {
+    const write = kind === 'write' || kind === 'push-read';
     // A request body can be sent once: only bodiless requests may move on to another region.
     const bodiless = req.method === 'GET' || req.method === 'HEAD';
     for (const region of bodiless ? candidates : candidates.slice(0, 1)) {
@@ -116,15 +167,19 @@ export function createGateway(opts: GatewayOptions): RequestListener {
         return;
       }
     }
-    if (!res.headersSent)
-      json(res, 503, {
-        errors: [
-          {
-            code: 'UNAVAILABLE',
-            message: write ? 'the primary region is unavailable' : 'no region is available',
-          },
-        ],
-      });
+    if (res.headersSent || res.destroyed) return;
+    if (kind === 'push-read' && req.method === 'HEAD' && req.url?.includes('/blobs/')) {
+      // The push's "do you have this blob?" while the primary is down. A HEAD answer has no
+      // body, so a 503 here would reach the user as a bare status ("trying to reuse blob …
+      // 503"). "No" lets the client go on to start the upload, whose answer says why.
+      return sendError(res, new OciError('BLOB_UNKNOWN', PRIMARY_UNAVAILABLE));
+    }
+    sendError(
+      res,
+      kind === 'write'
+        ? primaryUnavailable()
+        : new OciError('UNAVAILABLE', 'no region is available'),
+    );
   }
 
   /** Proxies to one region. Resolves false when the region could not be reached (nothing sent yet). */
@@ -146,13 +201,19 @@ export function createGateway(opts: GatewayOptions): RequestListener {
         .filter(Boolean)
         .join(', ');
       headers['x-forwarded-host'] = req.headers.host ?? '';
-      const timeoutMs = opts.upstreamTimeoutMs ?? 5000;
-      let timer: NodeJS.Timeout | undefined;
+      const upstreamTimeoutMs = opts.upstreamTimeoutMs ?? 5000;
+      // How long the region may take to start answering once the request is sent: a hung
+      // region loses a read after `upstreamTimeoutMs` (it moves on), anything else after the
+      // stall timeout.
+      const headMs = bodiless && upstreamTimeoutMs > 0 ? upstreamTimeoutMs : stallMs;
+      let headTimer: NodeJS.Timeout | undefined;
+      /** Set when the client stopped sending its body: not the region's fault. */
+      let clientStalled = false;
       // Regions may serve HTTPS (`--tls-cert`); the gateway speaks whatever their endpoint says.
       const up = (target.protocol === 'https:' ? httpsRequest : httpRequest)(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
         (upRes) => {
-          clearTimeout(timer);
+          clearTimeout(headTimer);
           const out: Record<string, string | string[]> = {};
           // headersDistinct keeps repeated headers apart: Node joins two WWW-Authenticate
           // challenges (Bearer, Basic) into one line in `headers`, which browsers cannot read.
@@ -161,28 +222,58 @@ export function createGateway(opts: GatewayOptions): RequestListener {
           out['x-meridian-region'] = region.name;
           res.writeHead(upRes.statusCode ?? 502, out);
           upRes.pipe(res);
+          watchStall(upRes, res, stallMs, () => {
+            gatewayStalls.inc({ region: region.name, side: 'region' });
+            log.warn(
+              { region: region.name, path: req.url, stallMs },
+              'gateway: region response stalled; aborting it',
+            );
+            upRes.destroy();
+            res.destroy();
+          });
           upRes.on('error', () => res.destroy());
           resolve(true);
         },
       );
-      if (bodiless && timeoutMs > 0)
-        timer = setTimeout(
-          () => up.destroy(new Error(`no response within ${timeoutMs} ms`)),
-          timeoutMs,
+      const awaitHead = (): void => {
+        clearTimeout(headTimer);
+        headTimer = setTimeout(
+          () => up.destroy(new Error(`no response within ${headMs} ms`)),
+          headMs,
         );
+      };
       up.on('error', (err) => {
-        clearTimeout(timer);
+        clearTimeout(headTimer);
+        if (clientStalled) {
+          res.destroy();
+          return;
+        }
         health.reportFailure(region.name, err.message);
         log.warn({ region: region.name, err: err.message }, 'gateway: region unreachable');
         if (!res.headersSent) resolve(false);
         else res.destroy();
       });
       res.on('close', () => {
-        clearTimeout(timer);
+        clearTimeout(headTimer);
         if (!res.writableFinished) up.destroy();
       });
-      if (bodiless) up.end();
-      else req.pipe(up);
+      if (bodiless) {
+        up.end();
+        awaitHead();
+        return;
+      }
+      req.pipe(up);
+      const stopWatching = watchStall(req, up, stallMs, () => {
+        clientStalled = true;
+        gatewayStalls.inc({ region: region.name, side: 'client' });
+        log.info({ region: region.name, path: req.url, stallMs }, 'gateway: client body stalled');
+        up.destroy();
+        req.destroy();
+      });
+      req.once('end', () => {
+        stopWatching();
+        awaitHead();
+      });
     });
   }
 }

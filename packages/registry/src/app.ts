@@ -17,6 +17,7 @@ import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
 import { tokenRoutes } from './routes/token';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
+import { readinessCheck } from './readiness';
 
 export interface AppDeps {
   registry: Registry;
@@ -232,8 +233,10 @@ function healthRoutes(deps: AppDeps, gate: AuthGate | undefined): AppRoute[] {
       need: health,
       handle: async (_req, res) => {
         try {
-          await deps.registry.store.ping();
-          for (const check of deps.readinessChecks ?? []) await check();
+          // Every check at once, each bounded (readinessCheck): a hung dependency is a quick
+          // 503 that names it, never a /readyz that does not answer.
+          const storage = readinessCheck('storage', () => deps.registry.store.ping());
+          await Promise.all([storage, ...(deps.readinessChecks ?? [])].map((check) => check()));
           res.json({ status: 'ready' });
         } catch (err) {
           res.status(503).json({
