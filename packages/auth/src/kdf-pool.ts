@@ -5,7 +5,8 @@ export interface KdfPoolOptions {
   /**
    * Password hashes computed at once. Each holds one of libuv's threads (4 by default,
    * `UV_THREADPOOL_SIZE`), which file I/O and DNS share, so this stays well below that.
-   * Default 1 (measured in `pnpm bench`, row 7: 2 doubled the blob GET p99 under attack).
+   * Default 1: three of libuv's threads, and on a 2-core machine a core, stay for requests
+   * (`pnpm bench`, row 7).
    */
   concurrency?: number;
   /** Hashes waiting for a turn; beyond, an attempt is refused with 429. Default 16. */
