@@ -13,10 +13,14 @@ import {
 import type { HttpResponse } from '../helpers/http';
 
 function expectOci(res: HttpResponse, status: number, code: string): void {
-  expect({ status: res.status, body: res.json<unknown>() }).toEqual({
+  const body = res.json<{ errors?: { code?: unknown; message?: unknown }[] }>();
+  const first = body.errors?.[0];
+  expect({ status: res.status, n: body.errors?.length, code: first?.code }).toEqual({
     status,
-    body: { errors: [expect.objectContaining({ code, message: expect.any(String) })] },
+    n: 1,
+    code,
   });
+  expect(typeof first?.message).toBe('string');
 }
 
 describe('one error writer for every endpoint', () => {
@@ -43,7 +47,9 @@ describe('one error writer for every endpoint', () => {
     expectOci(res, 400, 'UNSUPPORTED');
     expect(res.body.toString()).not.toContain(SECRET);
     expect(node.logLines.join('\n')).not.toContain(SECRET);
-    expect(node.logLines.filter((l) => JSON.parse(l).level >= 50)).toEqual([]);
+    expect(node.logLines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual(
+      [],
+    );
   });
 
   test('admin API: null, array and scalar bodies are a 400', async () => {
@@ -103,7 +109,9 @@ describe('one error writer for every endpoint', () => {
       errors: [{ code: 'UNSUPPORTED' }],
       error: 'unsupported_grant_type',
     });
-    expect(node.logLines.filter((l) => JSON.parse(l).level >= 50)).toEqual([]);
+    expect(node.logLines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual(
+      [],
+    );
   });
 
   test('unknown paths and methods are OCI errors on every process route', async () => {

@@ -4,6 +4,7 @@ import { AuthService, type AuthServiceOptions } from '@meridian/auth';
 import { Registry, startNodeServer } from '@meridian/registry';
 import { openStore, type ObjectStore } from '@meridian/storage';
 import { RegistryClient, type RequestOptions } from './http';
+import { noteSecret, noteSecretsIn, testLogFile } from './log-scan';
 import { newStorage, type StorageKind } from './node';
 
 export const OWNER_PASSWORD = 'owner-password-for-tests';
@@ -38,7 +39,17 @@ export async function startAuthNode(
       cb();
     },
   });
-  const log = pino({ level: 'info' }, sink);
+  const file = testLogFile();
+  const log = pino(
+    { level: 'info' },
+    file
+      ? pino.multistream([
+          { stream: sink },
+          { stream: pino.destination({ dest: file, sync: true }) },
+        ])
+      : sink,
+  );
+  noteSecret(OWNER_PASSWORD);
   const auth = new AuthService({
     region: 'local',
     bootstrapOwner: true,
@@ -106,5 +117,6 @@ export async function fetchToken(
     headers: creds ? { Authorization: basic(creds.user, creds.password) } : {},
   });
   const body = (await res.json()) as Record<string, unknown>;
+  noteSecretsIn(body);
   return { status: res.status, token: body.token as string | undefined, body };
 }

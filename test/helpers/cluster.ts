@@ -10,6 +10,7 @@ import { newStorage, type StorageKind } from './node';
 import { freePort } from './ports';
 import { startRedis, type TestRedis } from './redis';
 import { newTestBucket, testS3Location, testS3OtherName } from './s3-env';
+import { noteSecret, testLogFile } from './log-scan';
 
 export interface ClusterRegion {
   name: string;
@@ -102,7 +103,11 @@ export async function startCluster(
     s3: { partSize: 5 * 1024 * 1024 },
     cache: { ttlMs: 200 },
     auth: opts.auth ? { pollIntervalMs: 200, ...opts.auth, enabled: true } : { enabled: false },
-    log: { level: (process.env.MERIDIAN_TEST_LOG ?? 'silent') as 'silent' },
+    // Into the run's log directory (scanned for secrets), unless MERIDIAN_TEST_LOG asks for stdout.
+    log:
+      testLogFile() && !process.env.MERIDIAN_TEST_LOG
+        ? { level: 'info' as const, file: testLogFile() }
+        : { level: (process.env.MERIDIAN_TEST_LOG ?? 'silent') as 'silent' },
   };
   const dir = mkdtempSync(join(tmpdir(), 'meridian-cluster-'));
   const configFile = join(dir, 'cluster.json');
@@ -115,6 +120,7 @@ export async function startCluster(
       await serve({ ...config, region: name }, { ownerPassword: opts.ownerPassword }),
     );
   };
+  noteSecret(opts.ownerPassword);
   for (const r of regions) await startNode(r.name);
   let workers: WorkerRun | undefined;
   const children: ChildProcess[] = [];

@@ -1,3 +1,5 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { s3Available, startCeph, type Ceph } from './ceph';
 
 /** Shared with global-teardown (same process). */
@@ -12,6 +14,12 @@ export const state: { ceph?: Ceph } = ((
  * and every S3 test then fails with an install hint (never a silent skip).
  */
 export default async function globalSetup(): Promise<void> {
+  // One directory per run for every node's log lines and every secret the tests create; the
+  // teardown scans it (test/helpers/log-scan.ts).
+  const logDir = join(__dirname, '..', '..', 'test-results', 'log-scan');
+  rmSync(logDir, { recursive: true, force: true });
+  mkdirSync(logDir, { recursive: true });
+  process.env.MERIDIAN_TEST_LOG_DIR = logDir;
   if (process.env.MERIDIAN_TEST_S3_ENDPOINT) return;
   if (!s3Available()) {
     process.stderr.write('\nradosgw not found: S3 integration tests will fail\n');

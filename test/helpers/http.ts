@@ -5,6 +5,7 @@
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { ImageBlob, Manifest } from './images';
+import { noteSecretsIn } from './log-scan';
 
 export interface HttpResponse {
   method: string;
@@ -76,6 +77,8 @@ export class RegistryClient {
           res.on('error', reject);
           res.on('end', () => {
             const buf = Buffer.concat(chunks);
+            if (!target.startsWith('/v2') && /json/.test(String(res.headers['content-type'])))
+              noteSecretsInJson(buf);
             resolve({
               method,
               status: res.statusCode ?? 0,
@@ -186,5 +189,14 @@ export function expectOciError(res: HttpResponse, status: number, code: string):
   for (const e of errors) {
     expect(SPEC_ERROR_CODES).toContain(e.code);
     expect(typeof e.message).toBe('string');
+  }
+}
+
+/** Passwords and tokens an admin or token response handed out, for the log scan. */
+function noteSecretsInJson(buf: Buffer): void {
+  try {
+    noteSecretsIn(JSON.parse(buf.toString('utf8')));
+  } catch {
+    // not JSON after all: nothing to note
   }
 }

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { Registry, startNodeServer, type RegistryOptions } from '@meridian/registry';
 import { openStore, type ObjectStore } from '@meridian/storage';
+import { testLogger } from './log-scan';
 import { newTestBucket, testS3 } from './s3-env';
 
 export type StorageKind = 'fs' | 's3';
@@ -54,7 +54,7 @@ export async function startTestNode(
     uploads: opts.uploads,
     events: opts.events,
   });
-  const log = pino({ level: process.env.MERIDIAN_TEST_LOG ?? 'silent' });
+  const log = testLogger();
   const node = await startNodeServer({ registry, log, listen: '127.0.0.1:0', purgeIntervalMs: 0 });
   return {
     url: node.url,

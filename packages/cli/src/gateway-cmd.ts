@@ -14,7 +14,10 @@ export interface RunningGateway {
 
 /** Starts the global endpoint described by the cluster configuration's `gateway` section. */
 export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
-  const log = pino({ level: config.log.level, base: { role: 'gateway' } });
+  const log = pino(
+    { level: config.log.level, base: { role: 'gateway' } },
+    pino.destination({ dest: config.log.file ?? 1, sync: true, mkdir: true }),
+  );
   if (config.regions.length === 0)
     throw new Error('config key "regions": the gateway needs the cluster\'s regions');
   const topology = new Topology({

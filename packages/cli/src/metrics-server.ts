@@ -1,6 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { register } from 'prom-client';
+import { OciError, parseRequestTarget } from '@meridian/oci';
 import { parseListen } from '@meridian/registry';
 
 export interface MetricsServer {
@@ -14,23 +15,31 @@ export interface MetricsServer {
  * process's prom-client registry) and `GET /healthz`, so Prometheus can scrape them.
  */
 export async function startMetricsServer(listen: string): Promise<MetricsServer> {
+  const fail = (res: ServerResponse, err: OciError, headers: Record<string, string> = {}) => {
+    const body = JSON.stringify(err.toBody());
+    res.writeHead(err.status, { ...headers, 'Content-Type': 'application/json' }).end(body);
+  };
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+    const path = parseRequestTarget(req.url)?.path;
+    if (path === undefined) {
+      fail(res, new OciError('UNSUPPORTED', 'malformed request target', undefined, 400));
+    } else if (path !== '/metrics' && path !== '/healthz') {
+      fail(res, new OciError('NAME_UNKNOWN', 'unknown API endpoint', undefined, 404));
+    } else if (req.method !== 'GET' && req.method !== 'HEAD') {
+      fail(res, new OciError('UNSUPPORTED', `${req.method} is not supported on this endpoint`), {
+        Allow: 'GET, HEAD',
+      });
     } else if (path === '/metrics') {
       register.metrics().then(
         (text) => {
           res.writeHead(200, { 'Content-Type': register.contentType }).end(text);
         },
         () => {
-          res.writeHead(500).end();
+          fail(res, new OciError('UNKNOWN', 'collecting metrics failed'));
         },
       );
-    } else if (path === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
     } else {
-      res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
     }
   });
   const { host, port } = parseListen(listen);

@@ -19,7 +19,12 @@ export async function serve(
 ): Promise<RunningNode> {
   // Buffered, asynchronous log writes: a synchronous line per request costs a third of the
   // manifest GET throughput. Flushed on close.
-  const logDestination = pino.destination({ sync: false, minLength: 4096 });
+  const logDestination = pino.destination({
+    dest: config.log.file ?? 1,
+    sync: false,
+    minLength: 4096,
+    mkdir: true,
+  });
   const log = pino({ level: config.log.level, base: { region: config.region } }, logDestination);
   const node = resolveNode(config);
   const store = await openStore(node.storage, storeOptions(config));
