@@ -77,6 +77,15 @@ async function copyInProgress(storage: StorageKind, location: string): Promise<b
   return existsSync(tmp) && readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 1024 * 1024);
 }
 
+/** What a killed write left behind: temp file bytes on fs, incomplete multipart parts on S3. */
+async function leftovers(storage: StorageKind, location: string): Promise<number> {
+  if (storage === 's3')
+    return (await incompleteUploads(location, '')).reduce((a, u) => a + u.parts, 0);
+  const tmp = join(location, '.tmp');
+  if (!existsSync(tmp)) return 0;
+  return readdirSync(tmp).reduce((a, f) => a + statSync(join(tmp, f)).size, 0);
+}
+
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
   const m = await register.getSingleMetric(name)?.get();
   return (m?.values ?? [])
@@ -226,7 +235,7 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     }
   });
 
-  it('a worker killed mid-copy leaves nothing visible and the region converges after restart', async () => {
+  it('a worker killed mid-copy leaves nothing visible, and its leftovers go when the copy reruns', async () => {
     const big = randomBlob(160 * 1024 * 1024);
     const config = configBlob();
     const manifest = imageManifest({ config, layers: [big] });
@@ -268,6 +277,9 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       // The tag is not in the region's own storage yet (a GET falls back, which is fine).
       expect(tag.status).toBe(200);
       expect(await exists(store, tagKey)).toBe(false);
+      // The killed copy's bytes are still on the region's storage (a temp file on fs, parts
+      // of an incomplete multipart upload on S3)…
+      expect(await leftovers(storage, region.storage)).toBeGreaterThan(0);
 
       const streamed = () =>
         metric('meridian_replication_bytes_copied_total', {
@@ -284,6 +296,10 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
       const r = await new RegistryClient(region.url).get(`/v2/kill/app/blobs/${big.digest}`);
       expect(`sha256:${createHash('sha256').update(r.body).digest('hex')}`).toBe(big.digest);
       expect(await listAllKeys(store, staging)).toEqual([]);
+      // …until the same copy runs again: it removes what its killed attempt left, instead of
+      // leaving a full-size leftover for the 24 h stale sweep (a crash-looping worker would fill
+      // the disk).
+      expect(await leftovers(storage, region.storage)).toBe(0);
     } finally {
       await store.close();
     }

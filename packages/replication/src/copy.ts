@@ -37,12 +37,15 @@ export async function copyBlob(
   }
   const started = process.hrtime.bigint();
   let mode: CopyMode = 'streamed';
-  if (dst.copyFrom && (await dst.copyFrom(src, key, key))) {
+  // One stable temp name per blob: a copy that a killed worker left half-written is removed
+  // when the job runs again (the per-digest lock keeps two copies of one blob apart).
+  const tempName = `replication-${d.algorithm}-${d.hex}`;
+  if (dst.copyFrom && (await dst.copyFrom(src, key, key, { tempName }))) {
     mode = 'server-side';
   } else {
     const { body } = await src.get(key);
     try {
-      await putVerified(dst, key, body, d, srcInfo.size);
+      await putVerified(dst, key, body, d, srcInfo.size, tempName);
     } catch (err) {
       if (err instanceof DigestMismatchError)
         throw new UnrecoverableError(`copying ${d.value} from the primary: ${err.message}`);

@@ -161,13 +161,18 @@ export class BaseStore implements ObjectStore {
    * Server-side copy from another store on the same backend; false when the driver cannot (the
    * caller streams instead). `source` may be a `BaseStore`: its driver is what is compared.
    */
-  async copyFrom(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean> {
+  async copyFrom(
+    source: ObjectStore,
+    srcKey: string,
+    dstKey: string,
+    opts?: Pick<PutOptions, 'tempName'>,
+  ): Promise<boolean> {
     validateKey(srcKey);
     validateKey(dstKey);
     const driver = this.driver;
     if (!driver.copyFrom) return false;
     const from = source instanceof BaseStore ? source.driver : source;
-    return this.run('copyFrom', () => driver.copyFrom!(from, srcKey, dstKey));
+    return this.run('copyFrom', () => driver.copyFrom!(from, srcKey, dstKey, opts));
   }
 
   async presignGet(key: string, expiresSeconds: number): Promise<string | undefined> {

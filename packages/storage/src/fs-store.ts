@@ -11,6 +11,7 @@ import {
   UnsupportedError,
 } from './errors';
 import { FsLister } from './fs-list';
+import { staleTempsRemoved } from './metrics';
 import { validateKey } from './keys';
 import type {
   ByteRange,
@@ -22,6 +23,7 @@ import type {
   PutEntry,
   PutOptions,
 } from './object-store';
+import { isTempName } from './object-store';
 
 export interface FsStoreOptions {
   /** Directory holding the objects; created (with parents) on first use. */
@@ -134,7 +136,7 @@ export class FsStore implements ObjectStore {
 
   async put(key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo> {
     const target = this.pathOf(key);
-    return this.writeAtomically(key, target, writerOf(body), opts?.durable ?? true);
+    return this.writeAtomically(key, target, writerOf(body), opts?.durable ?? true, opts?.tempName);
   }
 
   /** Streams into a temp file, runs `check`, then fsyncs and renames: no staging object. */
@@ -145,7 +147,13 @@ export class FsStore implements ObjectStore {
     opts?: PutOptions,
   ): Promise<ObjectInfo> {
     const target = this.pathOf(key);
-    return this.writeAtomically(key, target, writerOf(body, check), opts?.durable ?? true);
+    return this.writeAtomically(
+      key,
+      target,
+      writerOf(body, check),
+      opts?.durable ?? true,
+      opts?.tempName,
+    );
   }
 
   /**
@@ -266,9 +274,14 @@ export class FsStore implements ObjectStore {
   }
 
   /** Copies from another fs store (any root, any filesystem); false for other drivers. */
-  async copyFrom(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean> {
+  async copyFrom(
+    source: ObjectStore,
+    srcKey: string,
+    dstKey: string,
+    opts?: Pick<PutOptions, 'tempName'>,
+  ): Promise<boolean> {
     if (!(source instanceof FsStore)) return false;
-    await this.copyPath(source.pathOf(srcKey), srcKey, this.pathOf(dstKey), dstKey);
+    await this.copyPath(source.pathOf(srcKey), srcKey, this.pathOf(dstKey), dstKey, opts?.tempName);
     return true;
   }
 
@@ -322,14 +335,30 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  private async tempPath(): Promise<string> {
+  /**
+   * A fresh temp file path. With a stable `name` (see `PutOptions.tempName`), what an earlier
+   * write under that name left (`<name>.<uuid>`, a killed copy's bytes) is removed first.
+   */
+  private async tempPath(name?: string): Promise<string> {
     await this.ensureReady();
-    return path.join(this.tmpDir, randomUUID());
+    if (!isTempName(name)) return path.join(this.tmpDir, randomUUID());
+    const leftovers = (await fs.readdir(this.tmpDir).catch(() => [] as string[])).filter((n) =>
+      n.startsWith(`${name}.`),
+    );
+    await Promise.all(leftovers.map((n) => fs.rm(path.join(this.tmpDir, n), { force: true })));
+    if (leftovers.length > 0) staleTempsRemoved.inc({ driver: 'fs' }, leftovers.length);
+    return path.join(this.tmpDir, `${name}.${randomUUID()}`);
   }
 
   /** copyFile to a temp file, fsync, rename into place. */
-  private async copyPath(from: string, src: string, to: string, dst: string): Promise<void> {
-    const tmp = await this.tempPath();
+  private async copyPath(
+    from: string,
+    src: string,
+    to: string,
+    dst: string,
+    tempName?: string,
+  ): Promise<void> {
+    const tmp = await this.tempPath(tempName);
     try {
       await fs.copyFile(from, tmp).catch((e: unknown) => {
         throw notFoundOr(e, src);
@@ -356,13 +385,14 @@ export class FsStore implements ObjectStore {
     target: string,
     write: (fh: FileHandle) => Promise<number>,
     durable = true,
+    tempName?: string,
   ): Promise<ObjectInfo> {
     // The directory is made while the bytes are written, not after.
     // A failure to make it shows again, with its proper error, in the rename's retry.
     const parent = this.makeParent(target, key).catch(() => {});
     let written: { tmp: string; size: number };
     try {
-      written = await this.writeTemp(write, durable);
+      written = await this.writeTemp(write, durable, tempName);
     } catch (e) {
       await parent;
       await this.pruneEmptyDirs(path.dirname(target)); // the directory made ahead, if unused
@@ -383,8 +413,9 @@ export class FsStore implements ObjectStore {
   private async writeTemp(
     write: (fh: FileHandle) => Promise<number>,
     durable: boolean,
+    tempName?: string,
   ): Promise<{ tmp: string; size: number }> {
-    const tmp = await this.tempPath();
+    const tmp = await this.tempPath(tempName);
     try {
       const fh = await fs.open(tmp, 'wx', 0o644).catch(async (e: unknown) => {
         if (!isCode(e, 'ENOENT')) throw e;

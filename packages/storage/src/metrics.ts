@@ -60,3 +60,11 @@ export function recordStorageOperation(
   storageOperations.inc({ driver, operation, status });
   storageOperationDuration.observe({ driver, operation }, seconds);
 }
+
+export const staleTempsRemoved =
+  existing<Counter<'driver'>>('meridian_storage_stale_temps_removed_total') ??
+  new Counter({
+    name: 'meridian_storage_stale_temps_removed_total',
+    help: 'Temp files, staging objects and incomplete multipart uploads that a killed write left under a stable temp name, removed when the write ran again.',
+    labelNames: ['driver'] as const,
+  });

@@ -5,6 +5,7 @@ import { createDigester, type Digest } from '@meridian/oci';
 import { isNotFound } from './errors';
 import { Layout } from './layout';
 import type { ObjectInfo, ObjectStore, PutEntry, PutOptions } from './object-store';
+import { isTempName } from './object-store';
 
 /** Whether `key` exists (other errors propagate). */
 export async function exists(store: ObjectStore, key: string): Promise<boolean> {
@@ -50,7 +51,9 @@ export async function stagedPut(
   check: () => void,
   opts?: PutOptions,
 ): Promise<ObjectInfo> {
-  const staging = Layout.staging(randomUUID());
+  // A stable temp name gives a stable staging key: a repeated write replaces what a killed
+  // attempt left there (and its driver aborts that attempt's incomplete upload).
+  const staging = Layout.staging(isTempName(opts?.tempName) ? opts.tempName : randomUUID());
   try {
     const info = await store.put(staging, body, opts);
     check();
@@ -112,6 +115,7 @@ export async function putVerified(
   body: Readable,
   d: Digest,
   size?: number,
+  tempName?: string,
 ): Promise<void> {
   const hash = createDigester(d.algorithm);
   const hasher = new Transform({
@@ -126,6 +130,6 @@ export async function putVerified(
   };
   await Promise.all([
     pipeline(body, hasher),
-    putChecked(store, key, hasher, check, size === undefined ? {} : { size }),
+    putChecked(store, key, hasher, check, { size, tempName }),
   ]);
 }

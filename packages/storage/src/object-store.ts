@@ -67,6 +67,20 @@ export interface PutOptions {
    * may take them. `move` makes its destination durable whatever its source was written with.
    */
   durable?: boolean;
+  /**
+   * A stable name for the write's temporary object (`[A-Za-z0-9._-]`, at most 128 characters),
+   * for writes that a crashed process may repeat (a replication copy). The driver first removes
+   * what an earlier write under the same name left behind — a temp file, a staging object, an
+   * incomplete multipart upload — so a crash-looping copier never piles up full-size leftovers.
+   * Only for writers that a lock keeps apart: a concurrent write under the same name may lose
+   * its temp object and fail (never publish wrong bytes). Default: a random name.
+   */
+  tempName?: string;
+}
+
+/** Whether `tempName` is usable as a temp object's name. */
+export function isTempName(name: string | undefined): name is string {
+  return name !== undefined && /^[A-Za-z0-9._-]{1,128}$/.test(name) && !/^\.+$/.test(name);
 }
 
 /** One object of `putInOrder`. */
@@ -138,8 +152,14 @@ export interface ObjectStore {
   /**
    * Server-side copy from another store when both live on the same backend (e.g. two buckets on
    * one S3 endpoint). Resolves false when not possible, so the caller streams instead.
+   * `opts.tempName` as for `put`.
    */
-  copyFrom?(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean>;
+  copyFrom?(
+    source: ObjectStore,
+    srcKey: string,
+    dstKey: string,
+    opts?: Pick<PutOptions, 'tempName'>,
+  ): Promise<boolean>;
   /** A time-limited direct download URL, or undefined when the backend has none (fs). */
   presignGet(key: string, expiresSeconds: number): Promise<string | undefined>;
   /** Checks the backend is reachable (for `/readyz`). Throws `UnavailableError`. */

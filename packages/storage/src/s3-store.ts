@@ -23,6 +23,7 @@ import type {
   ObjectStore,
   PutOptions,
 } from './object-store';
+import { isTempName } from './object-store';
 import { createClient, type S3StoreOptions } from './s3-client';
 import { mapS3Error, s3ErrorName, s3Status } from './s3-errors';
 import {
@@ -33,7 +34,8 @@ import {
   planPartCopies,
   type PartCopy,
 } from './s3-parts';
-import { sweepStaleS3, type StaleSweep } from './s3-sweep';
+import { staleTempsRemoved } from './metrics';
+import { abortUploadsOf, sweepStaleS3, type StaleSweep } from './s3-sweep';
 
 export type { S3ChecksumMode, S3StoreOptions } from './s3-client';
 export { S3_MIN_PART_SIZE } from './s3-parts';
@@ -175,6 +177,12 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Readable | Buffer, opts: PutOptions = {}): Promise<ObjectInfo> {
     this.sweepOnce();
     try {
+      // A repeated write (a stable temp name): what a killed earlier attempt left of this key
+      // as an incomplete multipart upload goes first, instead of waiting for the stale sweep.
+      if (isTempName(opts.tempName)) {
+        const aborted = await abortUploadsOf(this.client, this.bucket, this.full(key));
+        if (aborted > 0) staleTempsRemoved.inc({ driver: 's3' }, aborted);
+      }
       if (Buffer.isBuffer(body)) return await this.putOnce(key, body, body.length, opts);
       if (opts.size !== undefined && opts.size <= this.partSize) {
         return await this.putOnce(key, body, opts.size, opts);
@@ -279,11 +287,21 @@ export class S3Store implements ObjectStore {
    * Server-side copy from another S3 store on the same endpoint (another bucket or prefix).
    * False for other drivers or endpoints, or when these credentials may not read the source.
    */
-  async copyFrom(source: ObjectStore, srcKey: string, dstKey: string): Promise<boolean> {
+  async copyFrom(
+    source: ObjectStore,
+    srcKey: string,
+    dstKey: string,
+    opts?: Pick<PutOptions, 'tempName'>,
+  ): Promise<boolean> {
     if (!(source instanceof S3Store)) return false;
     if (source.endpoint !== this.endpoint || source.region !== this.region) return false;
     const { size } = await source.head(srcKey);
     try {
+      // A killed multipart copy of a repeated copy left its parts under dstKey: abort them.
+      if (isTempName(opts?.tempName)) {
+        const aborted = await abortUploadsOf(this.client, this.bucket, this.full(dstKey));
+        if (aborted > 0) staleTempsRemoved.inc({ driver: 's3' }, aborted);
+      }
       await this.copyRaw(source, srcKey, size, dstKey);
     } catch (e) {
       if (s3Status(e) === 403) return false;

@@ -44,12 +44,22 @@ export async function sweepStaleS3(
   };
 }
 
+/** Aborts every incomplete multipart upload of exactly `key` (a full key); returns how many. */
+export async function abortUploadsOf(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<number> {
+  return abortStaleUploads(client, bucket, key, Date.now() + 1, 1000, key);
+}
+
 async function abortStaleUploads(
   client: S3Client,
   bucket: string,
   prefix: string,
   cutoff: number,
   pageSize: number,
+  exactKey?: string,
 ): Promise<number> {
   let aborted = 0;
   let keyMarker: string | undefined;
@@ -67,6 +77,7 @@ async function abortStaleUploads(
     for (const u of page.Uploads ?? []) {
       if (!u.Key || !u.UploadId || !u.Initiated) continue;
       if (u.Initiated.getTime() >= cutoff) continue;
+      if (exactKey !== undefined && u.Key !== exactKey) continue;
       try {
         await client.send(
           new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }),
