@@ -28,7 +28,10 @@ export async function runWorkers(
   only: string[],
   concurrency?: number,
 ): Promise<WorkerRun> {
-  const log = pino({ level: config.log.level, base: { role: 'worker' } });
+  const log = pino(
+    { level: config.log.level, base: { role: 'worker' } },
+    pino.destination({ dest: config.log.file ?? 1, sync: true, mkdir: true }),
+  );
   if (!config.redis) throw new Error('config key "redis" (MERIDIAN_REDIS): workers need Redis');
   const regions = await openRegions(config);
   const primary = regions.find((r) => r.role === 'primary');
