@@ -65,6 +65,8 @@ export async function openAuth(
       redisUrl: config.redis,
       redisPrefix: `${config.replication.prefix}:auth:login:${config.region}`,
     },
+    kdf: { concurrency: a.throttle.kdfConcurrency, maxQueue: a.throttle.kdfQueue },
+    failureDelayMs: a.throttle.failureDelayMs,
     log,
   });
   await service.start();

@@ -8,6 +8,9 @@ const THROTTLE_DEFAULTS = {
   maxFailuresPerIdentity: 10,
   maxFailuresPerAddress: 30,
   windowSeconds: 300,
+  kdfConcurrency: 1,
+  kdfQueue: 16,
+  failureDelayMs: 1000,
 } as const;
 const AUTH_DEFAULTS = {
   enabled: true,
@@ -199,12 +202,21 @@ export const NodeConfigSchema = z
           .default([...LOOPBACK]),
         throttle: z
           .object({
-            /** Failed logins per identity within the window before 429. Default 10. */
+            /**
+             * Failed logins per identity from one client address within the window before 429
+             * (that identity from other addresses is unaffected). Default 10.
+             */
             maxFailuresPerIdentity: z.number().int().positive().default(10),
             /** Failed logins per client address within the window before 429. Default 30. */
             maxFailuresPerAddress: z.number().int().positive().default(30),
             /** Window, s. Default 300. */
             windowSeconds: z.number().int().positive().default(300),
+            /** Password hashes (scrypt) computed at once per process. Default 1. */
+            kdfConcurrency: z.number().int().min(1).max(4).default(1),
+            /** Hashes waiting for a turn; beyond, 429 with Retry-After. Default 16. */
+            kdfQueue: z.number().int().min(0).default(16),
+            /** A failed or refused login is answered after this long, ms. Default 1000. */
+            failureDelayMs: z.number().int().min(0).max(10_000).default(1000),
           })
           .strict()
           .default({ ...THROTTLE_DEFAULTS }),
