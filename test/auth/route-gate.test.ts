@@ -376,3 +376,46 @@ describe('route table × identity × path variants', () => {
     expect(res.challenge).toContain('realm="http://registry.example:5000/oauth2/token"');
   });
 });
+
+describe('proxy headers', () => {
+  let node: AuthNode;
+  let port: number;
+  beforeAll(async () => {
+    node = await startAuthNode();
+    port = Number(new URL(node.url).port);
+  });
+  afterAll(async () => {
+    await node?.close();
+  });
+
+  const challenge = async (proto: string): Promise<string> => {
+    const res = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v2/team-a/app/tags/list',
+          headers: { 'X-Forwarded-Proto': proto, Host: 'reg.example' },
+          agent: false,
+        },
+        (r) => {
+          r.resume();
+          resolve(String(r.headers['www-authenticate']));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    return res;
+  };
+
+  test('X-Forwarded-Proto from a trusted peer is believed only as http or https', async () => {
+    expect(await challenge('https')).toContain('realm="https://reg.example/oauth2/token"');
+    expect(await challenge('HTTPS, http')).toContain('realm="https://reg.example/oauth2/token"');
+    for (const hostile of ['ftp', 'https"', 'javascript', 'http\\"x', '']) {
+      const c = await challenge(hostile);
+      expect(c).toContain('realm="http://reg.example/oauth2/token"');
+      expect(c.match(/"/g)?.length ?? 0).toBe(6); // realm, service, scope: nothing injected
+    }
+  });
+});

@@ -19,6 +19,23 @@ describe('loadConfig', () => {
     expect(c.cache.ttlMs).toBe(1000);
   });
 
+  it('takes trusted proxies as addresses or CIDR ranges and names a bad one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meridian-config-'));
+    const ok = join(dir, 'ok.yaml');
+    writeFileSync(ok, 'auth:\n  trustedProxies: [loopback, 10.0.0.0/8, "fd00::/8", 192.168.1.7]\n');
+    expect(loadConfig(NodeConfigSchema, { file: ok, env: {} }).auth.trustedProxies).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+      'fd00::/8',
+      '192.168.1.7',
+    ]);
+    for (const bad of ['10.0.0.0/33', 'gateway.internal', '10.0.0.0/8/1', '*']) {
+      const file = join(dir, 'bad.yaml');
+      writeFileSync(file, `auth:\n  trustedProxies: ["${bad}"]\n`);
+      expect(() => loadConfig(NodeConfigSchema, { file, env: {} })).toThrow(/auth\.trustedProxies/);
+    }
+  });
+
   it('names the bad key and its environment variable', () => {
     expect(() =>
       loadConfig(NodeConfigSchema, { env: { MERIDIAN_UPLOADS_IDLE_TIMEOUT_SECONDS: 'soon' } }),
