@@ -1,6 +1,7 @@
 export * from './object-store';
 export * from './errors';
 export * from './layout';
+export * from './repository-layout';
 export * from './keys';
 export * from './metrics';
 export * from './base-store';

@@ -35,6 +35,46 @@ export const Layout = {
   quarantined: (blobKey: string) => `_quarantine/${blobKey}`,
 } as const;
 
+/**
+ * What a key of the layout names (`parseKey`). Digests are `algorithm:hex` strings; `repository`
+ * is the name as it appears in the key.
+ */
+export type LayoutKey =
+  | { kind: 'blob'; digest: string }
+  | { kind: 'layer'; repository: string; digest: string }
+  | { kind: 'revision'; repository: string; digest: string }
+  | { kind: 'tag'; repository: string; tag: string }
+  | { kind: 'referrer'; repository: string; subject: string; digest: string };
+
+/**
+ * The inverse of the `Layout` key builders for the keys that make up repository state (and
+ * blob content); undefined for any other key (uploads, staging, a stray object). A repository's
+ * name components never start with `_`, so the first `/_` ends the name.
+ */
+export function parseKey(key: string): LayoutKey | undefined {
+  if (key.startsWith('blobs/')) {
+    const [alg, , hex, data, ...more] = key.slice('blobs/'.length).split('/');
+    if (!alg || !hex || data !== 'data' || more.length > 0) return undefined;
+    return { kind: 'blob', digest: `${alg}:${hex}` };
+  }
+  if (!key.startsWith(Layout.repositoriesRoot)) return undefined;
+  const rest = key.slice(Layout.repositoriesRoot.length);
+  const cut = rest.indexOf('/_');
+  if (cut <= 0) return undefined;
+  const repository = rest.slice(0, cut);
+  const p = rest.slice(cut + 1).split('/');
+  const [top, a, b, c, d] = p;
+  if (top === '_layers' && p.length === 4 && a && b && c === 'link')
+    return { kind: 'layer', repository, digest: `${a}:${b}` };
+  if (top === '_manifests' && a === 'revisions' && p.length === 5 && b && c && d === 'link')
+    return { kind: 'revision', repository, digest: `${b}:${c}` };
+  if (top === '_manifests' && a === 'tags' && p.length === 4 && b && c === 'current')
+    return { kind: 'tag', repository, tag: b };
+  if (top === '_referrers' && p.length === 4 && a && b && c && c.includes('-'))
+    return { kind: 'referrer', repository, subject: `${a}:${b}`, digest: c.replace('-', ':') };
+  return undefined;
+}
+
 /** What a tag's `current` object holds. `seq` only grows, so a stale copy can never win. */
 export interface TagRecord {
   digest: string;

@@ -1,0 +1,245 @@
+import { parseDigest, type Digest, type ParsedManifest } from '@meridian/oci';
+import { isNotFound } from './errors';
+import {
+  Layout,
+  parseKey,
+  type LayoutKey,
+  type ReferrerRecord,
+  type RevisionRecord,
+  type TagRecord,
+} from './layout';
+import { exists, readJson } from './object-helpers';
+import type { ObjectStore, PutEntry } from './object-store';
+import { listAllKeys, listChildPrefixes, listRepositories } from './walk';
+
+/** One object of a manifest: its content, its revision link, its referrer entry. */
+export interface ManifestKey {
+  kind: 'content' | 'revision' | 'referrer';
+  key: string;
+}
+
+/**
+ * What makes manifest `digest` visible in a repository, in the visibility order every writer
+ * follows (the push, a replication copy): first its `blobs` (layer links), then its `children`
+ * (complete manifests of an index), then `keys` in order (content, revision link, referrer
+ * entry); a tag pointing at it comes last.
+ */
+export interface ManifestPlan {
+  repository: string;
+  digest: Digest;
+  blobs: Digest[];
+  children: Digest[];
+  /** The referrers subject, for a manifest that has one. */
+  subject?: Digest;
+  keys: ManifestKey[];
+}
+
+type PlanInput = Pick<ParsedManifest, 'blobs' | 'children' | 'subject'>;
+
+/** The manifest's `ManifestPlan` (no I/O). */
+export function manifestPlan(repository: string, digest: Digest, parsed: PlanInput): ManifestPlan {
+  const subject = parsed.subject ? parseDigest(parsed.subject.digest) : undefined;
+  const keys: ManifestKey[] = [
+    { kind: 'content', key: Layout.blobData(digest) },
+    { kind: 'revision', key: Layout.revisionLink(repository, digest) },
+  ];
+  if (subject) keys.push({ kind: 'referrer', key: Layout.referrer(repository, subject, digest) });
+  return {
+    repository,
+    digest,
+    blobs: parsed.blobs.map((b) => parseDigest(b.digest)),
+    children: parsed.children.map((c) => parseDigest(c.digest)),
+    subject,
+    keys,
+  };
+}
+
+/** The write that points `tag` at `rec.digest`. */
+export function tagEntry(
+  repository: string,
+  tag: string,
+  rec: TagRecord,
+): PutEntry & { body: Buffer } {
+  return { key: Layout.tagCurrent(repository, tag), body: Buffer.from(JSON.stringify(rec)) };
+}
+
+/** The referrers-index record of a manifest with a subject. */
+export function referrerRecord(
+  rev: RevisionRecord,
+  parsed: Pick<ParsedManifest, 'artifactType' | 'annotations'>,
+): ReferrerRecord {
+  const record: ReferrerRecord = { mediaType: rev.mediaType, digest: rev.digest, size: rev.size };
+  if (parsed.artifactType) record.artifactType = parsed.artifactType;
+  if (parsed.annotations) record.annotations = parsed.annotations;
+  return record;
+}
+
+/** Compares strings by UTF-16 code units (the order tag and catalog listings use). */
+function compareBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * A repository's state over one object store: the one place that knows which keys hold
+ * links, revisions, tags and referrers, how to list them, and the order they become visible.
+ * The registry's stores, replication's copies and the reconciler's inventory all go through it,
+ * so a new kind of key (a lock, a tombstone, a last-pull record) is added here.
+ */
+export class RepositoryLayout {
+  constructor(readonly store: ObjectStore) {}
+
+  // ——— reads ———
+
+  hasBlob(d: Digest): Promise<boolean> {
+    return exists(this.store, Layout.blobData(d));
+  }
+
+  /** The stored bytes of blob (or manifest) `d`; throws the store's `NotFound`. */
+  readBlob(d: Digest): Promise<Buffer> {
+    return this.store.getBytes(Layout.blobData(d));
+  }
+
+  hasLayer(repository: string, d: Digest): Promise<boolean> {
+    return exists(this.store, Layout.layerLink(repository, d));
+  }
+
+  hasRevision(repository: string, d: Digest): Promise<boolean> {
+    return exists(this.store, Layout.revisionLink(repository, d));
+  }
+
+  /** Whether the repository may serve `d` as a blob: a layer, or a manifest fetched as a blob. */
+  async isLinked(repository: string, d: Digest): Promise<boolean> {
+    const [layer, revision] = await Promise.all([
+      this.hasLayer(repository, d),
+      this.hasRevision(repository, d),
+    ]);
+    return layer || revision;
+  }
+
+  readRevision(repository: string, d: Digest): Promise<RevisionRecord | undefined> {
+    return readJson<RevisionRecord>(this.store, Layout.revisionLink(repository, d));
+  }
+
+  readTag(repository: string, tag: string): Promise<TagRecord | undefined> {
+    return readJson<TagRecord>(this.store, Layout.tagCurrent(repository, tag));
+  }
+
+  /**
+   * The referrers subject of stored manifest `d`; undefined when its content is missing or is
+   * not JSON (other errors propagate).
+   */
+  async readSubject(d: Digest): Promise<Digest | undefined> {
+    try {
+      const body = JSON.parse((await this.readBlob(d)).toString('utf8')) as {
+        subject?: { digest?: string };
+      };
+      const s = body.subject?.digest;
+      return s ? parseDigest(s) : undefined;
+    } catch (err) {
+      if (isNotFound(err) || err instanceof SyntaxError) return undefined;
+      throw err;
+    }
+  }
+
+  // ——— lists ———
+
+  /** Every tag of a repository, sorted. */
+  async listTags(repository: string): Promise<string[]> {
+    const root = Layout.tagsRoot(repository);
+    const tags = (await listChildPrefixes(this.store, root)).map((p) => p.slice(root.length, -1));
+    return tags.sort(compareBytes);
+  }
+
+  /** Digests of every manifest revision of a repository. */
+  async listRevisions(repository: string): Promise<string[]> {
+    return (await this.scan(repository)).flatMap((k) => (k.kind === 'revision' ? [k.digest] : []));
+  }
+
+  /** Digests of every blob linked into a repository. */
+  async listLayers(repository: string): Promise<string[]> {
+    return (await this.scan(repository)).flatMap((k) => (k.kind === 'layer' ? [k.digest] : []));
+  }
+
+  /** The referrers-index records for `subject` (entries that vanish mid-listing are skipped). */
+  async listReferrers(repository: string, subject: Digest): Promise<ReferrerRecord[]> {
+    const keys = await listAllKeys(this.store, Layout.referrersOf(repository, subject));
+    const records = await Promise.all(keys.map((k) => readJson<ReferrerRecord>(this.store, k)));
+    return records.filter((r): r is ReferrerRecord => r !== undefined);
+  }
+
+  /** Every key of a repository's state, parsed (keys the layout does not know are left out). */
+  async scan(repository: string): Promise<LayoutKey[]> {
+    const keys = await listAllKeys(this.store, Layout.repository(repository));
+    return keys.map(parseKey).filter((k): k is LayoutKey => k !== undefined);
+  }
+
+  /** Repository names, unsorted. */
+  listRepositories(): Promise<string[]> {
+    return listRepositories(this.store);
+  }
+
+  /** Whether anything at all is stored under the repository's name. */
+  async repositoryExists(repository: string): Promise<boolean> {
+    const page = await this.store.list(Layout.repository(repository), { limit: 1 });
+    return page.objects.length > 0 || page.prefixes.length > 0;
+  }
+
+  // ——— writes ———
+
+  /**
+   * The writes that store a manifest, in visibility order (for one `putInOrder`): its content
+   * (unless `contentStored`), revision link and referrer entry, then `tag` when given. Its
+   * blobs and children must already be visible.
+   */
+  manifestWrites(
+    plan: ManifestPlan,
+    m: {
+      bytes: Buffer;
+      revision: RevisionRecord;
+      parsed: Pick<ParsedManifest, 'artifactType' | 'annotations'>;
+      contentStored: boolean;
+      tag?: PutEntry;
+    },
+  ): PutEntry[] {
+    const entries: PutEntry[] = [];
+    for (const k of plan.keys) {
+      if (k.kind === 'content') {
+        if (!m.contentStored) entries.push({ key: k.key, body: m.bytes });
+      } else if (k.kind === 'revision') {
+        entries.push({ key: k.key, body: Buffer.from(JSON.stringify(m.revision)) });
+      } else {
+        const record = referrerRecord(m.revision, m.parsed);
+        entries.push({ key: k.key, body: Buffer.from(JSON.stringify(record)) });
+      }
+    }
+    if (m.tag) entries.push(m.tag);
+    return entries;
+  }
+
+  /**
+   * Hides manifest `d` (against the visibility order: its referrer entry, then its revision
+   * link). Its content stays: other repositories may link it.
+   */
+  async removeManifest(repository: string, d: Digest, subject: Digest | undefined): Promise<void> {
+    if (subject) await this.store.delete(Layout.referrer(repository, subject, d));
+    await this.store.delete(Layout.revisionLink(repository, d));
+  }
+
+  async writeTag(repository: string, tag: string, rec: TagRecord): Promise<void> {
+    const e = tagEntry(repository, tag, rec);
+    await this.store.put(e.key, e.body);
+  }
+
+  /** Deletes a tag; false when it did not exist. */
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    const key = Layout.tagCurrent(repository, tag);
+    if (!(await exists(this.store, key))) return false;
+    await this.store.delete(key);
+    return true;
+  }
+
+  /** Removes the repository's link to blob `d`. */
+  unlinkLayer(repository: string, d: Digest): Promise<void> {
+    return this.store.delete(Layout.layerLink(repository, d));
+  }
+}
