@@ -1,4 +1,4 @@
-import { Layout, listAllKeys, readJson, type ObjectStore, type TagRecord } from '@meridian/storage';
+import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
 
 /** A repository's replicated state: key → content fingerprint (tag records by value). */
 export interface RepositoryInventory {
@@ -12,8 +12,7 @@ export async function repositoryInventory(
   store: ObjectStore,
   repo: string,
 ): Promise<RepositoryInventory> {
-  const root = Layout.repository(repo);
-  const keys = await listAllKeys(store, root);
+  const layout = new RepositoryLayout(store);
   const inv: RepositoryInventory = {
     tags: new Map(),
     revisions: new Set(),
@@ -21,21 +20,22 @@ export async function repositoryInventory(
     referrers: new Set(),
   };
   await Promise.all(
-    keys.map(async (key) => {
-      const rest = key.slice(root.length);
-      if (rest.startsWith('_manifests/tags/') && rest.endsWith('/current')) {
-        const tag = rest.slice('_manifests/tags/'.length, -'/current'.length);
-        const rec = await readJson<TagRecord>(store, key);
-        if (rec) inv.tags.set(tag, `${rec.digest}@${rec.seq}`);
-      } else if (rest.startsWith('_manifests/revisions/')) {
-        const [alg, hex] = rest.slice('_manifests/revisions/'.length).split('/');
-        inv.revisions.add(`${alg}:${hex}`);
-      } else if (rest.startsWith('_layers/')) {
-        const [alg, hex] = rest.slice('_layers/'.length).split('/');
-        inv.layers.add(`${alg}:${hex}`);
-      } else if (rest.startsWith('_referrers/')) {
-        const last = rest.split('/').pop() ?? '';
-        inv.referrers.add(last.replace('-', ':'));
+    (await layout.scan(repo)).map(async (k) => {
+      switch (k.kind) {
+        case 'tag': {
+          const rec = await layout.readTag(repo, k.tag);
+          if (rec) inv.tags.set(k.tag, `${rec.digest}@${rec.seq}`);
+          return;
+        }
+        case 'revision':
+          inv.revisions.add(k.digest);
+          return;
+        case 'layer':
+          inv.layers.add(k.digest);
+          return;
+        case 'referrer':
+          inv.referrers.add(k.digest);
+          return;
       }
     }),
   );

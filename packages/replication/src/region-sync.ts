@@ -2,12 +2,11 @@ import { UnrecoverableError } from 'bullmq';
 import { parseDigest, parseManifest, type Digest } from '@meridian/oci';
 import {
   Layout,
+  RepositoryLayout,
   exists,
   isNotFound,
-  readJson,
+  manifestPlan,
   type ObjectStore,
-  type RevisionRecord,
-  type TagRecord,
 } from '@meridian/storage';
 import { copyBlob, copySmall, type CopyMode } from './copy';
 import { objectsCopied } from './metrics';
@@ -25,17 +24,23 @@ export type Mutex = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 const noMutex: Mutex = (_name, fn) => fn();
 
 export class RegionSync {
+  private readonly src: RepositoryLayout;
+  private readonly dst: RepositoryLayout;
+
   constructor(
     readonly region: string,
     private readonly primary: ObjectStore,
     private readonly target: ObjectStore,
     /** Serialises copies of one digest into the region, so a shared base is copied once. */
     private readonly mutex: Mutex = noMutex,
-  ) {}
+  ) {
+    this.src = new RepositoryLayout(primary);
+    this.dst = new RepositoryLayout(target);
+  }
 
   private async copy(d: Digest): Promise<CopyMode> {
     // Objects appear atomically, so one already here is complete: skip the lock round trips.
-    if (await exists(this.target, Layout.blobData(d))) return 'skipped';
+    if (await this.dst.hasBlob(d)) return 'skipped';
     return this.mutex(`blob:${d.value}`, () => copyBlob(this.primary, this.target, d, this.region));
   }
 
@@ -52,9 +57,8 @@ export class RegionSync {
 
   /** A repository's blob: bytes first (once per region), then the repository's link. */
   async syncBlob(repository: string, d: Digest): Promise<void> {
-    const link = Layout.layerLink(repository, d);
-    if (!(await exists(this.primary, link))) {
-      await this.target.delete(link);
+    if (!(await this.src.hasLayer(repository, d))) {
+      await this.dst.unlinkLayer(repository, d);
       return;
     }
     await this.ensureBlob(repository, d);
@@ -63,76 +67,56 @@ export class RegionSync {
   private async ensureBlob(repository: string, d: Digest): Promise<void> {
     const mode = await this.copy(d);
     if (mode !== 'skipped') objectsCopied.inc({ region: this.region, kind: 'blob' });
-    const link = Layout.layerLink(repository, d);
-    if (!(await exists(this.target, link))) await copySmall(this.primary, this.target, link);
+    if (!(await this.dst.hasLayer(repository, d)))
+      await copySmall(this.primary, this.target, Layout.layerLink(repository, d));
   }
 
   async syncManifest(repository: string, d: Digest, depth: number): Promise<void> {
     if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
-    const revKey = Layout.revisionLink(repository, d);
-    const rev = await readJson<RevisionRecord>(this.primary, revKey);
+    const rev = await this.src.readRevision(repository, d);
     if (!rev) {
       await this.removeManifest(repository, d);
       return;
     }
     let bytes: Buffer;
     try {
-      bytes = await this.primary.getBytes(Layout.blobData(d));
+      bytes = await this.src.readBlob(d);
     } catch (err) {
       if (isNotFound(err))
         throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
       throw err;
     }
-    const parsed = parseManifest(bytes, rev.mediaType);
-    await Promise.all(
-      parsed.blobs.map((b) => this.ensureBlobIfLinked(repository, parseDigest(b.digest))),
-    );
-    for (const child of parsed.children)
-      await this.syncManifest(repository, parseDigest(child.digest), depth + 1);
-    await this.copy(d);
-    if (!(await exists(this.target, revKey))) {
-      await copySmall(this.primary, this.target, revKey);
-      objectsCopied.inc({ region: this.region, kind: 'manifest' });
-    }
-    if (parsed.subject) {
-      const refKey = Layout.referrer(repository, parseDigest(parsed.subject.digest), d);
-      if (!(await exists(this.target, refKey))) await copySmall(this.primary, this.target, refKey);
+    const plan = manifestPlan(repository, d, parseManifest(bytes, rev.mediaType));
+    await Promise.all(plan.blobs.map((b) => this.ensureBlobIfLinked(repository, b)));
+    for (const child of plan.children) await this.syncManifest(repository, child, depth + 1);
+    for (const { kind, key } of plan.keys) {
+      if (kind === 'content') await this.copy(d);
+      else if (!(await exists(this.target, key))) {
+        await copySmall(this.primary, this.target, key);
+        if (kind === 'revision') objectsCopied.inc({ region: this.region, kind: 'manifest' });
+      }
     }
   }
 
   private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {
     // A blob referenced by a manifest may also be served through a manifest revision link.
-    if (await exists(this.primary, Layout.layerLink(repository, d)))
-      await this.ensureBlob(repository, d);
-    else if (await exists(this.primary, Layout.blobData(d))) await this.copy(d);
+    if (await this.src.hasLayer(repository, d)) await this.ensureBlob(repository, d);
+    else if (await this.src.hasBlob(d)) await this.copy(d);
   }
 
   private async removeManifest(repository: string, d: Digest): Promise<void> {
-    const revKey = Layout.revisionLink(repository, d);
-    if (!(await exists(this.target, revKey))) return;
-    try {
-      const body = JSON.parse(
-        (await this.target.getBytes(Layout.blobData(d))).toString('utf8'),
-      ) as {
-        subject?: { digest?: string };
-      };
-      if (body.subject?.digest)
-        await this.target.delete(Layout.referrer(repository, parseDigest(body.subject.digest), d));
-    } catch (err) {
-      if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
-    }
-    await this.target.delete(revKey);
+    if (!(await this.dst.hasRevision(repository, d))) return;
+    await this.dst.removeManifest(repository, d, await this.dst.readSubject(d));
   }
 
   /** A tag: never moved backwards (by `seq`), and only once its manifest is complete here. */
   async syncTag(repository: string, tag: string): Promise<void> {
-    const key = Layout.tagCurrent(repository, tag);
     const [primary, local] = await Promise.all([
-      readJson<TagRecord>(this.primary, key),
-      readJson<TagRecord>(this.target, key),
+      this.src.readTag(repository, tag),
+      this.dst.readTag(repository, tag),
     ]);
     if (!primary) {
-      if (local) await this.target.delete(key);
+      if (local) await this.dst.deleteTag(repository, tag);
       return;
     }
     if (
@@ -141,7 +125,7 @@ export class RegionSync {
     )
       return;
     await this.syncManifest(repository, parseDigest(primary.digest), 0);
-    await this.target.put(key, Buffer.from(JSON.stringify(primary)));
+    await this.dst.writeTag(repository, tag, primary);
     objectsCopied.inc({ region: this.region, kind: 'tag' });
   }
 }

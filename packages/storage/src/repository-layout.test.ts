@@ -152,9 +152,11 @@ describe('RepositoryLayout over the fs driver', () => {
     await layout.writeTag('a/b', 'v2', { digest: layer.value, seq: 2, updatedAt: 'now' });
     await layout.writeTag('a/b', 'V1', { digest: layer.value, seq: 1, updatedAt: 'now' });
     await layout.writeTag('a/b', 'v10', { digest: layer.value, seq: 3, updatedAt: 'now' });
+    await store.put(Layout.layerLink('a/b/c', config), Buffer.from(''));
     expect(await layout.listLayers('a/b')).toEqual([layer.value]);
+    expect(await layout.listLayers('a/b/c')).toEqual([config.value]);
     expect(await layout.listTags('a/b')).toEqual(['V1', 'v10', 'v2']);
-    expect(await layout.listRepositories()).toEqual(['a/b']);
+    expect((await layout.listRepositories()).sort()).toEqual(['a/b', 'a/b/c']);
     expect(await layout.deleteTag('a/b', 'v2')).toBe(true);
     expect(await layout.deleteTag('a/b', 'v2')).toBe(false);
     expect(await layout.listTags('a/b')).toEqual(['V1', 'v10']);

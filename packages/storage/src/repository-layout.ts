@@ -34,6 +34,9 @@ export interface ManifestPlan {
   keys: ManifestKey[];
 }
 
+/** A key of a repository's own state (`LayoutKey` without blob content). */
+export type RepositoryKey = Exclude<LayoutKey, { kind: 'blob' }>;
+
 type PlanInput = Pick<ParsedManifest, 'blobs' | 'children' | 'subject'>;
 
 /** The manifest's `ManifestPlan` (no I/O). */
@@ -167,10 +170,18 @@ export class RepositoryLayout {
     return records.filter((r): r is ReferrerRecord => r !== undefined);
   }
 
-  /** Every key of a repository's state, parsed (keys the layout does not know are left out). */
-  async scan(repository: string): Promise<LayoutKey[]> {
+  /**
+   * Every key of a repository's state, parsed; keys the layout does not know, and those of
+   * repositories nested under this name (`app/sub` under `app`), are left out.
+   */
+  async scan(repository: string): Promise<RepositoryKey[]> {
     const keys = await listAllKeys(this.store, Layout.repository(repository));
-    return keys.map(parseKey).filter((k): k is LayoutKey => k !== undefined);
+    return keys
+      .map(parseKey)
+      .filter(
+        (k): k is RepositoryKey =>
+          k !== undefined && k.kind !== 'blob' && k.repository === repository,
+      );
   }
 
   /** Repository names, unsorted. */
