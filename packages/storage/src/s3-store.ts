@@ -2,15 +2,12 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
 import { InvalidRangeError, UnavailableError } from './errors';
@@ -36,6 +33,7 @@ import {
 } from './s3-parts';
 import { staleTempsRemoved } from './metrics';
 import { abortUploadsOf, sweepStaleS3, type StaleSweep } from './s3-sweep';
+import { deleteAllUnder, putMultipart, putOnce } from './s3-write';
 
 export type { S3ChecksumMode, S3StoreOptions } from './s3-client';
 export { S3_MIN_PART_SIZE } from './s3-parts';
@@ -183,11 +181,18 @@ export class S3Store implements ObjectStore {
         const aborted = await abortUploadsOf(this.client, this.bucket, this.full(key));
         if (aborted > 0) staleTempsRemoved.inc({ driver: 's3' }, aborted);
       }
-      if (Buffer.isBuffer(body)) return await this.putOnce(key, body, body.length, opts);
-      if (opts.size !== undefined && opts.size <= this.partSize) {
-        return await this.putOnce(key, body, opts.size, opts);
+      const Key = this.full(key);
+      let size = Buffer.isBuffer(body) ? body.length : opts.size;
+      if (size !== undefined && (Buffer.isBuffer(body) || size <= this.partSize)) {
+        await putOnce(this.client, this.bucket, Key, body, size, opts.contentType);
+      } else {
+        size = await putMultipart(this.client, this.bucket, Key, body as Readable, {
+          partSize: this.partSize,
+          queueSize: this.queueSize,
+          contentType: opts.contentType,
+        });
       }
-      return await this.putMultipart(key, body, opts);
+      return { key, size, modified: new Date() };
     } catch (e) {
       if (!Buffer.isBuffer(body)) body.destroy(); // release the caller's source
       throw mapS3Error(e, `put ${key}`);
@@ -204,34 +209,14 @@ export class S3Store implements ObjectStore {
   }
 
   async deletePrefix(prefix: string): Promise<void> {
-    let token: string | undefined;
     try {
-      do {
-        const page = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: this.full(prefix),
-            ContinuationToken: token,
-            MaxKeys: this.deleteBatchSize,
-          }),
-        );
-        const objects = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
-        if (objects.length > 0) {
-          const out = await this.client.send(
-            new DeleteObjectsCommand({
-              Bucket: this.bucket,
-              Delete: { Objects: objects, Quiet: true },
-            }),
-          );
-          const failed = out.Errors ?? [];
-          if (failed.length > 0) {
-            throw new UnavailableError(
-              `s3 deletePrefix ${prefix}: ${failed.length} objects not deleted (${failed[0]?.Code ?? 'unknown'})`,
-            );
-          }
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
+      await deleteAllUnder(
+        this.client,
+        this.bucket,
+        this.full(prefix),
+        this.deleteBatchSize,
+        prefix,
+      );
     } catch (e) {
       throw mapS3Error(e, `deletePrefix ${prefix}`);
     }
@@ -381,71 +366,6 @@ export class S3Store implements ObjectStore {
   private copySource(key: string): string {
     const path = this.full(key).split('/').map(encodeURIComponent).join('/');
     return `${encodeURIComponent(this.bucket)}/${path}`;
-  }
-
-  /** One PutObject; a body stream that fails aborts the request, so nothing is stored. */
-  private async putOnce(
-    key: string,
-    body: Readable | Buffer,
-    size: number,
-    opts: PutOptions,
-  ): Promise<ObjectInfo> {
-    const abort = new AbortController();
-    let failure: Error | undefined;
-    const onError = (e: unknown) => {
-      failure ??= e instanceof Error ? e : new Error(String(e));
-      abort.abort();
-    };
-    // A body destroyed without an error (caller aborted) must fail the request too, or the
-    // server would wait for the missing bytes.
-    const onClose = () => {
-      if (!(body as Readable).readableEnded) onError(new Error('body closed before its end'));
-    };
-    if (!Buffer.isBuffer(body)) body.on('error', onError).on('close', onClose);
-    try {
-      const cmd = new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: this.full(key),
-        Body: body,
-        ContentLength: size,
-        ContentType: opts.contentType,
-      });
-      await this.client.send(cmd, { abortSignal: abort.signal });
-    } catch (e) {
-      throw failure ?? e;
-    } finally {
-      if (!Buffer.isBuffer(body)) body.off('error', onError).off('close', onClose);
-    }
-    if (failure !== undefined) throw failure;
-    return { key, size, modified: new Date() };
-  }
-
-  /** lib-storage `Upload`: multipart (or one PutObject when the body fits in a part); aborted on error. */
-  private async putMultipart(key: string, body: Readable, opts: PutOptions): Promise<ObjectInfo> {
-    let size = 0;
-    const counted = Readable.from(
-      (async function* () {
-        for await (const chunk of body) {
-          size += (chunk as Buffer).length;
-          yield chunk as Buffer;
-        }
-      })(),
-      { objectMode: false },
-    );
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: this.full(key),
-        Body: counted,
-        ContentType: opts.contentType,
-      },
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-      leavePartsOnError: false,
-    });
-    await upload.done();
-    return { key, size, modified: new Date() };
   }
 
   /** Copies one object server-side; returns its size. */
