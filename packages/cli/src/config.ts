@@ -247,6 +247,17 @@ export const NodeConfigSchema = z
       })
       .strict()
       .default({ level: 'info' }),
+    events: z
+      .object({
+        /**
+         * This node's event journal and subscriber offsets (its own state, never replicated).
+         * Default: next to a filesystem store (`<storage>.events/<region>`), else
+         * `./.data/events/<region>`.
+         */
+        journalDir: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -1,12 +1,14 @@
+import { resolve } from 'node:path';
 import pino from 'pino';
 import {
   PrimaryUpstream,
   readinessCheck,
   Registry,
+  RegistryEvents,
   startNodeServer,
   type RunningNode,
 } from '@meridian/registry';
-import { ChangeFeed, ReplicationStatus, TagWatch } from '@meridian/replication';
+import { attachReplication, ReplicationStatus, TagWatch } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
 import { openAuth, readTls } from './auth-wiring';
 import { bounded, openQueues, openRegions, storeOptions } from './cluster';
@@ -41,8 +43,17 @@ export async function serve(
     throw new Error('a replica needs the primary endpoint');
   const tls = readTls(config);
   const auth = await openAuth(config, node, store, regions, log, opts.ownerPassword);
+  const events = await RegistryEvents.open(eventsDir(config, node.storage), {
+    region: config.region,
+    onError: (err, event, subscriber) =>
+      log.warn(
+        { err: (err as Error).message, sequence: event.sequence, subscriber },
+        'event delivery failed; retrying',
+      ),
+  });
   const registry = new Registry({
     store,
+    events,
     cache: config.cache,
     uploads: {
       idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000,
@@ -83,12 +94,10 @@ export async function serve(
           }
         : undefined,
   });
-  if (node.role === 'primary' && queues && replicas.length > 0) {
-    const feed = new ChangeFeed(queues, replicas);
-    registry.events.subscribe((e) =>
-      bounded(() => feed.onEvent(e), 2000, log, 'queueing replication'),
-    );
-  }
+  const detachReplication =
+    node.role === 'primary' && queues && replicas.length > 0
+      ? await attachReplication(registry, { queues, replicaRegions: replicas, log })
+      : undefined;
   const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
@@ -116,6 +125,8 @@ export async function serve(
     close: async () => {
       if (gauges) clearInterval(gauges);
       await running.close();
+      await detachReplication?.();
+      await events.close();
       await auth?.service.close();
       await tagWatch?.close();
       await queues?.close();
@@ -131,4 +142,11 @@ export async function serve(
     throw err;
   }
   return started;
+}
+
+/** `events.journalDir`, else next to a filesystem store, else `./.data/events/<region>`. */
+function eventsDir(config: NodeConfig, storage: string): string {
+  if (config.events.journalDir) return resolve(config.events.journalDir);
+  if (!storage.startsWith('s3://')) return `${resolve(storage)}.events/${config.region}`;
+  return resolve('.data/events', config.region);
 }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { register } from 'prom-client';
 import { dashboardHandler } from '@meridian/dashboard';
 import { OciError, parseRequestTarget } from '@meridian/oci';
+import type { Actor, RequestInfo } from './domain/events';
 import type { Registry } from './domain/registry';
 import { toOciError } from './domain/storage-errors';
 import { AuthGate, type AuthOptions } from './http/auth-gate';
@@ -201,13 +202,32 @@ export function createApp(deps: AppDeps): App {
       name: matched.name,
       param: matched.param,
       registry,
+      request: requestInfo(req, res, gate),
       log,
       meta,
     };
-    await matched.handler(ctx);
+    await registry.events.withRequest(ctx.request, () => matched.handler(ctx));
   }
 
   return { listener, routes };
+}
+
+/** The actor and request id domain events carry; `anonymous` when auth is off or absent. */
+function requestInfo(
+  req: IncomingMessage,
+  res: ServerResponse,
+  gate: AuthGate | undefined,
+): RequestInfo {
+  const principal = gate?.principalOf(req);
+  const actor: Actor = {
+    kind: principal?.kind ?? 'anonymous',
+    name: principal?.name ?? '',
+    address: gate ? gate.clientAddress(req) : (req.socket.remoteAddress ?? '-'),
+  };
+  if (principal?.kind === 'token') actor.token = principal.name;
+  const ua = req.headers['user-agent'];
+  if (ua) actor.userAgent = ua;
+  return { actor, requestId: String(res.getHeader('X-Request-Id') ?? '') };
 }
 
 /** `/healthz`, `/readyz` and `/metrics`: public unless the auth options protect them. */

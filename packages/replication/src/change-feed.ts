@@ -46,24 +46,33 @@ export class ChangeFeed {
   }
 
   async onEvent(e: ChangeEvent): Promise<void> {
-    let target: SyncTarget;
-    if (e.type === 'tagMoved' || e.type === 'tagDeleted') {
-      target = { kind: 'tag', repository: e.repository, tag: e.tag };
-      const change: TagChange =
-        e.type === 'tagMoved'
-          ? { repository: e.repository, tag: e.tag, digest: e.digest, seq: e.seq, at: e.at }
-          : { repository: e.repository, tag: e.tag, seq: e.at * 1000 + 999, at: e.at };
-      const p = this.queues.prefix;
-      await this.redis
-        .multi()
-        .hset(latestTagsKey(p), `${e.repository}:${e.tag}`, JSON.stringify(change))
-        .publish(tagChannel(p), JSON.stringify(change))
-        .exec();
-    } else if (e.type === 'manifestPut' || e.type === 'manifestDeleted') {
-      target = { kind: 'manifest', repository: e.repository, digest: e.digest };
-    } else {
-      target = { kind: 'blob', repository: e.repository, digest: e.digest };
-    }
+    await this.announce(e);
+    await this.enqueue(e);
+  }
+
+  /** Publishes a tag change to replicas (and as the latest for the tag); others are a no-op. */
+  async announce(e: ChangeEvent): Promise<void> {
+    if (e.type !== 'tagMoved' && e.type !== 'tagDeleted') return;
+    const change: TagChange =
+      e.type === 'tagMoved'
+        ? { repository: e.repository, tag: e.tag, digest: e.digest, seq: e.seq, at: e.at }
+        : { repository: e.repository, tag: e.tag, seq: e.at * 1000 + 999, at: e.at };
+    const p = this.queues.prefix;
+    await this.redis
+      .multi()
+      .hset(latestTagsKey(p), `${e.repository}:${e.tag}`, JSON.stringify(change))
+      .publish(tagChannel(p), JSON.stringify(change))
+      .exec();
+  }
+
+  /** One sync job per replica region for the changed tag, manifest or blob. */
+  async enqueue(e: ChangeEvent): Promise<void> {
+    const target: SyncTarget =
+      e.type === 'tagMoved' || e.type === 'tagDeleted'
+        ? { kind: 'tag', repository: e.repository, tag: e.tag }
+        : e.type === 'manifestPut' || e.type === 'manifestDeleted'
+          ? { kind: 'manifest', repository: e.repository, digest: e.digest }
+          : { kind: 'blob', repository: e.repository, digest: e.digest };
     await Promise.all(this.replicaRegions.map((r) => this.queues.enqueue(r, target, e.at)));
   }
 }

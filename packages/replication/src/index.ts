@@ -5,6 +5,7 @@ export * from './copy';
 export * from './region-sync';
 export * from './worker';
 export * from './change-feed';
+export * from './attach';
 export * from './inventory';
 export * from './reconciler';
 export * from './status';
