@@ -154,6 +154,22 @@ export function buildRows(results, C) {
       'login.p99Ratio',
       { maxM: 2, label: 'Meridian ≤ 2×' },
     ),
+    row(
+      '8',
+      'Manifest PUT p50 while Redis sleeps (`DEBUG SLEEP`) ÷ with Redis answering (Meridian, replication attached)',
+      '×',
+      'lower',
+      'events.pausedP50Ratio',
+      { maxM: 1.5, label: 'Meridian ≤ 1.5×' },
+    ),
+    row(
+      '8b',
+      'Manifest PUT p50 with a subscriber that never answers ÷ without it (Meridian, in-process node)',
+      '×',
+      'lower',
+      'events.hangingP50Ratio',
+      { maxM: 1.5, label: 'Meridian ≤ 1.5×' },
+    ),
   ];
 }
 
@@ -226,6 +242,14 @@ function details(results, rows) {
           `(${login.honestRequests.loaded} requests); the flood sent ${login.flood.total} logins ` +
           `(${Math.round(login.floodPerSecond)}/s): ${f[401] ?? 0} × 401, ${f[429] ?? 0} × 429` +
           `${f.error ? `, ${f.error} errors` : ''}`,
+      );
+    }
+    const ev = r.events?.[0];
+    if (ev) {
+      const one = (x) => `p50 ${n(x.p50Ms, 2)} ms, p99 ${n(x.p99Ms, 2)} ms (${x.n} PUTs)`;
+      lines.push(
+        `manifest PUT: Redis answering ${one(ev.normal)}; Redis asleep ${one(ev.redisPaused)}; ` +
+          `in-process node ${one(ev.inProcess)}, with a hanging subscriber ${one(ev.hangingSubscriber)}`,
       );
     }
     if (lines.length) out.push(`**${name}**\n\n${lines.map((l) => `- ${l}`).join('\n')}`);

@@ -2,7 +2,7 @@
 // run. Writes docs/benchmarks.md and prints the table. Needs `pnpm build` first, and
 // docker-registry, wrk, ab (apache2-utils), curl and skopeo on PATH.
 //
-//   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,memory,login]
+//   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,memory,login,events]
 //
 // --quick shrinks every size and duration (a smoke test; implies --no-write).
 // MERIDIAN_BENCH_CLI=/path/to/packages/cli/dist/main.js benchmarks another build.
@@ -27,7 +27,7 @@ import { OciLayout } from './lib/skopeo.mjs';
 import * as S from './scenarios.mjs';
 import { buildRows, renderDoc } from './doc.mjs';
 
-const ALL = ['small', 'medium', 'large', 'shared', 'rates', 'info', 'memory', 'login'];
+const ALL = ['small', 'medium', 'large', 'shared', 'rates', 'info', 'memory', 'login', 'events'];
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -204,6 +204,12 @@ async function main() {
     } finally {
       await auth.stop();
     }
+  }
+
+  if (only.includes('events')) {
+    // Meridian alone: manifest PUT latency while Redis is paused and with a hanging subscriber.
+    const p = { count: CONFIG.small };
+    await both('events', { m: { name: 'meridian-events' } }, (t) => S.eventLatency(t, p), ctx);
   }
 
   const rows = buildRows(results, CONFIG);

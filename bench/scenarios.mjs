@@ -290,3 +290,4 @@ export async function loginAbuse(target, { seconds, concurrency = 100, password 
 }
 
 export { MiB };
+export { eventLatency } from './scenario-events.mjs';

@@ -61,7 +61,7 @@ function tail(file, n = 2000) {
 }
 
 /** Spawns a server with stdout/stderr to a log file and waits until `GET /v2/` answers. */
-async function startServer({ name, cmd, args, env, port, dir, headers = {} }) {
+export async function startServer({ name, cmd, args, env, port, dir, headers = {} }) {
   const logFile = join(benchRoot(), `${name}.log`);
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { env, stdio: ['ignore', fd, fd] });
