@@ -1,14 +1,18 @@
-import { listRepositories, type ObjectStore } from '@meridian/storage';
+import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
 import type { MetadataCache } from './metadata-cache';
 import { compareBytes, upperBound } from './tag-store';
 import { translated } from './storage-errors';
 
 /** The repository catalog (a walk of `repositories/`, cached for the metadata TTL). */
 export class Catalog {
+  private readonly layout: RepositoryLayout;
+
   constructor(
-    private readonly store: ObjectStore,
+    store: ObjectStore,
     private readonly cache: MetadataCache,
-  ) {}
+  ) {
+    this.layout = new RepositoryLayout(store);
+  }
 
   list(n?: number, last?: string): Promise<{ repositories: string[]; more: boolean }> {
     return translated(async () => {
@@ -22,7 +26,7 @@ export class Catalog {
   async all(): Promise<string[]> {
     const cached = this.cache.enabled ? this.cache.tagLists.get('\0catalog') : undefined;
     if (cached) return cached;
-    const repos = (await listRepositories(this.store)).sort(compareBytes);
+    const repos = (await this.layout.listRepositories()).sort(compareBytes);
     this.cache.tagLists.set('\0catalog', repos);
     return repos;
   }

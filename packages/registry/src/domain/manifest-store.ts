@@ -6,17 +6,14 @@ import {
   parseDigest,
   parseManifest,
   type Digest,
-  type ParsedManifest,
 } from '@meridian/oci';
 import {
-  Layout,
-  exists,
+  RepositoryLayout,
   isNotFound,
-  listAllKeys,
+  manifestPlan,
   putInOrder,
-  readJson,
+  type ManifestPlan,
   type ObjectStore,
-  type PutEntry,
   type ReferrerRecord,
   type RevisionRecord,
   type TagRecord,
@@ -24,7 +21,6 @@ import {
 import type { RegistryEvents } from './events';
 import type { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
-import { isLinked } from './blob-store';
 import type { TagStore } from './tag-store';
 
 export interface StoredManifest extends RevisionRecord {
@@ -38,12 +34,16 @@ export interface PutManifestResult {
 
 /** Manifests by tag and digest: validation on put, cached reads, referrer bookkeeping. */
 export class ManifestStore {
+  private readonly layout: RepositoryLayout;
+
   constructor(
     private readonly store: ObjectStore,
     private readonly tags: TagStore,
     private readonly cache: MetadataCache,
     private readonly events: RegistryEvents,
-  ) {}
+  ) {
+    this.layout = new RepositoryLayout(store);
+  }
 
   /** Resolves a tag or digest to its revision record. Throws `MANIFEST_UNKNOWN`. */
   resolve(repository: string, reference: string): Promise<RevisionRecord> {
@@ -67,7 +67,7 @@ export class ManifestStore {
       let bytes = this.cache.content.get(rev.digest);
       if (!bytes) {
         try {
-          bytes = await this.store.getBytes(Layout.blobData(parseDigest(rev.digest)));
+          bytes = await this.layout.readBlob(parseDigest(rev.digest));
         } catch (err) {
           if (isNotFound(err)) throw manifestUnknown(reference);
           throw err;
@@ -96,10 +96,10 @@ export class ManifestStore {
           expected: refDigest.value,
           actual: digest.value,
         });
-      const blobKey = Layout.blobData(digest);
+      const plan = manifestPlan(repository, digest, parsed);
       const [, stored] = await Promise.all([
-        this.verifyReferences(repository, parsed),
-        exists(this.store, blobKey),
+        this.verifyReferences(plan),
+        this.layout.hasBlob(digest),
       ]);
 
       // Visible in order: content, revision, referrer entry, then the tag (one `putInOrder`:
@@ -109,15 +109,14 @@ export class ManifestStore {
         mediaType: parsed.mediaType,
         size: bytes.length,
       };
-      const entries: PutEntry[] = [];
-      if (!stored) entries.push({ key: blobKey, body: bytes });
-      entries.push({
-        key: Layout.revisionLink(repository, digest),
-        body: Buffer.from(JSON.stringify(rev)),
-      });
-      if (parsed.subject) entries.push(referrerEntry(repository, parsed, rev));
       const tag = byDigest ? undefined : this.tags.prepare(repository, reference, digest.value);
-      if (tag) entries.push(tag.entry);
+      const entries = this.layout.manifestWrites(plan, {
+        bytes,
+        revision: rev,
+        parsed,
+        contentStored: stored,
+        tag: tag?.entry,
+      });
       await putInOrder(this.store, entries);
       this.cache.content.set(digest.value, bytes);
       this.cache.revisions.set(revKey(repository, digest.value), rev);
@@ -144,9 +143,8 @@ export class ManifestStore {
       const d = parseDigest(reference);
       const rev = await this.revision(repository, d, false);
       if (!rev) throw manifestUnknown(reference);
-      const subject = await this.subjectOf(d);
-      if (subject) await this.store.delete(Layout.referrer(repository, subject, d));
-      await this.store.delete(Layout.revisionLink(repository, d));
+      const subject = await this.layout.readSubject(d).catch(() => undefined);
+      await this.layout.removeManifest(repository, d, subject);
       this.cache.revisions.set(revKey(repository, d.value), false);
       await this.events.emit({
         type: 'manifestDeleted',
@@ -161,38 +159,20 @@ export class ManifestStore {
   /** The referrers index entries for `subject`, optionally filtered by artifact type. */
   referrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]> {
     return translated(async () => {
-      const s = parseDigest(subject);
-      const keys = await listAllKeys(this.store, Layout.referrersOf(repository, s));
-      const records = await Promise.all(keys.map((k) => readJson<ReferrerRecord>(this.store, k)));
-      return records.filter(
-        (r): r is ReferrerRecord =>
-          r !== undefined && (artifactType === undefined || r.artifactType === artifactType),
-      );
+      const records = await this.layout.listReferrers(repository, parseDigest(subject));
+      return records.filter((r) => artifactType === undefined || r.artifactType === artifactType);
     });
   }
 
-  private async subjectOf(d: Digest): Promise<Digest | undefined> {
-    try {
-      const body = JSON.parse((await this.store.getBytes(Layout.blobData(d))).toString('utf8')) as {
-        subject?: { digest?: string };
-      };
-      const s = body.subject?.digest;
-      return s ? parseDigest(s) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private async verifyReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+  /** The first step of the visibility order: the manifest's blobs and children are here. */
+  private async verifyReferences({ repository, blobs, children }: ManifestPlan): Promise<void> {
     const missing: string[] = [];
     await Promise.all([
-      ...parsed.blobs.map(async (b) => {
-        if (!(await isLinked(this.store, repository, parseDigest(b.digest))))
-          missing.push(b.digest);
+      ...blobs.map(async (b) => {
+        if (!(await this.layout.isLinked(repository, b))) missing.push(b.value);
       }),
-      ...parsed.children.map(async (c) => {
-        if (!(await exists(this.store, Layout.revisionLink(repository, parseDigest(c.digest)))))
-          missing.push(c.digest);
+      ...children.map(async (c) => {
+        if (!(await this.layout.hasRevision(repository, c))) missing.push(c.value);
       }),
     ]);
     if (missing.length > 0)
@@ -220,7 +200,7 @@ export class ManifestStore {
       const hit = this.cache.revisions.get(key);
       if (hit !== undefined) return hit || undefined;
     }
-    const rev = await readJson<RevisionRecord>(this.store, Layout.revisionLink(repository, d));
+    const rev = await this.layout.readRevision(repository, d);
     this.cache.revisions.set(key, rev ?? false);
     return rev;
   }
@@ -235,16 +215,4 @@ export function manifestUnknown(reference: string): OciError {
     'MANIFEST_UNKNOWN',
     `manifest unknown to registry: ${reference.slice(0, 140)}`,
   );
-}
-
-/** The referrers-index entry of a manifest that has a `subject`. */
-function referrerEntry(repository: string, parsed: ParsedManifest, rev: RevisionRecord): PutEntry {
-  const subject = parseDigest(parsed.subject!.digest);
-  const record: ReferrerRecord = { mediaType: rev.mediaType, digest: rev.digest, size: rev.size };
-  if (parsed.artifactType) record.artifactType = parsed.artifactType;
-  if (parsed.annotations) record.annotations = parsed.annotations;
-  return {
-    key: Layout.referrer(repository, subject, parseDigest(rev.digest)),
-    body: Buffer.from(JSON.stringify(record)),
-  };
 }

@@ -1,9 +1,7 @@
 import { OciError } from '@meridian/oci';
 import {
-  Layout,
-  exists,
-  listChildPrefixes,
-  readJson,
+  RepositoryLayout,
+  tagEntry,
   type ObjectStore,
   type PutEntry,
   type TagRecord,
@@ -15,12 +13,15 @@ import { translated } from './storage-errors';
 /** Tags: `current` records with a sequence number that only grows. */
 export class TagStore {
   private lastSeq = 0;
+  private readonly layout: RepositoryLayout;
 
   constructor(
-    private readonly store: ObjectStore,
+    store: ObjectStore,
     private readonly cache: MetadataCache,
     private readonly events: RegistryEvents,
-  ) {}
+  ) {
+    this.layout = new RepositoryLayout(store);
+  }
 
   async get(repository: string, tag: string): Promise<TagRecord | undefined> {
     const key = tagKey(repository, tag);
@@ -28,7 +29,7 @@ export class TagStore {
       const hit = this.cache.tags.get(key);
       if (hit !== undefined) return hit || undefined;
     }
-    const rec = await readJson<TagRecord>(this.store, Layout.tagCurrent(repository, tag));
+    const rec = await this.layout.readTag(repository, tag);
     this.cache.tags.set(key, rec ?? false);
     return rec;
   }
@@ -46,8 +47,7 @@ export class TagStore {
     const seq = Math.max(now * 1000, this.lastSeq + 1);
     this.lastSeq = seq;
     const rec: TagRecord = { digest, seq, updatedAt: new Date(now).toISOString() };
-    const body = Buffer.from(JSON.stringify(rec));
-    return { rec, entry: { key: Layout.tagCurrent(repository, tag), body } };
+    return { rec, entry: tagEntry(repository, tag, rec) };
   }
 
   /** After a prepared record is written: caches and announces it. */
@@ -66,9 +66,7 @@ export class TagStore {
 
   /** Deletes a tag; false when it did not exist. */
   async delete(repository: string, tag: string): Promise<boolean> {
-    const key = Layout.tagCurrent(repository, tag);
-    if (!(await exists(this.store, key))) return false;
-    await this.store.delete(key);
+    if (!(await this.layout.deleteTag(repository, tag))) return false;
     this.cache.tags.set(tagKey(repository, tag), false);
     this.cache.forgetRepository(repository);
     await this.events.emit({ type: 'tagDeleted', repository, tag, at: Date.now() });
@@ -106,16 +104,13 @@ export class TagStore {
       const hit = this.cache.tagLists.get(repository);
       if (hit) return hit;
     }
-    const root = Layout.tagsRoot(repository);
-    const tags = (await listChildPrefixes(this.store, root)).map((p) => p.slice(root.length, -1));
-    tags.sort(compareBytes);
+    const tags = await this.layout.listTags(repository);
     this.cache.tagLists.set(repository, tags);
     return tags;
   }
 
-  private async repositoryExists(repository: string): Promise<boolean> {
-    const page = await this.store.list(Layout.repository(repository), { limit: 1 });
-    return page.objects.length > 0 || page.prefixes.length > 0;
+  private repositoryExists(repository: string): Promise<boolean> {
+    return this.layout.repositoryExists(repository);
   }
 }
 
