@@ -190,6 +190,21 @@ describe('domain events carry the actor', () => {
       const kinds = seen.map((e) => e.type);
       expect(kinds).toEqual(['blobCommitted', 'blobCommitted', 'manifestPut', 'tagMoved']);
       expect(seen.map((e) => e.sequence)).toEqual([1, 2, 3, 4]);
+
+      // A repository token: the actor names it.
+      const made = await client.request('POST', '/meridian/v1/admin/tokens', {
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'ci-push', scopeMap: '_repositories_push' }),
+      });
+      expect(made.status).toBeLessThan(300);
+      const password = made.json<{ passwords: { password: string }[] }>().passwords[0]!.password;
+      const ci = new AuthedClient(node.url, basic('ci-push', password));
+      expect((await ci.putManifest('actors/app', 'v2', img.manifest)).status).toBe(201);
+      const byToken = () => seen.find((e) => e.type === 'tagMoved' && e.tag === 'v2');
+      await waitFor(async () => byToken(), 'the token push event');
+      expect(byToken()).toMatchObject({
+        actor: { kind: 'token', name: 'ci-push', token: 'ci-push', address: '127.0.0.1' },
+      });
     } finally {
       await node.close();
     }

@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventDispatcher } from './event-dispatcher';
@@ -67,6 +67,14 @@ describe('EventJournal', () => {
     const m = await EventJournal.open<E>({ dir, memoryEntries: 1 });
     expect((await m.read(0, 10)).map((e) => e.repository)).toEqual(['a', 'b', 'c']);
     await m.close();
+  });
+
+  it('refuses a directory another live process journals to', async () => {
+    await writeFile(join(dir, 'LOCK'), String(process.ppid));
+    await expect(EventJournal.open<E>({ dir })).rejects.toThrow(/in use by process/);
+    await writeFile(join(dir, 'LOCK'), '2147483646'); // no such process: a crash's leftover
+    const j = await EventJournal.open<E>({ dir });
+    await j.close();
   });
 
   it('rotates segments and removes those every subscriber acknowledged', async () => {

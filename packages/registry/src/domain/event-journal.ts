@@ -143,6 +143,7 @@ export class EventJournal<T extends Sequenced> {
     while (this.flushing) await this.flushing;
     await this.fh?.close();
     this.fh = undefined;
+    if (this.opts.dir) await unlink(join(this.opts.dir, 'LOCK')).catch(() => {});
   }
 
   /** Starts a flush unless one runs; the one that ends re-checks for appends it missed. */
@@ -201,6 +202,7 @@ export class EventJournal<T extends Sequenced> {
 
   private async recover(dir: string): Promise<void> {
     mkdirSync(dir, { recursive: true });
+    await lockDir(dir);
     this.segments = (await readdir(dir))
       .map((f) => SEGMENT.exec(f)?.[1])
       .filter((s): s is string => s !== undefined)
@@ -218,6 +220,24 @@ export class EventJournal<T extends Sequenced> {
     this.memory = entries.slice(-this.memoryEntries);
     this.fh = await open(path, 'a');
     this.size = goodBytes;
+  }
+}
+
+/** One process per journal: a `LOCK` file names the owner; a dead owner's lock is taken over. */
+async function lockDir(dir: string): Promise<void> {
+  const path = join(dir, 'LOCK');
+  const owner = Number(await readFile(path, 'utf8').catch(() => ''));
+  if (owner > 0 && owner !== process.pid && alive(owner))
+    throw new Error(`the event journal ${dir} is in use by process ${owner} (events.journalDir)`);
+  await writeFile(path, String(process.pid));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
