@@ -641,20 +641,33 @@ async function statusCheck(cluster, images) {
   return { checked: images.length, notReplicated, serverLag: quantiles(serverLag) };
 }
 
+/** The replica fallback counter the nodes increment (registry's metrics module). */
+const FALLBACKS = 'meridian_replica_fallbacks_total';
+
+/** A node's fallback count; throws when the node does not export the counter at all. */
+async function fallbackCount(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  if (!text.includes(`# TYPE ${FALLBACKS} counter`))
+    throw new Error(`${url}/metrics has no ${FALLBACKS}: the fallback check would never fail`);
+  return sumOf(await scrape(url), FALLBACKS);
+}
+
 /** Pulls one image from each replica and checks that no read fell back to the primary. */
 async function pullCheck(cluster, { repo, tag }) {
   let bytes = 0;
   let fallbacks = 0;
   for (const r of cluster.replicas) {
-    const before = sumOf(await scrape(r.url), 'meridian_replication_fallbacks_total');
+    const before = await fallbackCount(r.url);
     const client = new RegistryClient(r.url);
     try {
       bytes += await client.pullImage(repo, tag);
     } finally {
       client.close();
     }
-    fallbacks += sumOf(await scrape(r.url), 'meridian_replication_fallbacks_total') - before;
+    fallbacks += (await fallbackCount(r.url)) - before;
   }
+  if (fallbacks > 0)
+    throw new Error(`${fallbacks} reads of ${repo}:${tag} fell back to the primary (${FALLBACKS})`);
   return { bytes, fallbacks };
 }
 
@@ -1408,7 +1421,8 @@ ${errors.length ? `\nErrors during the run:\n\n${errors.map((e) => `- ${e}`).joi
   first repository, as docker/containerd do) plus a 4 KiB layer, pushed back to back.
 - After each scenario the bench waits for every region's queue to drain, checks each image with
   \`GET /meridian/v1/replication/status\` and pulls one image from each replica, checking the
-  replica's \`meridian_replication_fallbacks_total\` did not move.
+  replica's \`meridian_replica_fallbacks_total\` did not move (a move, or a node without the
+  counter, fails the run).
 - Quantiles are nearest-rank over the images (p99 of 100 is the 99th slowest; of ${CONFIG.largeRuns} runs, the max).
 
 ## Reproduce

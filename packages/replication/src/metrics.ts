@@ -60,13 +60,6 @@ export const driftFound = new Counter({
   registers: [register],
 });
 
-export const fallbacks = new Counter({
-  name: 'meridian_replication_fallbacks_total',
-  help: 'Replica reads served from the primary because the object was not in the region yet',
-  labelNames: ['region', 'kind'] as const,
-  registers: [register],
-});
-
 export const tagWatchUnsure = new Gauge({
   name: 'meridian_replica_tag_freshness_unknown',
   help: 'Replica: 1 while it cannot tell which tags are behind (Redis unreachable, or restarted or flushed and the region not yet reconciled) and resolves every tag at the primary',

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { Counter, register } from 'prom-client';
 import { digestOf, isDigestLike, OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
   Layout,
@@ -17,31 +16,12 @@ import type { MetadataCache } from './metadata-cache';
 import type { TagStore } from './tag-store';
 import type { PrimaryUpstream } from './upstream';
 import { UpstreamTee } from './upstream-tee';
-
-export const replicaFallbacks = new Counter({
-  name: 'meridian_replica_fallbacks_total',
-  help: 'Replica reads served from the primary because the object was not in the region yet',
-  labelNames: ['kind'] as const,
-  registers: [register],
-});
-
-export const replicaStaleReads = new Counter({
-  name: 'meridian_replica_stale_tag_reads_total',
-  help: 'Tag reads answered from the region although the tag was behind and the primary was unreachable',
-  registers: [register],
-});
-
-export const replicaFallbackCopyFailures = new Counter({
-  name: 'meridian_replica_fallback_copy_failures_total',
-  help: 'Fallback blobs whose copy into the region failed or stalled; the client was served from the primary regardless',
-  registers: [register],
-});
-
-export const replicaFallbackUpstreamFailures = new Counter({
-  name: 'meridian_replica_fallback_upstream_failures_total',
-  help: "Fallback blob streams from the primary that failed, ended short or stalled; the client's response was aborted",
-  registers: [register],
-});
+import {
+  replicaFallbackCopyFailures,
+  replicaFallbackUpstreamFailures,
+  replicaFallbacks,
+  replicaStaleReads,
+} from '../metrics';
 
 /** Default for `ReplicaOptions.stallTimeoutMs`. */
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
