@@ -1,8 +1,6 @@
 import pino from 'pino';
 import {
-  Reconciler,
-  reconciledKey,
-  redisEpoch,
+  startReplicationSchedules,
   startWorkers,
   type RunningWorkers,
 } from '@meridian/replication';
@@ -19,9 +17,10 @@ export interface WorkerRun extends RunningWorkers {
 }
 
 /**
- * Starts replication workers for the named replica regions (all when empty), and a reconciler
- * that compares them with the primary at start and then every `reconcileIntervalSeconds`
- * (one worker process at a time per region, by a Redis lock).
+ * Starts replication workers for the named replica regions (all when empty), and the reconcile
+ * schedules (`startReplicationSchedules`): each region is compared with the primary at start,
+ * then every `reconcileIntervalSeconds` and when Redis lost its data — one run per region at a
+ * time across all worker processes, by BullMQ.
  */
 export async function runWorkers(
   config: NodeConfig,
@@ -52,66 +51,19 @@ export async function runWorkers(
     concurrency: concurrency ?? config.replication.concurrency,
     log,
   });
-  const reconciler = new Reconciler(primary.store, workers.queues, log);
-  let running: Promise<void> = Promise.resolve();
-  let closing = false;
-  const reconcileOnce = async () => {
-    for (const r of targets) {
-      if (closing) return;
-      const release = await workers.queues.lockNamed(
-        `reconcile:${r.name}`,
-        config.replication.reconcileIntervalSeconds * 1000,
-      );
-      if (!release) continue;
-      try {
-        await reconciler.reconcile(r.name, r.store);
-      } catch (err) {
-        log.warn({ region: r.name, err: (err as Error).message }, 'reconcile failed');
-      } finally {
-        await release().catch(() => {});
-      }
-      if (closing) return;
-    }
-  };
-  let queued = 0;
-  const reconcileNow = () => {
-    queued++;
-    return (running = running.then(reconcileOnce).finally(() => queued--));
-  };
-  void reconcileNow();
-  const timer = setInterval(
-    () => void reconcileNow(),
-    config.replication.reconcileIntervalSeconds * 1000,
-  );
-  timer.unref();
-  // Redis restarted or lost its data (a new epoch) and a region was not reconciled in it yet:
-  // reconcile now, so queued work comes back and replicas trust their tag watch again.
-  const prefix = workers.queues.prefix;
-  let lastTry = { epoch: '', at: 0 };
-  const watch = setInterval(() => {
-    if (closing || queued > 0) return;
-    void (async () => {
-      const epoch = await redisEpoch(workers.queues.redis, prefix);
-      const marks = await workers.queues.redis.mget(
-        targets.map((r) => reconciledKey(prefix, r.name)),
-      );
-      if (marks.every((m) => m === epoch) || closing || queued > 0) return;
-      if (epoch === lastTry.epoch && Date.now() - lastTry.at < 30_000) return;
-      lastTry = { epoch, at: Date.now() };
-      log.warn({ epoch }, 'Redis restarted or lost its data: reconciling');
-      await reconcileNow();
-    })().catch(() => {});
-  }, 1000);
-  watch.unref();
+  const schedules = await startReplicationSchedules({
+    queues: workers.queues,
+    primary: primary.store,
+    regions: targets.map((r) => ({ name: r.name, store: r.store })),
+    intervalSeconds: config.replication.reconcileIntervalSeconds,
+    log,
+  });
   let metrics: MetricsServer | undefined;
   if (config.worker.metricsListen) {
     try {
       metrics = await startMetricsServer(config.worker.metricsListen);
     } catch (err) {
-      closing = true;
-      clearInterval(timer);
-      clearInterval(watch);
-      await running;
+      await schedules.close();
       await workers.close();
       throw new Error(
         `config key "worker.metricsListen" (MERIDIAN_WORKER_METRICS_LISTEN): cannot listen on ${config.worker.metricsListen}: ${(err as Error).message}`,
@@ -124,14 +76,13 @@ export async function runWorkers(
   );
   return {
     queues: workers.queues,
-    reconcileNow,
+    reconcileNow: async () => {
+      await schedules.reconcileNow();
+    },
     metricsUrl: metrics?.url,
     close: async () => {
-      closing = true;
-      clearInterval(timer);
-      clearInterval(watch);
       await metrics?.close();
-      await running;
+      await schedules.close();
       await workers.close();
       await Promise.all(regions.map((r) => r.store.close()));
     },

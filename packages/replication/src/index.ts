@@ -12,3 +12,4 @@ export * from './status';
 export * from './tag-watch';
 export * from './activity';
 export * from './redis-epoch';
+export * from './schedules';
