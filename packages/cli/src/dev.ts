@@ -228,7 +228,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     `  pnpm meridian sample-image ./sample-image`,
     `  skopeo copy --dest-tls-verify=false oci:./sample-image:v1 docker://127.0.0.1:${o.port}/demo/app:v1`,
     `  skopeo inspect --tls-verify=false docker://127.0.0.${Math.min(2, regions.length)}:${o.port}/demo/app:v1`,
-    `  pnpm meridian replication status --config ${configFile} --repository demo/app --reference v1`,
+    `  MERIDIAN_PASSWORD=${ownerPassword} pnpm meridian replication status --url http://127.0.0.1:${o.port} --repository demo/app --reference v1`,
     '',
     `Log in first (user owner, password ${ownerPassword}):`,
     ...regions.map(

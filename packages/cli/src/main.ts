@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './admin-cmd';
 import { ConfigError, loadConfig, NodeConfigSchema, type NodeConfig } from './config';
-import { reconcileCommand, statusCommand } from './replication-cmd';
+import { reconcileCommand, regionsCommand, statusCommand, type ApiConn } from './replication-cmd';
 import { serve } from './serve';
 import { runWorkers } from './worker';
 import { runGateway } from './gateway-cmd';
@@ -186,7 +186,9 @@ program
 const replication = program.command('replication').description('replication operations');
 replication
   .command('reconcile')
-  .description('compare replica regions with the primary now and queue every difference')
+  .description(
+    'queue a reconcile run of the replica regions (all or the named ones) for the workers: they compare each with the primary and queue every difference',
+  )
   .option('--config <file>', 'cluster configuration file')
   .option('--region <name>', 'only this region (repeatable)', collect, [])
   .option('--redis <url>', 'Redis URL')
@@ -194,19 +196,30 @@ replication
     const c = config({ ...o, region: undefined });
     process.stdout.write(`${await reconcileCommand(c, o.region)}\n`);
   });
-replication
-  .command('status')
-  .description(
-    "every region's health, queue and lag; with --repository/--reference, one object's state per region",
-  )
-  .option('--config <file>', 'cluster configuration file')
-  .option('--repository <name>', 'repository')
-  .option('--reference <tag|digest>', 'tag or digest')
-  .option('--redis <url>', 'Redis URL')
-  .action(async (o: CommonOpts & { repository?: string; reference?: string }) => {
-    const c = config({ ...o, region: undefined });
-    process.stdout.write(`${await statusCommand(c, o.repository, o.reference)}\n`);
-  });
+const apiConn = (c: Command) =>
+  c
+    .option(
+      '--url <url>',
+      'a node or the gateway (env MERIDIAN_URL; default http://127.0.0.1:5000)',
+    )
+    .option('--user <name>', 'a signed-in identity (env MERIDIAN_USERNAME; default owner)')
+    .option('--password <password>', 'its password (env MERIDIAN_PASSWORD)');
+apiConn(
+  replication
+    .command('status')
+    .description("one object's replication state in every region (from a node's API)")
+    .option('--repository <name>', 'repository (required)')
+    .option('--reference <tag|digest>', 'tag or digest (required)'),
+).action(async (o: ApiConn & { repository?: string; reference?: string }) => {
+  process.stdout.write(`${await statusCommand(o, o.repository, o.reference)}\n`);
+});
+apiConn(
+  replication
+    .command('regions')
+    .description("every region's health, queue and lag (from a node's API)"),
+).action(async (o: ApiConn) => {
+  process.stdout.write(`${await regionsCommand(o)}\n`);
+});
 
 registerAdminCommands(program);
 registerStorageCommands(program);

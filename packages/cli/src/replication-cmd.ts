@@ -1,109 +1,142 @@
-import pino from 'pino';
-import {
-  Reconciler,
-  ReplicationStatus,
-  type ObjectStatus,
-  type RegionHealth,
-} from '@meridian/replication';
-import { openQueues, openRegions } from './cluster';
+import { enqueueReconcile, type ObjectStatus, type RegionHealth } from '@meridian/replication';
+import { openQueues } from './cluster';
 import type { NodeConfig } from './config';
 
-/** `meridian replication reconcile [--region R]`: compares now and queues what differs. */
+/**
+ * `meridian replication status|regions`: clients of a node's replication API
+ * (`/meridian/v1/replication/*`), so an operator needs a node's URL and a login, not every
+ * region's storage and Redis. Connection: `--url`/`MERIDIAN_URL` (a node or the gateway; default
+ * http://127.0.0.1:5000), `--user`/`MERIDIAN_USERNAME` (default `owner`),
+ * `--password`/`MERIDIAN_PASSWORD` (sent when given; nodes with auth on need it).
+ */
+export interface ApiConn {
+  url?: string;
+  user?: string;
+  password?: string;
+}
+
+export class ReplicationCliError extends Error {}
+
+async function getJson(c: ApiConn, path: string): Promise<unknown> {
+  const url = (c.url ?? process.env.MERIDIAN_URL ?? 'http://127.0.0.1:5000').replace(/\/$/, '');
+  const user = c.user ?? process.env.MERIDIAN_USERNAME ?? 'owner';
+  const password = c.password ?? process.env.MERIDIAN_PASSWORD;
+  let res: Response;
+  try {
+    res = await fetch(`${url}${path}`, {
+      headers: password
+        ? { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
+        : {},
+    });
+  } catch (err) {
+    throw new ReplicationCliError(`cannot reach ${url}: ${(err as Error).message}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const msg = (json as { errors?: { message?: string }[] } | undefined)?.errors?.[0]?.message;
+    const hint =
+      res.status === 401 && !password
+        ? ' (a password is needed: --password or MERIDIAN_PASSWORD)'
+        : '';
+    throw new ReplicationCliError(
+      `${url}${path}: ${res.status} ${msg ?? text.slice(0, 200)}${hint}`,
+    );
+  }
+  return json;
+}
+
+/**
+ * `meridian replication reconcile [--region R]`: queues a reconcile run of each replica region
+ * (all in the configuration, or the named ones) for the workers, which compare the region with
+ * the primary and queue what differs — the same job their schedule runs. It needs the cluster's
+ * Redis (`--config`/`--redis`), not the regions' storage.
+ */
 export async function reconcileCommand(config: NodeConfig, only: string[]): Promise<string> {
   const queues = openQueues(config);
   if (!queues) throw new Error('config key "redis" (MERIDIAN_REDIS): reconcile needs Redis');
-  const regions = await openRegions(config);
   try {
-    const primary = regions.find((r) => r.role === 'primary');
-    if (!primary) throw new Error('config key "regions": no primary region');
-    const reconciler = new Reconciler(primary.store, queues, pino({ level: 'warn' }));
-    const rows: string[][] = [
-      ['REGION', 'REPOSITORIES', 'TAGS', 'MANIFESTS', 'BLOBS', 'REFERRERS'],
-    ];
-    for (const r of regions.filter(
-      (x) => x.role === 'replica' && (only.length === 0 || only.includes(x.name)),
-    )) {
-      const rep = await reconciler.reconcile(r.name, r.store);
-      rows.push([
-        r.name,
-        ...[
-          rep.repositories,
-          rep.drift.tags,
-          rep.drift.manifests,
-          rep.drift.blobs,
-          rep.drift.referrers,
-        ].map(String),
-      ]);
+    const replicas = config.regions.filter((r) => r.role === 'replica').map((r) => r.name);
+    const unknown = only.filter((n) => !replicas.includes(n));
+    if (unknown.length) throw new Error(`--region: not a replica region: ${unknown.join(', ')}`);
+    const rows: string[][] = [['REGION', 'JOB']];
+    for (const region of only.length ? only : replicas) {
+      const job = await enqueueReconcile(queues, region, 'manual');
+      rows.push([region, String(job.id)]);
     }
-    return `${table(rows)}\n(differences were queued for the workers)`;
+    return `${table(rows)}\n(queued: the workers serving each region run it)`;
   } finally {
     await queues.close();
-    await Promise.all(regions.map((r) => r.store.close()));
   }
 }
 
-/** `meridian replication status [--repository R --reference T]`: regions, and one object. */
+/** `meridian replication regions`: every region's health, queue and lag. */
+export async function regionsCommand(conn: ApiConn): Promise<string> {
+  const body = (await getJson(conn, '/meridian/v1/replication/regions')) as {
+    regions: RegionHealth[];
+  };
+  return table([
+    [
+      'REGION',
+      'ROLE',
+      'HEALTHY',
+      'NODE',
+      'STORAGE',
+      'WAITING',
+      'ACTIVE',
+      'DELAYED',
+      'FAILED',
+      'PENDING',
+      'LAG(s)',
+    ],
+    ...body.regions.map((h) => [
+      h.region,
+      h.role,
+      h.healthy ? 'yes' : 'NO',
+      h.node,
+      h.storage,
+      ...(h.queue
+        ? [h.queue.waiting, h.queue.active, h.queue.delayed, h.queue.failed].map(String)
+        : ['-', '-', '-', '-']),
+      h.pending === null ? '-' : String(h.pending),
+      h.lagSeconds === null ? '-' : h.lagSeconds.toFixed(1),
+    ]),
+  ]);
+}
+
+/** `meridian replication status --repository R --reference T`: one object's state per region. */
 export async function statusCommand(
-  config: NodeConfig,
+  conn: ApiConn,
   repository?: string,
   reference?: string,
 ): Promise<string> {
-  const queues = openQueues(config);
-  const regions = await openRegions(config);
-  try {
-    const status = new ReplicationStatus(regions, queues);
-    const health: RegionHealth[] = await status.regionHealth();
-    const out = [
-      table([
-        [
-          'REGION',
-          'ROLE',
-          'HEALTHY',
-          'NODE',
-          'STORAGE',
-          'WAITING',
-          'ACTIVE',
-          'DELAYED',
-          'FAILED',
-          'PENDING',
-          'LAG(s)',
-        ],
-        ...health.map((h) => [
-          h.region,
-          h.role,
-          h.healthy ? 'yes' : 'NO',
-          h.node,
-          h.storage,
-          ...(h.queue
-            ? [h.queue.waiting, h.queue.active, h.queue.delayed, h.queue.failed].map(String)
-            : ['-', '-', '-', '-']),
-          h.pending === null ? '-' : String(h.pending),
-          h.lagSeconds === null ? '-' : h.lagSeconds.toFixed(1),
-        ]),
+  if (!repository || !reference)
+    throw new ReplicationCliError(
+      'replication status needs a target: --repository NAME --reference TAG|DIGEST ' +
+        "(for every region's health, queue and lag: meridian replication regions)",
+    );
+  const q = new URLSearchParams({ repository, reference });
+  const body = (await getJson(conn, `/meridian/v1/replication/status?${q.toString()}`)) as {
+    regions: ObjectStatus[];
+  };
+  return [
+    `${repository}:${reference}`,
+    table([
+      ['REGION', 'STATE', 'DIGEST', 'REPLICATED AT', 'LAG(s)'],
+      ...body.regions.map((o) => [
+        o.region,
+        o.state,
+        o.digest ? `${o.digest.slice(0, 19)}…` : '-',
+        o.replicatedAt ?? '-',
+        o.lagSeconds === null ? '-' : o.lagSeconds.toFixed(2),
       ]),
-    ];
-    if (repository && reference) {
-      const objs: ObjectStatus[] = await status.objectStatus(repository, reference);
-      out.push(
-        '',
-        `${repository}:${reference}`,
-        table([
-          ['REGION', 'STATE', 'DIGEST', 'REPLICATED AT', 'LAG(s)'],
-          ...objs.map((o) => [
-            o.region,
-            o.state,
-            o.digest ? `${o.digest.slice(0, 19)}…` : '-',
-            o.replicatedAt ?? '-',
-            o.lagSeconds === null ? '-' : o.lagSeconds.toFixed(2),
-          ]),
-        ]),
-      );
-    }
-    return out.join('\n');
-  } finally {
-    await queues?.close();
-    await Promise.all(regions.map((r) => r.store.close()));
-  }
+    ]),
+  ].join('\n');
 }
 
 export function table(rows: string[][]): string {

@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { startCluster, type TestCluster } from './helpers/cluster';
+
+const CLI = resolve(__dirname, '../packages/cli/dist/main.js');
+const OWNER = 'cli-replication-owner-pw';
+
+/**
+ * Runs the built CLI with no configuration file and no Redis: only a node's URL. Asynchronously:
+ * the cluster's nodes run in this process.
+ */
+function meridian(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('meridian replication (a client of the node API)', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run pnpm build first`);
+    c = await startCluster({
+      regions: ['eastus', 'westeurope'],
+      auth: {},
+      ownerPassword: OWNER,
+    });
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+
+  it('status asks a node over HTTP with the credentials given', async () => {
+    const r = await meridian(
+      [
+        'replication',
+        'status',
+        '--url',
+        c.replicas[0]!.url,
+        '--repository',
+        'demo/none',
+        '--reference',
+        'v1',
+      ],
+      { MERIDIAN_PASSWORD: OWNER },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('demo/none:v1');
+    expect(r.stdout).toMatch(/^eastus\s+missing/m);
+    expect(r.stdout).toMatch(/^westeurope\s+missing/m);
+  });
+
+  it('status without credentials is refused by the node, and says what is needed', async () => {
+    const r = await meridian([
+      'replication',
+      'status',
+      '--url',
+      c.primary.url,
+      '--repository',
+      'demo/none',
+      '--reference',
+      'v1',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('401');
+    expect(r.stderr).toContain('MERIDIAN_PASSWORD');
+  });
+
+  it('status without a target is an error, not an empty table', async () => {
+    const r = await meridian([
+      'replication',
+      'status',
+      '--url',
+      c.primary.url,
+      '--password',
+      OWNER,
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('--repository NAME --reference TAG|DIGEST');
+  });
+
+  it('regions lists every region from a node', async () => {
+    const r = await meridian([
+      'replication',
+      'regions',
+      '--url',
+      c.primary.url,
+      '--password',
+      OWNER,
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^eastus\s+primary\s+yes/m);
+    expect(r.stdout).toMatch(/^westeurope\s+replica\s+yes/m);
+  });
+});
