@@ -1,21 +1,12 @@
 import { randomBytes, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { createDigester, isValidName, OciError, parseDigest, type Digest } from '@meridian/oci';
-import {
-  Layout,
-  isNotFound,
-  listChildPrefixes,
-  putChecked,
-  putInOrder,
-  readJson,
-  storageCorruptBlobsReplaced,
-  type ObjectStore,
-} from '@meridian/storage';
-import { linkEntry, type BlobInfo, type BlobStore } from './blob-store';
+import { Layout, listChildPrefixes, readJson, type ObjectStore } from '@meridian/storage';
+import type { BlobInfo, BlobStore } from './blob-store';
 import type { RegistryEvents } from './events';
-import { clientBodyError, meter } from './metered-stream';
+import { meter } from './metered-stream';
 import { translated } from './storage-errors';
+import { WholeBlobUpload, digestMismatch, sizeInvalid } from './whole-blob-upload';
 
 /** An upload session as persisted in storage (so it survives a node restart). */
 export interface UploadState {
@@ -80,13 +71,15 @@ export class UploadSessions {
   private readonly ended = new Set<string>();
   readonly idleTimeoutMs: number;
   readonly automaticCrossMount: boolean;
+  private readonly whole: WholeBlobUpload;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly blobs: BlobStore,
-    private readonly events: RegistryEvents,
+    events: RegistryEvents,
     opts: UploadSessionOptions = {},
   ) {
+    this.whole = new WholeBlobUpload(store, blobs, events);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 3600_000;
     this.automaticCrossMount = opts.automaticCrossMount ?? false;
   }
@@ -156,14 +149,14 @@ export class UploadSessions {
     return this.exclusive(id, body?.stream, async () => {
       const d = parseDigest(digest);
       // Looked up alongside the session, for the common case of a blob sent whole in this PUT.
-      const stored = body ? this.storedSize(Layout.blobData(d)) : undefined;
+      const stored = body ? this.whole.storedSize(Layout.blobData(d)) : undefined;
       stored?.catch(() => {}); // unused when the session has chunks; awaited otherwise
       let state = await this.get(repository, id);
       if (body && state.chunks.length === 0) {
         // The whole blob in this one request (POST, then PUT with the body): straight into place.
         this.checkChunk(state, body.stream, body);
         try {
-          return await this.writeWhole(repository, d, body.stream, body.contentLength, stored);
+          return await this.whole.write(repository, d, body.stream, body.contentLength, stored);
         } finally {
           await this.discard(id, 'background', false); // nothing but its state was stored
         }
@@ -191,69 +184,8 @@ export class UploadSessions {
     contentLength?: number,
   ): Promise<BlobInfo> {
     return translated(async () => {
-      return this.writeWhole(repository, parseDigest(digest), body, contentLength);
+      return this.whole.write(repository, parseDigest(digest), body, contentLength);
     });
-  }
-
-  /**
-   * A blob that arrives whole in one request: its bytes stream through the digest straight to the
-   * blob's key and become visible only when digest and length match (no session, no chunk). A
-   * stored copy of the declared size is kept (the bytes sent are verified, then dropped); one of
-   * any other size is corrupt, and the verified bytes replace it.
-   */
-  private async writeWhole(
-    repository: string,
-    d: Digest,
-    body: Readable,
-    contentLength?: number,
-    stored?: Promise<number | undefined>,
-  ): Promise<BlobInfo> {
-    const key = Layout.blobData(d);
-    const hash = createDigester(d.algorithm);
-    let data: Buffer | Readable;
-    let received: () => number;
-    if (contentLength !== undefined && contentLength <= SMALL_BLOB) {
-      // A config or a tiny layer is already in memory, read off the socket in one or two chunks:
-      // it is checked and written as a Buffer, with no stream machinery in between.
-      const bytes = await readExactly(body, contentLength);
-      hash.update(bytes);
-      data = bytes;
-      received = () => bytes.length;
-    } else {
-      const metered = meter(body, hash);
-      data = metered.stream;
-      received = () => metered.bytes();
-    }
-    const check = (): void => {
-      const n = received();
-      if (contentLength !== undefined && n !== contentLength) throw sizeInvalid(n, contentLength);
-      if (hash.digest('hex') !== d.hex) throw digestMismatch(d);
-    };
-    const existing = await (stored ?? this.storedSize(key));
-    if (existing !== undefined && existing === contentLength) {
-      // Already stored (another repository has it): verify what was sent, keep what is there.
-      if (!Buffer.isBuffer(data)) await drain(data);
-      check();
-      return this.linkCommitted(repository, d, received());
-    }
-    const replaced = (): void => {
-      if (existing !== undefined && existing !== received()) this.countCorrupt();
-    };
-    if (!Buffer.isBuffer(data) && contentLength === undefined) {
-      // Unknown length: the link, which records the size, follows once the blob is in place.
-      await putChecked(this.store, key, data, check);
-      replaced();
-      return this.linkCommitted(repository, d, received());
-    }
-    // The blob, then its link (its size is the declared length, which the check holds the body
-    // to), visible in that order; their writes and fsyncs overlap.
-    const size = Buffer.isBuffer(data) ? data.length : contentLength!;
-    await putInOrder(this.store, [
-      { key, body: data, check, size },
-      linkEntry(repository, d, size),
-    ]);
-    replaced();
-    return this.announce(repository, d, size);
   }
 
   cancel(repository: string, id: string): Promise<void> {
@@ -355,30 +287,16 @@ export class UploadSessions {
     const actual = await this.digestOf(state, d);
     if (actual !== d.hex) throw digestMismatch(d);
     const key = Layout.blobData(d);
-    const existing = await this.storedSize(key);
+    const existing = await this.whole.storedSize(key);
     if (existing !== state.offset) {
       const keys = state.chunks.map((c) => chunkKey(state, c));
       if (keys.length === 0) await this.store.put(key, Buffer.alloc(0), { size: 0 });
       // One chunk (a monolithic or streamed upload): a rename on fs, not a copy.
       else if (keys.length === 1 && this.store.move) await this.store.move(keys[0]!, key);
       else await this.store.concat(keys, key);
-      if (existing !== undefined) this.countCorrupt();
+      if (existing !== undefined) this.whole.countCorrupt();
     }
-    return this.linkCommitted(state.repository, d, state.offset);
-  }
-
-  /** The size of a stored object, or undefined when there is none. */
-  private async storedSize(key: string): Promise<number | undefined> {
-    try {
-      return (await this.store.head(key)).size;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
-  private countCorrupt(): void {
-    storageCorruptBlobsReplaced.inc({ driver: this.store.name });
+    return this.whole.linkCommitted(state.repository, d, state.offset);
   }
 
   /**
@@ -403,23 +321,6 @@ export class UploadSessions {
         this.busy.delete(id);
       }
     });
-  }
-
-  /** Links a stored blob into the repository and announces the commit. */
-  private async linkCommitted(repository: string, d: Digest, size: number): Promise<BlobInfo> {
-    await this.blobs.link(repository, d, size);
-    return this.announce(repository, d, size);
-  }
-
-  private async announce(repository: string, d: Digest, size: number): Promise<BlobInfo> {
-    await this.events.emit({
-      type: 'blobCommitted',
-      repository,
-      digest: d.value,
-      size,
-      at: Date.now(),
-    });
-    return { digest: d.value, size };
   }
 
   /** The session's digest (hex): from the running hash when it covers everything, else re-read. */
@@ -492,44 +393,6 @@ function chunkKey(state: UploadState, c: UploadState['chunks'][number]): string 
 function newState(repository: string): UploadState {
   const now = Date.now();
   return { id: randomUUID(), repository, startedAt: now, updatedAt: now, offset: 0, chunks: [] };
-}
-
-function sizeInvalid(received: number, declared: number): OciError {
-  return new OciError(
-    'SIZE_INVALID',
-    `received ${received} bytes but Content-Length was ${declared}`,
-  );
-}
-
-function digestMismatch(d: Digest): OciError {
-  return new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
-    digest: d.value,
-  });
-}
-
-/** Blobs up to this size that arrive whole in one request are handled as a Buffer. */
-const SMALL_BLOB = 64 * 1024;
-
-/** The whole body, which must be exactly `length` bytes (else `SIZE_INVALID`). */
-async function readExactly(body: Readable, length: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const chunk of body) {
-      n += (chunk as Buffer).length;
-      if (n <= length) chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    throw clientBodyError(err);
-  }
-  if (n !== length) throw sizeInvalid(n, length);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);
-}
-
-/** Reads a stream to its end, discarding the bytes. */
-async function drain(stream: Readable): Promise<void> {
-  stream.resume();
-  await finished(stream);
 }
 
 export function uploadUnknown(id: string): OciError {
