@@ -66,6 +66,18 @@ export function tagEntry(
   return { key: Layout.tagCurrent(repository, tag), body: Buffer.from(JSON.stringify(rec)) };
 }
 
+/** The write that makes stored blob `digest` servable from `repository` (its layer link). */
+export function layerLinkEntry(
+  repository: string,
+  digest: Digest,
+  size: number,
+): PutEntry & { body: Buffer } {
+  return {
+    key: Layout.layerLink(repository, digest),
+    body: Buffer.from(JSON.stringify({ digest: digest.value, size })),
+  };
+}
+
 /** The referrers-index record of a manifest with a subject. */
 export function referrerRecord(
   rev: RevisionRecord,

@@ -2,12 +2,13 @@ import { OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
   InvalidRangeError,
   Layout,
+  RepositoryLayout,
   exists,
+  layerLinkEntry,
   isNotFound,
   type GetResult,
   type ByteRange,
   type ObjectStore,
-  type PutEntry,
 } from '@meridian/storage';
 import { resolveRange, type ResolvedRange } from './byte-range';
 import type { RegistryEvents } from './events';
@@ -20,10 +21,14 @@ export interface BlobInfo {
 
 /** Repository-scoped blobs: a repository may serve a blob only through its own link. */
 export class BlobStore {
+  private readonly layout: RepositoryLayout;
+
   constructor(
     private readonly store: ObjectStore,
     private readonly events: RegistryEvents,
-  ) {}
+  ) {
+    this.layout = new RepositoryLayout(store);
+  }
 
   /** Size of a blob this repository may serve. Throws `BLOB_UNKNOWN`. */
   stat(repository: string, digest: string): Promise<BlobInfo> {
@@ -109,9 +114,8 @@ export class BlobStore {
   delete(repository: string, digest: string): Promise<void> {
     return translated(async () => {
       const d = parseDigest(digest);
-      const key = Layout.layerLink(repository, d);
-      if (!(await exists(this.store, key))) throw blobUnknown(d.value);
-      await this.store.delete(key);
+      if (!(await this.layout.hasLayer(repository, d))) throw blobUnknown(d.value);
+      await this.layout.unlinkLayer(repository, d);
       await this.events.emit({ type: 'blobDeleted', repository, digest: d.value, at: Date.now() });
     });
   }
@@ -148,13 +152,13 @@ export class BlobStore {
 
   /** Makes a stored blob servable from `repository`. */
   async link(repository: string, digest: Digest, size: number): Promise<void> {
-    const { key, body } = linkEntry(repository, digest, size);
+    const { key, body } = layerLinkEntry(repository, digest, size);
     await this.store.put(key, body);
   }
 
   /** Whether `repository` links the blob (as a layer or as a manifest revision). */
   isLinked(repository: string, d: Digest): Promise<boolean> {
-    return isLinked(this.store, repository, d);
+    return this.layout.isLinked(repository, d);
   }
 
   private async assertLinked(repository: string, d: Digest): Promise<void> {
@@ -162,31 +166,6 @@ export class BlobStore {
   }
 }
 
-/** Whether `repository` links the blob (as a layer or as a manifest revision). */
-export async function isLinked(
-  store: ObjectStore,
-  repository: string,
-  d: Digest,
-): Promise<boolean> {
-  const [layer, revision] = await Promise.all([
-    exists(store, Layout.layerLink(repository, d)),
-    exists(store, Layout.revisionLink(repository, d)),
-  ]);
-  return layer || revision;
-}
-
 export function blobUnknown(digest: string): OciError {
   return new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest });
-}
-
-/** The write that makes a stored blob servable from `repository` (its layer link). */
-export function linkEntry(
-  repository: string,
-  digest: Digest,
-  size: number,
-): PutEntry & { body: Buffer } {
-  return {
-    key: Layout.layerLink(repository, digest),
-    body: Buffer.from(JSON.stringify({ digest: digest.value, size })),
-  };
 }

@@ -4,12 +4,13 @@ import { createDigester, OciError, type Digest } from '@meridian/oci';
 import {
   Layout,
   isNotFound,
+  layerLinkEntry,
   putChecked,
   putInOrder,
   storageCorruptBlobsReplaced,
   type ObjectStore,
 } from '@meridian/storage';
-import { linkEntry, type BlobInfo, type BlobStore } from './blob-store';
+import type { BlobInfo, BlobStore } from './blob-store';
 import type { RegistryEvents } from './events';
 import { clientBodyError, meter } from './metered-stream';
 
@@ -79,7 +80,7 @@ export class WholeBlobUpload {
     const size = Buffer.isBuffer(data) ? data.length : contentLength!;
     await putInOrder(this.store, [
       { key, body: data, check, size },
-      linkEntry(repository, d, size),
+      layerLinkEntry(repository, d, size),
     ]);
     replaced();
     return this.announce(repository, d, size);
