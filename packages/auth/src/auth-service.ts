@@ -10,14 +10,7 @@ import { AuthLayout } from './auth-layout';
 import { CredentialStore } from './credential-store';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle';
 import { authLogins, authTokensIssued } from './metrics';
-import {
-  ROLE_PERMISSIONS,
-  SCOPE_MAP_ACTIONS,
-  type Grant,
-  type PasswordSlot,
-  type Principal,
-  type PrincipalKind,
-} from './model';
+import type { Grant, PasswordSlot, Principal } from './model';
 import type { KdfPoolOptions } from './kdf-pool';
 import {
   credentialFingerprint,
@@ -26,6 +19,7 @@ import {
   verifyDummy,
   verifyPassword,
 } from './passwords';
+import { expired, findLogin, grantsFor } from './principals';
 import { loadSigningKey, TokenError, TokenService, type VerifiedToken } from './token-service';
 
 export interface AuthServiceOptions {
@@ -338,18 +332,8 @@ export class AuthService {
     });
   }
 
-  private findLogin(
-    username: string,
-  ): { kind: PrincipalKind; enabled: boolean; slots: PasswordSlot[] } | undefined {
-    const s = this.credentials.snapshot;
-    if (username === this.registryName && s.adminUser)
-      return { kind: 'admin-user', enabled: s.adminUser.enabled, slots: s.adminUser.passwords };
-    const identity = s.identities.get(username);
-    if (identity)
-      return { kind: identity.kind, enabled: identity.enabled, slots: identity.passwords };
-    const token = s.tokens.get(username);
-    if (token) return { kind: 'token', enabled: token.enabled, slots: token.passwords };
-    return undefined;
+  private findLogin(username: string) {
+    return findLogin(this.credentials.snapshot, this.registryName, username);
   }
 
   /** Whether a principal named in a token still exists, is enabled and has that password. */
@@ -363,40 +347,7 @@ export class AuthService {
 
   /** What a principal may do, from the current records. */
   grantsFor(p: Principal): Grant[] {
-    const s = this.credentials.snapshot;
-    switch (p.kind) {
-      case 'anonymous':
-        return s.settings.anonymousPull ? [{ pattern: '*', permissions: ['pull'] }] : [];
-      case 'node':
-        return [{ pattern: '*', permissions: ['pull', 'metadata_read'] }];
-      case 'admin-user':
-        return s.adminUser?.enabled
-          ? [
-              {
-                pattern: '*',
-                permissions: ['pull', 'push', 'delete', 'metadata_read', 'metadata_write'],
-              },
-            ]
-          : [];
-      case 'user':
-      case 'service': {
-        const identity = s.identities.get(p.name);
-        if (!identity?.enabled || identity.kind !== p.kind) return [];
-        return identity.roles.map((r) => ({
-          pattern: r.scope,
-          permissions: [...ROLE_PERMISSIONS[r.role]],
-        }));
-      }
-      case 'token': {
-        const token = s.tokens.get(p.name);
-        const map = token?.enabled ? s.scopeMaps.get(token.scopeMap) : undefined;
-        if (!map) return [];
-        return map.rules.map((r) => ({
-          pattern: r.repository,
-          permissions: r.actions.map((a) => SCOPE_MAP_ACTIONS[a]),
-        }));
-      }
-    }
+    return grantsFor(this.credentials.snapshot, p);
   }
 
   /** An access token with exactly the granted part of `scopes`. */
@@ -478,8 +429,4 @@ export class AuthService {
     });
     return t.token;
   }
-}
-
-function expired(s: PasswordSlot, now = Date.now()): boolean {
-  return s.expiresAt !== undefined && Date.parse(s.expiresAt) <= now;
 }

@@ -1,11 +1,3 @@
-import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
-import pino from 'pino';
-import { resetOwner } from '@meridian/auth';
-import { openStore } from '@meridian/storage';
-import { storeOptions } from './cluster';
-import { loadConfig, NodeConfigSchema } from './config';
-
 /**
  * The identity and access commands — `admin-user`, `user`, `role`, `scope-map`, `token`,
  * `settings`, `audit` — as clients of a node's admin API (`/meridian/v1/admin`), so they work
@@ -13,56 +5,15 @@ import { loadConfig, NodeConfigSchema } from './config';
  * Connection: `--url`/`MERIDIAN_URL` (default http://127.0.0.1:5000), `--user`/`MERIDIAN_USERNAME`
  * (default `owner`), `--password`/`MERIDIAN_PASSWORD` or `--password-stdin`.
  */
-interface Conn {
-  url?: string;
-  user?: string;
-  password?: string;
-  passwordStdin?: boolean;
-}
+import type { Command } from 'commander';
+import pino from 'pino';
+import { resetOwner } from '@meridian/auth';
+import { openStore } from '@meridian/storage';
+import { AdminApiError, call, sub } from './admin-client';
+import { storeOptions } from './cluster';
+import { loadConfig, NodeConfigSchema } from './config';
 
-export class AdminApiError extends Error {}
-
-async function call(c: Conn, method: string, path: string, body?: unknown): Promise<unknown> {
-  const url = (c.url ?? process.env.MERIDIAN_URL ?? 'http://127.0.0.1:5000').replace(/\/$/, '');
-  const user = c.user ?? process.env.MERIDIAN_USERNAME ?? 'owner';
-  const password = c.passwordStdin
-    ? readFileSync(0, 'utf8').replace(/\r?\n$/, '')
-    : (c.password ?? process.env.MERIDIAN_PASSWORD);
-  if (!password)
-    throw new AdminApiError(
-      'a password is needed: --password, --password-stdin or MERIDIAN_PASSWORD',
-    );
-  let res: Response;
-  try {
-    res = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new AdminApiError(`cannot reach ${url}: ${(err as Error).message}`);
-  }
-  const text = await res.text();
-  let json: unknown = undefined;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = text;
-  }
-  if (!res.ok) {
-    const j = json as { error?: string; errors?: { message?: string }[] } | undefined;
-    const msg = j?.error ?? j?.errors?.[0]?.message ?? text;
-    throw new AdminApiError(`${res.status}: ${msg}`);
-  }
-  return json;
-}
-
-const print = (v: unknown) => {
-  if (v !== undefined) process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
-};
+export { AdminApiError } from './admin-client';
 
 /** `30d`, `12h`, `90m` from now, or an ISO time. */
 export function parseExpiry(v: string | undefined): string | undefined {
@@ -98,33 +49,6 @@ function parseRole(v: string): { role: string; scope: string } {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const enc = encodeURIComponent;
-
-function connOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--url <url>',
-      'a node or the gateway (env MERIDIAN_URL; default http://127.0.0.1:5000)',
-    )
-    .option('--user <name>', 'an Owner identity (env MERIDIAN_USERNAME; default owner)')
-    .option('--password <password>', 'its password (env MERIDIAN_PASSWORD)')
-    .option('--password-stdin', 'read the password from standard input');
-}
-
-/** Adds a subcommand with the connection options; `run` gets the positional args and options. */
-function sub<O extends object>(
-  parent: Command,
-  spec: string,
-  description: string,
-  configure: (c: Command) => Command,
-  run: (args: string[], o: O & Conn) => Promise<unknown>,
-): void {
-  const c = connOptions(configure(parent.command(spec).description(description)));
-  c.action(async (...a: unknown[]) => {
-    const cmd = a[a.length - 1] as Command;
-    const opts = cmd.opts<O & Conn>();
-    print(await run(cmd.args, opts));
-  });
-}
 
 const id = (c: Command) => c;
 
