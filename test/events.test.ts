@@ -156,6 +156,12 @@ describe('domain events', () => {
     await sleeping;
     sleeper.disconnect();
     await waitFor(() => queued(img, 'v2'), 'the sync jobs once Redis answers');
+    // The metrics subscriber counts it too.
+    const counted = /^meridian_events_journaled_total\{kind="manifestPut"\} [1-9]/m;
+    await waitFor(
+      async () => counted.test(await (await fetch(`${url}/metrics`)).text()),
+      'meridian_events_journaled_total to count the manifest',
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import pino from 'pino';
 import {
+  attachEventMetrics,
   PrimaryUpstream,
   readinessCheck,
   Registry,
@@ -94,6 +95,7 @@ export async function serve(
           }
         : undefined,
   });
+  const detachMetrics = await attachEventMetrics(events);
   const detachReplication =
     node.role === 'primary' && queues && replicas.length > 0
       ? await attachReplication(registry, { queues, replicaRegions: replicas, log })
@@ -126,6 +128,7 @@ export async function serve(
       if (gauges) clearInterval(gauges);
       await running.close();
       await detachReplication?.();
+      await detachMetrics();
       await events.close();
       await auth?.service.close();
       await tagWatch?.close();

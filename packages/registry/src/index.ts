@@ -2,6 +2,7 @@ export * from './app';
 export * from './domain/events';
 export * from './domain/event-journal';
 export * from './domain/event-dispatcher';
+export * from './domain/event-metrics';
 export * from './domain/registry';
 export * from './domain/metadata-cache';
 export * from './domain/upload-sessions';

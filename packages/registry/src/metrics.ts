@@ -1,4 +1,4 @@
-import { Counter, Histogram, register } from 'prom-client';
+import { Counter, Gauge, Histogram, register } from 'prom-client';
 
 /** The metrics of a registry node, all in this module. HTTP ones: Labels are bounded: route template, method, status class. */
 export const httpRequests = new Counter({
@@ -46,5 +46,21 @@ export const replicaFallbackCopyFailures = new Counter({
 export const replicaFallbackUpstreamFailures = new Counter({
   name: 'meridian_replica_fallback_upstream_failures_total',
   help: "Fallback blob streams from the primary that failed, ended short or stalled; the client's response was aborted",
+  registers: [register],
+});
+
+/** Domain events journaled on this node, by kind (ADR 0010). */
+export const eventsJournaled = new Counter({
+  name: 'meridian_events_journaled_total',
+  help: 'Domain events journaled on this node, by kind',
+  labelNames: ['kind'] as const,
+  registers: [register],
+});
+
+/** Journaled events a durable subscriber has not acknowledged yet (set on scrape). */
+export const eventsLag = new Gauge({
+  name: 'meridian_events_subscriber_lag_events',
+  help: 'Journaled domain events each durable subscriber has not acknowledged yet',
+  labelNames: ['subscriber'] as const,
   registers: [register],
 });
