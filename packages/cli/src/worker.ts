@@ -7,7 +7,8 @@ import {
 import { withLatency } from '@meridian/storage';
 import { openRegions } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
-import { startMetricsServer, type MetricsServer } from './metrics-server';
+import { startMetricsServer, type MetricsServer } from '@meridian/observability';
+import { parseListen } from '@meridian/registry';
 
 export interface WorkerRun extends RunningWorkers {
   /** Runs the reconciler over the worker's regions now. */
@@ -61,7 +62,8 @@ export async function runWorkers(
   let metrics: MetricsServer | undefined;
   if (config.worker.metricsListen) {
     try {
-      metrics = await startMetricsServer(config.worker.metricsListen);
+      const { host, port } = parseListen(config.worker.metricsListen);
+      metrics = await startMetricsServer(host, port);
     } catch (err) {
       await schedules.close();
       await workers.close();

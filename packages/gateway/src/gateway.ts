@@ -7,6 +7,7 @@ import {
 import { request as httpsRequest } from 'node:https';
 import { Counter, register } from 'prom-client';
 import { dashboardHandler } from '@meridian/dashboard';
+import { answerObservability } from '@meridian/observability';
 import { OciError, parseRequestTarget } from '@meridian/oci';
 import type { Logger } from 'pino';
 import { PRIMARY_UNAVAILABLE, primaryUnavailable, sendError } from './errors';
@@ -95,21 +96,8 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     if (target.authority !== undefined) req.headers.host = target.authority;
     req.url = target.path + target.query;
     const path = target.path;
-    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (answerObservability(path, req, res)) return;
     if (dashboard(req, res)) return;
-    if (path === '/metrics') {
-      register.metrics().then(
-        (m) => {
-          res.writeHead(200, { 'Content-Type': register.contentType });
-          res.end(m);
-        },
-        (err: unknown) => {
-          log.error({ err }, 'gateway: metrics failed');
-          sendError(res, err);
-        },
-      );
-      return;
-    }
     if (path === '/meridian/v1/gateway/regions') {
       return json(res, 200, {
         regions: topology.regions.map((r) => ({ ...r, ...health.state.get(r.name) })),
