@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { ReplicationQueues, reconcileHistory } from '@meridian/replication';
 import { startCluster, type TestCluster } from './helpers/cluster';
+import { waitFor } from './helpers/wait';
 
 const CLI = resolve(__dirname, '../packages/cli/dist/main.js');
 const OWNER = 'cli-replication-owner-pw';
@@ -105,5 +107,39 @@ describe('meridian replication (a client of the node API)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^eastus\s+primary\s+yes/m);
     expect(r.stdout).toMatch(/^westeurope\s+replica\s+yes/m);
+  });
+
+  it('reconcile asks a node to queue a run, and the workers run it', async () => {
+    await c.startWorkers();
+    const queues = new ReplicationQueues({
+      redisUrl: c.redis.url,
+      prefix: c.config.replication.prefix,
+    });
+    try {
+      const r = await meridian(
+        ['replication', 'reconcile', '--url', c.replicas[0]!.url, '--region', 'westeurope'],
+        { MERIDIAN_PASSWORD: OWNER },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const job = /^westeurope\s+(\S+)/m.exec(r.stdout)?.[1];
+      expect(job).toBeDefined();
+      await waitFor(
+        async () =>
+          (await reconcileHistory(queues, 'westeurope')).some(
+            (x) => x.id === job && x.reason === 'manual' && !x.failedReason,
+          ),
+        'the queued reconcile run by the workers',
+      );
+      const bad = await meridian(
+        ['replication', 'reconcile', '--url', c.primary.url, '--region', 'eastus'],
+        { MERIDIAN_PASSWORD: OWNER },
+      );
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain('not a replica region: eastus');
+    } finally {
+      await queues.close();
+      await c.stopWorkers();
+    }
   });
 });

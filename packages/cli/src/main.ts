@@ -184,18 +184,6 @@ program
   });
 
 const replication = program.command('replication').description('replication operations');
-replication
-  .command('reconcile')
-  .description(
-    'queue a reconcile run of the replica regions (all or the named ones) for the workers: they compare each with the primary and queue every difference',
-  )
-  .option('--config <file>', 'cluster configuration file')
-  .option('--region <name>', 'only this region (repeatable)', collect, [])
-  .option('--redis <url>', 'Redis URL')
-  .action(async (o: Omit<CommonOpts, 'region'> & { region: string[] }) => {
-    const c = config({ ...o, region: undefined });
-    process.stdout.write(`${await reconcileCommand(c, o.region)}\n`);
-  });
 const apiConn = (c: Command) =>
   c
     .option(
@@ -204,6 +192,16 @@ const apiConn = (c: Command) =>
     )
     .option('--user <name>', 'a signed-in identity (env MERIDIAN_USERNAME; default owner)')
     .option('--password <password>', 'its password (env MERIDIAN_PASSWORD)');
+apiConn(
+  replication
+    .command('reconcile')
+    .description(
+      'ask a node (Owner) to queue a reconcile run of the replica regions (all or the named ones): the workers compare each with the primary and queue every difference',
+    )
+    .option('--region <name>', 'only this region (repeatable)', collect, []),
+).action(async (o: ApiConn & { region: string[] }) => {
+  process.stdout.write(`${await reconcileCommand(o, o.region)}\n`);
+});
 apiConn(
   replication
     .command('status')

@@ -1,9 +1,7 @@
-import { enqueueReconcile, type ObjectStatus, type RegionHealth } from '@meridian/replication';
-import { openQueues } from './cluster';
-import type { NodeConfig } from './config';
+import type { ObjectStatus, RegionHealth } from '@meridian/replication';
 
 /**
- * `meridian replication status|regions`: clients of a node's replication API
+ * `meridian replication status|regions|reconcile`: clients of a node's replication API
  * (`/meridian/v1/replication/*`), so an operator needs a node's URL and a login, not every
  * region's storage and Redis. Connection: `--url`/`MERIDIAN_URL` (a node or the gateway; default
  * http://127.0.0.1:5000), `--user`/`MERIDIAN_USERNAME` (default `owner`),
@@ -17,16 +15,26 @@ export interface ApiConn {
 
 export class ReplicationCliError extends Error {}
 
-async function getJson(c: ApiConn, path: string): Promise<unknown> {
+async function callApi(
+  c: ApiConn,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const url = (c.url ?? process.env.MERIDIAN_URL ?? 'http://127.0.0.1:5000').replace(/\/$/, '');
   const user = c.user ?? process.env.MERIDIAN_USERNAME ?? 'owner';
   const password = c.password ?? process.env.MERIDIAN_PASSWORD;
   let res: Response;
   try {
     res = await fetch(`${url}${path}`, {
-      headers: password
-        ? { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
-        : {},
+      method,
+      headers: {
+        ...(password
+          ? { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
+          : {}),
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
     throw new ReplicationCliError(`cannot reach ${url}: ${(err as Error).message}`);
@@ -52,32 +60,23 @@ async function getJson(c: ApiConn, path: string): Promise<unknown> {
 }
 
 /**
- * `meridian replication reconcile [--region R]`: queues a reconcile run of each replica region
- * (all in the configuration, or the named ones) for the workers, which compare the region with
- * the primary and queue what differs — the same job their schedule runs. It needs the cluster's
- * Redis (`--config`/`--redis`), not the regions' storage.
+ * `meridian replication reconcile [--region R]`: asks a node (`Owner`) to queue a reconcile run
+ * of each replica region (all, or the named ones) for the workers, which compare the region with
+ * the primary and queue what differs — the same job their schedule runs.
  */
-export async function reconcileCommand(config: NodeConfig, only: string[]): Promise<string> {
-  const queues = openQueues(config);
-  if (!queues) throw new Error('config key "redis" (MERIDIAN_REDIS): reconcile needs Redis');
-  try {
-    const replicas = config.regions.filter((r) => r.role === 'replica').map((r) => r.name);
-    const unknown = only.filter((n) => !replicas.includes(n));
-    if (unknown.length) throw new Error(`--region: not a replica region: ${unknown.join(', ')}`);
-    const rows: string[][] = [['REGION', 'JOB']];
-    for (const region of only.length ? only : replicas) {
-      const job = await enqueueReconcile(queues, region, 'manual');
-      rows.push([region, String(job.id)]);
-    }
-    return `${table(rows)}\n(queued: the workers serving each region run it)`;
-  } finally {
-    await queues.close();
-  }
+export async function reconcileCommand(conn: ApiConn, only: string[]): Promise<string> {
+  const body = (await callApi(
+    conn,
+    'POST',
+    '/meridian/v1/admin/replication/reconcile',
+    only.length ? { regions: only } : {},
+  )) as { queued: { region: string; job: string }[] };
+  return `${table([['REGION', 'JOB'], ...body.queued.map((q) => [q.region, q.job])])}\n(queued: the workers serving each region run it)`;
 }
 
 /** `meridian replication regions`: every region's health, queue and lag. */
 export async function regionsCommand(conn: ApiConn): Promise<string> {
-  const body = (await getJson(conn, '/meridian/v1/replication/regions')) as {
+  const body = (await callApi(conn, 'GET', '/meridian/v1/replication/regions')) as {
     regions: RegionHealth[];
   };
   return table([
@@ -121,7 +120,7 @@ export async function statusCommand(
         "(for every region's health, queue and lag: meridian replication regions)",
     );
   const q = new URLSearchParams({ repository, reference });
-  const body = (await getJson(conn, `/meridian/v1/replication/status?${q.toString()}`)) as {
+  const body = (await callApi(conn, 'GET', `/meridian/v1/replication/status?${q.toString()}`)) as {
     regions: ObjectStatus[];
   };
   return [

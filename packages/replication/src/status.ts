@@ -1,8 +1,9 @@
-import { isDigestLike, parseDigest } from '@meridian/oci';
+import { isDigestLike, OciError, parseDigest } from '@meridian/oci';
 import { Layout, isNotFound, readJson, type ObjectStore, type TagRecord } from '@meridian/storage';
 import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
 import type { QueueCounts, ReplicationQueues } from './queues';
+import { enqueueReconcile } from './schedules';
 import type { SyncTarget } from './targets';
 
 export interface RegionInfo {
@@ -45,6 +46,31 @@ export class ReplicationStatus {
     private readonly regions: RegionInfo[],
     private readonly queues: ReplicationQueues | undefined,
   ) {}
+
+  /**
+   * Queues a reconcile run of each named replica region (all when none are named) for the
+   * workers serving it — the job their schedule runs (`startReplicationSchedules`).
+   */
+  async requestReconcile(only: string[] = []): Promise<{ region: string; job: string }[]> {
+    const replicas = this.regions.filter((r) => r.role === 'replica').map((r) => r.name);
+    const unknown = only.filter((n) => !replicas.includes(n));
+    if (unknown.length)
+      throw new OciError(
+        'UNSUPPORTED',
+        `not a replica region: ${unknown.join(', ')}`,
+        undefined,
+        400,
+      );
+    const queues = this.queues;
+    if (!queues)
+      throw new OciError('UNSUPPORTED', 'this node has no Redis: reconcile needs the workers');
+    const out: { region: string; job: string }[] = [];
+    for (const region of only.length ? only : replicas) {
+      const job = await enqueueReconcile(queues, region, 'manual');
+      out.push({ region, job: String(job.id) });
+    }
+    return out;
+  }
 
   private get primary(): RegionInfo {
     const p = this.regions.find((r) => r.role === 'primary');

@@ -10,6 +10,8 @@ export interface ReplicationStatusProvider {
   history?(since?: number): Promise<unknown[]>;
   /** Recently finished sync jobs, newest first. */
   recent?(limit?: number): Promise<unknown[]>;
+  /** Queues a reconcile run of the named replica regions (all when none are named). */
+  requestReconcile?(regions?: string[]): Promise<unknown[]>;
 }
 
 const NOT_CONFIGURED = (): OciError =>
@@ -22,7 +24,9 @@ const query = (req: Request, k: string): string | undefined => {
 
 /**
  * `GET /meridian/v1/replication/status`, `/regions`, `/history` and `/recent` — JSON, on every
- * node (the dashboard reads them), for any signed-in identity.
+ * node (the dashboard reads them), for any signed-in identity; and
+ * `POST /meridian/v1/admin/replication/reconcile` (`{"regions": [...]}` optional, `Owner`), which
+ * queues a reconcile run per replica region for the workers.
  */
 export function replicationRoutes(status: ReplicationStatusProvider | undefined): AppRoute[] {
   const get = (path: string, handle: AppRoute['handle']): AppRoute => ({
@@ -60,6 +64,31 @@ export function replicationRoutes(status: ReplicationStatusProvider | undefined)
         regions: await status.history(Number.isFinite(since) && since > 0 ? since : undefined),
       });
     }),
+    {
+      method: 'POST',
+      path: '/meridian/v1/admin/replication/reconcile',
+      need: { kind: 'admin' },
+      body: 'json',
+      handle: async (req, res) => {
+        const b: unknown = req.body ?? {};
+        const regions =
+          typeof b === 'object' && b !== null && !Array.isArray(b)
+            ? (b as { regions?: unknown }).regions
+            : null;
+        if (
+          regions !== undefined &&
+          !(Array.isArray(regions) && regions.every((r) => typeof r === 'string'))
+        )
+          throw new OciError(
+            'UNSUPPORTED',
+            'the body is {"regions": ["name", ...]} (optional)',
+            undefined,
+            400,
+          );
+        if (!status?.requestReconcile) throw NOT_CONFIGURED();
+        res.status(202).json({ queued: await status.requestReconcile(regions) });
+      },
+    },
     get('recent', async (req, res) => {
       const limit = Math.min(200, Math.max(1, Number(query(req, 'limit') ?? 50) || 50));
       if (!status?.recent) throw NOT_CONFIGURED();
