@@ -107,6 +107,16 @@ module.exports = {
       },
     },
     {
+      name: 'observability-is-a-leaf',
+      comment:
+        '@meridian/observability (the one /metrics + /healthz server) is used by nodes, workers ' +
+        'and the gateway alike, so it imports no package above oci: through it the gateway would ' +
+        'reach the registry, storage or replication.',
+      severity: 'error',
+      from: { path: pkg('observability') },
+      to: { path: '^packages/(?!(observability|oci)/)[^/]+/' },
+    },
+    {
       name: 'dashboard-stands-alone',
       severity: 'error',
       comment: '@meridian/dashboard is served by others and imports nothing from them.',
