@@ -8,7 +8,7 @@ import { reconciledKey, redisEpoch } from './redis-epoch';
 export interface ReconcileJobData {
   region: string;
   /** `schedule` (the job scheduler), `epoch` (Redis lost its data) or `manual`. */
-  reason: 'schedule' | 'epoch' | 'manual';
+  reason: 'schedule' | 'epoch' | 'manual' | 'start';
 }
 
 export interface ScheduleOptions {
@@ -54,6 +54,20 @@ export async function enqueueReconcile(
   });
   try {
     return await q.add('reconcile', { region, reason }, { ...KEEP, jobId });
+  } finally {
+    await q.close();
+  }
+}
+
+/** Reconcile runs of `region` waiting or running now (a scheduled run not yet due is neither). */
+export async function reconcilePending(queues: ReplicationQueues, region: string): Promise<number> {
+  const q = new Queue<ReconcileJobData>(reconcileQueueName(region), {
+    connection: queues.redis,
+    prefix: queues.bullPrefix,
+  });
+  try {
+    const n = await q.getJobCounts('waiting', 'active', 'prioritized');
+    return Object.values(n).reduce((a, v) => a + v, 0);
   } finally {
     await q.close();
   }
@@ -151,6 +165,15 @@ export async function startReplicationSchedules(opts: ScheduleOptions): Promise<
     return w;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  // A worker that starts reconciles its regions once (as it always has): upserting an existing
+  // scheduler keeps its next due time, so a restarted worker would otherwise wait a whole
+  // interval to repair what went wrong while it was down. No job id: every start is a run of
+  // its own; the queue's concurrency of 1 still keeps runs of one region apart.
+  await Promise.all(
+    [...scheduleQueues.entries()].map(([region, q]) =>
+      q.add('reconcile', { region, reason: 'start' }, KEEP),
+    ),
+  );
 
   let closing = false;
   let lastEpoch = '';
