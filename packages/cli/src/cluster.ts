@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import { ReplicationQueues, type RegionInfo } from '@meridian/replication';
 import { openStore, type ObjectStore } from '@meridian/storage';
 import type { NodeConfig } from './config';
@@ -30,26 +29,4 @@ export function openQueues(c: NodeConfig): ReplicationQueues | undefined {
   return c.redis
     ? new ReplicationQueues({ redisUrl: c.redis, prefix: c.replication.prefix })
     : undefined;
-}
-
-/** Runs `fn` but gives up after `ms` (logging), so a Redis outage never stalls a push. */
-export async function bounded(
-  fn: () => Promise<unknown>,
-  ms: number,
-  log: Logger,
-  what: string,
-): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } catch (err) {
-    log.error({ err: (err as Error).message }, `${what} failed; the reconciler will catch up`);
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
 }

@@ -9,10 +9,15 @@ import {
   startNodeServer,
   type RunningNode,
 } from '@meridian/registry';
-import { attachReplication, ReplicationStatus, TagWatch } from '@meridian/replication';
+import {
+  attachReplication,
+  replicaMissPolicy,
+  ReplicationStatus,
+  TagWatch,
+} from '@meridian/replication';
 import { openStore } from '@meridian/storage';
 import { openAuth, readTls } from './auth-wiring';
-import { bounded, openQueues, openRegions, storeOptions } from './cluster';
+import { openQueues, openRegions, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
@@ -78,20 +83,7 @@ export async function serve(
             freshness: tagWatch,
             stallTimeoutMs: config.fallback.stallTimeoutMs,
             log,
-            onMiss: (o) => {
-              // Counted for the dashboard's "fallbacks" (best effort, never slows the read).
-              queues?.activity.recordFallback(config.region).catch(() => {});
-              // While the tag watch is unsure every tag read goes to the primary: not a miss to
-              // bump (the reconcile queues what differs; Redis may be down).
-              if (o.kind === 'tag' && tagWatch && !tagWatch.connected) return;
-              if (queues)
-                void bounded(
-                  () => queues.enqueue(config.region, o, Date.now(), true),
-                  2000,
-                  log,
-                  'bumping a sync job',
-                );
-            },
+            onMiss: replicaMissPolicy({ region: config.region, queues, tagWatch, log }),
           }
         : undefined,
   });

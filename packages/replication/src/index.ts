@@ -13,3 +13,4 @@ export * from './tag-watch';
 export * from './activity';
 export * from './redis-epoch';
 export * from './schedules';
+export * from './replica-miss';
