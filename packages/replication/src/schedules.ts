@@ -241,7 +241,10 @@ export async function startReplicationSchedules(opts: ScheduleOptions): Promise<
       closing = true;
       clearInterval(watch);
       await checking;
-      await Promise.all(workers.map((w) => w.close()));
+      // Forced: a reconcile in progress is not waited for (over a slow WAN it can take a
+      // while); its job's lock lapses and another worker, or this one's next start, runs it
+      // again — a reconcile is idempotent.
+      await Promise.all(workers.map((w) => w.close(true)));
       await Promise.all([...scheduleQueues.values()].map((q) => q.close()));
     },
   };
