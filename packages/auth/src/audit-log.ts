@@ -9,8 +9,13 @@ export interface AuditEvent {
   at: string;
   region: string;
   actor: string;
-  actorKind: PrincipalKind | 'unknown';
-  /** `login`, `token.refresh`, `user.create`, `role.assign`, `token.disable`, ... */
+  /** `system` for a change the node made itself (a content change not made by a request). */
+  actorKind: PrincipalKind | 'system' | 'unknown';
+  /**
+   * `login`, `token.refresh`, `user.create`, `role.assign`, `token.disable`, ...; for content
+   * changes (from the domain events, `attachContentAudit`): `blob.push`, `manifest.push`,
+   * `tag.move`, `tag.delete`, `manifest.delete`, ...
+   */
   action: string;
   target?: string;
   outcome: 'success' | 'failure' | 'throttled';
@@ -69,6 +74,18 @@ export class AuditLog {
     this.opts.log.info({ audit: event }, 'audit');
   }
 
+  /**
+   * Writes `events` (each with its own time, e.g. a change's commit time) now, one object per
+   * day they fall on; rejects when the store refuses them, keeping nothing. For a caller that
+   * must know its events are durable before it moves on (the content-change subscriber).
+   */
+  async append(events: Omit<AuditEvent, 'region'>[]): Promise<void> {
+    if (events.length === 0) return;
+    const batch = events.map((e): AuditEvent => ({ ...e, region: this.opts.region }));
+    await this.writeBatch(batch);
+    for (const event of batch) this.opts.log.info({ audit: event }, 'audit');
+  }
+
   /** Writes buffered events now. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(() => this.write());
@@ -79,16 +96,28 @@ export class AuditLog {
     if (this.buffer.length === 0) return;
     const batch = this.buffer;
     this.buffer = [];
-    const first = batch[0]!.at;
-    const day = first.slice(0, 10);
-    const time = first.slice(11, 23).replace(/[:.]/g, '');
-    const key = `${AuthLayout.auditDay(this.opts.region, day)}${time}-${this.nodeId}-${String(this.seq++).padStart(6, '0')}`;
     try {
-      await this.opts.store.put(key, Buffer.from(batch.map((e) => JSON.stringify(e)).join('\n')));
+      await this.writeBatch(batch);
     } catch (err) {
       // Keep the events for the next attempt rather than lose them.
       this.buffer = [...batch, ...this.buffer];
       this.opts.log.warn({ err: (err as Error).message }, 'audit: writing events failed');
+    }
+  }
+
+  /** One object per day the events fall on, so a query by day finds every one of them. */
+  private async writeBatch(batch: AuditEvent[]): Promise<void> {
+    const byDay = new Map<string, AuditEvent[]>();
+    for (const e of batch) {
+      const day = e.at.slice(0, 10);
+      const list = byDay.get(day);
+      if (list) list.push(e);
+      else byDay.set(day, [e]);
+    }
+    for (const [day, events] of byDay) {
+      const time = events[0]!.at.slice(11, 23).replace(/[:.]/g, '');
+      const key = `${AuthLayout.auditDay(this.opts.region, day)}${time}-${this.nodeId}-${String(this.seq++).padStart(6, '0')}`;
+      await this.opts.store.put(key, Buffer.from(events.map((e) => JSON.stringify(e)).join('\n')));
     }
   }
 

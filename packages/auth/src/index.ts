@@ -8,6 +8,7 @@ export * from './credential-store';
 export * from './token-service';
 export * from './login-throttle';
 export * from './audit-log';
+export * from './content-audit';
 export * from './admin-service';
 export * from './auth-service';
 export * from './metrics';

@@ -308,7 +308,7 @@ export function registerAdminCommands(program: Command): void {
   }>(
     program,
     'audit',
-    'query the audit log (logins and administrative changes), newest first',
+    'query the audit log (logins, administrative and content changes), newest first',
     (c) =>
       c
         .option('--since <time>', 'ISO time or 30d/12h/90m ago (default 7 days)')

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import pino from 'pino';
+import { attachContentAudit } from '@meridian/auth';
 import {
   attachEventMetrics,
   PrimaryUpstream,
@@ -88,6 +89,11 @@ export async function serve(
         : undefined,
   });
   const detachMetrics = await attachEventMetrics(events);
+  // Content changes are decided on the primary; a replica's events are its own copies of them.
+  const detachAudit =
+    node.role === 'primary' && auth
+      ? await attachContentAudit(events, auth.service.audit)
+      : undefined;
   const detachReplication =
     node.role === 'primary' && queues && replicas.length > 0
       ? await attachReplication(registry, { queues, replicaRegions: replicas, log })
@@ -121,6 +127,7 @@ export async function serve(
       await running.close();
       await detachReplication?.();
       await detachMetrics();
+      await detachAudit?.();
       await events.close();
       await auth?.service.close();
       await tagWatch?.close();

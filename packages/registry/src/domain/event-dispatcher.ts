@@ -7,6 +7,13 @@ export interface DurableSubscriber<T> {
   deliver: (event: T) => void | Promise<void>;
   /** A delivery that takes longer counts as failed and is retried. Default 30 000 ms. */
   timeoutMs?: number;
+  /**
+   * Called after a run of deliveries, before the subscriber's offset is saved past them: a
+   * subscriber that buffers what it is given (the audit log writes one object per run) makes
+   * it durable here. Throws (or rejects, or exceeds `timeoutMs`) to have the whole run
+   * delivered again after a backoff; so it must drop what it buffered when it fails.
+   */
+  flush?: () => void | Promise<void>;
 }
 
 export interface EventDispatcherOptions {
@@ -29,6 +36,8 @@ interface Running<T> {
   wake: (() => void) | undefined;
   /** Cuts short a backoff or a delivery in flight (on stop). */
   abort: (() => void) | undefined;
+  /** Consecutive failed flushes (the backoff before the run is delivered again). */
+  flushFailures: number;
   loop: Promise<void>;
 }
 
@@ -64,6 +73,7 @@ export class EventDispatcher<T extends Sequenced> {
       stopped: false,
       wake: undefined,
       abort: undefined,
+      flushFailures: 0,
       loop: Promise.resolve(),
     };
     this.running.set(sub.name, r);
@@ -109,6 +119,10 @@ export class EventDispatcher<T extends Sequenced> {
         if (!(await this.deliver(r, e))) break;
         r.offset = e.sequence;
       }
+      if (r.offset !== before && !(await this.flushed(r, batch[0]!))) {
+        r.offset = before; // delivered again: nothing past `before` is acknowledged
+        continue;
+      }
       if (r.offset !== before) {
         await this.offsets.save(r.sub.name, r.offset).catch((err: unknown) => {
           this.opts.onError?.(err, r.sub.name, batch[0]!);
@@ -133,6 +147,26 @@ export class EventDispatcher<T extends Sequenced> {
       }
     }
     return false;
+  }
+
+  /**
+   * Whether the subscriber's `flush` (if any) succeeded; after a failure, backs off first. Runs
+   * on a stop too, so what a closing node delivered is kept (bounded by the timeout).
+   */
+  private async flushed(r: Running<T>, first: T): Promise<boolean> {
+    if (!r.sub.flush) return true;
+    try {
+      await withTimeout(r.sub.flush(), r.sub.timeoutMs ?? 30_000, r);
+      r.flushFailures = 0;
+      return true;
+    } catch (err) {
+      if (r.stopped) return false;
+      this.opts.onError?.(err, r.sub.name, first);
+      const base = this.opts.backoffMs ?? 100;
+      await sleep(Math.min(base * 2 ** r.flushFailures, this.opts.maxBackoffMs ?? 10_000), r);
+      r.flushFailures++;
+      return false;
+    }
   }
 
   private async truncate(): Promise<void> {
