@@ -1,5 +1,5 @@
 import { isDigestLike, OciError, parseDigest } from '@meridian/oci';
-import { Layout, isNotFound, readJson, type ObjectStore, type TagRecord } from '@meridian/storage';
+import { RepositoryLayout, type ObjectStore, type TagRecord } from '@meridian/storage';
 import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
 import type { QueueCounts, ReplicationQueues } from './queues';
@@ -80,29 +80,31 @@ export class ReplicationStatus {
 
   async objectStatus(repository: string, reference: string): Promise<ObjectStatus[]> {
     const byTag = !isDigestLike(reference);
-    let key: string;
     let digest: string | null = null;
     let target: SyncTarget;
     let primaryTag: TagRecord | undefined;
+    /** When the object was last written in a region (its key's modification time). */
+    let written: (layout: RepositoryLayout) => Promise<Date | undefined>;
     if (byTag) {
-      key = Layout.tagCurrent(repository, reference);
-      primaryTag = await readJson<TagRecord>(this.primary.store, key);
+      primaryTag = await new RepositoryLayout(this.primary.store).readTag(repository, reference);
       digest = primaryTag?.digest ?? null;
       target = { kind: 'tag', repository, tag: reference };
+      written = (l) => l.tagModified(repository, reference);
     } else {
       const d = parseDigest(reference);
-      key = Layout.revisionLink(repository, d);
       digest = d.value;
       target = { kind: 'manifest', repository, digest: d.value };
+      written = (l) => l.revisionModified(repository, d);
     }
-    const committed = await modified(this.primary.store, key);
+    const committed = await written(new RepositoryLayout(this.primary.store));
     return Promise.all(
       this.regions.map(async (r): Promise<ObjectStatus> => {
         const base = { region: r.name, role: r.role, digest };
-        const at = await modified(r.store, key).catch(() => undefined);
+        const layout = new RepositoryLayout(r.store);
+        const at = await written(layout).catch(() => undefined);
         let present = at !== undefined;
         if (present && byTag && r.role === 'replica') {
-          const local = await readJson<TagRecord>(r.store, key);
+          const local = await layout.readTag(repository, reference);
           present = !!local && !!primaryTag && local.seq >= primaryTag.seq;
         }
         if (present && committed !== undefined && at !== undefined) {
@@ -204,14 +206,5 @@ export class ReplicationStatus {
   /** Recently finished sync jobs, newest first. */
   async recent(limit?: number): Promise<ActivityEvent[]> {
     return this.queues ? this.queues.activity.recent(limit) : [];
-  }
-}
-
-async function modified(store: ObjectStore, key: string): Promise<Date | undefined> {
-  try {
-    return (await store.head(key)).modified;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
   }
 }

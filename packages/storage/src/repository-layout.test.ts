@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { digestOf, parseDigest } from '@meridian/oci';
 import { Layout, parseKey } from './layout';
 import type { ObjectStore } from './object-store';
@@ -163,5 +164,23 @@ describe('RepositoryLayout over the fs driver', () => {
     await layout.unlinkLayer('a/b', layer);
     expect(await layout.hasLayer('a/b', layer)).toBe(false);
     expect(await layout.readSubject(layer)).toBeUndefined();
+  });
+
+  it('says when a tag or revision was written (undefined when absent)', async () => {
+    expect(await layout.tagModified('app', 'v1')).toBeUndefined();
+    const before = Date.now() - 2000; // file systems keep coarse times
+    const { digest } = await putManifest('app', { b: 1 }, 'v1');
+    expect((await layout.tagModified('app', 'v1'))!.getTime()).toBeGreaterThan(before);
+    expect((await layout.revisionModified('app', digest))!.getTime()).toBeGreaterThan(before);
+    expect(await layout.revisionModified('other', digest)).toBeUndefined();
+  });
+
+  it('stores a blob only when its bytes hash to its digest', async () => {
+    await layout.writeBlob(layer, Readable.from([Buffer.from('layer')]), 5);
+    expect((await layout.readBlob(layer)).toString()).toBe('layer');
+    await expect(
+      layout.writeBlob(config, Readable.from([Buffer.from('not config')])),
+    ).rejects.toThrow(/digest/i);
+    expect(await layout.hasBlob(config)).toBe(false);
   });
 });

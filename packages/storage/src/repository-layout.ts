@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { parseDigest, type Digest, type ParsedManifest } from '@meridian/oci';
 import { isNotFound } from './errors';
 import {
@@ -8,7 +9,7 @@ import {
   type RevisionRecord,
   type TagRecord,
 } from './layout';
-import { exists, readJson } from './object-helpers';
+import { exists, putVerified, readJson } from './object-helpers';
 import type { ObjectStore, PutEntry } from './object-store';
 import { listAllKeys, listChildPrefixes, listRepositories } from './walk';
 
@@ -89,6 +90,16 @@ export function referrerRecord(
   return record;
 }
 
+/** The key's modification time; undefined when it does not exist. */
+async function modifiedAt(store: ObjectStore, key: string): Promise<Date | undefined> {
+  try {
+    return (await store.head(key)).modified;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 /** Compares strings by UTF-16 code units (the order tag and catalog listings use). */
 function compareBytes(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -137,6 +148,16 @@ export class RepositoryLayout {
 
   readTag(repository: string, tag: string): Promise<TagRecord | undefined> {
     return readJson<TagRecord>(this.store, Layout.tagCurrent(repository, tag));
+  }
+
+  /** When the tag's record was last written (replication status); undefined when absent. */
+  tagModified(repository: string, tag: string): Promise<Date | undefined> {
+    return modifiedAt(this.store, Layout.tagCurrent(repository, tag));
+  }
+
+  /** When manifest `d`'s revision link was last written; undefined when absent. */
+  revisionModified(repository: string, d: Digest): Promise<Date | undefined> {
+    return modifiedAt(this.store, Layout.revisionLink(repository, d));
   }
 
   /**
@@ -208,6 +229,14 @@ export class RepositoryLayout {
   }
 
   // ——— writes ———
+
+  /**
+   * Stores blob `d`'s bytes from `body`, visible only if they hash to `d` (a replica keeping
+   * what it fetched from the primary); throws `DigestMismatchError` otherwise.
+   */
+  writeBlob(d: Digest, body: Readable, size?: number): Promise<void> {
+    return putVerified(this.store, Layout.blobData(d), body, d, size);
+  }
 
   /**
    * The writes that store a manifest, in visibility order (for one `putInOrder`): its content

@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
 import { digestOf, isDigestLike, OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
-  Layout,
-  putVerified,
+  RepositoryLayout,
   type ByteRange,
   type GetResult,
   type ObjectStore,
@@ -227,7 +226,7 @@ export class FallbackBlobStore extends BlobStore {
   private copying(repository: string, d: Digest, size: number, tee: UpstreamTee): Promise<boolean> {
     const write = (async () => {
       try {
-        await putVerified(this.local, Layout.blobData(d), tee.local, d, size);
+        await new RepositoryLayout(this.local).writeBlob(d, tee.local, size);
         await this.link(repository, d, size);
         return true;
       } catch (err) {
