@@ -105,6 +105,10 @@ describe('content changes in the audit log', () => {
         change({ type: 'manifestDeleted', digest, actor: { kind: 'system', name: 'meridian' } }),
       ),
     ).toMatchObject({ action: 'manifest.delete', actorKind: 'system' });
+    // A manifest pushed by a tag is named by its digest (the tag has its own event).
+    expect(
+      contentAuditEvent(change({ type: 'manifestPut', digest, tag: 'v1', size: 10 })),
+    ).toMatchObject({ action: 'manifest.push', target: `team/app@${digest}` });
     // A kind this version does not know is still audited, never dropped.
     expect(contentAuditEvent(change({ type: 'repositoryLocked' }))).toMatchObject({
       action: 'event.repositoryLocked',

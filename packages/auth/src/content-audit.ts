@@ -55,7 +55,10 @@ const PRINCIPAL_KINDS = new Set<string>([
 
 /** The audit entry of one content change: who (the event's actor), what, where, when. */
 export function contentAuditEvent(e: AuditedChange): Omit<AuditEvent, 'region'> {
-  const ref = e.tag !== undefined ? `:${e.tag}` : e.digest !== undefined ? `@${e.digest}` : '';
+  // A tag change names the tag; any other change the digest it is about (a manifest pushed by
+  // a tag still names its digest: the tag's own event follows).
+  const byTag = e.type.startsWith('tag') && e.tag !== undefined;
+  const ref = byTag ? `:${e.tag}` : e.digest !== undefined ? `@${e.digest}` : '';
   const detail: Record<string, unknown> = { repository: e.repository, sequence: e.sequence };
   for (const k of ['digest', 'tag', 'mediaType', 'size', 'from', 'subject', 'requestId'] as const)
     if (e[k] !== undefined && e[k] !== '') detail[k] = e[k];
