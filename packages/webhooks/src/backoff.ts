@@ -1,0 +1,93 @@
+/** Retry timing for deliveries: exponential backoff with jitter, capped, up to a horizon. */
+export interface RetryPolicy {
+  /** First retry after about this long (ms). Default 1000. */
+  baseMs: number;
+  /** No wait between two attempts exceeds this (ms). Default 3 600 000 (1 h). */
+  maxMs: number;
+  /** After this long since the first attempt (ms), the delivery is dead-lettered. Default 24 h. */
+  horizonMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  baseMs: 1000,
+  maxMs: 3_600_000,
+  horizonMs: 86_400_000,
+};
+
+/** The wait before attempt `attemptsMade + 1` (nominal, without jitter). */
+export function nominalDelay(attemptsMade: number, p: RetryPolicy): number {
+  return Math.min(p.maxMs, p.baseMs * 2 ** Math.max(0, attemptsMade - 1));
+}
+
+/** The wait with ±20 % jitter, so receivers that come back are not hit by a synchronized wave. */
+export function backoffDelay(attemptsMade: number, p: RetryPolicy, random = Math.random): number {
+  return Math.round(nominalDelay(attemptsMade, p) * (0.8 + 0.4 * random()));
+}
+
+/** How many attempts fit in the horizon with the nominal waits (at least 1). */
+export function attemptsWithin(p: RetryPolicy): number {
+  let waited = 0;
+  let n = 1;
+  while (n < 1000) {
+    const next = nominalDelay(n, p);
+    if (waited + next > p.horizonMs) break;
+    waited += next;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * A circuit breaker per webhook: after `threshold` consecutive failures the endpoint is left
+ * alone for a while (doubling per further failure, up to `maxOpenMs`), so its deliveries wait in
+ * the queue instead of taking workers from healthy endpoints. One success closes it.
+ */
+export class Breakers {
+  private readonly state = new Map<string, { failures: number; openUntil: number }>();
+
+  constructor(
+    private readonly threshold = 5,
+    private readonly baseOpenMs = 5000,
+    private readonly maxOpenMs = 300_000,
+  ) {}
+
+  /** When the endpoint may be tried again (ms since the epoch), or 0 when it may now. */
+  openUntil(name: string, now = Date.now()): number {
+    const s = this.state.get(name);
+    return s && s.openUntil > now ? s.openUntil : 0;
+  }
+
+  success(name: string): void {
+    this.state.delete(name);
+  }
+
+  failure(name: string, now = Date.now()): void {
+    const s = this.state.get(name) ?? { failures: 0, openUntil: 0 };
+    s.failures++;
+    if (s.failures >= this.threshold) {
+      const k = s.failures - this.threshold;
+      s.openUntil = now + Math.min(this.maxOpenMs, this.baseOpenMs * 2 ** Math.min(k, 20));
+    }
+    this.state.set(name, s);
+  }
+}
+
+/** In-process concurrency per webhook: at most `limit` deliveries to one endpoint at once. */
+export class EndpointSlots {
+  private readonly inFlight = new Map<string, number>();
+
+  constructor(private readonly limit = 4) {}
+
+  tryAcquire(name: string): boolean {
+    const n = this.inFlight.get(name) ?? 0;
+    if (n >= this.limit) return false;
+    this.inFlight.set(name, n + 1);
+    return true;
+  }
+
+  release(name: string): void {
+    const n = (this.inFlight.get(name) ?? 1) - 1;
+    if (n <= 0) this.inFlight.delete(name);
+    else this.inFlight.set(name, n);
+  }
+}

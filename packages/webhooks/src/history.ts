@@ -1,0 +1,125 @@
+import type { Redis } from 'ioredis';
+
+/** One attempt to deliver (or ping): what was sent and what came back, bodies truncated. */
+export interface Attempt {
+  at: string;
+  /** The receiver's status; absent when none answered. */
+  status?: number;
+  error?: string;
+  durationMs: number;
+  /** Sent headers; custom header values masked. */
+  requestHeaders: Record<string, string>;
+  responseHeaders: Record<string, string>;
+  responseBody: string;
+}
+
+export type DeliveryState =
+  /** Queued, not tried yet. */
+  | 'pending'
+  /** Waiting for a region to show the change (regional webhooks, `replicated`). */
+  | 'waiting'
+  /** Failed at least once, will be tried again. */
+  | 'retrying'
+  | 'delivered'
+  /** Dead-lettered: a permanent refusal, or retries ran past the horizon. */
+  | 'failed'
+  /** Not sent: the webhook was deleted or disabled before its turn. */
+  | 'skipped';
+
+export interface DeliveryRecord {
+  /** Stable per (webhook, notification): the `webhook-id` header and the queue's job id. */
+  id: string;
+  webhook: string;
+  action: string;
+  repository: string;
+  /** The tag, else the digest, the notification is about. */
+  reference?: string;
+  createdAt: string;
+  updatedAt: string;
+  state: DeliveryState;
+  reason?: string;
+  contentType: string;
+  /** The request body (the same for every attempt). */
+  body: string;
+  attempts: Attempt[];
+}
+
+/** Attempts kept per delivery (the latest ones). */
+const MAX_ATTEMPTS_KEPT = 20;
+
+/**
+ * Delivery history in Redis: a record per delivery (expiring after the retention) and, per
+ * webhook, a sorted set of its deliveries by creation time (trimmed to `maxPerWebhook`). History
+ * is operational data, not registry state: a Redis flush loses it, never an image.
+ */
+export class DeliveryHistory {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly opts: { retentionMs: number; maxPerWebhook: number },
+  ) {}
+
+  private recordKey(id: string): string {
+    return `${this.prefix}:webhooks:delivery:${id}`;
+  }
+
+  private indexKey(webhook: string): string {
+    return `${this.prefix}:webhooks:history:${webhook}`;
+  }
+
+  /** Stores a new record unless one with its id exists (a replayed event). True when stored. */
+  async create(r: DeliveryRecord): Promise<boolean> {
+    const now = Date.parse(r.createdAt);
+    const ok = await this.redis.set(
+      this.recordKey(r.id),
+      JSON.stringify(r),
+      'PX',
+      this.opts.retentionMs,
+      'NX',
+    );
+    if (ok !== 'OK') return false;
+    await this.redis
+      .multi()
+      .zadd(this.indexKey(r.webhook), now, r.id)
+      .zremrangebyscore(this.indexKey(r.webhook), '-inf', now - this.opts.retentionMs)
+      .zremrangebyrank(this.indexKey(r.webhook), 0, -this.opts.maxPerWebhook - 1)
+      .pexpire(this.indexKey(r.webhook), this.opts.retentionMs)
+      .exec();
+    return true;
+  }
+
+  async get(id: string): Promise<DeliveryRecord | undefined> {
+    const raw = await this.redis.get(this.recordKey(id));
+    return raw ? (JSON.parse(raw) as DeliveryRecord) : undefined;
+  }
+
+  /** Changes a record (read, modify, write: one job works on a delivery at a time). */
+  async update(
+    id: string,
+    change: Partial<Pick<DeliveryRecord, 'state' | 'reason' | 'body'>>,
+    attempt?: Attempt,
+  ): Promise<DeliveryRecord | undefined> {
+    const r = await this.get(id);
+    if (!r) return undefined;
+    Object.assign(r, change, { updatedAt: new Date().toISOString() });
+    if (change.reason === undefined && change.state === 'delivered') delete r.reason;
+    if (attempt) r.attempts = [...r.attempts, attempt].slice(-MAX_ATTEMPTS_KEPT);
+    await this.redis.set(this.recordKey(id), JSON.stringify(r), 'KEEPTTL');
+    return r;
+  }
+
+  /** A webhook's deliveries, newest first. */
+  async list(webhook: string, limit = 50): Promise<DeliveryRecord[]> {
+    const ids = await this.redis.zrevrange(this.indexKey(webhook), 0, Math.max(0, limit - 1));
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => this.recordKey(id)));
+    return raws.filter((x): x is string => x !== null).map((x) => JSON.parse(x) as DeliveryRecord);
+  }
+
+  /** Forgets a webhook's history (when it is deleted). */
+  async forget(webhook: string): Promise<void> {
+    const ids = await this.redis.zrange(this.indexKey(webhook), '0', '-1');
+    const keys = [this.indexKey(webhook), ...ids.map((id) => this.recordKey(id))];
+    for (let i = 0; i < keys.length; i += 500) await this.redis.del(...keys.slice(i, i + 500));
+  }
+}

@@ -1,0 +1,110 @@
+import { actionsOf, encode, notificationOf, stableId, type WebhookEvent } from './payload';
+
+const push: WebhookEvent = {
+  type: 'manifestPut',
+  repository: 'hello-world',
+  digest: 'sha256:' + 'a'.repeat(64),
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  size: 524,
+  tag: 'v1',
+  sequence: 7,
+  region: 'eastus',
+  time: '2026-12-02T10:00:00.000Z',
+  actor: { kind: 'user', name: 'alice', userAgent: 'docker/27' },
+  requestId: 'req-1',
+};
+
+describe('webhook payloads', () => {
+  it('maps events to actions', () => {
+    expect(actionsOf('manifestPut')).toEqual(['push', 'replicated']);
+    expect(actionsOf('manifestDeleted')).toEqual(['delete']);
+    expect(actionsOf('tagDeleted')).toEqual(['tag_delete']);
+    expect(actionsOf('blobCommitted')).toEqual([]);
+  });
+
+  it("is ACR's push payload, keys in ACR's order, with actor and region added", () => {
+    const n = notificationOf(push, 'push', 'registry.example.com');
+    const { body, type } = encode(n, 'acr');
+    expect(type).toBe('application/json');
+    const json = JSON.parse(body) as Record<string, unknown>;
+    expect(Object.keys(json)).toEqual([
+      'id',
+      'timestamp',
+      'action',
+      'target',
+      'request',
+      'actor',
+      'region',
+    ]);
+    expect(json).toEqual({
+      id: n.id,
+      timestamp: '2026-12-02T10:00:00.000Z',
+      action: 'push',
+      target: {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        size: 524,
+        digest: push.digest,
+        length: 524,
+        repository: 'hello-world',
+        tag: 'v1',
+      },
+      request: { id: 'req-1', host: 'registry.example.com', method: 'PUT', useragent: 'docker/27' },
+      actor: { kind: 'user', name: 'alice' },
+      region: 'eastus',
+    });
+    expect(Object.keys(json.target as object)).toEqual([
+      'mediaType',
+      'size',
+      'digest',
+      'length',
+      'repository',
+      'tag',
+    ]);
+  });
+
+  it('ids are stable per event and action, and UUID-shaped', () => {
+    const a = notificationOf(push, 'push', 'h').id;
+    expect(notificationOf({ ...push }, 'push', 'other-host').id).toBe(a);
+    expect(notificationOf(push, 'replicated', 'h').id).not.toBe(a);
+    expect(notificationOf({ ...push, sequence: 8 }, 'push', 'h').id).not.toBe(a);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(stableId('x')).toBe(stableId('x'));
+  });
+
+  it('tag_delete names the tag; delete by digest has no size', () => {
+    const td = notificationOf(
+      { ...push, type: 'tagDeleted', digest: undefined, mediaType: undefined, size: undefined },
+      'tag_delete',
+      'h',
+    );
+    expect(td.target).toEqual({ repository: 'hello-world', tag: 'v1' });
+    expect(td.request.method).toBe('DELETE');
+    const del = notificationOf(
+      { ...push, type: 'manifestDeleted', tag: undefined, mediaType: undefined, size: 3 },
+      'delete',
+      'h',
+    );
+    expect(del.target).toEqual({ digest: push.digest, repository: 'hello-world' });
+  });
+
+  it('CloudEvents 1.0 structured and the Distribution envelope', () => {
+    const n = notificationOf(push, 'push', 'registry.example.com');
+    const ce = encode(n, 'cloudevents');
+    expect(ce.type).toBe('application/cloudevents+json');
+    expect(JSON.parse(ce.body)).toEqual({
+      specversion: '1.0',
+      id: n.id,
+      source: 'https://registry.example.com/v2/hello-world',
+      type: 'io.meridian.registry.push',
+      subject: 'hello-world:v1',
+      time: n.timestamp,
+      datacontenttype: 'application/json',
+      data: n,
+    });
+    const dist = encode(n, 'distribution');
+    expect(dist.type).toBe('application/vnd.docker.distribution.events.v1+json');
+    const env = JSON.parse(dist.body) as { events: Record<string, unknown>[] };
+    expect(env.events).toHaveLength(1);
+    expect(env.events[0]).toMatchObject({ id: n.id, action: 'push', actor: { name: 'alice' } });
+  });
+});

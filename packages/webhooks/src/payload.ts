@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import type { PayloadFormat, WebhookAction } from './definition';
+
+/** A registry domain event as webhooks read it (structural: no import of the registry). */
+export interface WebhookEvent {
+  type: string;
+  repository: string;
+  sequence: number;
+  region: string;
+  /** ISO 8601 commit time. */
+  time: string;
+  actor: { kind: string; name: string; userAgent?: string; address?: string };
+  requestId?: string;
+  digest?: string;
+  tag?: string;
+  mediaType?: string;
+  size?: number;
+}
+
+/** Which actions each domain event fires. Events not listed fire none. */
+const EVENT_ACTIONS: Record<string, WebhookAction[]> = {
+  manifestPut: ['push', 'replicated'],
+  manifestDeleted: ['delete'],
+  tagDeleted: ['tag_delete'],
+};
+
+export function actionsOf(type: string): readonly WebhookAction[] {
+  return EVENT_ACTIONS[type] ?? [];
+}
+
+/** ACR's webhook payload, plus `actor` and `region` (and `regions` for `replicated`). */
+export interface Notification {
+  id: string;
+  timestamp: string;
+  action: string;
+  target: {
+    mediaType?: string;
+    size?: number;
+    digest?: string;
+    length?: number;
+    repository: string;
+    tag?: string;
+  };
+  request: { id: string; host: string; method: string; useragent: string };
+  actor: { kind: string; name: string };
+  region: string;
+  /** `replicated`: when each region could serve the image. */
+  regions?: { region: string; replicatedAt: string | null }[];
+}
+
+/**
+ * The notification of `action` for `e`. Its `id` is stable for one (event, action) — derived
+ * from the node's region, the event's journal sequence and time — so a redelivered or replayed
+ * event carries the id the receiver saw before.
+ */
+export function notificationOf(e: WebhookEvent, action: string, host: string): Notification {
+  const size = e.type === 'manifestPut' ? e.size : undefined;
+  const target: Notification['target'] = {
+    ...(e.mediaType !== undefined && { mediaType: e.mediaType }),
+    ...(size !== undefined && { size }),
+    ...(e.digest !== undefined && { digest: e.digest }),
+    ...(size !== undefined && { length: size }),
+    repository: e.repository,
+    ...(e.tag !== undefined && { tag: e.tag }),
+  };
+  return {
+    id: stableId(`${e.region}\n${e.sequence}\n${e.time}\n${action}`),
+    timestamp: e.time,
+    action,
+    target,
+    request: {
+      id: e.requestId ?? '',
+      host,
+      method: e.type === 'manifestPut' ? 'PUT' : 'DELETE',
+      useragent: e.actor.userAgent ?? '',
+    },
+    actor: { kind: e.actor.kind, name: e.actor.name },
+    region: e.region,
+  };
+}
+
+/** A test notification (`meridian webhook ping`). */
+export function pingNotification(host: string, region: string, now = new Date()): Notification {
+  return {
+    id: stableId(`ping\n${now.toISOString()}\n${Math.random()}`),
+    timestamp: now.toISOString(),
+    action: 'ping',
+    target: { repository: '' },
+    request: { id: '', host, method: 'POST', useragent: '' },
+    actor: { kind: 'system', name: 'meridian' },
+    region,
+  };
+}
+
+/** The request body and its content type in the webhook's format. */
+export function encode(n: Notification, format: PayloadFormat): { body: string; type: string } {
+  if (format === 'cloudevents') {
+    const t = n.target;
+    const subject = t.tag
+      ? `${t.repository}:${t.tag}`
+      : t.digest
+        ? `${t.repository}@${t.digest}`
+        : t.repository;
+    return {
+      type: 'application/cloudevents+json',
+      body: JSON.stringify({
+        specversion: '1.0',
+        id: n.id,
+        source: `https://${n.request.host}/v2/${t.repository}`,
+        type: `io.meridian.registry.${n.action}`,
+        subject,
+        time: n.timestamp,
+        datacontenttype: 'application/json',
+        data: n,
+      }),
+    };
+  }
+  if (format === 'distribution') {
+    const event = {
+      id: n.id,
+      timestamp: n.timestamp,
+      action: n.action === 'tag_delete' ? 'delete' : n.action,
+      target: n.target,
+      request: { ...n.request, addr: '' },
+      actor: { name: n.actor.name },
+      source: { addr: n.request.host, instanceID: n.region },
+      ...(n.regions && { regions: n.regions }),
+    };
+    return {
+      type: 'application/vnd.docker.distribution.events.v1+json',
+      body: JSON.stringify({ events: [event] }),
+    };
+  }
+  return { type: 'application/json', body: JSON.stringify(n) };
+}
+
+/** A UUID-shaped id derived from `seed` (same seed, same id). */
+export function stableId(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
