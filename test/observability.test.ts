@@ -1,12 +1,13 @@
+import { HEALTH_BODY } from '@meridian/observability';
 import { runGateway, type RunningGateway } from '../packages/cli/src/gateway-cmd';
 import { runWorkers, type WorkerRun } from '../packages/cli/src/worker';
 import { startCluster, type TestCluster } from './helpers/cluster';
 
 /**
- * Workers and the gateway answer /metrics and /healthz through one module
+ * Nodes, workers and the gateway answer /metrics and /healthz through one module
  * (@meridian/observability), so they answer alike.
  */
-describe('one /metrics + /healthz for workers and the gateway', () => {
+describe('one /metrics + /healthz for nodes, workers and the gateway', () => {
   let c: TestCluster;
   let gw: RunningGateway;
   let w: WorkerRun;
@@ -22,6 +23,7 @@ describe('one /metrics + /healthz for workers and the gateway', () => {
       [],
     );
     urls = [
+      { name: 'node', url: c.primary.url },
       { name: 'gateway', url: gw.urls[0]! },
       { name: 'worker', url: w.metricsUrl! },
     ];
@@ -40,11 +42,12 @@ describe('one /metrics + /healthz for workers and the gateway', () => {
       expect(await m.text()).toContain('# TYPE meridian_');
       const h = await fetch(`${url}/healthz`);
       expect(h.status).toBe(200);
-      expect(await h.json()).toEqual({ status: 'ok' });
+      expect(h.headers.get('content-type')).toContain('application/json');
+      expect(await h.text()).toBe(HEALTH_BODY);
     }
   });
 
-  it('refuses other methods the same way in both', async () => {
+  it('refuses other methods the same way in all three', async () => {
     for (const { name, url } of urls) {
       for (const path of ['/metrics', '/healthz']) {
         const r = await fetch(`${url}${path}`, { method: 'POST' });

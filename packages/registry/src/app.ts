@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
-import { register } from 'prom-client';
 import { dashboardHandler } from '@meridian/dashboard';
+import { HEALTH_BODY, metricsBody } from '@meridian/observability';
 import { OciError, parseRequestTarget } from '@meridian/oci';
 import type { Actor, RequestInfo } from './domain/events';
 import type { Registry } from './domain/registry';
@@ -17,6 +17,7 @@ import { matchV2 } from './http/v2-router';
 import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
 import { tokenRoutes } from './routes/token';
+import { webhookRoutes, type WebhookAdmin } from './routes/webhooks';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -29,6 +30,8 @@ export interface AppDeps {
   readinessChecks?: (() => Promise<void>)[];
   /** Cluster replication status (all regions), when this node is part of a cluster. */
   replicationStatus?: ReplicationStatusProvider;
+  /** The webhook admin API (`/meridian/v1/admin/webhooks`), when webhooks are configured. */
+  webhooks?: WebhookAdmin;
   /**
    * Identity and access: one check before every handler, the token endpoint and the admin API.
    * Default none: every request is allowed (tests; `auth.enabled: false`).
@@ -67,6 +70,7 @@ export function createApp(deps: AppDeps): App {
     ...(gate ? [...tokenRoutes(gate), ...adminRoutes(gate)] : []),
     ...healthRoutes(deps, gate),
     ...replicationRoutes(deps.replicationStatus),
+    ...webhookRoutes(deps.webhooks),
     ...dashboardRoutes(),
   ]);
 
@@ -244,7 +248,7 @@ function healthRoutes(deps: AppDeps, gate: AuthGate | undefined): AppRoute[] {
       path: '/healthz',
       need: health,
       handle: (_req, res) => {
-        res.json({ status: 'ok' });
+        res.type('application/json').send(HEALTH_BODY);
       },
     },
     {
@@ -271,7 +275,8 @@ function healthRoutes(deps: AppDeps, gate: AuthGate | undefined): AppRoute[] {
       path: '/metrics',
       need: metrics,
       handle: async (_req, res) => {
-        res.type(register.contentType).send(await register.metrics());
+        const { contentType, body } = await metricsBody();
+        res.type(contentType).send(body);
       },
     },
   ];
