@@ -16,3 +16,4 @@ export * from './http/auth-gate';
 export * from './readiness';
 export * from './http/route-table';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
+export * from './domain/content-guard';

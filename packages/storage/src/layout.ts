@@ -6,6 +6,7 @@ import type { Digest } from '@meridian/oci';
  * before they reach here, and every key is validated again by the driver wrapper.
  */
 export const Layout = {
+  blobsRoot: 'blobs/',
   blobData: (d: Digest) => `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}/data`,
   repositoriesRoot: 'repositories/',
   repository: (repo: string) => `repositories/${repo}/`,
@@ -30,6 +31,8 @@ export const Layout = {
    */
   uploadChunk: (id: string, offset: number, writer?: string) =>
     `_uploads/${id}/chunks/${String(offset).padStart(16, '0')}${writer ? `-${writer}` : ''}`,
+  /** Staged writes of replication copies and fallbacks (`staging`), swept by GC. */
+  stagingRoot: '_replication/staging/',
   /** Blobs whose bytes did not hash to their digest (`meridian storage verify --repair`). */
   quarantineRoot: '_quarantine/',
   quarantined: (blobKey: string) => `_quarantine/${blobKey}`,

@@ -10,8 +10,8 @@ import {
   type TagRecord,
 } from './layout';
 import { exists, putVerified, readJson } from './object-helpers';
-import type { ObjectStore, PutEntry } from './object-store';
-import { listAllKeys, listChildPrefixes, listRepositories } from './walk';
+import type { ObjectInfo, ObjectStore, PutEntry } from './object-store';
+import { listAllKeys, listAllObjects, listChildPrefixes, listRepositories } from './walk';
 
 /** One object of a manifest: its content, its revision link, its referrer entry. */
 export interface ManifestKey {
@@ -177,7 +177,44 @@ export class RepositoryLayout {
     }
   }
 
+  /** The blob's stored object (size, modification time); undefined when absent. */
+  blobInfo(d: Digest): Promise<ObjectInfo | undefined> {
+    return headOrUndefined(this.store, Layout.blobData(d));
+  }
+
+  /** The repository's layer link to `d` (its modification time is when it was last confirmed). */
+  layerInfo(repository: string, d: Digest): Promise<ObjectInfo | undefined> {
+    return headOrUndefined(this.store, Layout.layerLink(repository, d));
+  }
+
   // ——— lists ———
+
+  /** Every stored blob (manifests included) with its size and modification time. */
+  async listBlobs(): Promise<{ digest: Digest; size: number; modified: Date }[]> {
+    const out: { digest: Digest; size: number; modified: Date }[] = [];
+    for (const o of await listAllObjects(this.store, Layout.blobsRoot)) {
+      const k = parseKey(o.key);
+      if (k?.kind !== 'blob') continue;
+      try {
+        out.push({ digest: parseDigest(k.digest), size: o.size, modified: o.modified });
+      } catch {
+        // Not a digest this registry writes: not ours to judge.
+      }
+    }
+    return out;
+  }
+
+  /** Like `scan`, with each key's modification time. */
+  async scanObjects(repository: string): Promise<{ key: RepositoryKey; modified: Date }[]> {
+    const objects = await listAllObjects(this.store, Layout.repository(repository));
+    const out: { key: RepositoryKey; modified: Date }[] = [];
+    for (const o of objects) {
+      const k = parseKey(o.key);
+      if (k && k.kind !== 'blob' && k.repository === repository)
+        out.push({ key: k, modified: o.modified });
+    }
+    return out;
+  }
 
   /** Every tag of a repository, sorted. */
   async listTags(repository: string): Promise<string[]> {
@@ -290,8 +327,31 @@ export class RepositoryLayout {
     return true;
   }
 
+  /**
+   * Re-confirms the repository's link to `d` (rewrites it, so its modification time is now): a
+   * reference to an old link protects it from garbage collection for another grace period.
+   */
+  async touchLayer(repository: string, d: Digest): Promise<void> {
+    const key = Layout.layerLink(repository, d);
+    await this.store.put(key, await this.store.getBytes(key));
+  }
+
+  /** Deletes blob `d`'s bytes (garbage collection only: every reference must be gone). */
+  deleteBlob(d: Digest): Promise<void> {
+    return this.store.delete(Layout.blobData(d));
+  }
+
   /** Removes the repository's link to blob `d`. */
   unlinkLayer(repository: string, d: Digest): Promise<void> {
     return this.store.delete(Layout.layerLink(repository, d));
+  }
+}
+
+async function headOrUndefined(store: ObjectStore, key: string): Promise<ObjectInfo | undefined> {
+  try {
+    return await store.head(key);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
   }
 }

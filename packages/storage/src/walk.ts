@@ -1,5 +1,5 @@
 import { Layout } from './layout';
-import type { ObjectStore } from './object-store';
+import type { ObjectInfo, ObjectStore } from './object-store';
 
 /** Every key under `prefix`, following cursors. */
 export async function listAllKeys(store: ObjectStore, prefix: string): Promise<string[]> {
@@ -8,6 +8,18 @@ export async function listAllKeys(store: ObjectStore, prefix: string): Promise<s
   do {
     const page = await store.list(prefix, { cursor });
     for (const o of page.objects) out.push(o.key);
+    cursor = page.cursor;
+  } while (cursor);
+  return out;
+}
+
+/** Every object under `prefix` with its size and modification time, following cursors. */
+export async function listAllObjects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.list(prefix, { cursor });
+    out.push(...page.objects);
     cursor = page.cursor;
   } while (cursor);
   return out;

@@ -11,8 +11,20 @@ import {
   type ObjectStore,
 } from '@meridian/storage';
 import { resolveRange, type ResolvedRange } from './byte-range';
+import { ContentGuard } from './content-guard';
 import type { RegistryEvents } from './events';
 import { translated } from './storage-errors';
+
+/** How references protect content from garbage collection (ADR 0012). */
+export interface ReferencePolicy {
+  guard: ContentGuard;
+  /**
+   * A layer link older than this is rewritten when a client asks about the blob (`HEAD`) or a
+   * manifest references it, so the link stays out of GC for another grace period. Undefined on
+   * a replica (its links follow the primary's).
+   */
+  touchAfterMs?: number;
+}
 
 export interface BlobInfo {
   digest: string;
@@ -23,11 +35,15 @@ export interface BlobInfo {
 export class BlobStore {
   private readonly layout: RepositoryLayout;
 
+  readonly guard: ContentGuard;
+
   constructor(
     private readonly store: ObjectStore,
     private readonly events: RegistryEvents,
+    readonly references: ReferencePolicy = { guard: new ContentGuard() },
   ) {
     this.layout = new RepositoryLayout(store);
+    this.guard = references.guard;
   }
 
   /** Size of a blob this repository may serve. Throws `BLOB_UNKNOWN`. */
@@ -40,7 +56,13 @@ export class BlobStore {
         if (isNotFound(err)) return undefined;
         throw err;
       });
-      if (!info || !(await this.isLinked(repository, d))) throw blobUnknown(d.value);
+      if (!info) throw blobUnknown(d.value);
+      const link = await this.layout.layerInfo(repository, d);
+      if (!link && !(await this.layout.hasRevision(repository, d))) throw blobUnknown(d.value);
+      // A client that asks about a blob may skip uploading it: its link must outlive the push.
+      // (GC may unlink it just before: then the client is told to upload it.)
+      if (link && this.isStale(link.modified) && !(await this.confirm(repository, d)))
+        throw blobUnknown(d.value);
       return { digest: d.value, size: info.size };
     });
   }
@@ -150,10 +172,47 @@ export class BlobStore {
     });
   }
 
-  /** Makes a stored blob servable from `repository`. */
+  /**
+   * Makes a stored blob servable from `repository`. The bytes are checked under the blob's lock,
+   * so a link is never written to a blob that garbage collection has just deleted.
+   */
   async link(repository: string, digest: Digest, size: number): Promise<void> {
+    await this.guard.shared(this.locks(repository, digest), () =>
+      this.linkLocked(repository, digest, size),
+    );
+  }
+
+  /** The locks a writer holds to link `digest` into `repository` (`link` takes them itself). */
+  locks(repository: string, digest: Digest): string[] {
+    return [repoLock(repository), blobLock(digest.value)];
+  }
+
+  /** `link` for a caller that holds `locks(repository, digest)`. */
+  async linkLocked(repository: string, digest: Digest, size: number): Promise<void> {
+    if (!(await this.layout.hasBlob(digest))) throw blobUnknown(digest.value);
     const { key, body } = layerLinkEntry(repository, digest, size);
     await this.store.put(key, body);
+    this.guard.referenced(digest.value);
+  }
+
+  /** Whether a layer link last written at `modified` is old enough to be rewritten on use. */
+  isStale(modified: Date): boolean {
+    const after = this.references.touchAfterMs;
+    return after !== undefined && Date.now() - modified.getTime() > after;
+  }
+
+  /**
+   * Rewrites the repository's link to `d`, under the locks GC respects; false when the link (or
+   * the bytes) had gone by then.
+   */
+  async confirm(repository: string, d: Digest): Promise<boolean> {
+    return this.guard.shared([repoLock(repository), blobLock(d.value)], async () => {
+      if (!(await this.layout.hasLayer(repository, d)) || !(await this.layout.hasBlob(d)))
+        return false;
+      await this.layout.touchLayer(repository, d);
+      this.guard.referenced(d.value);
+      return true;
+    });
   }
 
   /** Whether `repository` links the blob (as a layer or as a manifest revision). */
@@ -164,6 +223,16 @@ export class BlobStore {
   private async assertLinked(repository: string, d: Digest): Promise<void> {
     if (!(await this.isLinked(repository, d))) throw blobUnknown(d.value);
   }
+}
+
+/** The `ContentGuard` key of a repository's links. */
+export function repoLock(repository: string): string {
+  return `repo:${repository}`;
+}
+
+/** The `ContentGuard` key of a blob's bytes. */
+export function blobLock(digest: string): string {
+  return `blob:${digest}`;
 }
 
 export function blobUnknown(digest: string): OciError {

@@ -18,6 +18,8 @@ import {
   type RevisionRecord,
   type TagRecord,
 } from '@meridian/storage';
+import { blobLock, repoLock, type ReferencePolicy } from './blob-store';
+import { ContentGuard } from './content-guard';
 import type { RegistryEvents } from './events';
 import type { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
@@ -41,6 +43,7 @@ export class ManifestStore {
     private readonly tags: TagStore,
     private readonly cache: MetadataCache,
     private readonly events: RegistryEvents,
+    private readonly references: ReferencePolicy = { guard: new ContentGuard() },
   ) {
     this.layout = new RepositoryLayout(store);
   }
@@ -97,34 +100,43 @@ export class ManifestStore {
           actual: digest.value,
         });
       const plan = manifestPlan(repository, digest, parsed);
-      const [, stored] = await Promise.all([
-        this.verifyReferences(plan),
-        this.layout.hasBlob(digest),
-      ]);
-
-      // Visible in order: content, revision, referrer entry, then the tag (one `putInOrder`:
-      // the writes and their fsyncs overlap, the renames keep this order).
-      const rev: RevisionRecord = {
-        digest: digest.value,
-        mediaType: parsed.mediaType,
-        size: bytes.length,
-      };
       const tag = byDigest ? undefined : this.tags.prepare(repository, reference, digest.value);
-      const entries = this.layout.manifestWrites(plan, {
-        bytes,
-        revision: rev,
-        parsed,
-        contentStored: stored,
-        tag: tag?.entry,
+      // Under the locks GC respects (ADR 0012): nothing this manifest names can be collected
+      // between the check that it is here and the write that makes the manifest visible.
+      const referenced = [digest, ...plan.blobs, ...plan.children].map((d) => d.value);
+      const { guard } = this.references;
+      const locks = [repoLock(repository), ...referenced.map(blobLock)];
+      await guard.shared(locks, async () => {
+        const [, stored] = await Promise.all([
+          this.verifyReferences(plan),
+          this.layout.hasBlob(digest),
+        ]);
+        // Visible in order: content, revision, referrer entry, then the tag (one `putInOrder`:
+        // the writes and their fsyncs overlap, the renames keep this order).
+        const rev: RevisionRecord = {
+          digest: digest.value,
+          mediaType: parsed.mediaType,
+          size: bytes.length,
+        };
+        const entries = this.layout.manifestWrites(plan, {
+          bytes,
+          revision: rev,
+          parsed,
+          contentStored: stored,
+          tag: tag?.entry,
+        });
+        await putInOrder(this.store, entries);
+        for (const d of referenced) guard.referenced(d);
+        this.cache.content.set(digest.value, bytes);
+        this.cache.revisions.set(revKey(repository, digest.value), rev);
       });
-      await putInOrder(this.store, entries);
-      this.cache.content.set(digest.value, bytes);
-      this.cache.revisions.set(revKey(repository, digest.value), rev);
       await this.events.emit({
         type: 'manifestPut',
         repository,
         digest: digest.value,
         mediaType: parsed.mediaType,
+        size: bytes.length,
+        ...(tag && { tag: reference }),
         subject: parsed.subject?.digest,
         at: Date.now(),
       });
@@ -167,9 +179,15 @@ export class ManifestStore {
   /** The first step of the visibility order: the manifest's blobs and children are here. */
   private async verifyReferences({ repository, blobs, children }: ManifestPlan): Promise<void> {
     const missing: string[] = [];
+    const touchAfter = this.references.touchAfterMs;
     await Promise.all([
       ...blobs.map(async (b) => {
-        if (!(await this.layout.isLinked(repository, b))) missing.push(b.value);
+        const link = await this.layout.layerInfo(repository, b);
+        if (link) {
+          // Re-confirm an old link: the manifest now references it (the caller holds the locks).
+          if (touchAfter !== undefined && Date.now() - link.modified.getTime() > touchAfter)
+            await this.layout.touchLayer(repository, b);
+        } else if (!(await this.layout.hasRevision(repository, b))) missing.push(b.value);
       }),
       ...children.map(async (c) => {
         if (!(await this.layout.hasRevision(repository, c))) missing.push(c.value);

@@ -1,5 +1,6 @@
 import type { ObjectStore } from '@meridian/storage';
-import { BlobStore } from './blob-store';
+import { BlobStore, type ReferencePolicy } from './blob-store';
+import { ContentGuard } from './content-guard';
 import { Catalog } from './catalog';
 import { RegistryEvents } from './events';
 import { ManifestStore } from './manifest-store';
@@ -20,6 +21,11 @@ export interface RegistryOptions {
    * can make one (S3) and holds the blob, so the bytes do not pass through the node. Default: off.
    */
   blobRedirect?: { expiresSeconds: number };
+  /**
+   * Garbage collection's grace period (ADR 0012): on a primary, a layer link older than half of
+   * it is re-confirmed when a client asks about the blob or a manifest references it.
+   */
+  gcGraceMs?: number;
 }
 
 /** The registry's domain: everything the distribution API does, over one object store. */
@@ -31,19 +37,32 @@ export class Registry {
   readonly tags: TagStore;
   readonly manifests: ManifestStore;
   readonly catalog: Catalog;
+  /** Keeps garbage collection and reference-creating writes apart (ADR 0012). */
+  readonly guard = new ContentGuard();
 
   constructor(readonly opts: RegistryOptions) {
     const { store } = opts;
     this.events = opts.events ?? new RegistryEvents();
     this.cache = new MetadataCache(opts.cache);
+    const references: ReferencePolicy = {
+      guard: this.guard,
+      touchAfterMs: opts.replica || opts.gcGraceMs === undefined ? undefined : opts.gcGraceMs / 2,
+    };
     this.blobs = opts.replica
-      ? new FallbackBlobStore(store, this.events, opts.replica)
-      : new BlobStore(store, this.events);
+      ? new FallbackBlobStore(store, this.events, opts.replica, references)
+      : new BlobStore(store, this.events, references);
     this.uploads = new UploadSessions(store, this.blobs, this.events, opts.uploads);
     this.tags = new TagStore(store, this.cache, this.events);
     this.manifests = opts.replica
-      ? new FallbackManifestStore(store, this.tags, this.cache, this.events, opts.replica)
-      : new ManifestStore(store, this.tags, this.cache, this.events);
+      ? new FallbackManifestStore(
+          store,
+          this.tags,
+          this.cache,
+          this.events,
+          opts.replica,
+          references,
+        )
+      : new ManifestStore(store, this.tags, this.cache, this.events, references);
     this.catalog = new Catalog(store, this.cache);
     // A new repository must appear in the catalog at once, not after the cache TTL.
     this.events.subscribe(() => {

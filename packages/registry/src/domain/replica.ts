@@ -8,7 +8,7 @@ import {
   type RevisionRecord,
 } from '@meridian/storage';
 import type { Logger } from 'pino';
-import { BlobStore, type BlobInfo } from './blob-store';
+import { BlobStore, type BlobInfo, type ReferencePolicy } from './blob-store';
 import type { RegistryEvents } from './events';
 import { ManifestStore, type StoredManifest } from './manifest-store';
 import type { MetadataCache } from './metadata-cache';
@@ -64,8 +64,9 @@ export class FallbackManifestStore extends ManifestStore {
     cache: MetadataCache,
     events: RegistryEvents,
     private readonly replica: ReplicaOptions,
+    references?: ReferencePolicy,
   ) {
-    super(store, tagStore, cache, events);
+    super(store, tagStore, cache, events, references);
   }
 
   override async resolve(repository: string, reference: string): Promise<RevisionRecord> {
@@ -150,8 +151,9 @@ export class FallbackBlobStore extends BlobStore {
     private readonly local: ObjectStore,
     events: RegistryEvents,
     private readonly replica: ReplicaOptions,
+    references?: ReferencePolicy,
   ) {
-    super(local, events);
+    super(local, events, references);
     this.stallTimeoutMs = replica.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   }
 

@@ -287,16 +287,21 @@ export class UploadSessions {
     const actual = await this.digestOf(state, d);
     if (actual !== d.hex) throw digestMismatch(d);
     const key = Layout.blobData(d);
-    const existing = await this.whole.storedSize(key);
-    if (existing !== state.offset) {
-      const keys = state.chunks.map((c) => chunkKey(state, c));
-      if (keys.length === 0) await this.store.put(key, Buffer.alloc(0), { size: 0 });
-      // One chunk (a monolithic or streamed upload): a rename on fs, not a copy.
-      else if (keys.length === 1 && this.store.move) await this.store.move(keys[0]!, key);
-      else await this.store.concat(keys, key);
-      if (existing !== undefined) this.whole.countCorrupt();
-    }
-    return this.whole.linkCommitted(state.repository, d, state.offset);
+    // Under the blob's lock (ADR 0012): a stored copy found here cannot be collected before
+    // the link to it is written.
+    await this.blobs.guard.shared(this.blobs.locks(state.repository, d), async () => {
+      const existing = await this.whole.storedSize(key);
+      if (existing !== state.offset) {
+        const keys = state.chunks.map((c) => chunkKey(state, c));
+        if (keys.length === 0) await this.store.put(key, Buffer.alloc(0), { size: 0 });
+        // One chunk (a monolithic or streamed upload): a rename on fs, not a copy.
+        else if (keys.length === 1 && this.store.move) await this.store.move(keys[0]!, key);
+        else await this.store.concat(keys, key);
+        if (existing !== undefined) this.whole.countCorrupt();
+      }
+      await this.blobs.linkLocked(state.repository, d, state.offset);
+    });
+    return this.whole.announce(state.repository, d, state.offset);
   }
 
   /**

@@ -64,7 +64,20 @@ export class WholeBlobUpload {
       // Already stored (another repository has it): verify what was sent, keep what is there.
       if (!Buffer.isBuffer(data)) await drain(data);
       check();
-      return this.linkCommitted(repository, d, received());
+      const bytes = data;
+      await this.blobs.guard.shared(this.blobs.locks(repository, d), async () => {
+        // Re-checked under the blob's lock: garbage collection may have freed that copy.
+        if ((await this.storedSize(key)) === undefined) {
+          if (!Buffer.isBuffer(bytes))
+            throw new OciError(
+              'BLOB_UPLOAD_INVALID',
+              'the stored copy of this blob was garbage-collected during the upload; upload it again',
+            );
+          await this.store.put(key, bytes);
+        }
+        await this.blobs.linkLocked(repository, d, received());
+      });
+      return this.announce(repository, d, received());
     }
     const replaced = (): void => {
       if (existing !== undefined && existing !== received()) this.countCorrupt();
@@ -78,10 +91,17 @@ export class WholeBlobUpload {
     // The blob, then its link (its size is the declared length, which the check holds the body
     // to), visible in that order; their writes and fsyncs overlap.
     const size = Buffer.isBuffer(data) ? data.length : contentLength!;
-    await putInOrder(this.store, [
-      { key, body: data, check, size },
-      layerLinkEntry(repository, d, size),
-    ]);
+    const write = async (): Promise<void> => {
+      await putInOrder(this.store, [
+        { key, body: data, check, size },
+        layerLinkEntry(repository, d, size),
+      ]);
+    };
+    // Replacing a stored copy: under the blob's lock, so GC cannot be deleting that copy as the
+    // link lands (ADR 0012). A new blob needs none: it is younger than any grace period.
+    if (existing === undefined) await write();
+    else await this.blobs.guard.shared(this.blobs.locks(repository, d), write);
+    this.blobs.guard.referenced(d.value);
     replaced();
     return this.announce(repository, d, size);
   }
@@ -106,7 +126,7 @@ export class WholeBlobUpload {
     return this.announce(repository, d, size);
   }
 
-  private async announce(repository: string, d: Digest, size: number): Promise<BlobInfo> {
+  async announce(repository: string, d: Digest, size: number): Promise<BlobInfo> {
     await this.events.emit({
       type: 'blobCommitted',
       repository,

@@ -1,0 +1,2 @@
+export * from './gc/collector';
+export * from './gc/mark';

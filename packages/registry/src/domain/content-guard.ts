@@ -1,0 +1,106 @@
+/**
+ * Keeps garbage collection and the writers that create references apart, inside one node
+ * (ADR 0012). Writers that link a blob into a repository or reference it from a manifest hold
+ * `shared` locks on `repo:<name>` and `blob:<digest>` while they check and write; the collector
+ * holds `exclusive` on one of those while it re-checks a candidate and deletes it. A collector
+ * run also `watch`es: every digest referenced while it runs is live for that run, whatever its
+ * listing saw.
+ */
+export class ContentGuard {
+  private readonly locks = new Map<string, KeyLock>();
+  private readonly watches = new Set<Set<string>>();
+
+  /** Runs `fn` holding every key shared (taken in sorted order, so two holders never deadlock). */
+  async shared<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const held: KeyLock[] = [];
+    try {
+      for (const k of sorted) {
+        const lock = this.lock(k);
+        await lock.acquire(false);
+        held.push(lock);
+      }
+      return await fn();
+    } finally {
+      for (const lock of held.reverse()) this.release(lock, false);
+    }
+  }
+
+  /** Runs `fn` holding `key` alone: it waits for shared holders, and new ones wait for it. */
+  async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const lock = this.lock(key);
+    await lock.acquire(true);
+    try {
+      return await fn();
+    } finally {
+      this.release(lock, true);
+    }
+  }
+
+  /** Records that `digest` was linked or referenced: live for every collector run watching. */
+  referenced(digest: string): void {
+    for (const w of this.watches) w.add(digest);
+  }
+
+  /** Starts collecting referenced digests until `stop`. */
+  watch(): { seen: ReadonlySet<string>; stop: () => void } {
+    const seen = new Set<string>();
+    this.watches.add(seen);
+    return { seen, stop: () => this.watches.delete(seen) };
+  }
+
+  private lock(key: string): KeyLock {
+    let l = this.locks.get(key);
+    if (!l) {
+      l = new KeyLock(key);
+      this.locks.set(key, l);
+    }
+    return l;
+  }
+
+  private release(lock: KeyLock, exclusive: boolean): void {
+    lock.release(exclusive);
+    if (lock.idle()) this.locks.delete(lock.key);
+  }
+}
+
+/** A readers–writer lock that lets a waiting writer in before readers that came after it. */
+class KeyLock {
+  private readers = 0;
+  private writer = false;
+  private readonly queue: { exclusive: boolean; go: () => void }[] = [];
+
+  constructor(readonly key: string) {}
+
+  acquire(exclusive: boolean): Promise<void> {
+    if (this.queue.length === 0 && this.canEnter(exclusive)) {
+      this.enter(exclusive);
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.queue.push({ exclusive, go: resolve }));
+  }
+
+  release(exclusive: boolean): void {
+    if (exclusive) this.writer = false;
+    else this.readers--;
+    while (this.queue.length > 0 && this.canEnter(this.queue[0]!.exclusive)) {
+      const next = this.queue.shift()!;
+      this.enter(next.exclusive);
+      next.go();
+      if (next.exclusive) break;
+    }
+  }
+
+  idle(): boolean {
+    return this.readers === 0 && !this.writer && this.queue.length === 0;
+  }
+
+  private canEnter(exclusive: boolean): boolean {
+    return exclusive ? this.readers === 0 && !this.writer : !this.writer;
+  }
+
+  private enter(exclusive: boolean): void {
+    if (exclusive) this.writer = true;
+    else this.readers++;
+  }
+}
