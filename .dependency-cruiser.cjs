@@ -89,7 +89,17 @@ module.exports = {
         'events (attachReplication(registry, …)); the registry never imports replication, the ' +
         'gateway or the CLI.',
       from: { path: pkg('registry') },
-      to: { path: pkg('replication', 'gateway', 'cli') },
+      to: { path: pkg('replication', 'webhooks', 'gateway', 'cli') },
+    },
+    {
+      name: 'webhooks-is-a-plugin',
+      severity: 'error',
+      comment:
+        "@meridian/webhooks attaches to the registry's domain events structurally " +
+        '(attachWebhooks(registry, …)) and keeps its definitions through storage: it imports ' +
+        'no registry, replication, gateway, dashboard, auth or CLI module.',
+      from: { path: pkg('webhooks') },
+      to: { path: pkg('registry', 'replication', 'gateway', 'dashboard', 'auth', 'cli') },
     },
     {
       name: 'replication-serves-no-http',
@@ -153,7 +163,7 @@ module.exports = {
         'Handlers never enqueue jobs: replication subscribes to domain events. No bullmq, ' +
         'ioredis or @meridian/replication in route files (not even types).',
       from: { path: '^packages/registry/src/routes/' },
-      to: { path: ['(^|node_modules/)(bullmq|ioredis)(/|$)', pkg('replication')] },
+      to: { path: ['(^|node_modules/)(bullmq|ioredis)(/|$)', pkg('replication', 'webhooks')] },
     },
 
     // --- resolution ----------------------------------------------------------------------------

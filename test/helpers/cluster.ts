@@ -59,6 +59,8 @@ export async function startCluster(
      * path a region on another provider takes). Default: none, every copy is server-side.
      */
     streamedRegions?: string[];
+    /** `webhooks.*` settings (e.g. `allowPrivateTargets: ['loopback']` for a local receiver). */
+    webhooks?: Record<string, unknown>;
   } = {},
 ): Promise<TestCluster> {
   const names = opts.regions ?? ['eastus', 'westeurope', 'southeastasia'];
@@ -103,6 +105,7 @@ export async function startCluster(
     s3: { partSize: 5 * 1024 * 1024 },
     cache: { ttlMs: 200 },
     auth: opts.auth ? { pollIntervalMs: 200, ...opts.auth, enabled: true } : { enabled: false },
+    ...(opts.webhooks && { webhooks: opts.webhooks }),
     // Into the run's log directory (scanned for secrets), unless MERIDIAN_TEST_LOG asks for stdout.
     log:
       testLogFile() && !process.env.MERIDIAN_TEST_LOG

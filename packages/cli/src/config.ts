@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { WebhooksConfigSchema } from './config-webhooks';
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'] as const;
 const THROTTLE_DEFAULTS = {
@@ -258,6 +259,7 @@ export const NodeConfigSchema = z
       })
       .strict()
       .default({}),
+    webhooks: WebhooksConfigSchema,
   })
   .strict();
 

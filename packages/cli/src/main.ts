@@ -9,6 +9,7 @@ import { runGateway } from './gateway-cmd';
 import { writeSampleImage } from './sample-image';
 import { runDev } from './dev';
 import { registerStorageCommands } from './storage-cmd';
+import { registerWebhookCommands } from './webhook-cmd';
 
 interface CommonOpts {
   config?: string;
@@ -221,6 +222,7 @@ apiConn(
 
 registerAdminCommands(program);
 registerStorageCommands(program);
+registerWebhookCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -20,6 +20,7 @@ import { openStore } from '@meridian/storage';
 import { openAuth, readTls } from './auth-wiring';
 import { openQueues, openRegions, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
+import { openWebhooks } from './webhooks-wiring';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(
@@ -102,6 +103,7 @@ export async function serve(
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
+  const webhooks = await openWebhooks(config, node, { events, store, regions, status, log });
 
   const running = await startNodeServer({
     registry,
@@ -110,12 +112,14 @@ export async function serve(
     listen: node.listen,
     purgeIntervalMs: node.role === 'primary' ? config.uploads.purgeIntervalSeconds * 1000 : 0,
     replicationStatus: status,
+    webhooks: webhooks.service,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
     readinessChecks: queues ? [readinessCheck('redis', () => queues.redis.ping())] : [],
     auth: auth?.app,
     tls,
   }).catch(async (err: unknown) => {
+    await webhooks.close();
     await auth?.service.close(); // e.g. the port is taken: no owner was created
     throw err;
   });
@@ -126,6 +130,7 @@ export async function serve(
       if (gauges) clearInterval(gauges);
       await running.close();
       await detachReplication?.();
+      await webhooks.close();
       await detachMetrics();
       await detachAudit?.();
       await events.close();

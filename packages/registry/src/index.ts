@@ -15,5 +15,6 @@ export * from './domain/upstream';
 export * from './http/auth-gate';
 export * from './readiness';
 export * from './http/route-table';
+export type { WebhookAdmin } from './routes/webhooks';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
 export * from './domain/content-guard';

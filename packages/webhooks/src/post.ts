@@ -42,7 +42,10 @@ export function attemptOf(r: SendResult, sent: Record<string, string>, hook: Web
     ...(r.error !== undefined && { error: r.error }),
     durationMs: r.durationMs,
     requestHeaders: Object.fromEntries(
-      Object.entries(sent).map(([k, v]) => [k, custom.has(k.toLowerCase()) ? '***' : v]),
+      Object.entries(sent).map(([k, v]) => {
+        const name = k.toLowerCase();
+        return [name, custom.has(name) ? '***' : v];
+      }),
     ),
     responseHeaders: r.headers,
     responseBody: r.body,

@@ -16,6 +16,10 @@ export type RegistryChange =
       repository: string;
       digest: string;
       mediaType: string;
+      /** The manifest's length in bytes. */
+      size?: number;
+      /** The tag it was pushed by (a `tagMoved` follows); absent for a push by digest. */
+      tag?: string;
       subject?: string;
       at: number;
     }

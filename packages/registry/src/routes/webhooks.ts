@@ -1,0 +1,71 @@
+import type { Request } from 'express';
+import { OciError } from '@meridian/oci';
+import type { AppRoute, Method } from '../http/route-table';
+
+/** What the webhook admin API needs (implemented by @meridian/webhooks' WebhookService). */
+export interface WebhookAdmin {
+  list(): Promise<unknown>;
+  show(name: string): Promise<unknown>;
+  /** The unmasked URL and headers (ACR's get-config). */
+  config(name: string): Promise<unknown>;
+  create(input: Record<string, unknown>): Promise<unknown>;
+  update(name: string, input: Record<string, unknown>): Promise<unknown>;
+  delete(name: string): Promise<void>;
+  ping(name: string): Promise<unknown>;
+  listEvents(name: string, limit?: number): Promise<unknown>;
+  redeliver(name: string, id: string): Promise<unknown>;
+}
+
+const BASE = '/meridian/v1/admin/webhooks';
+
+const NOT_CONFIGURED = (): OciError =>
+  new OciError('NAME_UNKNOWN', 'webhooks are not configured on this node', undefined, 404);
+
+/**
+ * `/meridian/v1/admin/webhooks[/:name[/config|/ping|/events[/:id/redeliver]]]` — JSON, each
+ * needing `Owner` on the registry. Each handler makes one call into the webhook service; errors
+ * go to the node's one error writer.
+ */
+export function webhookRoutes(service: WebhookAdmin | undefined): AppRoute[] {
+  const body = (req: Request): Record<string, unknown> => {
+    const b: unknown = req.body;
+    if (b === undefined) return {};
+    if (typeof b !== 'object' || b === null || Array.isArray(b))
+      throw new OciError('UNSUPPORTED', 'the request body must be a JSON object', undefined, 400);
+    return b as Record<string, unknown>;
+  };
+  const route = (
+    method: Method,
+    path: string,
+    status: number,
+    fn: (s: WebhookAdmin, req: Request, p: Record<string, string>) => Promise<unknown>,
+  ): AppRoute => ({
+    method,
+    path: `${BASE}${path}`,
+    need: { kind: 'admin' },
+    body: method === 'GET' || method === 'DELETE' ? undefined : 'json',
+    handle: async (req, res, params) => {
+      if (!service) throw NOT_CONFIGURED();
+      const out = await fn(service, req, params);
+      if (out === undefined) res.status(204).end();
+      else res.status(status).json(out);
+    },
+  });
+  return [
+    route('GET', '', 200, (s) => s.list()),
+    route('POST', '', 201, (s, req) => s.create(body(req))),
+    route('GET', '/:name', 200, (s, _req, p) => s.show(p.name!)),
+    route('PATCH', '/:name', 200, (s, req, p) => s.update(p.name!, body(req))),
+    route('DELETE', '/:name', 204, (s, _req, p) => s.delete(p.name!)),
+    route('GET', '/:name/config', 200, (s, _req, p) => s.config(p.name!)),
+    route('POST', '/:name/ping', 200, (s, _req, p) => s.ping(p.name!)),
+    route('GET', '/:name/events', 200, (s, req, p) => {
+      const limit = typeof req.query.limit === 'string' ? Number(req.query.limit) : undefined;
+      return s.listEvents(
+        p.name!,
+        limit !== undefined && Number.isFinite(limit) ? limit : undefined,
+      );
+    }),
+    route('POST', '/:name/events/:id/redeliver', 202, (s, _req, p) => s.redeliver(p.name!, p.id!)),
+  ];
+}
