@@ -111,3 +111,150 @@ describe('EventDispatcher: subscribers that flush', () => {
     await j.close();
   });
 });
+
+const byRepository = (e: E) => e.repository;
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A gate a delivery can wait on. */
+function gate() {
+  let open!: () => void;
+  const closed = new Promise<void>((r) => (open = r));
+  return { closed, open };
+}
+
+describe('EventDispatcher: repositories side by side', () => {
+  it('keeps commit order within each repository while repositories run in parallel', async () => {
+    const j = EventJournal.memory<E>();
+    const d = new EventDispatcher(j, { partition: byRepository });
+    const seen = new Map<string, number[]>();
+    let active = 0;
+    let most = 0;
+    await d.attach({
+      name: 'random-delays',
+      deliver: async (e) => {
+        most = Math.max(most, ++active);
+        await tick(Math.random() * 4);
+        active--;
+        seen.set(e.repository, [...(seen.get(e.repository) ?? []), e.sequence]);
+      },
+    });
+    const repos = ['a', 'b', 'c', 'd'];
+    const appended = new Map<string, number[]>();
+    for (let i = 0; i < 80; i++) {
+      const repo = repos[Math.floor(Math.random() * repos.length)]!;
+      const { entry, durable } = j.append((sequence) => ({ sequence, repository: repo }));
+      appended.set(repo, [...(appended.get(repo) ?? []), entry.sequence]);
+      if (i % 10 === 0) await durable;
+    }
+    await until(() => d.acknowledged()['random-delays'] === 80);
+    expect(seen).toEqual(appended); // every event, each repository in commit order
+    expect(most).toBeGreaterThan(1); // and they did run side by side
+    await d.close();
+  });
+
+  it('lets a slow repository hold back only itself; its offset waits for it', async () => {
+    const j = EventJournal.memory<E>();
+    const d = new EventDispatcher(j, { partition: byRepository, offsetsDir: join(dir, 'offsets') });
+    const slow = gate();
+    const got: string[] = [];
+    await d.attach({
+      name: 'sub',
+      deliver: async (e) => {
+        if (e.repository === 'slow' && e.sequence === 1) await slow.closed;
+        got.push(`${e.repository}#${e.sequence}`);
+      },
+    });
+    await add(j, 'slow');
+    await Promise.all([add(j, 'fast'), add(j, 'slow'), add(j, 'fast'), add(j, 'other')]);
+    await until(() => got.length === 3);
+    // slow#3 waits behind slow#1; the others are through, each repository in order.
+    expect(got.filter((g) => g.startsWith('fast'))).toEqual(['fast#2', 'fast#4']);
+    expect(got).toContain('other#5');
+    await tick(250); // past the offset-save interval: still nothing acknowledged
+    expect(d.acknowledged().sub).toBe(0);
+    expect(await savedOffset('sub')).toBeUndefined();
+    slow.open();
+    await until(() => d.acknowledged().sub === 5);
+    expect(got.slice(3)).toEqual(['slow#1', 'slow#3']);
+    await d.close();
+    expect(await savedOffset('sub')).toBe(5);
+  });
+
+  it('lets other repositories run ahead of a stuck one by the window at most', async () => {
+    const j = EventJournal.memory<E>();
+    const d = new EventDispatcher(j, { partition: byRepository, window: 3 });
+    const stuck = gate();
+    const got: number[] = [];
+    await d.attach({
+      name: 'sub',
+      deliver: async (e) => {
+        if (e.repository === 'stuck') await stuck.closed;
+        got.push(e.sequence);
+      },
+    });
+    await add(j, 'stuck');
+    for (let i = 0; i < 6; i++) await add(j, `r${i}`);
+    await until(() => got.length === 2);
+    await tick(50);
+    expect(got).toEqual([2, 3]); // entries 1..3 are in the window; 4.. wait
+    stuck.open();
+    await until(() => got.length === 7);
+    expect(d.acknowledged().sub).toBe(7);
+    await d.close();
+  });
+
+  it('retries a failing repository in order without holding back the others', async () => {
+    const j = EventJournal.memory<E>();
+    const d = new EventDispatcher(j, { partition: byRepository, backoffMs: 5 });
+    let failures = 3;
+    const got: string[] = [];
+    await d.attach({
+      name: 'sub',
+      deliver: (e) => {
+        if (e.repository === 'flaky' && failures-- > 0) throw new Error('down');
+        got.push(`${e.repository}#${e.sequence}`);
+      },
+    });
+    await Promise.all([add(j, 'flaky'), add(j, 'flaky'), add(j, 'ok'), add(j, 'ok')]);
+    await until(() => got.length === 4);
+    expect(got.filter((g) => g.startsWith('flaky'))).toEqual(['flaky#1', 'flaky#2']);
+    expect(got.indexOf('ok#4')).toBeLessThan(got.indexOf('flaky#1'));
+    await until(() => d.acknowledged().sub === 4);
+    await d.close();
+  });
+
+  it('delivers in global commit order to a subscriber that asks for it', async () => {
+    const j = EventJournal.memory<E>();
+    const d = new EventDispatcher(j, { partition: byRepository });
+    const got: number[] = [];
+    await d.attach({
+      name: 'ordered',
+      order: 'global',
+      deliver: async (e) => {
+        await tick(Math.random() * 3);
+        got.push(e.sequence);
+      },
+    });
+    for (let i = 0; i < 20; i++) await add(j, `r${i % 4}`);
+    await until(() => got.length === 20);
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    await d.close();
+  });
+
+  it('delivers everything since the offset again when a flush fails, across repositories', async () => {
+    const j = EventJournal.memory<E>();
+    const d = new EventDispatcher(j, {
+      partition: byRepository,
+      offsetsDir: join(dir, 'offsets'),
+      backoffMs: 5,
+    });
+    const b = buffering({ failFlushes: 1 });
+    await d.attach(b.sub);
+    await Promise.all(['a', 'b', 'c', 'a', 'b', 'c'].map((r) => add(j, r)));
+    await until(() => d.acknowledged().buffered === 6);
+    expect([...b.written].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(b.delivered.length).toBeGreaterThan(6); // the failed run was delivered again
+    await d.close();
+    expect(await savedOffset('buffered')).toBe(6);
+  });
+});

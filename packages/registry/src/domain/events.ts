@@ -97,6 +97,8 @@ export class RegistryEvents {
     this.dispatcher = new EventDispatcher(this.journal, {
       offsetsDir: opts.offsetsDir,
       backoffMs: opts.backoffMs,
+      // Commit order is kept per repository; repositories are delivered side by side.
+      partition: (e) => e.repository,
       onError: (err, subscriber, event) => opts.onError?.(err, event, subscriber),
     });
   }
@@ -124,7 +126,10 @@ export class RegistryEvents {
     };
   }
 
-  /** A durable subscriber: every event at least once, in commit order, across restarts. */
+  /**
+   * A durable subscriber: every event at least once, in commit order per repository (see
+   * `DurableSubscriber.order`), across restarts.
+   */
   attach(sub: DurableSubscriber<RegistryEvent>): Promise<() => Promise<void>> {
     return this.dispatcher.attach(sub);
   }
