@@ -48,7 +48,7 @@ describe('garbage collection on a primary', () => {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meridian-gc-'));
     store = await openStore(dir);
-    reg = new Registry({ store, gcGraceMs: GRACE, cache: { ttlMs: 0 } });
+    reg = new Registry({ store, gcMinGraceMs: GRACE, cache: { ttlMs: 0 } });
     layout = new RepositoryLayout(store);
     unlinked = [];
   });
@@ -174,7 +174,7 @@ describe('garbage collection on a primary', () => {
 
   it('purges stale upload sessions and staged copies', async () => {
     await reg.events.close();
-    reg = new Registry({ store, gcGraceMs: GRACE, uploads: { idleTimeoutMs: 300 } });
+    reg = new Registry({ store, gcMinGraceMs: GRACE, uploads: { idleTimeoutMs: 300 } });
     const session = await reg.uploads.create('app');
     await store.put(Layout.staging('copy-1'), Buffer.from('half a copy'));
     await ageAll(dir, 48 * HOUR);

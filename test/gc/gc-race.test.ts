@@ -23,7 +23,7 @@ describe('GC racing pushes that reuse layers of deleted images', () => {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meridian-gc-race-'));
     store = await openStore(dir);
-    reg = new Registry({ store, gcGraceMs: GRACE, cache: { ttlMs: 0 } });
+    reg = new Registry({ store, gcMinGraceMs: GRACE, cache: { ttlMs: 0 } });
   });
   afterEach(async () => {
     await reg.events.close();

@@ -61,6 +61,8 @@ export async function startCluster(
     streamedRegions?: string[];
     /** `webhooks.*` settings (e.g. `allowPrivateTargets: ['loopback']` for a local receiver). */
     webhooks?: Record<string, unknown>;
+    /** `gc.*` settings. Default: no schedule, and grace may be 0 (runs are asked for). */
+    gc?: Record<string, unknown>;
   } = {},
 ): Promise<TestCluster> {
   const names = opts.regions ?? ['eastus', 'westeurope', 'southeastasia'];
@@ -106,6 +108,7 @@ export async function startCluster(
     cache: { ttlMs: 200 },
     auth: opts.auth ? { pollIntervalMs: 200, ...opts.auth, enabled: true } : { enabled: false },
     ...(opts.webhooks && { webhooks: opts.webhooks }),
+    gc: opts.gc ?? { enabled: false, minGraceSeconds: 0 },
     // Into the run's log directory (scanned for secrets), unless MERIDIAN_TEST_LOG asks for stdout.
     log:
       testLogFile() && !process.env.MERIDIAN_TEST_LOG

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { GcConfigSchema } from './config-gc';
 import { WebhooksConfigSchema } from './config-webhooks';
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'] as const;
@@ -103,6 +104,7 @@ export const NodeConfigSchema = z
       })
       .strict()
       .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300, automaticCrossMount: false }),
+    gc: GcConfigSchema,
     cache: z
       .object({
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */

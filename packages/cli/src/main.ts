@@ -8,6 +8,7 @@ import { runWorkers } from './worker';
 import { runGateway } from './gateway-cmd';
 import { writeSampleImage } from './sample-image';
 import { runDev } from './dev';
+import { registerGcCommand } from './gc-cmd';
 import { registerStorageCommands } from './storage-cmd';
 import { registerWebhookCommands } from './webhook-cmd';
 
@@ -223,6 +224,7 @@ apiConn(
 registerAdminCommands(program);
 registerStorageCommands(program);
 registerWebhookCommands(program);
+registerGcCommand(program, apiConn);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

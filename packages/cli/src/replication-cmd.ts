@@ -15,7 +15,7 @@ export interface ApiConn {
 
 export class ReplicationCliError extends Error {}
 
-async function callApi(
+export async function callApi(
   c: ApiConn,
   method: 'GET' | 'POST',
   path: string,

@@ -21,6 +21,7 @@ import { openAuth, readTls } from './auth-wiring';
 import { openQueues, openRegions, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 import { openWebhooks } from './webhooks-wiring';
+import { openNodeGc } from './gc-wiring';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(
@@ -63,6 +64,8 @@ export async function serve(
     store,
     events,
     cache: config.cache,
+    // The smallest grace any run may use: links are renewed at half of it (ADR 0012).
+    gcMinGraceMs: config.gc.minGraceSeconds * 1000,
     uploads: {
       idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000,
       automaticCrossMount: config.uploads.automaticCrossMount,
@@ -100,6 +103,7 @@ export async function serve(
       ? await attachReplication(registry, { queues, replicaRegions: replicas, log })
       : undefined;
   const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
+  const gc = await openNodeGc(config, node.role, { registry, store, queues, log });
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
@@ -113,6 +117,7 @@ export async function serve(
     purgeIntervalMs: node.role === 'primary' ? config.uploads.purgeIntervalSeconds * 1000 : 0,
     replicationStatus: status,
     webhooks: webhooks.service,
+    gc: gc.admin,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
     readinessChecks: queues ? [readinessCheck('redis', () => queues.redis.ping())] : [],
@@ -120,6 +125,7 @@ export async function serve(
     tls,
   }).catch(async (err: unknown) => {
     await webhooks.close();
+    await gc.close();
     await auth?.service.close(); // e.g. the port is taken: no owner was created
     throw err;
   });
@@ -129,6 +135,7 @@ export async function serve(
     close: async () => {
       if (gauges) clearInterval(gauges);
       await running.close();
+      await gc.close();
       await detachReplication?.();
       await webhooks.close();
       await detachMetrics();

@@ -9,6 +9,7 @@ import { openRegions } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
 import { startMetricsServer, type MetricsServer } from '@meridian/observability';
 import { parseListen } from '@meridian/registry';
+import { GarbageCollector, startGcSchedule } from '@meridian/lifecycle';
 
 export interface WorkerRun extends RunningWorkers {
   /** Runs the reconciler over the worker's regions now. */
@@ -59,12 +60,33 @@ export async function runWorkers(
     intervalSeconds: config.replication.reconcileIntervalSeconds,
     log,
   });
+  // Each replica region's GC runs here: its writers are these workers (ADR 0012).
+  const gc = await startGcSchedule({
+    redis: workers.queues.redis,
+    bullPrefix: workers.queues.bullPrefix,
+    regions: targets.map((r) => ({
+      name: r.name,
+      collector: new GarbageCollector({
+        region: r.name,
+        store: r.store,
+        role: 'replica',
+        primary: primary.store,
+        guard: {
+          exclusive: (key, fn) => workers.queues.withLock(`${r.name}:${key}`, fn),
+        },
+      }),
+    })),
+    intervalSeconds: config.gc.enabled ? config.gc.intervalSeconds : 0,
+    graceMs: config.gc.graceSeconds * 1000,
+    log,
+  });
   let metrics: MetricsServer | undefined;
   if (config.worker.metricsListen) {
     try {
       const { host, port } = parseListen(config.worker.metricsListen);
       metrics = await startMetricsServer(host, port);
     } catch (err) {
+      await gc.close();
       await schedules.close();
       await workers.close();
       throw new Error(
@@ -84,6 +106,7 @@ export async function runWorkers(
     metricsUrl: metrics?.url,
     close: async () => {
       await metrics?.close();
+      await gc.close();
       await schedules.close();
       await workers.close();
       await Promise.all(regions.map((r) => r.store.close()));

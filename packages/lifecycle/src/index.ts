@@ -1,2 +1,5 @@
 export * from './gc/collector';
 export * from './gc/mark';
+export * from './gc/metrics';
+export * from './gc/schedule';
+export * from './gc/service';

@@ -18,6 +18,7 @@ import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
 import { tokenRoutes } from './routes/token';
 import { webhookRoutes, type WebhookAdmin } from './routes/webhooks';
+import { gcRoutes, type GcAdmin } from './routes/gc';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -32,6 +33,8 @@ export interface AppDeps {
   replicationStatus?: ReplicationStatusProvider;
   /** The webhook admin API (`/meridian/v1/admin/webhooks`), when webhooks are configured. */
   webhooks?: WebhookAdmin;
+  /** The garbage-collection admin API (`/meridian/v1/admin/gc`), on a primary node. */
+  gc?: GcAdmin;
   /**
    * Identity and access: one check before every handler, the token endpoint and the admin API.
    * Default none: every request is allowed (tests; `auth.enabled: false`).
@@ -71,6 +74,7 @@ export function createApp(deps: AppDeps): App {
     ...healthRoutes(deps, gate),
     ...replicationRoutes(deps.replicationStatus),
     ...webhookRoutes(deps.webhooks),
+    ...gcRoutes(deps.gc),
     ...dashboardRoutes(),
   ]);
 

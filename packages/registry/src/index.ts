@@ -16,5 +16,6 @@ export * from './http/auth-gate';
 export * from './readiness';
 export * from './http/route-table';
 export type { WebhookAdmin } from './routes/webhooks';
+export type { GcAdmin } from './routes/gc';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
 export * from './domain/content-guard';

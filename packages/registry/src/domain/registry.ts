@@ -22,10 +22,10 @@ export interface RegistryOptions {
    */
   blobRedirect?: { expiresSeconds: number };
   /**
-   * Garbage collection's grace period (ADR 0012): on a primary, a layer link older than half of
-   * it is re-confirmed when a client asks about the blob or a manifest references it.
+   * The smallest grace period a GC run may use (ADR 0012): on a primary, a layer link older than
+   * half of it is re-confirmed when a client asks about the blob or a manifest references it.
    */
-  gcGraceMs?: number;
+  gcMinGraceMs?: number;
 }
 
 /** The registry's domain: everything the distribution API does, over one object store. */
@@ -46,7 +46,8 @@ export class Registry {
     this.cache = new MetadataCache(opts.cache);
     const references: ReferencePolicy = {
       guard: this.guard,
-      touchAfterMs: opts.replica || opts.gcGraceMs === undefined ? undefined : opts.gcGraceMs / 2,
+      touchAfterMs:
+        opts.replica || opts.gcMinGraceMs === undefined ? undefined : opts.gcMinGraceMs / 2,
     };
     this.blobs = opts.replica
       ? new FallbackBlobStore(store, this.events, opts.replica, references)

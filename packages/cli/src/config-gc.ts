@@ -1,0 +1,31 @@
+import { z } from 'zod';
+
+/** `gc.*`: garbage collection (docs/adr/0012-garbage-collection.md), on by default in every region. */
+export const GcConfigSchema = z
+  .object({
+    /** Scheduled runs: false leaves only on-demand runs (`meridian gc`). Default true. */
+    enabled: z.boolean().default(true),
+    /** How often each region is collected. Default 21600 s (6 h). */
+    intervalSeconds: z.number().int().positive().default(21600),
+    /**
+     * Links and blobs younger than this are never collected; a HEAD or a manifest that
+     * references an older link renews it. Default 86400 s (24 h).
+     */
+    graceSeconds: z.number().int().min(0).default(86400),
+    /**
+     * The smallest grace a run accepts (config or `--grace`), so a typo cannot collect a
+     * push in progress. Default 3600 s; lower it only on a test cluster.
+     */
+    minGraceSeconds: z.number().int().min(0).default(3600),
+  })
+  .strict()
+  .refine((g) => g.graceSeconds >= g.minGraceSeconds, {
+    message: 'graceSeconds is below minGraceSeconds',
+    path: ['graceSeconds'],
+  })
+  .default({
+    enabled: true,
+    intervalSeconds: 21600,
+    graceSeconds: 86400,
+    minGraceSeconds: 3600,
+  });

@@ -1,0 +1,97 @@
+import type { Logger } from 'pino';
+import {
+  GarbageCollector,
+  GcRequestError,
+  GcService,
+  startGcSchedule,
+  type RunningGc,
+} from '@meridian/lifecycle';
+import { OciError } from '@meridian/oci';
+import type { GcAdmin, Registry } from '@meridian/registry';
+import type { ReplicationQueues } from '@meridian/replication';
+import type { ObjectStore } from '@meridian/storage';
+import type { NodeConfig } from './config';
+
+export interface NodeGc {
+  /** The admin API's view, on a primary node. */
+  admin?: GcAdmin;
+  close(): Promise<void>;
+}
+
+/**
+ * Garbage collection on a node (ADR 0012). A primary node collects its own region in-process
+ * (its writers and the collector share the registry's `ContentGuard`): on the BullMQ schedule
+ * when Redis is configured, on a timer when it is not. Replica regions are collected by their
+ * workers (`gcForWorkers`). The admin API runs any region on demand through the GC queues.
+ */
+export async function openNodeGc(
+  config: NodeConfig,
+  role: 'primary' | 'replica',
+  deps: { registry: Registry; store: ObjectStore; queues?: ReplicationQueues; log: Logger },
+): Promise<NodeGc> {
+  if (role !== 'primary') return { close: async () => {} };
+  const { registry, queues, log } = deps;
+  const collector = new GarbageCollector({
+    region: config.region,
+    store: deps.store,
+    role: 'primary',
+    guard: registry.guard,
+    purgeUploads: () => registry.uploads.purgeExpired(),
+    // An unlink is a change like any other: replicas converge to it through replication.
+    onUnlinked: (repository, digest) =>
+      registry.events.emit({ type: 'blobDeleted', repository, digest, at: Date.now() }),
+  });
+  const graceMs = config.gc.graceSeconds * 1000;
+  const service = new GcService({
+    region: config.region,
+    regions: config.regions.length > 0 ? config.regions.map((r) => r.name) : [config.region],
+    collector,
+    redis: queues?.redis,
+    bullPrefix: queues?.bullPrefix ?? '',
+    graceMs,
+    minGraceMs: config.gc.minGraceSeconds * 1000,
+  });
+  let schedule: RunningGc | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  if (queues) {
+    schedule = await startGcSchedule({
+      redis: queues.redis,
+      bullPrefix: queues.bullPrefix,
+      regions: [{ name: config.region, collector }],
+      intervalSeconds: config.gc.enabled ? config.gc.intervalSeconds : 0,
+      graceMs,
+      log,
+    });
+  } else if (config.gc.enabled) {
+    let running = false;
+    timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      service
+        .run({})
+        .then((r) => log.info(r, 'garbage collection finished'))
+        .catch((err: unknown) =>
+          log.warn({ err: (err as Error).message }, 'garbage collection failed'),
+        )
+        .finally(() => (running = false));
+    }, config.gc.intervalSeconds * 1000).unref();
+  }
+  return {
+    admin: {
+      run: async (req) => {
+        try {
+          return await service.run(req);
+        } catch (err) {
+          if (err instanceof GcRequestError)
+            throw new OciError('UNSUPPORTED', err.message, undefined, 400);
+          throw err;
+        }
+      },
+      history: () => service.history(),
+    },
+    close: async () => {
+      if (timer) clearInterval(timer);
+      await schedule?.close();
+    },
+  };
+}

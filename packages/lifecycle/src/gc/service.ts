@@ -1,0 +1,100 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { GarbageCollector, GcReport } from './collector';
+import { recordFailure, recordRun } from './metrics';
+import { gcQueueName, runGc, type GcJobData } from './schedule';
+
+/** A request the admin API or the CLI cannot run as asked (maps to HTTP 400). */
+export class GcRequestError extends Error {}
+
+export interface GcServiceOptions {
+  /** The region this node serves. */
+  region: string;
+  /** Every region of the cluster. */
+  regions: string[];
+  /** This node's collector, when it collects its own region (a primary node). */
+  collector?: GarbageCollector;
+  /** With Redis, runs go through the regions' GC queues (whoever collects each region). */
+  redis?: Redis;
+  bullPrefix: string;
+  graceMs: number;
+  minGraceMs: number;
+}
+
+export interface GcRequest {
+  region?: string;
+  dryRun?: boolean;
+  graceSeconds?: number;
+}
+
+export interface GcHistoryEntry {
+  region: string;
+  id: string;
+  reason: string;
+  dryRun: boolean;
+  startedAt?: number;
+  finishedAt?: number;
+  failedReason?: string;
+  report?: GcReport;
+  /** How far an active run is: `{phase, done, total}`. */
+  progress?: unknown;
+}
+
+/** What `POST /meridian/v1/admin/gc` and `meridian gc` drive. */
+export class GcService {
+  constructor(private readonly opts: GcServiceOptions) {}
+
+  /** Runs GC of one region (this node's by default) now and returns its report. */
+  async run(req: GcRequest): Promise<GcReport> {
+    const region = req.region ?? this.opts.region;
+    if (!this.opts.regions.includes(region))
+      throw new GcRequestError(`unknown region: ${region.slice(0, 64)}`);
+    const graceMs = req.graceSeconds === undefined ? this.opts.graceMs : req.graceSeconds * 1000;
+    if (graceMs < this.opts.minGraceMs)
+      throw new GcRequestError(
+        `grace ${Math.round(graceMs / 1000)} s is below gc.minGraceSeconds (${this.opts.minGraceMs / 1000} s)`,
+      );
+    const dryRun = req.dryRun ?? false;
+    if (this.opts.redis)
+      return runGc(this.opts.redis, this.opts.bullPrefix, { region, dryRun, graceMs });
+    if (region !== this.opts.region || !this.opts.collector)
+      throw new GcRequestError(`region ${region} is collected by its workers, which need Redis`);
+    try {
+      const report = await this.opts.collector.run({ dryRun, graceMs });
+      recordRun(report);
+      return report;
+    } catch (err) {
+      recordFailure(region, dryRun);
+      throw err;
+    }
+  }
+
+  /** The last runs of every region (newest first), from the GC queues. */
+  async history(limit = 20): Promise<GcHistoryEntry[]> {
+    if (!this.opts.redis) return [];
+    const out: GcHistoryEntry[] = [];
+    for (const region of this.opts.regions) {
+      const q = new Queue<GcJobData, GcReport>(gcQueueName(region), {
+        connection: this.opts.redis,
+        prefix: this.opts.bullPrefix,
+      });
+      try {
+        for (const j of await q.getJobs(['completed', 'failed', 'active'], 0, limit - 1))
+          out.push({
+            region,
+            id: String(j.id),
+            reason: j.data.reason,
+            dryRun: j.data.dryRun,
+            startedAt: j.processedOn,
+            finishedAt: j.finishedOn,
+            ...(j.failedReason ? { failedReason: j.failedReason } : {}),
+            ...(j.returnvalue ? { report: j.returnvalue } : {}),
+            ...(j.progress && typeof j.progress === 'object' ? { progress: j.progress } : {}),
+          });
+      } finally {
+        await q.close();
+      }
+    }
+    return out.sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
+  }
+}
