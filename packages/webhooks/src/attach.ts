@@ -62,7 +62,9 @@ export async function attachWebhooks(
         for (const action of actions) {
           if (!hook.actions.includes(action)) continue;
           const n = notificationOf(e, action, deps.host);
-          await deps.queue.enqueue(hook, n, regionWait(hook, action, e, deps.region));
+          // `replicated` waits for every region: it is not held in line with the others.
+          const sequence = action === 'replicated' ? undefined : e.sequence;
+          await deps.queue.enqueue(hook, n, regionWait(hook, action, e, deps.region), sequence);
         }
       }
     },

@@ -78,13 +78,20 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     const d = job.data;
     const record = await queue.history.get(d.id);
     const hook = (await opts.store.all()).find((w) => w.name === d.webhook);
-    if (!record) return; // expired from the history, or the webhook was deleted
+    const finish = async () => {
+      if (d.ordered) await queue.order.done(d.webhook, d.ordered.repository, d.id);
+    };
+    if (!record) return finish(); // expired from the history, or the webhook was deleted
     if (!hook || hook.status !== 'enabled') {
       await queue.history.update(d.id, {
         state: 'skipped',
         reason: hook ? 'the webhook is disabled' : 'the webhook was deleted',
       });
-      return;
+      return finish();
+    }
+    if (d.ordered) {
+      const ahead = await queue.order.ahead(hook.name, d.ordered.repository, d.id, finished);
+      if (ahead > 0) await later(job, token, Date.now() + Math.min(5000, 100 + 50 * ahead));
     }
     let body = record.body;
     if (d.wait) {
@@ -93,7 +100,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
         if (Date.now() - d.firstAt > queue.retry.horizonMs) {
           await queue.history.update(d.id, { state: 'failed', reason: seen.reason });
           deliveryAttempts.inc({ webhook: hook.name, outcome: 'failed' });
-          return;
+          return finish();
         }
         const waits = (d.waits ?? 0) + 1;
         await job.updateData({ ...d, waits });
@@ -130,7 +137,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
         { webhook: hook.name },
         (Date.now() - Date.parse(record.createdAt)) / 1000,
       );
-      return;
+      return finish();
     }
     const why = result.error ?? `the receiver answered ${status}`;
     const retryable =
@@ -144,6 +151,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
           : why;
       await queue.history.update(d.id, { state: 'failed', reason }, attempt);
       deliveryAttempts.inc({ webhook: hook.name, outcome: 'failed' });
+      await finish();
       throw new UnrecoverableError(reason);
     }
     if (status !== 429) breakers.failure(hook.name);
@@ -154,7 +162,14 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       attempt,
     );
     deliveryAttempts.inc({ webhook: hook.name, outcome: last ? 'failed' : 'retrying' });
+    if (last) await finish();
     throw new RetryableError(why, result.retryAfterMs);
+  }
+
+  /** Whether a delivery is over (or gone), so it no longer holds its repository's line. */
+  async function finished(id: string): Promise<boolean> {
+    const r = await queue.history.get(id);
+    return !r || r.state === 'delivered' || r.state === 'failed' || r.state === 'skipped';
   }
 
   async function visible(

@@ -13,3 +13,4 @@ export * from './post';
 export * from './delivery-worker';
 export * from './attach';
 export * from './webhook-service';
+export * from './repository-order';

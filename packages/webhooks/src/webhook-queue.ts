@@ -5,6 +5,7 @@ import { encode, type Notification } from './payload';
 import type { Webhook } from './definition';
 import { DeliveryHistory, type DeliveryRecord } from './history';
 import { deliveriesQueued } from './metrics';
+import { RepositoryOrder } from './repository-order';
 
 /** A region condition a delivery waits for before it is sent. */
 export interface RegionWait {
@@ -28,6 +29,8 @@ export interface DeliveryJob {
   firstAt: number;
   /** How many times it waited for a region so far. */
   waits?: number;
+  /** Sent in this order among its repository's deliveries to the webhook (event sequence). */
+  ordered?: { repository: string; sequence: number };
 }
 
 export interface WebhookQueueOptions {
@@ -53,6 +56,7 @@ export class WebhookQueue {
   readonly queue: Queue<DeliveryJob>;
   readonly history: DeliveryHistory;
   readonly retry: RetryPolicy;
+  readonly order: RepositoryOrder;
 
   constructor(opts: WebhookQueueOptions) {
     this.prefix = opts.prefix ?? 'meridian';
@@ -62,6 +66,7 @@ export class WebhookQueue {
       retentionMs: opts.historyMs ?? 7 * 86_400_000,
       maxPerWebhook: opts.historyPerWebhook ?? 1000,
     });
+    this.order = new RepositoryOrder(this.redis, this.prefix, this.retry.horizonMs + 86_400_000);
     this.queue = new Queue<DeliveryJob>(QUEUE_NAME, {
       connection: this.redis,
       prefix: this.bullPrefix,
@@ -78,8 +83,16 @@ export class WebhookQueue {
     return `${this.prefix}:bull`;
   }
 
-  /** Queues `n` for `hook` (once: a repeat with the same id is ignored). Returns the delivery id. */
-  async enqueue(hook: Webhook, n: Notification, wait?: RegionWait): Promise<string> {
+  /**
+   * Queues `n` for `hook` (once: a repeat with the same id is ignored). With `sequence`, it is
+   * sent only after the repository's earlier deliveries to the webhook. Returns the delivery id.
+   */
+  async enqueue(
+    hook: Webhook,
+    n: Notification,
+    wait?: RegionWait,
+    sequence?: number,
+  ): Promise<string> {
     const id = deliveryId(hook.name, n.id);
     const { body, type } = encode(n, hook.format);
     const now = new Date();
@@ -97,6 +110,15 @@ export class WebhookQueue {
       attempts: [],
     };
     if (await this.history.create(record)) deliveriesQueued.inc({ webhook: hook.name });
+    else {
+      // A replayed event: queue it again only if it never got past the queue (a crash between
+      // the record and the job); one that was tried is in the history and is not sent twice.
+      const seen = await this.history.get(id);
+      if (seen && seen.state !== 'pending' && seen.state !== 'waiting') return id;
+    }
+    const ordered =
+      sequence === undefined ? undefined : { repository: n.target.repository, sequence };
+    if (ordered) await this.order.add(hook.name, ordered.repository, id, sequence!);
     await this.queue.add(
       n.action,
       {
@@ -105,6 +127,7 @@ export class WebhookQueue {
         ...(n.action === 'replicated' && { notification: n }),
         wait,
         firstAt: now.getTime(),
+        ordered,
       },
       { jobId: id },
     );
