@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { GarbageCollector, type GcHooks } from '@meridian/lifecycle';
+import { GarbageCollector, attachGcCandidates, type GcHooks } from '@meridian/lifecycle';
 import { parseDigest } from '@meridian/oci';
 import { Registry } from '@meridian/registry';
 import { Layout, RepositoryLayout, openStore, type ObjectStore } from '@meridian/storage';
@@ -21,6 +21,14 @@ import {
 } from './gc-helpers';
 
 const HOUR = 3_600_000;
+
+async function waitUntil(fn: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('timed out');
+}
 const GRACE = 10 * 60_000;
 
 /** GC on a primary's own storage, driven through the registry's domain (fs driver, no server). */
@@ -38,8 +46,10 @@ describe('garbage collection on a primary', () => {
       role: 'primary',
       guard: reg.guard,
       purgeUploads: () => reg.uploads.purgeExpired(),
+      // As the node wires it: an unlink is an event like any other.
       onUnlinked: async (repository, digest) => {
         unlinked.push(`${repository}@${digest}`);
+        await reg.events.emit({ type: 'blobDeleted', repository, digest, at: Date.now() });
       },
       hooks,
     });
@@ -170,6 +180,65 @@ describe('garbage collection on a primary', () => {
     expect(run).toMatchObject({ linksRemoved: 0, blobsDeleted: 1, bytesFreed: index.length });
     for (const c of children) await pullImage(reg, 'multi', c.digest);
     await pullImage(reg, 'mounted', 'v1');
+  });
+
+  it('incremental runs free what deletes left behind, and keep a child an index still names', async () => {
+    const detach = await attachGcCandidates(reg, store);
+    const markers = async () => (await store.list(Layout.gcRoot)).objects.length;
+    const shared = randomBlob();
+    const [c1, l1, c2, l2] = [randomBlob(), randomBlob(), randomBlob(), randomBlob()];
+    const m1 = await pushImage(reg, 'inc', 'v1', c1, [shared, l1]);
+    await pushImage(reg, 'inc', 'v2', c2, [shared, l2]);
+    await reg.manifests.delete('inc', m1);
+    // The subscriber writes its notes after the reply, from the event journal.
+    await waitUntil(async () => (await store.list(Layout.gcCandidatesRoot)).objects.length === 1);
+    await ageAll(dir, HOUR);
+    const run = await collector().run({ graceMs: GRACE, mode: 'incremental' });
+    expect(run).toMatchObject({
+      mode: 'incremental',
+      repositories: 1,
+      linksRemoved: 2,
+      blobsDeleted: 3,
+    });
+    for (const d of [c1.digest, l1.digest, m1]) expect(await has(d)).toBe(false);
+    await pullImage(reg, 'inc', 'v2');
+    // Its own unlinks are noted too; the next run finds nothing more and clears every note.
+    await waitUntil(async () => (await store.list(Layout.gcCandidatesRoot)).objects.length >= 2);
+    await ageAll(dir, HOUR);
+    expect(await collector().run({ graceMs: GRACE, mode: 'incremental' })).toMatchObject({
+      linksRemoved: 0,
+      blobsDeleted: 0,
+    });
+    expect((await store.list(Layout.gcCandidatesRoot)).objects).toEqual([]);
+    expect(await markers()).toBe(0);
+
+    // A child deleted from under its index: the index still names it, so its bytes stay, run
+    // after run (the repository stays on the list while it references what it does not link).
+    const [cc, cl] = [randomBlob(), randomBlob()];
+    await Promise.all([cc, cl].map((b) => pushBlob(reg, 'inc', b)));
+    const child = imageManifest(cc, [cl]);
+    await reg.manifests.put('inc', sha256(child), child, OCI_MANIFEST);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(child), size: child.length }],
+      }),
+    );
+    await reg.manifests.put('inc', 'multi', index, OCI_INDEX);
+    await reg.manifests.delete('inc', sha256(child));
+    await waitUntil(async () => (await store.list(Layout.gcCandidatesRoot)).objects.length === 1);
+    for (let i = 0; i < 2; i++) {
+      await ageAll(dir, HOUR);
+      const r = await collector().run({ graceMs: GRACE, mode: 'incremental' });
+      expect(r).toMatchObject({ blobsDeleted: 0, linksRemoved: 0 });
+      for (const d of [sha256(child), cc.digest, cl.digest]) expect(await has(d)).toBe(true);
+      expect(await layout.repositoryExists('inc')).toBe(true);
+      expect((await store.list(Layout.gcDirtyRoot)).objects.map((o) => o.key)).toEqual([
+        Layout.gcDirty('inc'),
+      ]);
+    }
+    await detach();
   });
 
   it('purges stale upload sessions and staged copies', async () => {

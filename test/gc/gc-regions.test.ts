@@ -91,13 +91,13 @@ describe.each(kinds)('GC in every region (%s)', (kind) => {
     const dry = await meridian(['gc', '--url', c.primary.url, '--dry-run', '--grace', '0']);
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/region eastus \(primary\), dry run: would free/);
+    expect(dry.stdout).toMatch(/region eastus \(primary, full\), dry run: would free/);
     expect(dry.stdout).toMatch(/blobs\s+3 /);
     expect(await hasBlob(c.primary.name, onlyA.digest)).toBe(true);
 
     const run = await meridian(['gc', '--url', c.primary.url, '--grace', '0']);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/region eastus \(primary\): freed/);
+    expect(run.stdout).toMatch(/region eastus \(primary, full\): freed/);
     for (const d of [cfgA.digest, onlyA.digest, mA.digest])
       expect(await hasBlob('eastus', d)).toBe(false);
     expect(await storedBytes(stores.get('eastus')!)).toBe(
@@ -125,6 +125,32 @@ describe.each(kinds)('GC in every region (%s)', (kind) => {
     for (const r of c.regions)
       expect(await pullsIdentical(r.url, 'team/app', 'b', [cfgB, shared, onlyB])).toBe(true);
     expect(mB.digest).toMatch(/^sha256:/);
+  });
+
+  it('an incremental run on the primary is followed by each replica collecting what it freed', async () => {
+    const client = new RegistryClient(c.primary.url);
+    const [cfg, layer] = [configBlob(), randomBlob(32 * 1024)];
+    const m = imageManifest({ config: cfg, layers: [layer] });
+    await client.pushImage('team/inc', 'v1', [cfg, layer], m);
+    for (const r of c.replicas)
+      await waitFor(async () => hasBlob(r.name, m.digest), `the image in ${r.name}`);
+    expect((await client.delete(`/v2/team/inc/manifests/${m.digest}`)).status).toBe(202);
+    // The delete's note is written by a subscriber after the reply: wait for the run to see it.
+    await waitFor(async () => {
+      const out = await meridian(['gc', '--url', c.primary.url, '--incremental', '--grace', '0']);
+      if (out.code !== 0) throw new Error(out.stderr);
+      return !(await hasBlob('eastus', layer.digest));
+    }, 'the incremental run on the primary');
+    // No command for the replicas: the primary's run queued their share.
+    for (const r of c.replicas)
+      await waitFor(
+        async () =>
+          !(await hasBlob(r.name, layer.digest)) &&
+          !(await hasBlob(r.name, cfg.digest)) &&
+          !(await hasBlob(r.name, m.digest)),
+        `${r.name} collecting what the primary freed`,
+        90_000,
+      );
   });
 
   it('refuses an unknown region and a malformed grace, changing nothing', async () => {

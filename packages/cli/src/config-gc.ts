@@ -5,8 +5,13 @@ export const GcConfigSchema = z
   .object({
     /** Scheduled runs: false leaves only on-demand runs (`meridian gc`). Default true. */
     enabled: z.boolean().default(true),
-    /** How often each region is collected. Default 21600 s (6 h). */
-    intervalSeconds: z.number().int().positive().default(21600),
+    /**
+     * How often the primary collects what deletes left behind (incremental: costs what changed,
+     * and replicas then collect what it freed). Default 3600 s.
+     */
+    intervalSeconds: z.number().int().positive().default(3600),
+    /** How often every region runs a full mark-and-sweep (the backstop). Default 604800 s (7 d). */
+    fullIntervalSeconds: z.number().int().positive().default(604800),
     /**
      * Links and blobs younger than this are never collected; a HEAD or a manifest that
      * references an older link renews it. Default 86400 s (24 h).
@@ -25,7 +30,8 @@ export const GcConfigSchema = z
   })
   .default({
     enabled: true,
-    intervalSeconds: 21600,
+    intervalSeconds: 3600,
+    fullIntervalSeconds: 604800,
     graceSeconds: 86400,
     minGraceSeconds: 3600,
   });

@@ -14,6 +14,7 @@ describe('meridian gc', () => {
     const out = formatReport({
       region: 'eastus',
       role: 'primary',
+      mode: 'full',
       dryRun: true,
       graceSeconds: 86_400,
       repositories: 3,
@@ -29,7 +30,7 @@ describe('meridian gc', () => {
       unreadableRepositories: [],
       durationMs: 1500,
     });
-    expect(out).toMatch(/^region eastus \(primary\), dry run: would free 3\.0 MiB in 1\.5 s/);
+    expect(out).toMatch(/^region eastus \(primary, full\), dry run: would free 3\.0 MiB in 1\.5 s/);
     expect(out).toMatch(/blobs\s+3 \(3\.0 MiB\)/);
     expect(out).toMatch(/1 candidates rescued by concurrent pushes/);
   });

@@ -13,6 +13,7 @@ export function parseDuration(s: string): number {
 interface Report {
   region: string;
   role: string;
+  mode: string;
   dryRun: boolean;
   graceSeconds: number;
   repositories: number;
@@ -52,7 +53,7 @@ export function formatReport(r: Report): string {
     ['staged copies', String(r.stagingRemoved)],
   ];
   const lines = [
-    `region ${r.region} (${r.role})${r.dryRun ? ', dry run' : ''}: ${verb} ${bytes(r.bytesFreed)} in ${(r.durationMs / 1000).toFixed(1)} s, grace ${r.graceSeconds} s`,
+    `region ${r.region} (${r.role}, ${r.mode})${r.dryRun ? ', dry run' : ''}: ${verb} ${bytes(r.bytesFreed)} in ${(r.durationMs / 1000).toFixed(1)} s, grace ${r.graceSeconds} s`,
     `scanned ${r.repositories} repositories, ${r.manifests} manifests, ${r.blobsScanned} blobs; ${r.conflicts} candidates rescued by concurrent pushes`,
     table(rows),
   ];
@@ -70,9 +71,12 @@ export function formatReport(r: Report): string {
  */
 export async function gcCommand(
   conn: ApiConn,
-  o: { region?: string; dryRun?: boolean; grace?: string },
+  o: { region?: string; dryRun?: boolean; grace?: string; incremental?: boolean },
 ): Promise<string> {
-  const body: Record<string, unknown> = { dryRun: o.dryRun ?? false };
+  const body: Record<string, unknown> = {
+    dryRun: o.dryRun ?? false,
+    mode: o.incremental ? 'incremental' : 'full',
+  };
   if (o.region) body.region = o.region;
   if (o.grace !== undefined) body.graceSeconds = parseDuration(o.grace);
   const tty = process.stderr.isTTY;
@@ -122,10 +126,18 @@ export function registerGcCommand(program: Command, apiConn: (c: Command) => Com
       .option('--region <name>', "the region to collect (default: the node's own)")
       .option('--dry-run', 'report what would be freed; delete nothing')
       .option(
+        '--incremental',
+        'only what deletes left behind since the last run (the scheduled kind), not a full mark-and-sweep',
+      )
+      .option(
         '--grace <duration>',
         'keep anything younger than this (e.g. 24h; at least gc.minGraceSeconds)',
       ),
-  ).action(async (o: ApiConn & { region?: string; dryRun?: boolean; grace?: string }) => {
-    process.stdout.write(`${await gcCommand(o, o)}\n`);
-  });
+  ).action(
+    async (
+      o: ApiConn & { region?: string; dryRun?: boolean; grace?: string; incremental?: boolean },
+    ) => {
+      process.stdout.write(`${await gcCommand(o, o)}\n`);
+    },
+  );
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import {
+  attachGcCandidates,
   GarbageCollector,
   GcRequestError,
   GcService,
@@ -51,6 +52,8 @@ export async function openNodeGc(
     graceMs,
     minGraceMs: config.gc.minGraceSeconds * 1000,
   });
+  // Every delete leaves a note for the next incremental run (a durable event subscriber).
+  const detachCandidates = await attachGcCandidates(registry, deps.store);
   let schedule: RunningGc | undefined;
   let timer: NodeJS.Timeout | undefined;
   if (queues) {
@@ -59,16 +62,22 @@ export async function openNodeGc(
       bullPrefix: queues.bullPrefix,
       regions: [{ name: config.region, collector }],
       intervalSeconds: config.gc.enabled ? config.gc.intervalSeconds : 0,
+      fullIntervalSeconds: config.gc.enabled ? config.gc.fullIntervalSeconds : 0,
+      replicaRegions: config.regions.filter((r) => r.role === 'replica').map((r) => r.name),
       graceMs,
       log,
     });
   } else if (config.gc.enabled) {
+    // One process, no Redis: incremental runs on a timer, a full run every fullIntervalSeconds.
     let running = false;
+    let lastFull = Date.now();
     timer = setInterval(() => {
       if (running) return;
       running = true;
+      const full = Date.now() - lastFull >= config.gc.fullIntervalSeconds * 1000;
+      if (full) lastFull = Date.now();
       service
-        .run({})
+        .run({ mode: full ? 'full' : 'incremental' })
         .then((r) => log.info(r, 'garbage collection finished'))
         .catch((err: unknown) =>
           log.warn({ err: (err as Error).message }, 'garbage collection failed'),
@@ -92,6 +101,7 @@ export async function openNodeGc(
     close: async () => {
       if (timer) clearInterval(timer);
       await schedule?.close();
+      await detachCandidates();
     },
   };
 }

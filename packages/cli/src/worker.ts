@@ -76,7 +76,8 @@ export async function runWorkers(
         },
       }),
     })),
-    intervalSeconds: config.gc.enabled ? config.gc.intervalSeconds : 0,
+    intervalSeconds: 0, // a replica's incremental runs follow the primary's
+    fullIntervalSeconds: config.gc.enabled ? config.gc.fullIntervalSeconds : 0,
     graceMs: config.gc.graceSeconds * 1000,
     log,
   });

@@ -33,6 +33,14 @@ export const Layout = {
     `_uploads/${id}/chunks/${String(offset).padStart(16, '0')}${writer ? `-${writer}` : ''}`,
   /** Staged writes of replication copies and fallbacks (`staging`), swept by GC. */
   stagingRoot: '_replication/staging/',
+  /** Garbage collection's to-do list, written from events (ADR 0012). */
+  gcRoot: '_gc/',
+  /** A repository whose state changed by a delete: its links are swept by the next run. */
+  gcDirty: (repo: string) => `_gc/dirty/${repo}/_repo`,
+  gcDirtyRoot: '_gc/dirty/',
+  /** A blob some delete may have left unreferenced. */
+  gcCandidate: (d: Digest) => `_gc/blobs/${d.algorithm}-${d.hex}`,
+  gcCandidatesRoot: '_gc/blobs/',
   /** Blobs whose bytes did not hash to their digest (`meridian storage verify --repair`). */
   quarantineRoot: '_quarantine/',
   quarantined: (blobKey: string) => `_quarantine/${blobKey}`,

@@ -1,4 +1,4 @@
-import type { Digest } from '@meridian/oci';
+import { parseDigest, type Digest } from '@meridian/oci';
 import { Layout, RepositoryLayout, listAllObjects, type ObjectStore } from '@meridian/storage';
 import { markAll, type Mark, type RepositoryMark } from './mark';
 
@@ -39,6 +39,14 @@ export interface CollectorOptions {
 }
 
 export interface GcRunOptions {
+  /**
+   * `full`: mark every repository, sweep every blob (the backstop). `incremental`: only what
+   * deletes left behind — the repositories and blobs named in `_gc/` by the event subscriber (a
+   * primary), or the `digests` the primary freed (a replica). Default `full`.
+   */
+  mode?: 'full' | 'incremental';
+  /** Replica, incremental: the blobs the primary freed. */
+  digests?: string[];
   dryRun?: boolean;
   graceMs: number;
   /** Progress: phase name and how far it is (`done` of `total`). */
@@ -48,6 +56,7 @@ export interface GcRunOptions {
 export interface GcReport {
   region: string;
   role: 'primary' | 'replica';
+  mode: 'full' | 'incremental';
   dryRun: boolean;
   graceSeconds: number;
   repositories: number;
@@ -65,11 +74,31 @@ export interface GcReport {
   unreadableRepositories: string[];
   uploadsPurged: number;
   stagingRemoved: number;
+  /** The blobs deleted (a primary's list is what its replicas then collect). */
+  deletedDigests: string[];
+  /** Replica, incremental: candidates the region still links (their unlink has not arrived). */
+  deferredDigests: string[];
   startedAt: string;
   durationMs: number;
 }
 
 const noGuard: GcGuard = { exclusive: (_key, fn) => fn() };
+
+interface RunContext {
+  cut: number;
+  dryRun: boolean;
+  report: GcReport;
+  seen: ReadonlySet<string> | undefined;
+  onProgress: GcRunOptions['onProgress'];
+}
+
+function tryDigest(s: string): Digest | undefined {
+  try {
+    return parseDigest(s);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Online garbage collection of one region's storage (ADR 0012): mark what every repository
@@ -82,6 +111,10 @@ export class GarbageCollector {
   private readonly guard: GcGuard;
   private readonly now: () => number;
 
+  get role(): 'primary' | 'replica' {
+    return this.opts.role;
+  }
+
   constructor(private readonly opts: CollectorOptions) {
     if (opts.role === 'replica' && !opts.primary)
       throw new Error('a replica collector needs the primary store');
@@ -93,10 +126,12 @@ export class GarbageCollector {
   async run(run: GcRunOptions): Promise<GcReport> {
     const started = this.now();
     const dryRun = run.dryRun ?? false;
+    const mode = run.mode ?? 'full';
     const cut = started - run.graceMs;
     const report: GcReport = {
       region: this.opts.region,
       role: this.opts.role,
+      mode,
       dryRun,
       graceSeconds: Math.round(run.graceMs / 1000),
       repositories: 0,
@@ -110,35 +145,20 @@ export class GarbageCollector {
       unreadableRepositories: [],
       uploadsPurged: 0,
       stagingRemoved: 0,
+      deletedDigests: [],
+      deferredDigests: [],
       startedAt: new Date(started).toISOString(),
       durationMs: 0,
     };
     // Watch before listing: a link made after a repository was listed is still seen.
     const watch = this.guard.watch?.();
+    const ctx: RunContext = { cut, dryRun, report, seen: watch?.seen, onProgress: run.onProgress };
     try {
       if (!dryRun && this.opts.purgeUploads) report.uploadsPurged = await this.opts.purgeUploads();
-      const repos = await this.layout.listRepositories();
-      let marked = 0;
-      const mark = await markAll(this.layout, repos, 8, () =>
-        run.onProgress?.('mark', ++marked, repos.length),
-      );
-      report.repositories = repos.length;
-      report.manifests = mark.manifests;
-      report.unreadableRepositories = mark.repositories
-        .filter((m) => m.unreadable.length > 0)
-        .map((m) => m.repository);
-      const linked = new Set(mark.live);
-      if (this.opts.role === 'primary') {
-        let swept = 0;
-        for (const m of mark.repositories) {
-          await this.sweepRepository(m, cut, dryRun, linked, report);
-          run.onProgress?.('unlink', ++swept, mark.repositories.length);
-        }
-      } else {
-        for (const m of mark.repositories) for (const l of m.layers) linked.add(l.digest.value);
-      }
-      await this.sweepBlobs(mark, linked, cut, dryRun, report, watch?.seen, run.onProgress);
-      report.stagingRemoved = await this.sweepStaging(cut, dryRun);
+      if (mode === 'full') await this.full(ctx);
+      else if (this.opts.role === 'primary') await this.incrementalPrimary(ctx, started);
+      else await this.incrementalReplica(ctx, run.digests ?? []);
+      if (mode === 'full') report.stagingRemoved = await this.sweepStaging(cut, dryRun);
     } finally {
       watch?.stop();
     }
@@ -146,26 +166,195 @@ export class GarbageCollector {
     return report;
   }
 
-  /** Unlinks the repository's layer links no manifest of it references, older than the grace. */
+  /** Mark every repository, unlink (primary), sweep every stored blob. */
+  private async full(ctx: RunContext): Promise<void> {
+    const { report } = ctx;
+    const repos = await this.layout.listRepositories();
+    let marked = 0;
+    const mark = await markAll(this.layout, repos, 8, () =>
+      ctx.onProgress?.('mark', ++marked, repos.length),
+    );
+    this.noteMark(mark, report);
+    const linked = new Set(mark.live);
+    const keepDirty = new Set<string>();
+    if (this.opts.role === 'primary') {
+      let swept = 0;
+      for (const m of mark.repositories) {
+        const { waiting } = await this.sweepRepository(m, ctx, linked);
+        if (waiting) keepDirty.add(m.repository);
+        ctx.onProgress?.('unlink', ++swept, mark.repositories.length);
+      }
+    } else {
+      for (const m of mark.repositories) for (const l of m.layers) linked.add(l.digest.value);
+    }
+    const blobs = await this.layout.listBlobs();
+    report.blobsScanned = blobs.length;
+    const primary = this.opts.primary ? new RepositoryLayout(this.opts.primary) : undefined;
+    let done = 0;
+    for (const b of blobs) {
+      ctx.onProgress?.('sweep', ++done, blobs.length);
+      if (linked.has(b.digest.value) || b.modified.getTime() >= ctx.cut) continue;
+      if (primary && (await primary.hasBlob(b.digest))) continue;
+      await this.deleteBlob(b.digest, ctx, () => this.linkedNow(mark.repositories, b.digest));
+    }
+    if (!ctx.dryRun && this.opts.role === 'primary') await this.clearMarkers(mark, ctx, keepDirty);
+  }
+
+  /**
+   * Only what deletes left behind: the repositories the event subscriber marked dirty are
+   * marked and swept; the blobs it named, and those this run unlinked, are deleted when no
+   * repository links them. Markers are removed once handled (never those written during the
+   * run); a repository stays dirty while its manifests reference what it does not link, or
+   * while it has unreferenced links still inside the grace period.
+   */
+  private async incrementalPrimary(ctx: RunContext, started: number): Promise<void> {
+    const { report } = ctx;
+    const markers = await listAllObjects(this.opts.store, Layout.gcRoot);
+    const old = markers.filter((m) => m.modified.getTime() < started);
+    const dirty = old.flatMap((m) => {
+      const k = /^_gc\/dirty\/(.+)\/_repo$/.exec(m.key);
+      return k ? [k[1]!] : [];
+    });
+    const candidates = new Map<string, Digest>();
+    for (const m of old) {
+      const k = /^_gc\/blobs\/([a-z0-9]+)-([a-f0-9]+)$/.exec(m.key);
+      if (k) {
+        const d = tryDigest(`${k[1]}:${k[2]}`);
+        if (d) candidates.set(d.value, d);
+      }
+    }
+    const mark = await markAll(this.layout, dirty, 8);
+    this.noteMark(mark, report);
+    const linked = new Set(mark.live);
+    const keepDirty = new Set<string>();
+    for (const m of mark.repositories) {
+      const { unlinked, waiting } = await this.sweepRepository(m, ctx, linked);
+      for (const d of unlinked) candidates.set(d.value, d);
+      if (waiting || m.dangling.length > 0 || m.unreadable.length > 0) keepDirty.add(m.repository);
+    }
+    const repos = candidates.size > 0 ? await this.layout.listRepositories() : [];
+    const keepCandidate = new Set<string>();
+    let done = 0;
+    for (const d of candidates.values()) {
+      ctx.onProgress?.('sweep', ++done, candidates.size);
+      report.blobsScanned++;
+      if (linked.has(d.value)) continue;
+      const info = await this.layout.blobInfo(d);
+      if (!info) continue;
+      if (info.modified.getTime() >= ctx.cut) {
+        keepCandidate.add(d.value); // not yet past the grace: the next run looks again
+        continue;
+      }
+      await this.deleteBlob(d, ctx, () => this.linkedIn(repos, d));
+    }
+    if (ctx.dryRun) return;
+    for (const m of old) {
+      const k = /^_gc\/dirty\/(.+)\/_repo$/.exec(m.key);
+      const b = /^_gc\/blobs\/([a-z0-9]+)-([a-f0-9]+)$/.exec(m.key);
+      if (k && keepDirty.has(k[1]!)) continue;
+      if (b && keepCandidate.has(`${b[1]}:${b[2]}`)) continue;
+      await this.opts.store.delete(m.key);
+    }
+  }
+
+  /**
+   * A replica's share of what the primary freed: each blob the region still holds, no longer
+   * links and the primary no longer has. Ones the region still links are reported as deferred
+   * (their unlink is still on its way through replication).
+   */
+  private async incrementalReplica(ctx: RunContext, digests: string[]): Promise<void> {
+    const repos = await this.layout.listRepositories();
+    const primary = new RepositoryLayout(this.opts.primary!);
+    ctx.report.repositories = repos.length;
+    for (const s of digests) {
+      const d = tryDigest(s);
+      if (!d) continue;
+      ctx.report.blobsScanned++;
+      if (await primary.hasBlob(d)) continue;
+      if (await this.linkedIn(repos, d)) {
+        ctx.report.deferredDigests.push(d.value);
+        continue;
+      }
+      await this.deleteBlob(d, ctx, () => this.linkedIn(repos, d));
+    }
+  }
+
+  private noteMark(mark: Mark, report: GcReport): void {
+    report.repositories = mark.repositories.length;
+    report.manifests = mark.manifests;
+    report.unreadableRepositories = mark.repositories
+      .filter((m) => m.unreadable.length > 0)
+      .map((m) => m.repository);
+  }
+
+  /**
+   * Deletes blob `d` under its lock if, re-checked now, it is still past the grace, not
+   * referenced since the run started and not linked (`linked`).
+   */
+  private async deleteBlob(
+    d: Digest,
+    ctx: RunContext,
+    linked: () => Promise<boolean>,
+  ): Promise<void> {
+    const { report } = ctx;
+    await this.guard.exclusive(`blob:${d.value}`, async () => {
+      const info = await this.layout.blobInfo(d);
+      if (!info) return;
+      if (ctx.seen?.has(d.value) || info.modified.getTime() >= ctx.cut || (await linked())) {
+        report.conflicts++;
+        return;
+      }
+      report.blobsDeleted++;
+      report.bytesFreed += info.size;
+      report.deletedDigests.push(d.value);
+      if (ctx.dryRun) return;
+      await this.opts.hooks?.beforeDelete?.(d.value);
+      await this.layout.deleteBlob(d);
+    });
+  }
+
+  /** After a full run: every marker written before it is handled (except still-dirty repos). */
+  private async clearMarkers(mark: Mark, ctx: RunContext, keep: Set<string>): Promise<void> {
+    const started = Date.parse(ctx.report.startedAt);
+    for (const m of mark.repositories)
+      if (m.dangling.length > 0 || m.unreadable.length > 0) keep.add(m.repository);
+    for (const o of await listAllObjects(this.opts.store, Layout.gcRoot)) {
+      if (o.modified.getTime() >= started) continue;
+      const k = /^_gc\/dirty\/(.+)\/_repo$/.exec(o.key);
+      if (k && keep.has(k[1]!)) continue;
+      const b = /^_gc\/blobs\/([a-z0-9]+)-([a-f0-9]+)$/.exec(o.key);
+      const d = b ? tryDigest(`${b[1]}:${b[2]}`) : undefined;
+      const info = d ? await this.layout.blobInfo(d) : undefined;
+      if (info && info.modified.getTime() >= ctx.cut) continue; // judged by a later run
+      await this.opts.store.delete(o.key);
+    }
+  }
+
+  /**
+   * Unlinks the repository's layer links no manifest of it references, older than the grace;
+   * `waiting` when unreferenced links remain that are still inside it.
+   */
   private async sweepRepository(
     m: RepositoryMark,
-    cut: number,
-    dryRun: boolean,
+    ctx: RunContext,
     linked: Set<string>,
-    report: GcReport,
-  ): Promise<void> {
+  ): Promise<{ unlinked: Digest[]; waiting: boolean }> {
+    const { cut, dryRun, report } = ctx;
     const keep = m.unreadable.length > 0;
     const candidates: Digest[] = [];
+    let waiting = false;
     for (const l of m.layers) {
       const d = l.digest.value;
-      if (keep || m.referenced.has(d) || m.revisions.has(d) || l.modified.getTime() >= cut)
-        linked.add(d);
+      const used = keep || m.referenced.has(d) || m.revisions.has(d);
+      if (!used && l.modified.getTime() >= cut) waiting = true;
+      if (used || l.modified.getTime() >= cut) linked.add(d);
       else candidates.push(l.digest);
     }
     const strayReferrers = m.referrers.filter(
       (r) => !m.revisions.has(r.digest.value) && r.modified.getTime() < cut,
     );
-    if (candidates.length === 0 && strayReferrers.length === 0) return;
+    const unlinked: Digest[] = [];
+    if (candidates.length === 0 && strayReferrers.length === 0) return { unlinked, waiting };
     await this.guard.exclusive(`repo:${m.repository}`, async () => {
       for (const d of candidates) {
         // Re-checked now: a push that asked about the blob or referenced it rewrote the link.
@@ -177,6 +366,7 @@ export class GarbageCollector {
           continue;
         }
         report.linksRemoved++;
+        unlinked.push(d);
         if (dryRun) continue;
         await this.opts.hooks?.beforeUnlink?.(m.repository, d.value);
         await this.layout.unlinkLayer(m.repository, d);
@@ -190,54 +380,24 @@ export class GarbageCollector {
           await this.opts.store.delete(Layout.referrer(m.repository, r.subject, r.digest));
       }
     });
-  }
-
-  /** Deletes stored bytes no repository links (and, on a replica, the primary no longer has). */
-  private async sweepBlobs(
-    mark: Mark,
-    linked: Set<string>,
-    cut: number,
-    dryRun: boolean,
-    report: GcReport,
-    seen: ReadonlySet<string> | undefined,
-    onProgress: GcRunOptions['onProgress'],
-  ): Promise<void> {
-    const blobs = await this.layout.listBlobs();
-    report.blobsScanned = blobs.length;
-    const primary = this.opts.primary ? new RepositoryLayout(this.opts.primary) : undefined;
-    let done = 0;
-    for (const b of blobs) {
-      onProgress?.('sweep', ++done, blobs.length);
-      const d = b.digest.value;
-      if (linked.has(d) || b.modified.getTime() >= cut) continue;
-      if (primary && (await primary.hasBlob(b.digest))) continue;
-      await this.guard.exclusive(`blob:${d}`, async () => {
-        const info = await this.layout.blobInfo(b.digest);
-        if (!info) return;
-        if (
-          seen?.has(d) ||
-          info.modified.getTime() >= cut ||
-          (await this.linkedNow(mark, b.digest))
-        ) {
-          report.conflicts++;
-          return;
-        }
-        report.blobsDeleted++;
-        report.bytesFreed += info.size;
-        if (dryRun) return;
-        await this.opts.hooks?.beforeDelete?.(d);
-        await this.layout.deleteBlob(b.digest);
-      });
-    }
+    return { unlinked, waiting };
   }
 
   /**
-   * On a replica, whether a repository links `d` now (replication may have linked it since the
-   * mark; the primary's own writers are covered by the guard's watch instead).
+   * Full run: on a replica, whether a repository links `d` now (replication may have linked it
+   * since the mark); on a primary the guard's watch covers every link made since the mark.
    */
-  private async linkedNow(mark: Mark, d: Digest): Promise<boolean> {
+  private async linkedNow(marks: RepositoryMark[], d: Digest): Promise<boolean> {
     if (this.opts.role === 'primary') return false;
-    for (const m of mark.repositories) if (await this.layout.isLinked(m.repository, d)) return true;
+    return this.linkedIn(
+      marks.map((m) => m.repository),
+      d,
+    );
+  }
+
+  /** Whether any of `repos` links `d` (as a layer or a manifest revision) now. */
+  private async linkedIn(repos: string[], d: Digest): Promise<boolean> {
+    for (const r of repos) if (await this.layout.isLinked(r, d)) return true;
     return false;
   }
 

@@ -12,6 +12,11 @@ export interface RepositoryMark {
   referrers: { subject: Digest; digest: Digest; modified: Date }[];
   /** Manifests whose content could not be read or parsed: the repository's links are all kept. */
   unreadable: string[];
+  /**
+   * Digests its manifests reference that it neither links nor holds as a revision (a child or a
+   * layer deleted by hand from under a manifest): live only through this repository's mark.
+   */
+  dangling: string[];
 }
 
 export interface Mark {
@@ -66,6 +71,7 @@ async function markRepository(
     layers: [],
     referrers: [],
     unreadable: [],
+    dangling: [],
   };
   for (const { key, modified } of await layout.scanObjects(repository)) {
     if (key.kind === 'revision') mark.revisions.add(key.digest);
@@ -94,6 +100,8 @@ async function markRepository(
     }
   };
   for (const d of mark.revisions) await visit(d, 0);
+  const linked = new Set(mark.layers.map((l) => l.digest.value));
+  mark.dangling = [...mark.referenced].filter((d) => !linked.has(d) && !mark.revisions.has(d));
   return mark;
 }
 

@@ -2,13 +2,18 @@ import { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GarbageCollector, GcReport } from './collector';
-import { recordFailure, recordRun } from './metrics';
+import { gcLastSuccess, recordFailure, recordRun } from './metrics';
 
 export interface GcJobData {
   region: string;
-  reason: 'schedule' | 'manual';
+  /** `primary`: a replica's share of what the primary just freed (`digests`). */
+  reason: 'schedule' | 'manual' | 'primary';
+  mode: 'full' | 'incremental';
   dryRun: boolean;
   graceMs: number;
+  digests?: string[];
+  /** How many times a replica's share was deferred (its unlinks had not arrived yet). */
+  attempt?: number;
 }
 
 export interface GcScheduleOptions {
@@ -17,8 +22,14 @@ export interface GcScheduleOptions {
   bullPrefix: string;
   /** The regions this process collects, each with its collector. */
   regions: { name: string; collector: GarbageCollector }[];
-  /** `gc.intervalSeconds`; 0 turns the schedule off (runs on demand only). */
+  /** `gc.intervalSeconds`: incremental runs (primary regions); 0 turns them off. */
   intervalSeconds: number;
+  /** `gc.fullIntervalSeconds`: full mark-and-sweep runs (every region); 0 turns them off. */
+  fullIntervalSeconds: number;
+  /** On a primary: the replica regions that then collect what it freed. */
+  replicaRegions?: string[];
+  /** How long a replica's deferred share waits before it is tried again, ms. Default 30 000. */
+  deferMs?: number;
   /** `gc.graceSeconds` in ms, for scheduled runs. */
   graceMs: number;
   log: Logger;
@@ -51,26 +62,39 @@ export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningG
   );
   for (const [i, q] of queues.entries()) {
     const region = opts.regions[i]!.name;
+    const role = opts.regions[i]!.collector.role;
     await q.setGlobalConcurrency(1);
-    if (opts.intervalSeconds > 0)
-      await q.upsertJobScheduler(
-        `gc-${region}`,
-        { every: opts.intervalSeconds * 1000 },
-        {
-          name: 'gc',
-          data: { region, reason: 'schedule', dryRun: false, graceMs: opts.graceMs },
-          opts: KEEP,
-        },
-      );
-    else await q.removeJobScheduler(`gc-${region}`);
+    const schedules: [string, 'full' | 'incremental', number][] = [
+      [`gc-${region}`, 'incremental', role === 'primary' ? opts.intervalSeconds : 0],
+      [`gc-full-${region}`, 'full', opts.fullIntervalSeconds],
+    ];
+    for (const [id, mode, seconds] of schedules) {
+      if (seconds > 0)
+        await q.upsertJobScheduler(
+          id,
+          { every: seconds * 1000 },
+          {
+            name: 'gc',
+            data: { region, reason: 'schedule', mode, dryRun: false, graceMs: opts.graceMs },
+            opts: KEEP,
+          },
+        );
+      else await q.removeJobScheduler(id);
+    }
+    // The last success survives a restart (the alert on it must not go quiet with the process).
+    const done = await q.getJobs(['completed'], 0, 49);
+    const last = Math.max(0, ...done.filter((j) => !j.data.dryRun).map((j) => j.finishedOn ?? 0));
+    if (last > 0) gcLastSuccess.set({ region }, last / 1000);
   }
   const workers = opts.regions.map((r) => {
     const w = new Worker<GcJobData, GcReport>(
       gcQueueName(r.name),
       async (job) => {
-        const { dryRun, graceMs, reason } = job.data;
+        const { dryRun, graceMs, reason, mode, digests } = job.data;
         try {
           const report = await r.collector.run({
+            mode: mode ?? 'full',
+            digests,
             dryRun,
             graceMs,
             onProgress: (phase, done, total) => {
@@ -79,7 +103,9 @@ export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningG
             },
           });
           recordRun(report);
-          log.info({ ...report, reason }, 'garbage collection finished');
+          const { deletedDigests, deferredDigests, ...summary } = report;
+          log.info({ ...summary, reason }, 'garbage collection finished');
+          if (!dryRun) await handOn(opts, job.data, deletedDigests, deferredDigests);
           return report;
         } catch (err) {
           recordFailure(r.name, dryRun);
@@ -107,6 +133,53 @@ export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningG
       await Promise.all(queues.map((q) => q.close()));
     },
   };
+}
+
+/**
+ * What a run leaves to others: a primary's freed blobs become each replica's incremental run;
+ * a replica's deferred ones are tried again later (at most 20 times; then the full run has them).
+ */
+async function handOn(
+  opts: GcScheduleOptions,
+  data: GcJobData,
+  deleted: string[],
+  deferred: string[],
+): Promise<void> {
+  const jobs: { region: string; digests: string[]; attempt: number; delay: number }[] = [];
+  if (deleted.length > 0 && data.reason !== 'primary')
+    for (const region of opts.replicaRegions ?? [])
+      // A moment later: the unlinks this run made reach the replicas through replication.
+      jobs.push({ region, digests: deleted, attempt: 0, delay: 5_000 });
+  if (deferred.length > 0 && (data.attempt ?? 0) < 20)
+    jobs.push({
+      region: data.region,
+      digests: deferred,
+      attempt: (data.attempt ?? 0) + 1,
+      delay: opts.deferMs ?? 30_000,
+    });
+  for (const j of jobs) {
+    const q = new Queue<GcJobData>(gcQueueName(j.region), {
+      connection: opts.redis,
+      prefix: opts.bullPrefix,
+    });
+    try {
+      await q.add(
+        'gc',
+        {
+          region: j.region,
+          reason: 'primary',
+          mode: 'incremental',
+          dryRun: false,
+          graceMs: data.graceMs,
+          digests: j.digests,
+          attempt: j.attempt,
+        },
+        { ...KEEP, delay: j.delay },
+      );
+    } finally {
+      await q.close();
+    }
+  }
 }
 
 /**

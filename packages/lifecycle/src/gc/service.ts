@@ -23,6 +23,8 @@ export interface GcServiceOptions {
 
 export interface GcRequest {
   region?: string;
+  /** Default `full`. */
+  mode?: 'full' | 'incremental';
   dryRun?: boolean;
   graceSeconds?: number;
 }
@@ -31,6 +33,7 @@ export interface GcHistoryEntry {
   region: string;
   id: string;
   reason: string;
+  mode: string;
   dryRun: boolean;
   startedAt?: number;
   finishedAt?: number;
@@ -55,12 +58,13 @@ export class GcService {
         `grace ${Math.round(graceMs / 1000)} s is below gc.minGraceSeconds (${this.opts.minGraceMs / 1000} s)`,
       );
     const dryRun = req.dryRun ?? false;
+    const mode = req.mode ?? 'full';
     if (this.opts.redis)
-      return runGc(this.opts.redis, this.opts.bullPrefix, { region, dryRun, graceMs });
+      return runGc(this.opts.redis, this.opts.bullPrefix, { region, mode, dryRun, graceMs });
     if (region !== this.opts.region || !this.opts.collector)
       throw new GcRequestError(`region ${region} is collected by its workers, which need Redis`);
     try {
-      const report = await this.opts.collector.run({ dryRun, graceMs });
+      const report = await this.opts.collector.run({ mode, dryRun, graceMs });
       recordRun(report);
       return report;
     } catch (err) {
@@ -84,6 +88,7 @@ export class GcService {
             region,
             id: String(j.id),
             reason: j.data.reason,
+            mode: j.data.mode,
             dryRun: j.data.dryRun,
             startedAt: j.processedOn,
             finishedAt: j.finishedOn,

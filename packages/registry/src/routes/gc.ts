@@ -4,7 +4,12 @@ import type { AppRoute } from '../http/route-table';
 /** What the GC admin API needs (implemented by @meridian/lifecycle's GcService, wired by the CLI). */
 export interface GcAdmin {
   /** Runs GC of a region now; resolves to its report. Rejects with an `OciError` for a bad request. */
-  run(req: { region?: string; dryRun?: boolean; graceSeconds?: number }): Promise<unknown>;
+  run(req: {
+    region?: string;
+    mode?: 'full' | 'incremental';
+    dryRun?: boolean;
+    graceSeconds?: number;
+  }): Promise<unknown>;
   /** The last runs of every region, newest first. */
   history(): Promise<unknown[]>;
 }
@@ -15,7 +20,7 @@ const NOT_CONFIGURED = (): OciError =>
 const badBody = (why: string): OciError =>
   new OciError(
     'UNSUPPORTED',
-    `${why}; the body is {"region": "name", "dryRun": true|false, "graceSeconds": n} (all optional)`,
+    `${why}; the body is {"region": "name", "mode": "full"|"incremental", "dryRun": true|false, "graceSeconds": n} (all optional)`,
     undefined,
     400,
   );
@@ -34,11 +39,13 @@ export function gcRoutes(gc: GcAdmin | undefined): AppRoute[] {
       handle: async (req, res) => {
         const b: unknown = req.body ?? {};
         if (typeof b !== 'object' || b === null || Array.isArray(b)) throw badBody('not an object');
-        const { region, dryRun, graceSeconds, ...rest } = b as Record<string, unknown>;
+        const { region, mode, dryRun, graceSeconds, ...rest } = b as Record<string, unknown>;
         if (Object.keys(rest).length > 0)
           throw badBody(`unknown field ${Object.keys(rest)[0]!.slice(0, 40)}`);
         if (region !== undefined && (typeof region !== 'string' || !isValidName(region)))
           throw badBody('region is not a region name');
+        if (mode !== undefined && mode !== 'full' && mode !== 'incremental')
+          throw badBody('mode is not "full" or "incremental"');
         if (dryRun !== undefined && typeof dryRun !== 'boolean')
           throw badBody('dryRun is not a boolean');
         if (
@@ -51,7 +58,7 @@ export function gcRoutes(gc: GcAdmin | undefined): AppRoute[] {
         )
           throw badBody('graceSeconds is not a whole number of seconds');
         if (!gc) throw NOT_CONFIGURED();
-        res.json(await gc.run({ region, dryRun, graceSeconds }));
+        res.json(await gc.run({ region, mode, dryRun, graceSeconds }));
       },
     },
     {
