@@ -204,6 +204,23 @@ export class RepositoryLayout {
     return out;
   }
 
+  /**
+   * Every digest the repository links (layer links and manifest revisions), from listings:
+   * a few list calls per repository instead of a HEAD per digest.
+   */
+  async listLinkedDigests(repository: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    const roots = [
+      `${Layout.repository(repository)}_layers/`,
+      `${Layout.repository(repository)}_manifests/revisions/`,
+    ];
+    for (const root of roots)
+      for (const alg of await listChildPrefixes(this.store, root))
+        for (const hex of await listChildPrefixes(this.store, alg))
+          out.add(`${alg.slice(root.length, -1)}:${hex.slice(alg.length, -1)}`);
+    return out;
+  }
+
   /** Like `scan`, with each key's modification time. */
   async scanObjects(repository: string): Promise<{ key: RepositoryKey; modified: Date }[]> {
     const objects = await listAllObjects(this.store, Layout.repository(repository));

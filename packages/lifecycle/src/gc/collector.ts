@@ -195,7 +195,7 @@ export class GarbageCollector {
       ctx.onProgress?.('sweep', ++done, blobs.length);
       if (linked.has(b.digest.value) || b.modified.getTime() >= ctx.cut) continue;
       if (primary && (await primary.hasBlob(b.digest))) continue;
-      await this.deleteBlob(b.digest, ctx, () => this.linkedNow(mark.repositories, b.digest));
+      await this.deleteBlob(b.digest, ctx, () => this.primaryHas(b.digest));
     }
     if (!ctx.dryRun && this.opts.role === 'primary') await this.clearMarkers(mark, ctx, keepDirty);
   }
@@ -232,7 +232,8 @@ export class GarbageCollector {
       for (const d of unlinked) candidates.set(d.value, d);
       if (waiting || m.dangling.length > 0 || m.unreadable.length > 0) keepDirty.add(m.repository);
     }
-    const repos = candidates.size > 0 ? await this.layout.listRepositories() : [];
+    // Links anywhere, from listings (the guard's watch covers links made since the run began).
+    const linkedAnywhere = candidates.size > 0 ? await this.linkedAnywhere() : new Set<string>();
     const keepCandidate = new Set<string>();
     let done = 0;
     for (const d of candidates.values()) {
@@ -245,7 +246,8 @@ export class GarbageCollector {
         keepCandidate.add(d.value); // not yet past the grace: the next run looks again
         continue;
       }
-      await this.deleteBlob(d, ctx, () => this.linkedIn(repos, d));
+      if (linkedAnywhere.has(d.value)) continue;
+      await this.deleteBlob(d, ctx, async () => false);
     }
     if (ctx.dryRun) return;
     for (const m of old) {
@@ -263,19 +265,18 @@ export class GarbageCollector {
    * (their unlink is still on its way through replication).
    */
   private async incrementalReplica(ctx: RunContext, digests: string[]): Promise<void> {
-    const repos = await this.layout.listRepositories();
     const primary = new RepositoryLayout(this.opts.primary!);
-    ctx.report.repositories = repos.length;
+    const linked = await this.linkedAnywhere();
     for (const s of digests) {
       const d = tryDigest(s);
       if (!d) continue;
       ctx.report.blobsScanned++;
       if (await primary.hasBlob(d)) continue;
-      if (await this.linkedIn(repos, d)) {
+      if (linked.has(d.value)) {
         ctx.report.deferredDigests.push(d.value);
         continue;
       }
-      await this.deleteBlob(d, ctx, () => this.linkedIn(repos, d));
+      await this.deleteBlob(d, ctx, () => this.primaryHas(d));
     }
   }
 
@@ -289,18 +290,18 @@ export class GarbageCollector {
 
   /**
    * Deletes blob `d` under its lock if, re-checked now, it is still past the grace, not
-   * referenced since the run started and not linked (`linked`).
+   * referenced since the run started, and `needed` says no (a replica: the primary has it).
    */
   private async deleteBlob(
     d: Digest,
     ctx: RunContext,
-    linked: () => Promise<boolean>,
+    needed: () => Promise<boolean>,
   ): Promise<void> {
     const { report } = ctx;
     await this.guard.exclusive(`blob:${d.value}`, async () => {
       const info = await this.layout.blobInfo(d);
       if (!info) return;
-      if (ctx.seen?.has(d.value) || info.modified.getTime() >= ctx.cut || (await linked())) {
+      if (ctx.seen?.has(d.value) || info.modified.getTime() >= ctx.cut || (await needed())) {
         report.conflicts++;
         return;
       }
@@ -384,21 +385,25 @@ export class GarbageCollector {
   }
 
   /**
-   * Full run: on a replica, whether a repository links `d` now (replication may have linked it
-   * since the mark); on a primary the guard's watch covers every link made since the mark.
+   * On a replica, whether the primary holds `d` (re-checked under the lock: a replica deletes
+   * only what the primary no longer has, so no copy still on its way can need it).
    */
-  private async linkedNow(marks: RepositoryMark[], d: Digest): Promise<boolean> {
-    if (this.opts.role === 'primary') return false;
-    return this.linkedIn(
-      marks.map((m) => m.repository),
-      d,
-    );
+  private async primaryHas(d: Digest): Promise<boolean> {
+    return this.opts.primary ? new RepositoryLayout(this.opts.primary).hasBlob(d) : false;
   }
 
-  /** Whether any of `repos` links `d` (as a layer or a manifest revision) now. */
-  private async linkedIn(repos: string[], d: Digest): Promise<boolean> {
-    for (const r of repos) if (await this.layout.isLinked(r, d)) return true;
-    return false;
+  /** Every digest some repository links now, from listings (a few calls per repository). */
+  private async linkedAnywhere(): Promise<Set<string>> {
+    const out = new Set<string>();
+    const repos = await this.layout.listRepositories();
+    const queue = [...repos];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let r = queue.shift(); r !== undefined; r = queue.shift())
+          for (const d of await this.layout.listLinkedDigests(r)) out.add(d);
+      }),
+    );
+    return out;
   }
 
   /** Staged copies older than the grace period: left by a copier that crashed. */
