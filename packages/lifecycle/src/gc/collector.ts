@@ -1,6 +1,7 @@
 import { parseDigest, type Digest } from '@meridian/oci';
 import { Layout, RepositoryLayout, listAllObjects, type ObjectStore } from '@meridian/storage';
 import { markAll, type Mark, type RepositoryMark } from './mark';
+import { Pacer } from './pacer';
 
 /**
  * What keeps the collector and reference-creating writers apart (the registry's `ContentGuard`
@@ -36,6 +37,11 @@ export interface CollectorOptions {
   onUnlinked?: (repository: string, digest: string) => Promise<void>;
   hooks?: GcHooks;
   now?: () => number;
+  /**
+   * The share of the process's time a run may take (0–1], so a node's requests keep their
+   * latency while it collects in-process. Default 0.5; 1 runs flat out.
+   */
+  duty?: number;
 }
 
 export interface GcRunOptions {
@@ -85,6 +91,7 @@ export interface GcReport {
 const noGuard: GcGuard = { exclusive: (_key, fn) => fn() };
 
 interface RunContext {
+  pace: () => Promise<void>;
   cut: number;
   dryRun: boolean;
   report: GcReport;
@@ -152,7 +159,15 @@ export class GarbageCollector {
     };
     // Watch before listing: a link made after a repository was listed is still seen.
     const watch = this.guard.watch?.();
-    const ctx: RunContext = { cut, dryRun, report, seen: watch?.seen, onProgress: run.onProgress };
+    const pacer = new Pacer(this.opts.duty ?? 0.5);
+    const ctx: RunContext = {
+      pace: () => pacer.pace(),
+      cut,
+      dryRun,
+      report,
+      seen: watch?.seen,
+      onProgress: run.onProgress,
+    };
     try {
       if (!dryRun && this.opts.purgeUploads) report.uploadsPurged = await this.opts.purgeUploads();
       if (mode === 'full') await this.full(ctx);
@@ -171,8 +186,12 @@ export class GarbageCollector {
     const { report } = ctx;
     const repos = await this.layout.listRepositories();
     let marked = 0;
-    const mark = await markAll(this.layout, repos, 8, () =>
-      ctx.onProgress?.('mark', ++marked, repos.length),
+    const mark = await markAll(
+      this.layout,
+      repos,
+      4,
+      () => ctx.onProgress?.('mark', ++marked, repos.length),
+      ctx.pace,
     );
     this.noteMark(mark, report);
     const linked = new Set(mark.live);
@@ -193,6 +212,7 @@ export class GarbageCollector {
     let done = 0;
     for (const b of blobs) {
       ctx.onProgress?.('sweep', ++done, blobs.length);
+      await ctx.pace();
       if (linked.has(b.digest.value) || b.modified.getTime() >= ctx.cut) continue;
       if (primary && (await primary.hasBlob(b.digest))) continue;
       await this.deleteBlob(b.digest, ctx, () => this.primaryHas(b.digest));
@@ -223,7 +243,7 @@ export class GarbageCollector {
         if (d) candidates.set(d.value, d);
       }
     }
-    const mark = await markAll(this.layout, dirty, 8);
+    const mark = await markAll(this.layout, dirty, 4, undefined, ctx.pace);
     this.noteMark(mark, report);
     const linked = new Set(mark.live);
     const keepDirty = new Set<string>();
@@ -238,6 +258,7 @@ export class GarbageCollector {
     let done = 0;
     for (const d of candidates.values()) {
       ctx.onProgress?.('sweep', ++done, candidates.size);
+      await ctx.pace();
       report.blobsScanned++;
       if (linked.has(d.value)) continue;
       const info = await this.layout.blobInfo(d);

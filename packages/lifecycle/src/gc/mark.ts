@@ -37,6 +37,7 @@ export async function markAll(
   repositories: string[],
   concurrency = 8,
   onRepository?: () => void,
+  pace: () => Promise<void> = async () => {},
 ): Promise<Mark> {
   const cache = new Map<string, Promise<Refs>>();
   const marks: RepositoryMark[] = [];
@@ -44,7 +45,7 @@ export async function markAll(
   await Promise.all(
     Array.from({ length: Math.max(1, concurrency) }, async () => {
       for (let repo = queue.shift(); repo !== undefined; repo = queue.shift()) {
-        marks.push(await markRepository(layout, repo, cache));
+        marks.push(await markRepository(layout, repo, cache, pace));
         onRepository?.();
       }
     }),
@@ -63,6 +64,7 @@ async function markRepository(
   layout: RepositoryLayout,
   repository: string,
   cache: Map<string, Promise<Refs>>,
+  pace: () => Promise<void>,
 ): Promise<RepositoryMark> {
   const mark: RepositoryMark = {
     repository,
@@ -87,6 +89,7 @@ async function markRepository(
   const visit = async (digest: string, depth: number): Promise<void> => {
     if (seen.has(digest) || depth > 8) return;
     seen.add(digest);
+    await pace();
     const refs = await refsOf(layout, digest, cache);
     if (!refs) {
       // Whatever it references is unknown, so nothing of this repository is unlinked.
