@@ -173,4 +173,31 @@ describe('dashboard in a real browser', () => {
       .waitFor({ timeout: 10_000 });
     await shot('dashboard-backlog.png');
   });
+
+  it('shows when each region was last garbage-collected and what it freed', async () => {
+    const gcCell = (region: string) =>
+      row('#regions', region).locator('td[data-label="GC"]').textContent();
+    expect(await gcCell(c.primary.name)).toBe('not yet');
+    const img = image({ layers: 1, layerSize: 8192 });
+    const client = new RegistryClient(c.primary.url);
+    await client.pushImage('team/gone', 'v1', img.blobs, img.manifest);
+    expect((await client.delete(`/v2/team/gone/manifests/${img.manifest.digest}`)).status).toBe(
+      202,
+    );
+    const run = await client.post('/meridian/v1/admin/gc', {
+      body: JSON.stringify({ graceSeconds: 0 }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(run.status).toBe(200);
+    expect(run.json<{ blobsDeleted: number }>().blobsDeleted).toBeGreaterThanOrEqual(2);
+    await waitFor(
+      async () => /just now|ago/.test((await gcCell(c.primary.name)) ?? ''),
+      'GC shown',
+    );
+    const freed = await row('#regions', c.primary.name)
+      .locator('td[data-label="Freed (last GC)"]')
+      .textContent();
+    expect(freed).toMatch(/KiB|B$/);
+    expect(await gcCell(c.replicas[0]!.name)).toBe('not yet');
+  });
 });

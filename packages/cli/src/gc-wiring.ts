@@ -30,8 +30,35 @@ export async function openNodeGc(
   role: 'primary' | 'replica',
   deps: { registry: Registry; store: ObjectStore; queues?: ReplicationQueues; log: Logger },
 ): Promise<NodeGc> {
-  if (role !== 'primary') return { close: async () => {} };
   const { registry, queues, log } = deps;
+  const regions = config.regions.length > 0 ? config.regions.map((r) => r.name) : [config.region];
+  const graceMs = config.gc.graceSeconds * 1000;
+  const adminOf = (service: GcService): GcAdmin => ({
+    run: async (req) => {
+      try {
+        return await service.run(req);
+      } catch (err) {
+        if (err instanceof GcRequestError)
+          throw new OciError('UNSUPPORTED', err.message, undefined, 400);
+        throw err;
+      }
+    },
+    history: () => service.history(),
+    regions: () => service.regions(),
+  });
+  if (role !== 'primary') {
+    // A replica node collects nothing itself; with Redis it can still show and queue runs.
+    if (!queues) return { close: async () => {} };
+    const service = new GcService({
+      region: config.region,
+      regions,
+      redis: queues.redis,
+      bullPrefix: queues.bullPrefix,
+      graceMs,
+      minGraceMs: config.gc.minGraceSeconds * 1000,
+    });
+    return { admin: adminOf(service), close: async () => {} };
+  }
   const collector = new GarbageCollector({
     region: config.region,
     store: deps.store,
@@ -42,10 +69,9 @@ export async function openNodeGc(
     onUnlinked: (repository, digest) =>
       registry.events.emit({ type: 'blobDeleted', repository, digest, at: Date.now() }),
   });
-  const graceMs = config.gc.graceSeconds * 1000;
   const service = new GcService({
     region: config.region,
-    regions: config.regions.length > 0 ? config.regions.map((r) => r.name) : [config.region],
+    regions,
     collector,
     redis: queues?.redis,
     bullPrefix: queues?.bullPrefix ?? '',
@@ -86,18 +112,7 @@ export async function openNodeGc(
     }, config.gc.intervalSeconds * 1000).unref();
   }
   return {
-    admin: {
-      run: async (req) => {
-        try {
-          return await service.run(req);
-        } catch (err) {
-          if (err instanceof GcRequestError)
-            throw new OciError('UNSUPPORTED', err.message, undefined, 400);
-          throw err;
-        }
-      },
-      history: () => service.history(),
-    },
+    admin: adminOf(service),
     close: async () => {
       if (timer) clearInterval(timer);
       await schedule?.close();

@@ -10,6 +10,7 @@
 
   var state = {
     regions: [],
+    gc: {}, // region → {lastSuccessAt, lastRun, lastFailure} (absent where GC is not run)
     history: new Map(), // region -> points (oldest first)
     recent: [],
     lookup: null, // {repository, reference}
@@ -38,6 +39,9 @@
       i++;
     }
     return (v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)) + ' ' + units[i];
+  }
+  function fmtBytes(n) {
+    return n === null || n === undefined ? '—' : fmtRate(n).replace('/s', '');
   }
   function fmtAgo(iso) {
     if (!iso) return '—';
@@ -141,6 +145,17 @@
       getJson('recent', { limit: 40 }).then(function (b) {
         state.recent = b.events;
       }),
+      getJson('../gc/regions')
+        .then(function (b) {
+          var gc = {};
+          b.regions.forEach(function (r) {
+            gc[r.region] = r;
+          });
+          state.gc = gc;
+        })
+        .catch(function () {
+          state.gc = {};
+        }),
     ];
     if (state.lookup) jobs.push(lookupOnce());
     return Promise.allSettled(jobs).then(function (results) {
@@ -324,6 +339,17 @@
       'updated ' + fmtClock(Date.now()) + (state.servedBy ? ' · via ' + state.servedBy : '');
   }
 
+  /** When the region was last collected; a failure since, or two days without, is flagged. */
+  function gcCell(g) {
+    if (!g) return '—';
+    if (g.lastFailure)
+      return badge('failed ' + fmtAgo(new Date(g.lastFailure.at).toISOString()), 'bad');
+    if (!g.lastSuccessAt) return 'not yet';
+    var age = (Date.now() - g.lastSuccessAt) / 1000;
+    var text = fmtAgo(new Date(g.lastSuccessAt).toISOString());
+    return age > 2 * 86400 ? badge(text, 'bad') : text;
+  }
+
   function renderRegions() {
     var tbody = $('#regions tbody');
     tbody.textContent = '';
@@ -367,6 +393,14 @@
             ),
             cell('Copy rate', replica ? fmtRate(s.rate) : '—', 'num'),
             cell('Fallbacks (1 h)', replica ? num(s.fallbacks) : '—', 'num'),
+            cell('GC', gcCell(state.gc[r.region])),
+            cell(
+              'Freed (last GC)',
+              state.gc[r.region] && state.gc[r.region].lastRun
+                ? fmtBytes(state.gc[r.region].lastRun.bytesFreed)
+                : '—',
+              'num',
+            ),
             cell('Endpoint', el('span', { class: 'mono', text: r.endpoint })),
           ],
         ),

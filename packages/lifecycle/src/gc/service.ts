@@ -43,6 +43,15 @@ export interface GcHistoryEntry {
   progress?: unknown;
 }
 
+/** A region's GC at a glance (the dashboard's region table). */
+export interface GcRegionSummary {
+  region: string;
+  lastSuccessAt?: number;
+  lastRun?: { mode: string; blobsDeleted: number; bytesFreed: number; durationMs: number };
+  /** A failure after the last success. */
+  lastFailure?: { at?: number; reason?: string };
+}
+
 /** What `POST /meridian/v1/admin/gc` and `meridian gc` drive. */
 export class GcService {
   constructor(private readonly opts: GcServiceOptions) {}
@@ -71,6 +80,35 @@ export class GcService {
       recordFailure(region, dryRun);
       throw err;
     }
+  }
+
+  /** Per region: the last successful run (not a dry run) and the last failure, if later. */
+  async regions(): Promise<GcRegionSummary[]> {
+    const out: GcRegionSummary[] = [];
+    const runs = await this.history(50);
+    for (const region of this.opts.regions) {
+      const mine = runs.filter((r) => r.region === region && r.finishedAt && !r.dryRun);
+      const ok = mine.find((r) => !r.failedReason && r.report);
+      const failed = mine.find((r) => r.failedReason);
+      out.push({
+        region,
+        lastSuccessAt: ok?.finishedAt,
+        ...(ok?.report
+          ? {
+              lastRun: {
+                mode: ok.report.mode,
+                blobsDeleted: ok.report.blobsDeleted,
+                bytesFreed: ok.report.bytesFreed,
+                durationMs: ok.report.durationMs,
+              },
+            }
+          : {}),
+        ...(failed && (failed.finishedAt ?? 0) > (ok?.finishedAt ?? 0)
+          ? { lastFailure: { at: failed.finishedAt, reason: failed.failedReason } }
+          : {}),
+      });
+    }
+    return out;
   }
 
   /** The last runs of every region (newest first), from the GC queues. */

@@ -12,6 +12,8 @@ export interface GcAdmin {
   }): Promise<unknown>;
   /** The last runs of every region, newest first. */
   history(): Promise<unknown[]>;
+  /** Per region: last success, what it freed, a later failure. */
+  regions(): Promise<unknown[]>;
 }
 
 const NOT_CONFIGURED = (): OciError =>
@@ -27,7 +29,8 @@ const badBody = (why: string): OciError =>
 
 /**
  * `POST /meridian/v1/admin/gc` runs garbage collection of a region and answers its report once
- * it has finished; `GET /meridian/v1/admin/gc` lists the last runs. Both `Owner` only.
+ * it has finished; `GET /meridian/v1/admin/gc` lists the last runs (both `Owner` only);
+ * `GET /meridian/v1/gc/regions` summarises each region for the dashboard.
  */
 export function gcRoutes(gc: GcAdmin | undefined): AppRoute[] {
   return [
@@ -59,6 +62,16 @@ export function gcRoutes(gc: GcAdmin | undefined): AppRoute[] {
           throw badBody('graceSeconds is not a whole number of seconds');
         if (!gc) throw NOT_CONFIGURED();
         res.json(await gc.run({ region, mode, dryRun, graceSeconds }));
+      },
+    },
+    {
+      // The dashboard's view: for any signed-in identity, like the replication status.
+      method: 'GET',
+      path: '/meridian/v1/gc/regions',
+      need: { kind: 'identity' },
+      handle: async (_req, res) => {
+        if (!gc) throw NOT_CONFIGURED();
+        res.json({ regions: await gc.regions() });
       },
     },
     {
