@@ -387,11 +387,28 @@ describe('docker-compose.yml', () => {
 });
 
 describe('deploy/', () => {
-  it('has a multi-stage, non-root, node:20-slim Dockerfile that runs the built CLI', () => {
+  it('has a multi-stage, non-root, node:<LTS>-slim Dockerfile that runs the built CLI', () => {
     const text = readFileSync(join(ROOT, DOCKERFILE), 'utf8');
     const stages = text.split(/^FROM /m).slice(1);
     expect(stages.length).toBeGreaterThanOrEqual(3);
-    expect(text).toMatch(/^ARG NODE_VERSION=20$/m);
+    // The image's Node is the one CI tests on (.ci/run), an LTS line (even major) that
+    // package.json's engines admit.
+    const image = Number(/^ARG NODE_VERSION=(\d+)$/m.exec(text)?.[1]);
+    const ci = Number(
+      /CI_NODE_VERSION=\$\{MERIDIAN_CI_NODE_VERSION:-(\d+)\.\d+\.\d+\}/.exec(
+        readFileSync(join(ROOT, '.ci/run'), 'utf8'),
+      )?.[1],
+    );
+    const engines = (
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }
+    ).engines.node;
+    const minimum = Number(/^>=(\d+)$/.exec(engines)?.[1]);
+    expect({ image, ci }).toEqual({ image: ci, ci });
+    expect(image % 2).toBe(0);
+    expect(minimum % 2).toBe(0);
+    expect(image).toBeGreaterThanOrEqual(minimum);
+    // Node 20 reached its end of life in April 2026.
+    expect(minimum).toBeGreaterThanOrEqual(22);
     expect(text).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS build$/m);
     expect(text).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS runtime$/m);
     const pnpm = (
