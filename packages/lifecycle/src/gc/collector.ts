@@ -390,6 +390,8 @@ export class GarbageCollector {
         report.linksRemoved++;
         unlinked.push(d);
         if (dryRun) continue;
+        // Noted first: if the run dies after the unlink, the next incremental run has the blob.
+        await this.opts.store.put(Layout.gcCandidate(d), Buffer.alloc(0));
         await this.opts.hooks?.beforeUnlink?.(m.repository, d.value);
         await this.layout.unlinkLayer(m.repository, d);
         await this.opts.onUnlinked?.(m.repository, d.value);
