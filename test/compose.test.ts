@@ -59,9 +59,40 @@ interface Compose {
 const readYaml = <T>(rel: string): T =>
   parse(readFileSync(join(ROOT, rel), 'utf8'), { merge: true }) as T;
 
-const compose = readYaml<Compose>('docker-compose.yml');
+/**
+ * Compose's variable substitution (`${VAR}`, `${VAR:-default}`, `${VAR:?error}`, `$$`), with the
+ * variables a user starts from: .env.example (what `cp .env.example .env` gives). A required
+ * variable that .env.example lacks fails here, as `docker compose up` would.
+ */
+function interpolate(text: string, vars: Record<string, string>): string {
+  return text.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g,
+    (whole, name: string | undefined, colon: string, op: string, arg: string) => {
+      if (whole === '$$') return '$';
+      const value = vars[name!];
+      const unset = value === undefined || (colon === ':' && value === '');
+      if (!unset) return value;
+      if (op === '-') return arg;
+      if (op === '?')
+        throw new Error(`docker-compose.yml: required variable ${name} unset: ${arg}`);
+      return '';
+    },
+  );
+}
+const envExample: Record<string, string> = Object.fromEntries(
+  readFileSync(join(ROOT, '.env.example'), 'utf8')
+    .split('\n')
+    .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
+const composeText = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
+/** The file as written, variables unresolved (to see where a value comes from). */
+const rawCompose = parse(composeText, { merge: true }) as Compose;
+/** The file as `docker compose` runs it after `cp .env.example .env`. */
+const compose = parse(interpolate(composeText, envExample), { merge: true }) as Compose;
 const services = Object.entries(compose.services);
 const DOCKERFILE = 'deploy/Dockerfile';
+const S3_DOCKERFILE = 'deploy/ceph/Dockerfile';
 /** Services running Meridian itself (built from deploy/Dockerfile). */
 const meridian = services.filter(([, s]) => s.build?.dockerfile === DOCKERFILE);
 const env = (s: Service): Record<string, string> =>
@@ -241,25 +272,165 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it("puts each region's storage in its own MinIO bucket, created at start, with the services' credentials", () => {
+  it("puts each region's storage in its own bucket on its own S3 server (Ceph RGW), created at start, with the services' credentials", () => {
     const c = serviceConfig(compose.services['node-eastus']!);
-    const mc = compose.services.createbuckets!;
-    const script = args(mc).join(' ');
-    for (const region of REGIONS) {
-      expect(script).toMatch(new RegExp(`for r in [^;]*\\b${region}\\b`));
-    }
-    expect(script).toContain('mc mb --ignore-existing "$$r/meridian-$$r"');
-    expect(script).toContain('"http://minio-$$r:9000"');
+    const dockerfile = readFileSync(join(ROOT, S3_DOCKERFILE), 'utf8');
+    const rgwPort = /^\s*RGW_PORT=(\d+)/m.exec(dockerfile)?.[1];
+    // The container runs the script the integration tests start Ceph with (test/helpers/ceph.ts).
+    expect(readFileSync(join(ROOT, 'test/helpers/ceph.ts'), 'utf8')).toContain(
+      "join(__dirname, '..', '..', 'deploy', 'ceph')",
+    );
+    expect(dockerfile).toMatch(
+      /^COPY deploy\/ceph\/start-ceph\.sh .*\/usr\/local\/lib\/meridian-s3\/$/m,
+    );
+    expect(dockerfile).toMatch(
+      /^ENTRYPOINT \[.*"\/usr\/local\/lib\/meridian-s3\/start-ceph\.sh"\]$/m,
+    );
+    expect(c.regions.map((r) => r.name)).toEqual(REGIONS);
     for (const r of c.regions) {
       const s3 = parseS3Url(r.storage);
-      expect(s3.bucket).toBe(`meridian-${r.name}`);
-      expect(s3.endpoint).toBe(`http://minio-${r.name}:9000`);
-      const minio = compose.services[`minio-${r.name}`]!;
-      expect(minio).toBeDefined();
+      const server = compose.services[new URL(s3.endpoint!).hostname]!;
+      expect({ region: r.name, server: server?.build?.dockerfile }).toEqual({
+        region: r.name,
+        server: S3_DOCKERFILE,
+      });
+      expect(s3.endpoint).toBe(`http://s3-${r.name}:${rgwPort}`);
+      expect(env(server).S3_BUCKETS.split(' ')).toContain(s3.bucket);
+      // Each region its own server, in its own region's subnet (so netem delays reach it).
+      expect(networksOf(server).wan?.ipv4_address?.split('.').slice(0, 3)).toEqual(
+        networksOf(compose.services[`node-${r.name}`]!).wan?.ipv4_address?.split('.').slice(0, 3),
+      );
       for (const [, s] of meridian) {
-        expect(env(s).AWS_ACCESS_KEY_ID).toBe(env(minio).MINIO_ROOT_USER);
-        expect(env(s).AWS_SECRET_ACCESS_KEY).toBe(env(minio).MINIO_ROOT_PASSWORD);
+        expect(env(s).AWS_ACCESS_KEY_ID).toBe(env(server).S3_ACCESS_KEY);
+        expect(env(s).AWS_SECRET_ACCESS_KEY).toBe(env(server).S3_SECRET_KEY);
       }
+      // The nodes and workers of the region wait for their server.
+      for (const [name, s] of meridian.filter(
+        ([, x]) => args(x)[0] !== 'gateway' && flag(x, '--region') === r.name,
+      ))
+        expect({ name, dep: (s.depends_on as Record<string, unknown>)[`s3-${r.name}`] }).toEqual({
+          name,
+          dep: { condition: 'service_healthy' },
+        });
+    }
+    const s3Servers = services.filter(([, s]) => s.build?.dockerfile === S3_DOCKERFILE);
+    expect(s3Servers.map(([n]) => n).sort()).toEqual(REGIONS.map((r) => `s3-${r}`).sort());
+  });
+
+  it('pulls no image that is gone (MinIO left Docker Hub in September 2026) and pins every image to a release', () => {
+    const pulled = services.filter(([, s]) => !s.build).map(([, s]) => s.image!);
+    for (const image of pulled) {
+      expect({ image, latest: /:latest$/.test(image) }).toEqual({ image, latest: false });
+      expect({ image, minio: /^(docker\.io\/)?minio\//.test(image) }).toEqual({
+        image,
+        minio: false,
+      });
+    }
+    expect(composeText).not.toMatch(/\bminio\b/i);
+    // The base images of what is built: ARG defaults that name a release, never `latest`.
+    for (const file of [DOCKERFILE, S3_DOCKERFILE]) {
+      const text = readFileSync(join(ROOT, file), 'utf8');
+      const froms = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
+      for (const from of froms.filter((f) => f.includes(':'))) {
+        const resolved = from.replace(/\$\{(\w+)\}/g, (_, a: string) => {
+          const v = new RegExp(`^ARG ${a}=(\\S+)$`, 'm').exec(text)?.[1];
+          expect({ file, arg: a, pinned: v !== undefined && /^\d+$/.test(v) }).toEqual({
+            file,
+            arg: a,
+            pinned: true,
+          });
+          return v!;
+        });
+        expect({ file, from: resolved }).toEqual({
+          file,
+          from: expect.stringMatching(/^(node|debian):\d+-slim$/) as unknown,
+        });
+      }
+    }
+  });
+
+  it('publishes ports on 127.0.0.1 unless PUBLISH_ADDRESS says otherwise', () => {
+    let published = 0;
+    for (const [name, s] of services)
+      for (const p of s.ports ?? []) {
+        published++;
+        expect({ name, port: p.split(':')[0] }).toEqual({ name, port: '127.0.0.1' });
+      }
+    for (const [name, s] of Object.entries(rawCompose.services))
+      for (const p of s.ports ?? [])
+        expect({ name, p }).toEqual({
+          name,
+          p: expect.stringMatching(/^\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:\d+:\d+$/) as unknown,
+        });
+    expect(published).toBeGreaterThanOrEqual(6);
+  });
+
+  it('takes every secret from .env (.env.example committed, .env ignored)', () => {
+    const secret = /PASSWORD|SECRET|ACCESS_KEY/;
+    let secrets = 0;
+    for (const [name, s] of Object.entries(rawCompose.services))
+      for (const [key, value] of Object.entries(s.environment ?? {}).filter(([k]) =>
+        secret.test(k),
+      )) {
+        secrets++;
+        // A required variable: no default password anyone could guess from this file.
+        expect({ name, key, value }).toEqual({
+          name,
+          key,
+          value: expect.stringMatching(/^\$\{[A-Z_][A-Z0-9_]*:\?[^}]+\}$/) as unknown,
+        });
+      }
+    expect(secrets).toBeGreaterThanOrEqual(10);
+    for (const v of [...composeText.matchAll(/\$\{([A-Z_][A-Z0-9_]*):\?/g)].map((m) => m[1]!))
+      expect({ v, inExample: v in envExample }).toEqual({ v, inExample: true });
+    const ignored = execFileSync('git', ['check-ignore', '--no-index', '.env'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(ignored.trim()).toBe('.env');
+    expect(() =>
+      execFileSync('git', ['check-ignore', '--no-index', '-q', '.env.example'], { cwd: ROOT }),
+    ).toThrow();
+  });
+
+  it('leaves no anonymous volume on S3-backed services', () => {
+    // Meridian on S3 writes nothing locally: its image declares no VOLUME (which would leave an
+    // anonymous volume behind every container), or each service mounts every declared one.
+    for (const [file, users] of [
+      [DOCKERFILE, meridian],
+      [S3_DOCKERFILE, services.filter(([, s]) => s.build?.dockerfile === S3_DOCKERFILE)],
+    ] as const) {
+      const declared = [
+        ...readFileSync(join(ROOT, file), 'utf8').matchAll(/^VOLUME (.+)$/gm),
+      ].flatMap((m) =>
+        m[1]!.startsWith('[') ? (JSON.parse(m[1]!) as string[]) : m[1]!.split(/\s+/),
+      );
+      for (const [name, s] of users)
+        for (const path of declared)
+          expect({
+            name,
+            path,
+            mounted: (s.volumes ?? []).some((v) => v.split(':')[1] === path),
+          }).toEqual({
+            name,
+            path,
+            mounted: true,
+          });
+    }
+    // The S3 servers keep their state (Ceph's BASE) on a named volume.
+    const base = /BASE=(\S+)/.exec(readFileSync(join(ROOT, S3_DOCKERFILE), 'utf8'))?.[1];
+    for (const [name, s] of services.filter(([, x]) => x.build?.dockerfile === S3_DOCKERFILE)) {
+      const mount = (s.volumes ?? [])
+        .map((v) => v.split(':'))
+        .find(([, dst]) => base?.startsWith(`${dst}/`));
+      expect({
+        name,
+        named:
+          mount !== undefined && !mount[0]!.startsWith('.') && mount[0]! in (compose.volumes ?? {}),
+      }).toEqual({
+        name,
+        named: true,
+      });
     }
   });
 
@@ -478,7 +649,7 @@ describe('deploy/', () => {
     const url = new URL(ds.datasources[0]!.url);
     expect(ds.datasources[0]!.type).toBe('prometheus');
     expect(compose.services[url.hostname]).toBe(compose.services.prometheus);
-    expect(compose.services.prometheus!.ports).toContain(`${url.port}:${url.port}`);
+    expect(compose.services.prometheus!.ports!.map((p) => p.split(':').pop())).toContain(url.port);
     const dash = readYaml<{ providers: { options: { path: string } }[] }>(
       'deploy/grafana/provisioning/dashboards/meridian.yml',
     );

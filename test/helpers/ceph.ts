@@ -24,7 +24,8 @@ export interface Ceph extends S3Endpoint {
 export const CEPH_INSTALL_HINT =
   'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw';
 
-const SCRIPTS = join(__dirname, 'ceph');
+/** The scripts docker-compose's S3 containers run too (deploy/ceph/Dockerfile). */
+const SCRIPTS = join(__dirname, '..', '..', 'deploy', 'ceph');
 const DAEMONS = ['radosgw', 'ceph-mon', 'ceph-osd', 'ceph', 'monmaptool', 'ceph-authtool'];
 
 function onPath(binary: string): boolean {

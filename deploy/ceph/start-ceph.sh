@@ -1,16 +1,22 @@
 #!/bin/bash
-# Throwaway single-node Ceph RGW (S3) on loopback: 1 mon + 1 OSD + radosgw, no mgr, auth none.
+# Single-node Ceph RGW (S3): 1 mon + 1 OSD + radosgw, no mgr, auth none, mon and OSD on loopback.
 # The test harness (test/helpers/ceph.ts) runs it with OBJECTSTORE=memstore and free ports;
-# ~2 s from nothing to a working S3 endpoint on 2 cores (paxos tuned below).
-# Needs: apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw   (Debian 12: Ceph 16.2.x)
+# ~2 s from nothing to a working S3 endpoint on 2 cores (paxos tuned below). docker-compose's
+# S3 containers (deploy/ceph/Dockerfile) run it with bluestore on a volume, RESET=0, RGW_BIND=0.0.0.0,
+# S3_BUCKETS and FOREGROUND=1.
+# Needs: apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw curl   (Debian 12: Ceph 16.2.x)
 # Env: BASE (state dir), OBJECTSTORE=bluestore|memstore, RGW_PORT=7480, MON_PORT=3300,
+#      RGW_BIND=127.0.0.1 (the S3 endpoint's address; the mon and OSD stay on loopback),
 #      RESET=1 (wipe + mkfs; RESET=0 restarts daemons on existing BASE, data kept with bluestore),
-#      S3_ACCESS_KEY/S3_SECRET_KEY (user created on first start).
+#      S3_ACCESS_KEY/S3_SECRET_KEY (user created on first start), S3_BUCKETS (space-separated,
+#      made sure of for that user at every start), FOREGROUND=1 (stay up until a daemon exits, then
+#      stop the others and fail: a container's entrypoint).
 # Stop: kill the pids in $BASE/pids.{rgw,osd,mon}  (see stop-ceph.sh)
 set -euo pipefail
 BASE=${BASE:-/tmp/ceph-s3}
 OBJECTSTORE=${OBJECTSTORE:-bluestore}
 RGW_PORT=${RGW_PORT:-7480}
+RGW_BIND=${RGW_BIND:-127.0.0.1}
 MON_PORT=${MON_PORT:-3300}
 RESET=${RESET:-1}
 AK=${S3_ACCESS_KEY:-testkey}
@@ -73,7 +79,7 @@ osd_op_num_threads_per_shard = 1
 # radosgw's built-in defaults are auth_client_required=cephx + ms_mon_client_mode=secure;
 # with auth none the mon connection must use crc mode or rgw hangs in AUTH_CONNECTING (-13).
 ms_mon_client_mode = crc
-rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw_frontends = beast endpoint=$RGW_BIND:$RGW_PORT
 rgw_data = $BASE/rgw
 rgw_thread_pool_size = 64
 CONF
@@ -102,4 +108,21 @@ stamp "rgw listening on http://127.0.0.1:$RGW_PORT"
 if [ "$FRESH" = 1 ]; then
   radosgw-admin -c "$CONF" user create --uid=test --display-name=test --access-key="$AK" --secret="$SK" > "$BASE/log/user-create.json"
   stamp "S3 user created: access key $AK"
+fi
+# Idempotent (RGW answers 200 for a bucket the user owns already), so a bucket added later appears
+# on the next start. The header is the SHA-256 of the empty body, which SigV4 signs for S3.
+for b in ${S3_BUCKETS:-}; do
+  curl -sf -o /dev/null -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+    "http://127.0.0.1:$RGW_PORT/$b" || { echo "could not create bucket $b"; exit 1; }
+  stamp "bucket $b"
+done
+if [ "${FOREGROUND:-0}" = 1 ]; then
+  pids="$(cat "$BASE/pids.mon") $(cat "$BASE/pids.osd") $(cat "$BASE/pids.rgw")"
+  trap 'kill $pids 2>/dev/null; wait; exit 0' TERM INT
+  wait -n
+  echo "a Ceph daemon exited; stopping the others (logs in $BASE/log)"
+  kill $pids 2>/dev/null
+  wait
+  exit 1
 fi
