@@ -17,7 +17,7 @@ export class ReplicationCliError extends Error {}
 
 export async function callApi(
   c: ApiConn,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   path: string,
   body?: unknown,
 ): Promise<unknown> {

@@ -19,6 +19,7 @@ import { replicationRoutes, type ReplicationStatusProvider } from './routes/repl
 import { tokenRoutes } from './routes/token';
 import { webhookRoutes, type WebhookAdmin } from './routes/webhooks';
 import { gcRoutes, type GcAdmin } from './routes/gc';
+import { lockRoutes } from './routes/locks';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps): App {
     ...replicationRoutes(deps.replicationStatus),
     ...webhookRoutes(deps.webhooks),
     ...gcRoutes(deps.gc),
+    ...lockRoutes(registry),
     ...dashboardRoutes(),
   ]);
 

@@ -19,3 +19,6 @@ export type { WebhookAdmin } from './routes/webhooks';
 export type { GcAdmin } from './routes/gc';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
 export * from './domain/content-guard';
+export * from './domain/lock-rules';
+export * from './domain/lock-store';
+export * from './domain/lock-admin';

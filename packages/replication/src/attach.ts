@@ -37,6 +37,7 @@ const REPLICATED = new Set([
   'manifestDeleted',
   'tagMoved',
   'tagDeleted',
+  'lockChanged',
 ]);
 
 /**

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { lockRef, type LockTarget } from '@meridian/storage';
 import type { ReplicationQueues } from './queues';
 import type { SyncTarget } from './targets';
 
@@ -12,7 +13,8 @@ export type ChangeEvent =
     }
   | { type: 'manifestPut' | 'manifestDeleted'; repository: string; digest: string; at: number }
   | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
-  | { type: 'tagDeleted'; repository: string; tag: string; at: number };
+  | { type: 'tagDeleted'; repository: string; tag: string; at: number }
+  | { type: 'lockChanged'; repository: string; tag?: string; digest?: string; at: number };
 
 /** A tag change as replicas hear it over pub/sub. `digest` is absent for a deletion. */
 export interface TagChange {
@@ -65,14 +67,23 @@ export class ChangeFeed {
       .exec();
   }
 
-  /** One sync job per replica region for the changed tag, manifest or blob. */
+  /** One sync job per replica region for the changed tag, manifest, blob or lock. */
   async enqueue(e: ChangeEvent): Promise<void> {
     const target: SyncTarget =
-      e.type === 'tagMoved' || e.type === 'tagDeleted'
-        ? { kind: 'tag', repository: e.repository, tag: e.tag }
-        : e.type === 'manifestPut' || e.type === 'manifestDeleted'
-          ? { kind: 'manifest', repository: e.repository, digest: e.digest }
-          : { kind: 'blob', repository: e.repository, digest: e.digest };
+      e.type === 'lockChanged'
+        ? { kind: 'lock', repository: e.repository, lock: lockRef(lockTargetOf(e)) }
+        : e.type === 'tagMoved' || e.type === 'tagDeleted'
+          ? { kind: 'tag', repository: e.repository, tag: e.tag }
+          : e.type === 'manifestPut' || e.type === 'manifestDeleted'
+            ? { kind: 'manifest', repository: e.repository, digest: e.digest }
+            : { kind: 'blob', repository: e.repository, digest: e.digest };
     await Promise.all(this.replicaRegions.map((r) => this.queues.enqueue(r, target, e.at)));
   }
+}
+
+/** The lock a `lockChanged` event names: its tag, its manifest, or the repository. */
+function lockTargetOf(e: { tag?: string; digest?: string }): LockTarget {
+  if (e.tag !== undefined) return { scope: 'tag', tag: e.tag };
+  if (e.digest !== undefined) return { scope: 'manifest', digest: e.digest };
+  return { scope: 'repository' };
 }

@@ -1,4 +1,4 @@
-import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
+import { RepositoryLayout, lockRef, type ObjectStore } from '@meridian/storage';
 
 /** A repository's replicated state: key → content fingerprint (tag records by value). */
 export interface RepositoryInventory {
@@ -6,6 +6,8 @@ export interface RepositoryInventory {
   revisions: Set<string>;
   layers: Set<string>;
   referrers: Set<string>;
+  /** Lock records: `lockRef` → seq. */
+  locks: Map<string, number>;
 }
 
 export async function repositoryInventory(
@@ -18,6 +20,7 @@ export async function repositoryInventory(
     revisions: new Set(),
     layers: new Set(),
     referrers: new Set(),
+    locks: new Map(),
   };
   await Promise.all(
     (await layout.scan(repo)).map(async (k) => {
@@ -36,6 +39,11 @@ export async function repositoryInventory(
         case 'referrer':
           inv.referrers.add(k.digest);
           return;
+        case 'lock': {
+          const rec = await layout.readLock(repo, k.target);
+          if (rec) inv.locks.set(lockRef(k.target), rec.seq);
+          return;
+        }
       }
     }),
   );

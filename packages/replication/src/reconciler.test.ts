@@ -8,11 +8,13 @@ const inv = (p: {
   revisions?: string[];
   layers?: string[];
   referrers?: string[];
+  locks?: Record<string, number>;
 }): RepositoryInventory => ({
   tags: new Map(Object.entries(p.tags ?? {})),
   revisions: new Set(p.revisions),
   layers: new Set(p.layers),
   referrers: new Set(p.referrers),
+  locks: new Map(Object.entries(p.locks ?? {})),
 });
 
 /** Order is not part of the contract: every difference is queued, in any order. */
@@ -81,5 +83,16 @@ describe('reconciler diff', () => {
     expect(diff('app', p, r)).toEqual([
       { target: { kind: 'manifest', repository: 'app', digest: sig } },
     ]);
+  });
+
+  it('queues a lock the region lacks or holds an older record of, never one it is ahead on', () => {
+    const p = inv({ locks: { repository: 5, 'tag=v1': 7, 'tag=v2': 3 } });
+    const r = inv({ locks: { repository: 5, 'tag=v1': 6, 'tag=v2': 4, 'tag=old': 1 } });
+    expect(sorted(diff('app', p, r).map((d) => d.target))).toEqual(
+      sorted([
+        { kind: 'lock', repository: 'app', lock: 'tag=v1' },
+        { kind: 'lock', repository: 'app', lock: 'tag=old' },
+      ]),
+    );
   });
 });

@@ -10,7 +10,7 @@ import type { SyncTarget } from './targets';
 export interface ReconcileReport {
   region: string;
   repositories: number;
-  drift: { tags: number; manifests: number; blobs: number; referrers: number };
+  drift: { tags: number; manifests: number; blobs: number; referrers: number; locks: number };
 }
 
 // Records a tag change in the latest-tags hash unless a newer one is there, and publishes it.
@@ -53,7 +53,7 @@ export class Reconciler {
     const report: ReconcileReport = {
       region,
       repositories: repos.size,
-      drift: { tags: 0, manifests: 0, blobs: 0, referrers: 0 },
+      drift: { tags: 0, manifests: 0, blobs: 0, referrers: 0, locks: 0 },
     };
     const now = Date.now();
     for (const repo of repos) {
@@ -64,7 +64,15 @@ export class Reconciler {
       for (const t of diff(repo, p, r)) {
         const k = t.target.kind;
         const kind =
-          k === 'tag' ? 'tags' : k === 'blob' ? 'blobs' : t.referrer ? 'referrers' : 'manifests';
+          k === 'tag'
+            ? 'tags'
+            : k === 'blob'
+              ? 'blobs'
+              : k === 'lock'
+                ? 'locks'
+                : t.referrer
+                  ? 'referrers'
+                  : 'manifests';
         report.drift[kind]++;
         driftFound.inc({ region, kind: k });
         if (t.target.kind === 'tag') await this.announce(t.target, p, r);
@@ -133,6 +141,11 @@ export function diff(repository: string, p: RepositoryInventory, r: RepositoryIn
     out.push({ target: { kind: 'manifest', repository, digest: d } });
   for (const d of symmetricDifference(p.layers, r.layers))
     out.push({ target: { kind: 'blob', repository, digest: d } });
+  // A region behind the primary's lock record; a region ahead of it (it cannot be) is left alone.
+  for (const [lock, seq] of p.locks)
+    if ((r.locks.get(lock) ?? -1) < seq) out.push({ target: { kind: 'lock', repository, lock } });
+  for (const lock of r.locks.keys())
+    if (!p.locks.has(lock)) out.push({ target: { kind: 'lock', repository, lock } });
   for (const d of symmetricDifference(p.referrers, r.referrers)) {
     if (p.revisions.has(d) && r.revisions.has(d))
       out.push({ target: { kind: 'manifest', repository, digest: d }, referrer: true });

@@ -6,6 +6,7 @@ import {
   exists,
   isNotFound,
   manifestPlan,
+  parseLockRef,
   type ObjectStore,
 } from '@meridian/storage';
 import { copyBlob, copySmall, type CopyMode } from './copy';
@@ -52,7 +53,33 @@ export class RegionSync {
         return this.syncManifest(t.repository, parseDigest(t.digest), 0);
       case 'tag':
         return this.syncTag(t.repository, t.tag);
+      case 'lock':
+        return this.syncLock(t.repository, t.lock);
     }
+  }
+
+  /**
+   * A lock record (ADR 0015): copied only when the primary's `seq` is greater than the
+   * region's, under a cluster-wide lock of the record, so jobs that run late, twice or side by
+   * side can never put an older lock back.
+   */
+  async syncLock(repository: string, ref: string): Promise<void> {
+    const target = parseLockRef(ref);
+    if (!target) throw new UnrecoverableError(`not a lock: ${ref}`);
+    await this.mutex(`lock:${repository}|${ref}`, async () => {
+      const [primary, local] = await Promise.all([
+        this.src.readLock(repository, target),
+        this.dst.readLock(repository, target),
+      ]);
+      if (!primary) {
+        // Records are never deleted on the primary; one only here is not the primary's state.
+        if (local) await this.dst.deleteLock(repository, target);
+        return;
+      }
+      if (local && local.seq >= primary.seq) return;
+      await this.dst.writeLock(repository, target, primary);
+      objectsCopied.inc({ region: this.region, kind: 'lock' });
+    });
   }
 
   /** A repository's blob: bytes first (once per region), then the repository's link. */

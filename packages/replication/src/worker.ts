@@ -6,6 +6,7 @@ import type { ActivityEvent } from './activity';
 import { bytesCopied, jobsProcessed, lagSeconds } from './metrics';
 import { ReplicationQueues, type RedisOptions, type SyncJobData } from './queues';
 import { RegionSync } from './region-sync';
+import { targetRef } from './targets';
 
 export interface ReplicaRegion {
   name: string;
@@ -109,7 +110,7 @@ async function processJob(
     region,
     kind: target.kind,
     repository: target.repository,
-    reference: target.kind === 'tag' ? target.tag : target.digest,
+    reference: targetRef(target),
     result,
     lagSeconds: lag,
     at: new Date().toISOString(),

@@ -20,6 +20,14 @@ export const Layout = {
     `repositories/${repo}/_referrers/${subject.algorithm}/${subject.hex}/`,
   referrer: (repo: string, subject: Digest, referrer: Digest) =>
     `repositories/${repo}/_referrers/${subject.algorithm}/${subject.hex}/${referrer.algorithm}-${referrer.hex}`,
+  /** A repository's locks (ADR 0015): one record per locked repository, tag or manifest. */
+  locksRoot: (repo: string) => `repositories/${repo}/_locks/`,
+  lock: (repo: string, target: LockTarget) =>
+    target.scope === 'repository'
+      ? `repositories/${repo}/_locks/repository`
+      : target.scope === 'tag'
+        ? `repositories/${repo}/_locks/tags/${target.tag}`
+        : `repositories/${repo}/_locks/manifests/${target.digest.replace(':', '/')}`,
   /** Staged writes (replication copies, replica fallbacks): never served, moved into place. */
   staging: (id: string) => `_replication/staging/${id}`,
   uploadsRoot: '_uploads/',
@@ -55,7 +63,8 @@ export type LayoutKey =
   | { kind: 'layer'; repository: string; digest: string }
   | { kind: 'revision'; repository: string; digest: string }
   | { kind: 'tag'; repository: string; tag: string }
-  | { kind: 'referrer'; repository: string; subject: string; digest: string };
+  | { kind: 'referrer'; repository: string; subject: string; digest: string }
+  | { kind: 'lock'; repository: string; target: LockTarget };
 
 /**
  * The inverse of the `Layout` key builders for the keys that make up repository state (and
@@ -83,6 +92,56 @@ export function parseKey(key: string): LayoutKey | undefined {
     return { kind: 'tag', repository, tag: b };
   if (top === '_referrers' && p.length === 4 && a && b && c && c.includes('-'))
     return { kind: 'referrer', repository, subject: `${a}:${b}`, digest: c.replace('-', ':') };
+  if (top === '_locks') {
+    if (p.length === 2 && a === 'repository')
+      return { kind: 'lock', repository, target: { scope: 'repository' } };
+    if (p.length === 3 && a === 'tags' && b)
+      return { kind: 'lock', repository, target: { scope: 'tag', tag: b } };
+    if (p.length === 4 && a === 'manifests' && b && c)
+      return { kind: 'lock', repository, target: { scope: 'manifest', digest: `${b}:${c}` } };
+  }
+  return undefined;
+}
+
+/** What a lock record applies to: the whole repository, one tag, or one manifest (by digest). */
+export type LockTarget =
+  { scope: 'repository' } | { scope: 'tag'; tag: string } | { scope: 'manifest'; digest: string };
+
+/** The four attributes of a lock (ACR's `changeableAttributes`); absent means enabled. */
+export interface LockFlags {
+  deleteEnabled: boolean;
+  writeEnabled: boolean;
+  readEnabled: boolean;
+  listEnabled: boolean;
+}
+
+/**
+ * What a lock key holds. `seq` only grows (like a tag's), so a stale replication copy can never
+ * put an older lock back. Unlocking writes a record with the flags enabled: records are never
+ * deleted, so "no record" and "an older record" cannot be confused.
+ */
+export interface LockRecord extends LockFlags {
+  /** Repository records only: tag patterns that make matching tags immutable once pushed. */
+  writeOnce?: string[];
+  seq: number;
+  updatedAt: string;
+}
+
+/** A lock target as one string (`repository`, `tag=<tag>`, `manifest=<digest>`), e.g. in job ids. */
+export function lockRef(t: LockTarget): string {
+  return t.scope === 'repository'
+    ? 'repository'
+    : t.scope === 'tag'
+      ? `tag=${t.tag}`
+      : `manifest=${t.digest}`;
+}
+
+/** The inverse of `lockRef`; undefined for anything else. */
+export function parseLockRef(ref: string): LockTarget | undefined {
+  if (ref === 'repository') return { scope: 'repository' };
+  if (ref.startsWith('tag=') && ref.length > 4) return { scope: 'tag', tag: ref.slice(4) };
+  if (ref.startsWith('manifest=') && /^[a-z0-9+._-]+:[a-zA-Z0-9=_-]+$/.test(ref.slice(9)))
+    return { scope: 'manifest', digest: ref.slice(9) };
   return undefined;
 }
 

@@ -5,13 +5,22 @@ import {
   Layout,
   parseKey,
   type LayoutKey,
+  type LockRecord,
+  type LockTarget,
   type ReferrerRecord,
   type RevisionRecord,
   type TagRecord,
 } from './layout';
 import { exists, putVerified, readJson } from './object-helpers';
 import type { ObjectInfo, ObjectStore, PutEntry } from './object-store';
-import { listAllKeys, listAllObjects, listChildPrefixes, listRepositories } from './walk';
+import {
+  listAllKeys,
+  listAllObjects,
+  listChildPrefixes,
+  listRepositories,
+  listRepositoryEntries,
+  type RepositoryEntry,
+} from './walk';
 
 /** One object of a manifest: its content, its revision link, its referrer entry. */
 export interface ManifestKey {
@@ -187,6 +196,25 @@ export class RepositoryLayout {
     return headOrUndefined(this.store, Layout.layerLink(repository, d));
   }
 
+  /** The lock record of a repository, tag or manifest; undefined when none was ever set. */
+  readLock(repository: string, target: LockTarget): Promise<LockRecord | undefined> {
+    return readJson<LockRecord>(this.store, Layout.lock(repository, target));
+  }
+
+  /** Every lock record of a repository (one listing; records that vanish are skipped). */
+  async listLocks(repository: string): Promise<{ target: LockTarget; record: LockRecord }[]> {
+    const keys = await listAllKeys(this.store, Layout.locksRoot(repository));
+    const out = await Promise.all(
+      keys.map(async (key) => {
+        const k = parseKey(key);
+        if (k?.kind !== 'lock' || k.repository !== repository) return undefined;
+        const record = await readJson<LockRecord>(this.store, key);
+        return record ? { target: k.target, record } : undefined;
+      }),
+    );
+    return out.filter((x): x is { target: LockTarget; record: LockRecord } => x !== undefined);
+  }
+
   // ——— lists ———
 
   /** Every stored blob (manifests included) with its size and modification time. */
@@ -276,6 +304,11 @@ export class RepositoryLayout {
     return listRepositories(this.store);
   }
 
+  /** Repository names with the kinds of state each holds (`_manifests`, `_locks`…), unsorted. */
+  listRepositoryEntries(): Promise<RepositoryEntry[]> {
+    return listRepositoryEntries(this.store);
+  }
+
   /** Whether anything at all is stored under the repository's name. */
   async repositoryExists(repository: string): Promise<boolean> {
     const page = await this.store.list(Layout.repository(repository), { limit: 1 });
@@ -329,6 +362,16 @@ export class RepositoryLayout {
   async removeManifest(repository: string, d: Digest, subject: Digest | undefined): Promise<void> {
     if (subject) await this.store.delete(Layout.referrer(repository, subject, d));
     await this.store.delete(Layout.revisionLink(repository, d));
+  }
+
+  /** Stores a lock record (the caller orders records by `seq`). */
+  async writeLock(repository: string, target: LockTarget, rec: LockRecord): Promise<void> {
+    await this.store.put(Layout.lock(repository, target), Buffer.from(JSON.stringify(rec)));
+  }
+
+  /** Removes a lock record (a region holding one the primary does not). */
+  deleteLock(repository: string, target: LockTarget): Promise<void> {
+    return this.store.delete(Layout.lock(repository, target));
   }
 
   async writeTag(repository: string, tag: string, rec: TagRecord): Promise<void> {

@@ -37,21 +37,34 @@ export async function listChildPrefixes(store: ObjectStore, prefix: string): Pro
   return out;
 }
 
+/** A repository directory and the kinds of state under it (`_layers`, `_manifests`, `_locks`…). */
+export interface RepositoryEntry {
+  name: string;
+  parts: string[];
+}
+
 /**
  * Repository names in a store, by walking `repositories/`: a directory is a repository when it
- * holds `_manifests/` or `_layers/`. Name components never start with `_`, so the walk is exact.
- * Unsorted.
+ * holds `_manifests/` or `_layers/` (or other `_` state, such as `_locks/`). Name components
+ * never start with `_`, so the walk is exact. Unsorted.
  */
 export async function listRepositories(store: ObjectStore): Promise<string[]> {
-  const repos: string[] = [];
+  return (await listRepositoryEntries(store)).map((e) => e.name);
+}
+
+/** Like `listRepositories`, with the `_` children of each repository (no extra requests). */
+export async function listRepositoryEntries(store: ObjectStore): Promise<RepositoryEntry[]> {
+  const repos: RepositoryEntry[] = [];
   const walk = async (prefix: string): Promise<void> => {
     const children: string[] = [];
-    let isRepo = false;
+    const parts: string[] = [];
     for (const p of await listChildPrefixes(store, prefix)) {
-      if (p.slice(prefix.length).startsWith('_')) isRepo = true;
+      const child = p.slice(prefix.length, -1);
+      if (child.startsWith('_')) parts.push(child);
       else children.push(p);
     }
-    if (isRepo) repos.push(prefix.slice(Layout.repositoriesRoot.length, -1));
+    if (parts.length > 0)
+      repos.push({ name: prefix.slice(Layout.repositoriesRoot.length, -1), parts });
     for (const c of children) await walk(c);
   };
   await walk(Layout.repositoriesRoot);

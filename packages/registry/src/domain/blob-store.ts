@@ -13,6 +13,8 @@ import {
 import { resolveRange, type ResolvedRange } from './byte-range';
 import { ContentGuard } from './content-guard';
 import type { RegistryEvents } from './events';
+import { LockStore } from './lock-store';
+import { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
 
 /** How references protect content from garbage collection (ADR 0012). */
@@ -41,6 +43,12 @@ export class BlobStore {
     private readonly store: ObjectStore,
     private readonly events: RegistryEvents,
     readonly references: ReferencePolicy = { guard: new ContentGuard() },
+    /** What locks allow (ADR 0015): reads, deletes and uploads of a locked repository. */
+    readonly repositoryLocks: LockStore = new LockStore(
+      store,
+      new MetadataCache({ ttlMs: 0 }),
+      events,
+    ),
   ) {
     this.layout = new RepositoryLayout(store);
     this.guard = references.guard;
@@ -50,6 +58,7 @@ export class BlobStore {
   stat(repository: string, digest: string): Promise<BlobInfo> {
     return translated(async () => {
       const d = parseDigest(digest);
+      await this.repositoryLocks.assertReadable(repository);
       // The bytes first: a push asks about blobs that are mostly nowhere yet, answered by one
       // lookup; then the repository's link (a layer, or a manifest fetched as a blob).
       const info = await this.store.head(Layout.blobData(d)).catch((err: unknown) => {
@@ -93,6 +102,7 @@ export class BlobStore {
   ): Promise<GetResult & { digest: string }> {
     return translated(async () => {
       const d = parseDigest(digest);
+      await this.repositoryLocks.assertReadable(repository);
       await this.assertLinked(repository, d);
       try {
         const r = await this.store.get(Layout.blobData(d), range);
@@ -124,6 +134,7 @@ export class BlobStore {
   ): Promise<{ url: string; digest: string } | undefined> {
     return translated(async () => {
       const d = parseDigest(digest);
+      await this.repositoryLocks.assertReadable(repository);
       const key = Layout.blobData(d);
       const url = await this.store.presignGet(key, expiresSeconds);
       if (!url || !(await this.isLinked(repository, d)) || !(await exists(this.store, key)))
@@ -137,6 +148,7 @@ export class BlobStore {
     return translated(async () => {
       const d = parseDigest(digest);
       if (!(await this.layout.hasLayer(repository, d))) throw blobUnknown(d.value);
+      await this.repositoryLocks.assertBlobDeletable(repository);
       await this.layout.unlinkLayer(repository, d);
       await this.events.emit({ type: 'blobDeleted', repository, digest: d.value, at: Date.now() });
     });

@@ -1,4 +1,5 @@
 import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
+import type { LockStore } from './lock-store';
 import type { MetadataCache } from './metadata-cache';
 import { compareBytes, upperBound } from './tag-store';
 import { translated } from './storage-errors';
@@ -10,6 +11,7 @@ export class Catalog {
   constructor(
     store: ObjectStore,
     private readonly cache: MetadataCache,
+    private readonly locks?: LockStore,
   ) {
     this.layout = new RepositoryLayout(store);
   }
@@ -26,7 +28,18 @@ export class Catalog {
   async all(): Promise<string[]> {
     const cached = this.cache.enabled ? this.cache.tagLists.get('\0catalog') : undefined;
     if (cached) return cached;
-    const repos = (await this.layout.listRepositories()).sort(compareBytes);
+    // A repository with locks is listed unless its lock says `listEnabled=false` (ADR 0015); one
+    // that holds nothing but locks (set before its first push) is not a repository yet.
+    const repos: string[] = [];
+    for (const e of await this.layout.listRepositoryEntries()) {
+      if (!e.parts.includes('_locks') || !this.locks) repos.push(e.name);
+      else if (
+        e.parts.length > 1 &&
+        (await this.locks.of(e.name)).repository?.listEnabled !== false
+      )
+        repos.push(e.name);
+    }
+    repos.sort(compareBytes);
     this.cache.tagLists.set('\0catalog', repos);
     return repos;
   }

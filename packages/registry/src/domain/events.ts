@@ -29,7 +29,24 @@ export type RegistryChange =
   | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
   | { type: 'manifestDeleted'; repository: string; digest: string; at: number }
   | { type: 'tagDeleted'; repository: string; tag: string; at: number }
-  | { type: 'blobDeleted'; repository: string; digest: string; at: number };
+  | { type: 'blobDeleted'; repository: string; digest: string; at: number }
+  /**
+   * A lock record was written (ADR 0015): `tag` or `digest` name its target (neither: the
+   * repository); `seq` is the record's sequence, so a replica never applies an older one.
+   */
+  | {
+      type: 'lockChanged';
+      repository: string;
+      tag?: string;
+      digest?: string;
+      deleteEnabled: boolean;
+      writeEnabled: boolean;
+      readEnabled: boolean;
+      listEnabled: boolean;
+      writeOnce?: string[];
+      seq: number;
+      at: number;
+    };
 
 /** Who made a change. `anonymous` when auth is off or the caller has no credentials. */
 export interface Actor {

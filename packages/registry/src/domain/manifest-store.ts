@@ -21,6 +21,7 @@ import {
 import { blobLock, repoLock, type ReferencePolicy } from './blob-store';
 import { ContentGuard } from './content-guard';
 import type { RegistryEvents } from './events';
+import { LockStore } from './lock-store';
 import type { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
 import type { TagStore } from './tag-store';
@@ -44,12 +45,37 @@ export class ManifestStore {
     private readonly cache: MetadataCache,
     private readonly events: RegistryEvents,
     private readonly references: ReferencePolicy = { guard: new ContentGuard() },
+    readonly locks: LockStore = new LockStore(store, cache, events),
   ) {
     this.layout = new RepositoryLayout(store);
   }
 
-  /** Resolves a tag or digest to its revision record. Throws `MANIFEST_UNKNOWN`. */
-  resolve(repository: string, reference: string): Promise<RevisionRecord> {
+  /**
+   * Resolves a tag or digest to its revision record. Throws `MANIFEST_UNKNOWN`, or `DENIED`
+   * when a lock disables reading it.
+   */
+  async resolve(repository: string, reference: string): Promise<RevisionRecord> {
+    const rev = await this.lookup(repository, reference);
+    await this.assertReadable(repository, reference, rev.digest);
+    return rev;
+  }
+
+  /** The manifest's bytes, media type and digest. Throws `MANIFEST_UNKNOWN` or `DENIED`. */
+  async get(repository: string, reference: string): Promise<StoredManifest> {
+    const m = await this.load(repository, reference);
+    await this.assertReadable(repository, reference, m.digest);
+    return m;
+  }
+
+  private assertReadable(repository: string, reference: string, digest: string): Promise<void> {
+    return this.locks.assertReadable(
+      repository,
+      isDigestLike(reference) ? { digest } : { tag: reference, digest },
+    );
+  }
+
+  /** `resolve` without the lock check (a replica's fallback overrides it). */
+  protected lookup(repository: string, reference: string): Promise<RevisionRecord> {
     return translated(() => this.resolveLocal(repository, reference));
   }
 
@@ -63,8 +89,8 @@ export class ManifestStore {
     return rev;
   }
 
-  /** The manifest's bytes, media type and digest. Throws `MANIFEST_UNKNOWN`. */
-  get(repository: string, reference: string): Promise<StoredManifest> {
+  /** `get` without the lock check (a replica's fallback overrides it). */
+  protected load(repository: string, reference: string): Promise<StoredManifest> {
     return translated(async () => {
       const rev = await this.resolveLocal(repository, reference);
       let bytes = this.cache.content.get(rev.digest);
@@ -99,6 +125,13 @@ export class ManifestStore {
           expected: refDigest.value,
           actual: digest.value,
         });
+      const current = byDigest ? undefined : await this.tags.get(repository, reference);
+      await this.locks.assertPutAllowed(
+        repository,
+        digest.value,
+        byDigest ? undefined : reference,
+        current?.digest,
+      );
       const plan = manifestPlan(repository, digest, parsed);
       const tag = byDigest ? undefined : this.tags.prepare(repository, reference, digest.value);
       // Under the locks GC respects (ADR 0012): nothing this manifest names can be collected
@@ -149,12 +182,17 @@ export class ManifestStore {
   delete(repository: string, reference: string): Promise<void> {
     return translated(async () => {
       if (!isDigestLike(reference)) {
+        const rec = isValidTag(reference) ? await this.tags.get(repository, reference) : undefined;
+        if (rec) await this.locks.assertTagDeletable(repository, reference, rec.digest);
         if (!(await this.tags.delete(repository, reference))) throw manifestUnknown(reference);
         return;
       }
       const d = parseDigest(reference);
       const rev = await this.revision(repository, d, false);
       if (!rev) throw manifestUnknown(reference);
+      await this.locks.assertManifestDeletable(repository, d.value, () =>
+        this.tags.pointingAt(repository, d.value),
+      );
       const subject = await this.layout.readSubject(d).catch(() => undefined);
       await this.layout.removeManifest(repository, d, subject);
       this.cache.revisions.set(revKey(repository, d.value), false);
@@ -172,7 +210,12 @@ export class ManifestStore {
   referrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]> {
     return translated(async () => {
       const records = await this.layout.listReferrers(repository, parseDigest(subject));
-      return records.filter((r) => artifactType === undefined || r.artifactType === artifactType);
+      const locks = await this.locks.of(repository);
+      return records.filter(
+        (r) =>
+          (artifactType === undefined || r.artifactType === artifactType) &&
+          locks.manifests.get(r.digest)?.listEnabled !== false,
+      );
     });
   }
 

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { RevisionRecord, TagRecord } from '@meridian/storage';
+import type { RepositoryLocks } from './lock-rules';
 
 export interface MetadataCacheOptions {
   /**
@@ -19,6 +20,8 @@ export class MetadataCache {
   /** Manifest bytes by digest: immutable, so never expire. */
   readonly content: LRUCache<string, Buffer>;
   readonly tagLists: LRUCache<string, string[]>;
+  /** Each repository's lock records (ADR 0015), by repository. */
+  readonly locks: LRUCache<string, RepositoryLocks>;
 
   constructor(opts: MetadataCacheOptions = {}) {
     const ttl = opts.ttlMs ?? 1000;
@@ -26,6 +29,7 @@ export class MetadataCache {
     this.tags = new LRUCache(mutable);
     this.revisions = new LRUCache(mutable);
     this.tagLists = new LRUCache({ max: 10_000, ttl: Math.max(ttl, 1) });
+    this.locks = new LRUCache({ max: 10_000, ttl: Math.max(ttl, 1) });
     this.content = new LRUCache({
       maxSize: opts.maxContentBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (b) => b.length || 1,

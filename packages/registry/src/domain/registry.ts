@@ -4,6 +4,8 @@ import { ContentGuard } from './content-guard';
 import { Catalog } from './catalog';
 import { RegistryEvents } from './events';
 import { ManifestStore } from './manifest-store';
+import { LockAdmin } from './lock-admin';
+import { LockStore } from './lock-store';
 import { MetadataCache, type MetadataCacheOptions } from './metadata-cache';
 import { TagStore } from './tag-store';
 import { UploadSessions, type UploadSessionOptions } from './upload-sessions';
@@ -37,6 +39,10 @@ export class Registry {
   readonly tags: TagStore;
   readonly manifests: ManifestStore;
   readonly catalog: Catalog;
+  /** Locks (ADR 0015): read in every region, changed on the primary. */
+  readonly locks: LockStore;
+  /** Shows and changes locks (the admin API). */
+  readonly lockAdmin: LockAdmin;
   /** Keeps garbage collection and reference-creating writes apart (ADR 0012). */
   readonly guard = new ContentGuard();
 
@@ -44,16 +50,18 @@ export class Registry {
     const { store } = opts;
     this.events = opts.events ?? new RegistryEvents();
     this.cache = new MetadataCache(opts.cache);
+    this.locks = new LockStore(store, this.cache, this.events, opts.replica?.primary.baseUrl);
+    this.lockAdmin = new LockAdmin(store, this.locks);
     const references: ReferencePolicy = {
       guard: this.guard,
       touchAfterMs:
         opts.replica || opts.gcMinGraceMs === undefined ? undefined : opts.gcMinGraceMs / 2,
     };
     this.blobs = opts.replica
-      ? new FallbackBlobStore(store, this.events, opts.replica, references)
-      : new BlobStore(store, this.events, references);
+      ? new FallbackBlobStore(store, this.events, opts.replica, references, this.locks)
+      : new BlobStore(store, this.events, references, this.locks);
     this.uploads = new UploadSessions(store, this.blobs, this.events, opts.uploads);
-    this.tags = new TagStore(store, this.cache, this.events);
+    this.tags = new TagStore(store, this.cache, this.events, this.locks);
     this.manifests = opts.replica
       ? new FallbackManifestStore(
           store,
@@ -62,9 +70,10 @@ export class Registry {
           this.events,
           opts.replica,
           references,
+          this.locks,
         )
-      : new ManifestStore(store, this.tags, this.cache, this.events, references);
-    this.catalog = new Catalog(store, this.cache);
+      : new ManifestStore(store, this.tags, this.cache, this.events, references, this.locks);
+    this.catalog = new Catalog(store, this.cache, this.locks);
     // A new repository must appear in the catalog at once, not after the cache TTL.
     this.events.subscribe(() => {
       this.cache.tagLists.delete('\0catalog');

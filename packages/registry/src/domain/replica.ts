@@ -10,6 +10,7 @@ import {
 import type { Logger } from 'pino';
 import { BlobStore, type BlobInfo, type ReferencePolicy } from './blob-store';
 import type { RegistryEvents } from './events';
+import type { LockStore } from './lock-store';
 import { ManifestStore, type StoredManifest } from './manifest-store';
 import type { MetadataCache } from './metadata-cache';
 import type { TagStore } from './tag-store';
@@ -65,28 +66,29 @@ export class FallbackManifestStore extends ManifestStore {
     events: RegistryEvents,
     private readonly replica: ReplicaOptions,
     references?: ReferencePolicy,
+    locks?: LockStore,
   ) {
-    super(store, tagStore, cache, events, references);
+    super(store, tagStore, cache, events, references, locks);
   }
 
-  override async resolve(repository: string, reference: string): Promise<RevisionRecord> {
+  protected override async lookup(repository: string, reference: string): Promise<RevisionRecord> {
     const behind = !isDigestLike(reference) && (await this.tagIsBehind(repository, reference));
     if (!behind) {
       try {
-        return await super.resolve(repository, reference);
+        return await super.lookup(repository, reference);
       } catch (err) {
         if (!(err instanceof OciError && err.code === 'MANIFEST_UNKNOWN')) throw err;
       }
     }
-    const m = await this.get(repository, reference);
+    const m = await this.load(repository, reference);
     return { digest: m.digest, mediaType: m.mediaType, size: m.size };
   }
 
-  override async get(repository: string, reference: string): Promise<StoredManifest> {
+  protected override async load(repository: string, reference: string): Promise<StoredManifest> {
     const behind = !isDigestLike(reference) && (await this.tagIsBehind(repository, reference));
     if (!behind) {
       try {
-        return await super.get(repository, reference);
+        return await super.load(repository, reference);
       } catch (err) {
         if (!(err instanceof OciError && err.code === 'MANIFEST_UNKNOWN')) throw err;
       }
@@ -96,7 +98,7 @@ export class FallbackManifestStore extends ManifestStore {
     } catch (err) {
       if (behind && err instanceof OciError && err.code === 'UNAVAILABLE') {
         replicaStaleReads.inc();
-        return super.get(repository, reference);
+        return super.load(repository, reference);
       }
       throw err;
     }
@@ -152,8 +154,9 @@ export class FallbackBlobStore extends BlobStore {
     events: RegistryEvents,
     private readonly replica: ReplicaOptions,
     references?: ReferencePolicy,
+    locks?: LockStore,
   ) {
-    super(local, events, references);
+    super(local, events, references, locks);
     this.stallTimeoutMs = replica.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   }
 

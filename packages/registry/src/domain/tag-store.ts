@@ -7,6 +7,8 @@ import {
   type TagRecord,
 } from '@meridian/storage';
 import type { RegistryEvents } from './events';
+import { NO_LOCKS } from './lock-rules';
+import { LockStore } from './lock-store';
 import type { MetadataCache } from './metadata-cache';
 import { translated } from './storage-errors';
 
@@ -19,6 +21,7 @@ export class TagStore {
     store: ObjectStore,
     private readonly cache: MetadataCache,
     private readonly events: RegistryEvents,
+    private readonly locks: LockStore = new LockStore(store, cache, events),
   ) {
     this.layout = new RepositoryLayout(store);
   }
@@ -73,6 +76,14 @@ export class TagStore {
     return true;
   }
 
+  /** The tags that point at `digest` now. */
+  async pointingAt(repository: string, digest: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const tag of await this.all(repository))
+      if ((await this.get(repository, tag))?.digest === digest) out.push(tag);
+    return out;
+  }
+
   async deleteTagsPointingAt(repository: string, digest: string): Promise<void> {
     const tags = await this.all(repository);
     for (const tag of tags) {
@@ -87,7 +98,7 @@ export class TagStore {
    */
   list(repository: string, n?: number, last?: string): Promise<{ tags: string[]; more: boolean }> {
     return translated(async () => {
-      const all = await this.all(repository);
+      const all = await this.listable(repository, await this.all(repository));
       if (all.length === 0 && !(await this.repositoryExists(repository)))
         throw new OciError('NAME_UNKNOWN', `repository name not known to registry: ${repository}`, {
           name: repository,
@@ -107,6 +118,19 @@ export class TagStore {
     const tags = await this.layout.listTags(repository);
     this.cache.tagLists.set(repository, tags);
     return tags;
+  }
+
+  /** The tags lists show: without those a lock hides (`listEnabled=false`, ADR 0015). */
+  private async listable(repository: string, tags: string[]): Promise<string[]> {
+    const locks = await this.locks.of(repository);
+    if (locks === NO_LOCKS) return tags;
+    const byManifest = [...locks.manifests.values()].some((r) => r.listEnabled === false);
+    const out: string[] = [];
+    for (const tag of tags) {
+      const digest = byManifest ? (await this.get(repository, tag))?.digest : undefined;
+      if (this.locks.listable(locks, tag, digest)) out.push(tag);
+    }
+    return out;
   }
 
   private repositoryExists(repository: string): Promise<boolean> {

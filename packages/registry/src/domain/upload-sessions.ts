@@ -91,6 +91,7 @@ export class UploadSessions {
    */
   async mountOrCreate(repository: string, digest: string, from?: string): Promise<MountOrSession> {
     const d = parseDigest(digest);
+    await this.blobs.repositoryLocks.assertUploadAllowed(repository);
     const source = from === undefined || from === '' ? undefined : from;
     const mountable = source === undefined ? this.automaticCrossMount : isValidName(source);
     const mounted = mountable ? await this.blobs.mount(repository, d, source) : undefined;
@@ -100,6 +101,7 @@ export class UploadSessions {
 
   create(repository: string): Promise<UploadState> {
     return translated(async () => {
+      await this.blobs.repositoryLocks.assertUploadAllowed(repository);
       const state = newState(repository);
       await this.save(state);
       return state;
@@ -184,6 +186,7 @@ export class UploadSessions {
     contentLength?: number,
   ): Promise<BlobInfo> {
     return translated(async () => {
+      await this.blobs.repositoryLocks.assertUploadAllowed(repository);
       return this.whole.write(repository, parseDigest(digest), body, contentLength);
     });
   }
