@@ -393,6 +393,26 @@ describe('docker-compose.yml', () => {
     ).toThrow();
   });
 
+  it("keeps each node's event journal on a named volume the process can write", () => {
+    // /app is root's and read-only to the `node` user: the default ./.data/events would fail.
+    const dockerfile = readFileSync(join(ROOT, DOCKERFILE), 'utf8');
+    const writable = /^RUN mkdir (\S+) && chown node:node \1$/m.exec(dockerfile)?.[1];
+    expect(writable).toBe('/data');
+    for (const [name, s] of meridian.filter(([, x]) => args(x)[0] === 'serve')) {
+      const dir = serviceConfig(s).events.journalDir;
+      const mount = (s.volumes ?? [])
+        .map((v) => v.split(':'))
+        .find(([, dst]) => dir !== undefined && (dir === dst || dir.startsWith(`${dst}/`)));
+      expect({ name, dir, volume: mount?.[0], under: dir?.startsWith(`${writable}/`) }).toEqual({
+        name,
+        dir,
+        volume: `${name}`,
+        under: true,
+      });
+      expect(Object.keys(compose.volumes ?? {})).toContain(mount![0]);
+    }
+  });
+
   it('leaves no anonymous volume on S3-backed services', () => {
     // Meridian on S3 writes nothing locally: its image declares no VOLUME (which would leave an
     // anonymous volume behind every container), or each service mounts every declared one.
