@@ -1,7 +1,7 @@
 import { OciError, parseDigest } from '@meridian/oci';
 import { RepositoryLayout, type LockTarget, type ObjectStore } from '@meridian/storage';
 import { effectiveLock, flagsOf, type EffectiveLock } from './lock-rules';
-import type { LockPatch, LockStore, LockView } from './lock-store';
+import { validatePatch, type LockPatch, type LockStore, type LockView } from './lock-store';
 import { translated } from './storage-errors';
 
 /** At most this many tags are listed with their lock by `describe` of a repository. */
@@ -52,6 +52,7 @@ export class LockAdmin {
   /** Changes a lock (primary only) and answers the new view. */
   change(repository: string, target: LockTarget, patch: LockPatch): Promise<LockView> {
     return translated(async () => {
+      validatePatch(target, patch);
       if (target.scope === 'tag' && !(await this.layout.readTag(repository, target.tag)))
         throw unknownTag(repository, target.tag);
       if (target.scope === 'manifest') await this.assertManifest(repository, target.digest);

@@ -182,17 +182,12 @@ export class LockStore {
           { primary: this.primaryUrl },
         ),
       );
-    for (const k of Object.keys(patch))
-      if (!(LOCK_FLAGS as string[]).includes(k) && k !== 'writeOnce')
-        return Promise.reject(badLock(`unknown lock attribute ${k.slice(0, 40)}`));
-    for (const f of LOCK_FLAGS)
-      if (patch[f] !== undefined && typeof patch[f] !== 'boolean')
-        return Promise.reject(badLock(`${f} is not true or false`));
-    if (patch.writeOnce !== undefined && target.scope !== 'repository')
-      return Promise.reject(
-        badLock('write-once rules are set on a repository, not a tag or manifest'),
-      );
-    const rules = patch.writeOnce === undefined ? undefined : validateRules(patch.writeOnce);
+    let rules: string[] | undefined;
+    try {
+      rules = validatePatch(target, patch);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const key = `${repository}\0${JSON.stringify(target)}`;
     const prev = this.writing.get(key) ?? Promise.resolve();
     const next = prev
@@ -289,4 +284,20 @@ export function lockTargetOf(reference: { tag?: unknown; digest?: unknown }): Lo
     }
   }
   return { scope: 'repository' };
+}
+
+/**
+ * Checks a lock change before anything is read: known attributes, booleans, write-once rules
+ * only on a repository. Returns the rules to store (undefined: keep the current ones).
+ */
+export function validatePatch(target: LockTarget, patch: LockPatch): string[] | undefined {
+  for (const k of Object.keys(patch))
+    if (!(LOCK_FLAGS as string[]).includes(k) && k !== 'writeOnce')
+      throw badLock(`unknown lock attribute ${k.slice(0, 40)}`);
+  for (const f of LOCK_FLAGS)
+    if (patch[f] !== undefined && typeof patch[f] !== 'boolean')
+      throw badLock(`${f} is not true or false`);
+  if (patch.writeOnce !== undefined && target.scope !== 'repository')
+    throw badLock('write-once rules are set on a repository, not a tag or manifest');
+  return patch.writeOnce === undefined ? undefined : validateRules(patch.writeOnce);
 }
