@@ -108,6 +108,20 @@ describe('locks across regions', () => {
     expect(ociErrors(r)[0]!.message).toContain(c.primary.url);
   });
 
+  it('a replica that has not copied a lock yet passes on the primary refusal of a fallback read', async () => {
+    await c.stopWorkers();
+    const img = image();
+    await new RegistryClient(c.primary.url).pushImage('miss/app', 'v1', img.blobs, img.manifest);
+    await lock(c, { repository: 'miss/app', readEnabled: false });
+    const replica = new RegistryClient(c.replicas[0]!.url);
+    const m = await replica.get('/v2/miss/app/manifests/v1');
+    expectOciError(m, 403, 'DENIED');
+    expect(ociErrors(m)[0]!.message).toMatch(/readEnabled=false on repository/);
+    const b = await replica.get(`/v2/miss/app/blobs/${img.layers[0]!.digest}`);
+    expectOciError(b, 403, 'DENIED');
+    await c.startWorkers();
+  });
+
   it('a burst of lock and unlock converges on the last change in every region', async () => {
     const img = image();
     await new RegistryClient(c.primary.url).pushImage('race/app', 'v1', img.blobs, img.manifest);

@@ -46,6 +46,7 @@ export class PrimaryUpstream {
       await res.body?.cancel();
       return undefined;
     }
+    if (res.status === 403) throw await lockedAtPrimary(res);
     if (!res.ok) {
       await res.body?.cancel();
       throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a manifest`);
@@ -64,6 +65,7 @@ export class PrimaryUpstream {
       method: 'HEAD',
     });
     if (res.status === 404) return undefined;
+    if (res.status === 403) throw await lockedAtPrimary(res);
     if (!res.ok) throw new OciError('UNAVAILABLE', `primary answered ${res.status} for a blob`);
     return Number(res.headers.get('content-length'));
   }
@@ -89,6 +91,7 @@ export class PrimaryUpstream {
       await res.body?.cancel();
       return undefined;
     }
+    if (res.status === 403) throw await lockedAtPrimary(res);
     const expected = range ? 206 : 200;
     const length = Number(res.headers.get('content-length'));
     const size = range
@@ -142,4 +145,21 @@ export class PrimaryUpstream {
       if (!wholeTimeout) clearTimeout(timer);
     }
   }
+}
+
+/**
+ * The primary refused a read: a lock (ADR 0015) the region has not copied yet, or the node's
+ * own access. Either way the client is told `DENIED` with the primary's reason, rather than a
+ * 503 or a stale copy from the region.
+ */
+async function lockedAtPrimary(res: Response): Promise<OciError> {
+  let message = 'the primary denied the read';
+  try {
+    const body = (await res.json()) as { errors?: { message?: unknown }[] };
+    const m = body.errors?.[0]?.message;
+    if (typeof m === 'string') message = m.slice(0, 300);
+  } catch {
+    // a HEAD, or not the OCI error JSON
+  }
+  return new OciError('DENIED', message);
 }
