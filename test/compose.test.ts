@@ -295,7 +295,7 @@ describe('docker-compose.yml', () => {
         server: S3_DOCKERFILE,
       });
       expect(s3.endpoint).toBe(`http://s3-${r.name}:${rgwPort}`);
-      expect(env(server).S3_BUCKETS.split(' ')).toContain(s3.bucket);
+      expect((env(server).S3_BUCKETS ?? '').split(' ')).toContain(s3.bucket);
       // Each region its own server, in its own region's subnet (so netem delays reach it).
       expect(networksOf(server).wan?.ipv4_address?.split('.').slice(0, 3)).toEqual(
         networksOf(compose.services[`node-${r.name}`]!).wan?.ipv4_address?.split('.').slice(0, 3),
