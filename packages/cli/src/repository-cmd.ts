@@ -39,7 +39,7 @@ interface Flags {
 interface Effective extends Flags {
   lockedBy: Partial<Record<keyof Flags, string>>;
 }
-interface View {
+export interface View {
   repository: string;
   tag?: string;
   digest?: string;
