@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 const DEFAULTS = {
   enabled: true,
+  delivery: 'node' as const,
   allowPrivateTargets: [] as string[],
   concurrency: 16,
   perEndpointConcurrency: 4,
@@ -17,6 +18,11 @@ export const WebhooksConfigSchema = z
   .object({
     /** Deliver webhooks (on the primary; needs `redis`). Definitions can be managed either way. Default true. */
     enabled: z.boolean().default(DEFAULTS.enabled),
+    /**
+     * Who sends deliveries: the primary `node` (default), or the `workers` (`meridian worker`),
+     * so the node's event loop serves only requests. The primary queues them either way.
+     */
+    delivery: z.enum(['node', 'workers']).default(DEFAULTS.delivery),
     /** The registry's public host in payloads (`request.host`). Default: the primary region's endpoint host, else `listen`. */
     host: z.string().min(1).optional(),
     /**

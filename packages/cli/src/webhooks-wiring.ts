@@ -20,7 +20,7 @@ export interface NodeWebhooks {
 /**
  * Webhooks for a node: every node serves the admin API over the definitions in the primary
  * region's store; the primary (with Redis, `webhooks.enabled`) also attaches the `webhooks`
- * event subscriber and runs the delivery worker.
+ * event subscriber, and runs the delivery worker unless `webhooks.delivery` is `workers`.
  */
 export async function openWebhooks(
   config: NodeConfig,
@@ -34,30 +34,11 @@ export async function openWebhooks(
   },
 ): Promise<NodeWebhooks> {
   const c = config.webhooks;
-  let guard: TargetGuard;
-  try {
-    guard = new TargetGuard(c.allowPrivateTargets);
-  } catch (err) {
-    throw new ConfigError(
-      `config key "webhooks.allowPrivateTargets" (MERIDIAN_WEBHOOKS_ALLOW_PRIVATE_TARGETS): ${(err as Error).message}`,
-    );
-  }
+  const guard = guardOf(config);
   const primary = deps.regions.find((r) => r.role === 'primary');
   const store = new WebhookStore(primary?.store ?? deps.store);
   const host = c.host ?? (primary ? new URL(primary.endpoint).host : node.listen);
-  const queue =
-    config.redis && c.enabled
-      ? new WebhookQueue({
-          redisUrl: config.redis,
-          prefix: config.replication.prefix,
-          retry: {
-            baseMs: c.retryBaseMs,
-            maxMs: c.retryMaxMs,
-            horizonMs: c.horizonHours * 3_600_000,
-          },
-          historyMs: c.historyDays * 86_400_000,
-        })
-      : undefined;
+  const queue = queueOf(config);
   const service = new WebhookService({
     store,
     queue,
@@ -72,22 +53,77 @@ export async function openWebhooks(
     { events: deps.events },
     { queue, store, host, region: config.region, log: deps.log },
   );
-  const worker = startDeliveryWorker({
-    queue,
-    store,
-    guard,
-    log: deps.log,
-    regions: deps.status,
-    concurrency: c.concurrency,
-    perEndpoint: c.perEndpointConcurrency,
-    timeoutMs: c.timeoutMs,
-  });
+  const worker =
+    c.delivery === 'node' ? deliveryWorker(config, queue, store, deps.status, deps.log) : undefined;
   return {
     service,
     close: async () => {
       await detach();
+      await worker?.close();
+      await queue.close();
+    },
+  };
+}
+
+/**
+ * `meridian worker` with `webhooks.delivery: workers`: sends the deliveries the primary queued,
+ * so a node's event loop does not share its time with them. Undefined when not configured so.
+ */
+export function startWebhookWorkers(
+  config: NodeConfig,
+  regions: RegionInfo[],
+  status: ReplicationStatus,
+  log: Logger,
+): { close(): Promise<void> } | undefined {
+  const queue = config.webhooks.delivery === 'workers' ? queueOf(config) : undefined;
+  const primary = regions.find((r) => r.role === 'primary');
+  if (!queue || !primary) return undefined;
+  const worker = deliveryWorker(config, queue, new WebhookStore(primary.store), status, log);
+  return {
+    close: async () => {
       await worker.close();
       await queue.close();
     },
   };
+}
+
+function deliveryWorker(
+  config: NodeConfig,
+  queue: WebhookQueue,
+  store: WebhookStore,
+  status: ReplicationStatus | undefined,
+  log: Logger,
+) {
+  const c = config.webhooks;
+  return startDeliveryWorker({
+    queue,
+    store,
+    guard: guardOf(config),
+    log,
+    regions: status,
+    concurrency: c.concurrency,
+    perEndpoint: c.perEndpointConcurrency,
+    timeoutMs: c.timeoutMs,
+  });
+}
+
+function guardOf(config: NodeConfig): TargetGuard {
+  try {
+    return new TargetGuard(config.webhooks.allowPrivateTargets);
+  } catch (err) {
+    throw new ConfigError(
+      `config key "webhooks.allowPrivateTargets" (MERIDIAN_WEBHOOKS_ALLOW_PRIVATE_TARGETS): ${(err as Error).message}`,
+    );
+  }
+}
+
+function queueOf(config: NodeConfig): WebhookQueue | undefined {
+  const c = config.webhooks;
+  if (!config.redis || !c.enabled) return undefined;
+  return new WebhookQueue({
+    redisUrl: config.redis,
+    prefix: config.replication.prefix,
+    retry: { baseMs: c.retryBaseMs, maxMs: c.retryMaxMs, horizonMs: c.horizonHours * 3_600_000 },
+    historyMs: c.historyDays * 86_400_000,
+  });
 }

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import {
+  ReplicationStatus,
   startReplicationSchedules,
   startWorkers,
   type RunningWorkers,
@@ -10,6 +11,7 @@ import { latencyBetween, type NodeConfig } from './config';
 import { startMetricsServer, type MetricsServer } from '@meridian/observability';
 import { parseListen } from '@meridian/registry';
 import { GarbageCollector, startGcSchedule } from '@meridian/lifecycle';
+import { startWebhookWorkers } from './webhooks-wiring';
 
 export interface WorkerRun extends RunningWorkers {
   /** Runs the reconciler over the worker's regions now. */
@@ -81,12 +83,20 @@ export async function runWorkers(
     graceMs: config.gc.graceSeconds * 1000,
     log,
   });
+  // With `webhooks.delivery: workers`, deliveries are sent from here rather than the primary.
+  const webhooks = startWebhookWorkers(
+    config,
+    regions,
+    new ReplicationStatus(regions, workers.queues),
+    log,
+  );
   let metrics: MetricsServer | undefined;
   if (config.worker.metricsListen) {
     try {
       const { host, port } = parseListen(config.worker.metricsListen);
       metrics = await startMetricsServer(host, port);
     } catch (err) {
+      await webhooks?.close();
       await gc.close();
       await schedules.close();
       await workers.close();
@@ -107,6 +117,7 @@ export async function runWorkers(
     metricsUrl: metrics?.url,
     close: async () => {
       await metrics?.close();
+      await webhooks?.close();
       await gc.close();
       await schedules.close();
       await workers.close();

@@ -1,7 +1,7 @@
 import { attachWebhooks, regionWait } from './attach';
 import { createWebhook, type Webhook } from './definition';
 import type { Notification, WebhookEvent } from './payload';
-import type { RegionWait, WebhookQueue } from './webhook-queue';
+import type { Enqueue, RegionWait, WebhookQueue } from './webhook-queue';
 import type { WebhookStore } from './webhook-store';
 
 const regions = ['eastus', 'westeurope'];
@@ -37,9 +37,10 @@ async function queued(hooks: Webhook[], events: WebhookEvent[]) {
     },
     {
       queue: {
-        enqueue: async (h: Webhook, n: Notification, wait?: RegionWait, sequence?: number) => {
-          calls.push({ hook: h.name, n, wait, sequence });
-          return 'id';
+        enqueueAll: async (items: Enqueue[]) => {
+          for (const { hook: h, n, wait, sequence } of items)
+            calls.push({ hook: h.name, n, wait, sequence });
+          return items.map(() => 'id');
         },
       } as unknown as WebhookQueue,
       store: { all: async () => hooks } as unknown as WebhookStore,

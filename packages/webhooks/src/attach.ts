@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Webhook, WebhookAction } from './definition';
 import { actionsOf, notificationOf, type WebhookEvent } from './payload';
 import { parseScope, scopeMatches, type Scope } from './scope';
-import type { RegionWait, WebhookQueue } from './webhook-queue';
+import type { Enqueue, RegionWait, WebhookQueue } from './webhook-queue';
 import type { WebhookStore } from './webhook-store';
 
 /** The part of `@meridian/registry`'s `RegistryEvents` webhooks plug into (structural). */
@@ -55,18 +55,23 @@ export async function attachWebhooks(
     deliver: async (e) => {
       const actions = actionsOf(e.type);
       if (actions.length === 0) return;
+      const batch: Enqueue[] = [];
       for (const hook of await deps.store.all()) {
         if (hook.status !== 'enabled') continue;
         const scope = scopeOf(hook);
         if (!scope || !scopeMatches(scope, e.repository, e.tag)) continue;
         for (const action of actions) {
           if (!hook.actions.includes(action)) continue;
-          const n = notificationOf(e, action, deps.host);
-          // `replicated` waits for every region: it is not held in line with the others.
-          const sequence = action === 'replicated' ? undefined : e.sequence;
-          await deps.queue.enqueue(hook, n, regionWait(hook, action, e, deps.region), sequence);
+          batch.push({
+            hook,
+            n: notificationOf(e, action, deps.host),
+            wait: regionWait(hook, action, e, deps.region),
+            // `replicated` waits for every region: it is not held in line with the others.
+            sequence: action === 'replicated' ? undefined : e.sequence,
+          });
         }
       }
+      if (batch.length > 0) await deps.queue.enqueueAll(batch);
     },
   });
 }

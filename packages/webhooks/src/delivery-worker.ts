@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { backoffDelay, Breakers, EndpointSlots } from './backoff';
 import type { SendResult } from './http-send';
@@ -78,8 +78,12 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     const d = job.data;
     const record = await queue.history.get(d.id);
     const hook = (await opts.store.all()).find((w) => w.name === d.webhook);
+    /** Leaves the repository's line and wakes the delivery next in it. */
     const finish = async () => {
-      if (d.ordered) await queue.order.done(d.webhook, d.ordered.repository, d.id);
+      if (!d.ordered) return;
+      const next = await queue.order.done(d.webhook, d.ordered.repository, d.id);
+      const waiting = next ? await Job.fromId(queue.queue, next) : undefined;
+      if (waiting && (await waiting.isDelayed())) await waiting.promote().catch(() => {});
     };
     if (!record) return finish(); // expired from the history, or the webhook was deleted
     if (!hook || hook.status !== 'enabled') {
@@ -91,7 +95,8 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     }
     if (d.ordered) {
       const ahead = await queue.order.ahead(hook.name, d.ordered.repository, d.id, finished);
-      if (ahead > 0) await later(job, token, Date.now() + Math.min(5000, 100 + 50 * ahead));
+      // Woken by the delivery ahead when it finishes; the delay is only the backstop.
+      if (ahead > 0) await later(job, token, Date.now() + Math.min(2000, 200 + 20 * ahead));
     }
     let body = record.body;
     if (d.wait) {

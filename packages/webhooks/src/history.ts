@@ -69,23 +69,30 @@ export class DeliveryHistory {
 
   /** Stores a new record unless one with its id exists (a replayed event). True when stored. */
   async create(r: DeliveryRecord): Promise<boolean> {
-    const now = Date.parse(r.createdAt);
-    const ok = await this.redis.set(
-      this.recordKey(r.id),
-      JSON.stringify(r),
-      'PX',
-      this.opts.retentionMs,
-      'NX',
-    );
-    if (ok !== 'OK') return false;
-    await this.redis
-      .multi()
-      .zadd(this.indexKey(r.webhook), now, r.id)
-      .zremrangebyscore(this.indexKey(r.webhook), '-inf', now - this.opts.retentionMs)
-      .zremrangebyrank(this.indexKey(r.webhook), 0, -this.opts.maxPerWebhook - 1)
-      .pexpire(this.indexKey(r.webhook), this.opts.retentionMs)
-      .exec();
-    return true;
+    const [created] = await this.createAll([r]);
+    return created!;
+  }
+
+  /** `create` for many records, in two round trips. */
+  async createAll(records: readonly DeliveryRecord[]): Promise<boolean[]> {
+    if (records.length === 0) return [];
+    const sets = this.redis.pipeline();
+    for (const r of records)
+      sets.set(this.recordKey(r.id), JSON.stringify(r), 'PX', this.opts.retentionMs, 'NX');
+    const created = ((await sets.exec()) ?? []).map(([err, ok]) => !err && ok === 'OK');
+    const index = this.redis.pipeline();
+    for (const [i, r] of records.entries()) {
+      if (!created[i]) continue;
+      const now = Date.parse(r.createdAt);
+      const key = this.indexKey(r.webhook);
+      index
+        .zadd(key, now, r.id)
+        .zremrangebyscore(key, '-inf', now - this.opts.retentionMs)
+        .zremrangebyrank(key, 0, -this.opts.maxPerWebhook - 1)
+        .pexpire(key, this.opts.retentionMs);
+    }
+    await index.exec();
+    return created;
   }
 
   async get(id: string): Promise<DeliveryRecord | undefined> {

@@ -18,9 +18,17 @@ export class RepositoryOrder {
     return `${this.prefix}:webhooks:order:${webhook}:${repository}`;
   }
 
-  async add(webhook: string, repository: string, id: string, sequence: number): Promise<void> {
-    const key = this.key(webhook, repository);
-    await this.redis.multi().zadd(key, 'NX', sequence, id).pexpire(key, this.ttlMs).exec();
+  /** Puts deliveries in their (webhook, repository) lines, in one round trip. */
+  async addAll(
+    items: readonly { webhook: string; repository: string; id: string; sequence: number }[],
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const { webhook, repository, id, sequence } of items) {
+      const key = this.key(webhook, repository);
+      p.zadd(key, 'NX', sequence, id).pexpire(key, this.ttlMs);
+    }
+    await p.exec();
   }
 
   /**
@@ -43,7 +51,11 @@ export class RepositoryOrder {
     return 1;
   }
 
-  async done(webhook: string, repository: string, id: string): Promise<void> {
-    await this.redis.zrem(this.key(webhook, repository), id);
+  /** Takes `id` out of the line; returns the delivery now at its head, if any. */
+  async done(webhook: string, repository: string, id: string): Promise<string | undefined> {
+    const key = this.key(webhook, repository);
+    const [, head] = (await this.redis.multi().zrem(key, id).zrange(key, '0', '0').exec()) ?? [];
+    const ids = head?.[1];
+    return Array.isArray(ids) && typeof ids[0] === 'string' ? ids[0] : undefined;
   }
 }

@@ -33,6 +33,14 @@ export interface DeliveryJob {
   ordered?: { repository: string; sequence: number };
 }
 
+/** One delivery to queue (see `WebhookQueue.enqueueAll`). */
+export interface Enqueue {
+  hook: Webhook;
+  n: Notification;
+  wait?: RegionWait;
+  sequence?: number;
+}
+
 export interface WebhookQueueOptions {
   redisUrl: string;
   /** Redis key prefix (shared with replication). Default `meridian`. */
@@ -83,55 +91,72 @@ export class WebhookQueue {
     return `${this.prefix}:bull`;
   }
 
-  /**
-   * Queues `n` for `hook` (once: a repeat with the same id is ignored). With `sequence`, it is
-   * sent only after the repository's earlier deliveries to the webhook. Returns the delivery id.
-   */
+  /** Queues one delivery (see `enqueueAll`). Returns its id. */
   async enqueue(
     hook: Webhook,
     n: Notification,
     wait?: RegionWait,
     sequence?: number,
   ): Promise<string> {
-    const id = deliveryId(hook.name, n.id);
-    const { body, type } = encode(n, hook.format);
+    const [id] = await this.enqueueAll([{ hook, n, wait, sequence }]);
+    return id!;
+  }
+
+  /**
+   * Queues each notification for its webhook, once: a repeat with the same id (a replayed event)
+   * is queued again only if it never got past the queue. With `sequence`, a delivery is sent
+   * only after its repository's earlier deliveries to the webhook. A few round trips to Redis
+   * for the whole batch, whatever its size: this runs on the primary for every event.
+   */
+  async enqueueAll(items: readonly Enqueue[]): Promise<string[]> {
     const now = new Date();
-    const record: DeliveryRecord = {
-      id,
-      webhook: hook.name,
-      action: n.action,
-      repository: n.target.repository,
-      reference: n.target.tag ?? n.target.digest,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
-      state: wait ? 'waiting' : 'pending',
-      contentType: type,
-      body,
-      attempts: [],
-    };
-    if (await this.history.create(record)) deliveriesQueued.inc({ webhook: hook.name });
-    else {
-      // A replayed event: queue it again only if it never got past the queue (a crash between
-      // the record and the job); one that was tried is in the history and is not sent twice.
-      const seen = await this.history.get(id);
-      if (seen && seen.state !== 'pending' && seen.state !== 'waiting') return id;
-    }
-    const ordered =
-      sequence === undefined ? undefined : { repository: n.target.repository, sequence };
-    if (ordered) await this.order.add(hook.name, ordered.repository, id, sequence!);
-    await this.queue.add(
-      n.action,
-      {
+    const prepared = items.map(({ hook, n, wait, sequence }) => {
+      const id = deliveryId(hook.name, n.id);
+      const { body, type } = encode(n, hook.format);
+      const record: DeliveryRecord = {
+        id,
+        webhook: hook.name,
+        action: n.action,
+        repository: n.target.repository,
+        reference: n.target.tag ?? n.target.digest,
+        createdAt: now.toISOString(),
+        updatedAt: now.toISOString(),
+        state: wait ? 'waiting' : 'pending',
+        contentType: type,
+        body,
+        attempts: [],
+      };
+      const ordered =
+        sequence === undefined ? undefined : { repository: n.target.repository, sequence };
+      const job: DeliveryJob = {
         id,
         webhook: hook.name,
         ...(n.action === 'replicated' && { notification: n }),
-        wait,
+        ...(wait && { wait }),
         firstAt: now.getTime(),
-        ordered,
-      },
-      { jobId: id },
+        ...(ordered && { ordered }),
+      };
+      return { id, record, ordered, job, action: n.action };
+    });
+    const created = await this.history.createAll(prepared.map((p) => p.record));
+    const go = [];
+    for (const [i, p] of prepared.entries()) {
+      if (created[i]) deliveriesQueued.inc({ webhook: p.record.webhook });
+      else {
+        // A replayed event that was tried already is in the history: it is not sent twice.
+        const seen = await this.history.get(p.id);
+        if (seen && seen.state !== 'pending' && seen.state !== 'waiting') continue;
+      }
+      go.push(p);
+    }
+    await this.order.addAll(
+      go.flatMap((p) => (p.ordered ? [{ webhook: p.record.webhook, ...p.ordered, id: p.id }] : [])),
     );
-    return id;
+    if (go.length > 0)
+      await this.queue.addBulk(
+        go.map((p) => ({ name: p.action, data: p.job, opts: { jobId: p.id } })),
+      );
+    return prepared.map((p) => p.id);
   }
 
   /** Sends a delivery again (a new job for the same record and body). */
