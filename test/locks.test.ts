@@ -4,6 +4,7 @@
  * a referrer and cosign signature tags going through; skopeo refused on a locked tag.
  */
 import { join } from 'node:path';
+import type { RegistryEvent } from '@meridian/registry';
 import { createClientSandbox, skopeoCopy, type ClientSandbox } from './helpers/clients';
 import { expectOciError, ociErrors, RegistryClient, type HttpResponse } from './helpers/http';
 import { artifact, image, imageManifest, randomBlob, configBlob } from './helpers/images';
@@ -213,6 +214,25 @@ describe('locks on a node', () => {
     expect(show.effective.lockedBy.writeEnabled).toBe('write-once rule *');
     const bad = await setLock(c, { repository: 'wo/app', writeOnce: ['regex:(('] });
     expectOciError(bad, 400, 'UNSUPPORTED');
+  });
+
+  it('a lock change is a lockChanged event with the request that made it', async () => {
+    const a = image();
+    await c.pushImage('ev/app', 'v1', a.blobs, a.manifest);
+    const seen: RegistryEvent[] = [];
+    const off = node.registry.events.subscribe((e) => void seen.push(e));
+    const r = await setLock(c, { repository: 'ev/app', tag: 'v1', deleteEnabled: false });
+    off();
+    const e = seen.find((x) => x.type === 'lockChanged');
+    expect(e).toMatchObject({
+      repository: 'ev/app',
+      tag: 'v1',
+      deleteEnabled: false,
+      writeEnabled: true,
+      seq: r.json<{ seq: number }>().seq,
+      requestId: r.header('x-request-id'),
+      actor: { kind: 'anonymous' },
+    });
   });
 
   it('refuses a body it does not understand', async () => {

@@ -83,6 +83,16 @@ describe('content changes in the audit log', () => {
         userAgent: 'docker/27',
       },
     });
+    // A lock change names the tag (or digest) it locks, and what it set.
+    expect(
+      contentAuditEvent(
+        change({ type: 'lockChanged', tag: 'v1', writeEnabled: false, deleteEnabled: true }),
+      ),
+    ).toMatchObject({
+      action: 'lock.change',
+      target: 'team/app:v1',
+      detail: { tag: 'v1', writeEnabled: false, deleteEnabled: true },
+    });
     const byToken = contentAuditEvent(
       change({
         type: 'blobMounted',

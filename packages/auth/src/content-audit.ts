@@ -19,6 +19,12 @@ export interface AuditedChange {
   size?: number;
   from?: string;
   subject?: string;
+  /** A lock change's attributes (`lockChanged`, ADR 0015). */
+  deleteEnabled?: boolean;
+  writeEnabled?: boolean;
+  readEnabled?: boolean;
+  listEnabled?: boolean;
+  writeOnce?: string[];
 }
 
 /** The part of `RegistryEvents` the audit log plugs into: a durable subscriber. */
@@ -41,7 +47,17 @@ const ACTIONS: Record<string, string> = {
   referrerAdded: 'referrer.add',
   tagMoved: 'tag.move',
   tagDeleted: 'tag.delete',
+  lockChanged: 'lock.change',
 };
+
+/** What the audit entry of a lock change adds to its detail. */
+const LOCK_DETAIL = [
+  'deleteEnabled',
+  'writeEnabled',
+  'readEnabled',
+  'listEnabled',
+  'writeOnce',
+] as const;
 
 const PRINCIPAL_KINDS = new Set<string>([
   'user',
@@ -57,11 +73,13 @@ const PRINCIPAL_KINDS = new Set<string>([
 export function contentAuditEvent(e: AuditedChange): Omit<AuditEvent, 'region'> {
   // A tag change names the tag; any other change the digest it is about (a manifest pushed by
   // a tag still names its digest: the tag's own event follows).
-  const byTag = e.type.startsWith('tag') && e.tag !== undefined;
+  const byTag = (e.type.startsWith('tag') || e.type === 'lockChanged') && e.tag !== undefined;
   const ref = byTag ? `:${e.tag}` : e.digest !== undefined ? `@${e.digest}` : '';
   const detail: Record<string, unknown> = { repository: e.repository, sequence: e.sequence };
   for (const k of ['digest', 'tag', 'mediaType', 'size', 'from', 'subject', 'requestId'] as const)
     if (e[k] !== undefined && e[k] !== '') detail[k] = e[k];
+  if (e.type === 'lockChanged')
+    for (const k of LOCK_DETAIL) if (e[k] !== undefined) detail[k] = e[k];
   if (e.actor.token) detail.token = e.actor.token;
   if (e.actor.userAgent) detail.userAgent = e.actor.userAgent;
   return {

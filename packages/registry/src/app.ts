@@ -76,7 +76,7 @@ export function createApp(deps: AppDeps): App {
     ...replicationRoutes(deps.replicationStatus),
     ...webhookRoutes(deps.webhooks),
     ...gcRoutes(deps.gc),
-    ...lockRoutes(registry),
+    ...lockRoutes(registry, (req, res) => requestInfo(req, res, gate)),
     ...dashboardRoutes(),
   ]);
 

@@ -1,4 +1,6 @@
 import { isValidName, OciError } from '@meridian/oci';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestInfo } from '../domain/events';
 import { lockTargetOf } from '../domain/lock-store';
 import type { Registry } from '../domain/registry';
 import type { AppRoute } from '../http/route-table';
@@ -24,7 +26,11 @@ function repositoryOf(v: unknown): string {
  * primary's address). Through the gateway a `GET` is answered by the nearest region — its own
  * copy of the locks — and a `PUT` goes to the primary.
  */
-export function lockRoutes(registry: Registry): AppRoute[] {
+export function lockRoutes(
+  registry: Registry,
+  /** Who asks: the `lockChanged` event (audit, webhooks) carries this actor. */
+  requestInfo: (req: IncomingMessage, res: ServerResponse) => RequestInfo,
+): AppRoute[] {
   return [
     {
       method: 'GET',
@@ -48,7 +54,10 @@ export function lockRoutes(registry: Registry): AppRoute[] {
           throw badRequest('not an object');
         const { repository, tag, digest, ...patch } = b as Record<string, unknown>;
         const target = lockTargetOf({ tag, digest });
-        res.json(await registry.lockAdmin.change(repositoryOf(repository), target, patch));
+        const view = await registry.events.withRequest(requestInfo(req, res), () =>
+          registry.lockAdmin.change(repositoryOf(repository), target, patch),
+        );
+        res.json(view);
       },
     },
   ];
