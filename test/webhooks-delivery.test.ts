@@ -176,3 +176,29 @@ describe('webhooks across a SIGKILL', () => {
     });
   });
 });
+
+describe('webhooks.delivery: workers', () => {
+  let c: TestCluster;
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    c = await startCluster({
+      regions: ['eastus', 'westeurope'],
+      webhooks: { allowPrivateTargets: ['loopback'], delivery: 'workers' },
+    });
+    receiver = await new WebhookReceiver().start();
+  });
+  afterAll(async () => {
+    await receiver?.close();
+    await c?.close();
+  });
+
+  it('the primary queues, meridian worker sends', async () => {
+    await createHook(c.primary.url, { name: 'fromworkers', url: receiver.url });
+    const img = image();
+    await new RegistryClient(c.primary.url).pushImage('w/app', 'v1', img.blobs, img.manifest);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(receiver.received).toHaveLength(0); // queued, nobody sends yet
+    await c.startWorkers();
+    await waitFor(async () => receiver.of('push').length === 1, 'the push, sent by the worker');
+  });
+});
