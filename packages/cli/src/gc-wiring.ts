@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import {
+  runPurge,
   attachGcCandidates,
   GarbageCollector,
   GcRequestError,
@@ -8,14 +9,16 @@ import {
   type RunningGc,
 } from '@meridian/lifecycle';
 import { OciError } from '@meridian/oci';
-import type { GcAdmin, Registry } from '@meridian/registry';
+import type { GcAdmin, PurgeAdmin, Registry } from '@meridian/registry';
 import type { ReplicationQueues } from '@meridian/replication';
-import type { ObjectStore } from '@meridian/storage';
+import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
 import type { NodeConfig } from './config';
 
 export interface NodeGc {
   /** The admin API's view, on a primary node. */
   admin?: GcAdmin;
+  /** `meridian purge` through the admin API, on a primary node. */
+  purge?: PurgeAdmin;
   close(): Promise<void>;
 }
 
@@ -113,10 +116,42 @@ export async function openNodeGc(
   }
   return {
     admin: adminOf(service),
+    purge: purgeAdmin(registry, deps.store),
     close: async () => {
       if (timer) clearInterval(timer);
       await schedule?.close();
       await detachCandidates();
     },
+  };
+}
+
+/**
+ * Purge removes through the registry, so every removal is an ordinary event (replicated,
+ * audited, noted for GC), each re-checked at the moment it goes.
+ */
+function purgeAdmin(registry: Registry, store: ObjectStore): PurgeAdmin {
+  const layout = new RepositoryLayout(store);
+  return {
+    run: (req) =>
+      runPurge(
+        layout,
+        {
+          deleteTag: async (repository, tag, digest) => {
+            if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
+            return registry.tags.delete(repository, tag);
+          },
+          deleteManifest: async (repository, digest) => {
+            if ((await registry.tags.pointingAt(repository, digest)).length > 0) return false;
+            try {
+              await registry.manifests.delete(repository, digest);
+              return true;
+            } catch (err) {
+              if (err instanceof OciError && err.code === 'MANIFEST_UNKNOWN') return false;
+              throw err;
+            }
+          },
+        },
+        req,
+      ),
   };
 }

@@ -9,6 +9,7 @@ import { runGateway } from './gateway-cmd';
 import { writeSampleImage } from './sample-image';
 import { runDev } from './dev';
 import { registerGcCommand } from './gc-cmd';
+import { registerPurgeCommand } from './purge-cmd';
 import { registerRepositoryCommands } from './repository-cmd';
 import { registerStorageCommands } from './storage-cmd';
 import { registerWebhookCommands } from './webhook-cmd';
@@ -226,6 +227,7 @@ registerAdminCommands(program);
 registerStorageCommands(program);
 registerWebhookCommands(program);
 registerGcCommand(program, apiConn);
+registerPurgeCommand(program, apiConn);
 registerRepositoryCommands(program, apiConn);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

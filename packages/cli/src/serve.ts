@@ -118,6 +118,7 @@ export async function serve(
     replicationStatus: status,
     webhooks: webhooks.service,
     gc: gc.admin,
+    purge: gc.purge,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
     readinessChecks: queues ? [readinessCheck('redis', () => queues.redis.ping())] : [],

@@ -4,3 +4,6 @@ export * from './gc/metrics';
 export * from './gc/schedule';
 export * from './gc/service';
 export * from './gc/candidates';
+export * from './purge/plan';
+export * from './purge/purger';
+export * from './purge/service';

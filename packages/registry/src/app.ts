@@ -20,6 +20,7 @@ import { tokenRoutes } from './routes/token';
 import { webhookRoutes, type WebhookAdmin } from './routes/webhooks';
 import { gcRoutes, type GcAdmin } from './routes/gc';
 import { lockRoutes } from './routes/locks';
+import { purgeRoutes, type PurgeAdmin } from './routes/purge';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -36,6 +37,8 @@ export interface AppDeps {
   webhooks?: WebhookAdmin;
   /** The garbage-collection admin API (`/meridian/v1/admin/gc`), on a primary node. */
   gc?: GcAdmin;
+  /** The purge admin API (`/meridian/v1/admin/purge`), on a primary node. */
+  purge?: PurgeAdmin;
   /**
    * Identity and access: one check before every handler, the token endpoint and the admin API.
    * Default none: every request is allowed (tests; `auth.enabled: false`).
@@ -77,6 +80,7 @@ export function createApp(deps: AppDeps): App {
     ...webhookRoutes(deps.webhooks),
     ...gcRoutes(deps.gc),
     ...lockRoutes(registry, (req, res) => requestInfo(req, res, gate)),
+    ...purgeRoutes(deps.purge),
     ...dashboardRoutes(),
   ]);
 

@@ -17,6 +17,7 @@ export * from './readiness';
 export * from './http/route-table';
 export type { WebhookAdmin } from './routes/webhooks';
 export type { GcAdmin } from './routes/gc';
+export type { PurgeAdmin } from './routes/purge';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
 export * from './domain/content-guard';
 export * from './domain/lock-rules';

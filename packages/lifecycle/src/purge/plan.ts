@@ -1,0 +1,195 @@
+import { OciError, parseDigest, parseManifest } from '@meridian/oci';
+import { isNotFound, type RepositoryLayout } from '@meridian/storage';
+
+/** `REPO_REGEX:TAG_REGEX`, each matched against the whole name (as `acr purge` reads it). */
+export interface PurgeFilter {
+  repository: RegExp;
+  tag: RegExp;
+}
+
+export interface PurgeCriteria {
+  filters: PurgeFilter[];
+  /** Only tags last moved longer ago than this (ms). */
+  agoMs?: number;
+  /** Keep the newest N matching tags of each repository. */
+  keep?: number;
+  /** Also delete the manifests no tag (and no live parent or subject) keeps. */
+  untagged?: boolean;
+  /** A repository losing more than this share of its tags needs `force`. Default 0.5. */
+  maxShare?: number;
+  force?: boolean;
+  now?: number;
+}
+
+export interface PlannedTag {
+  tag: string;
+  digest: string;
+  updatedAt: string;
+}
+
+export interface RepositoryPlan {
+  repository: string;
+  tagsBefore: number;
+  tags: PlannedTag[];
+  /** Manifests to delete (referrers and indexes before what they point at). */
+  manifests: { digest: string; size: number; mediaType: string }[];
+  /**
+   * Bytes the removed manifests use that nothing kept in this repository uses (their content
+   * and layers): what GC frees afterwards, unless other repositories share them.
+   */
+  bytes: number;
+  /** Why nothing of this repository is removed (a rail), when so. */
+  refused?: string;
+}
+
+const YEAR = 365 * 86_400_000;
+/** Durations past this are refused (an `--ago` overflow must never mean "everything"). */
+export const MAX_DURATION_MS = 100 * YEAR;
+
+/** `30d`, `12h`, `90m`, `45s` → ms; refuses anything else and anything over 100 years. */
+export function parseDuration(s: string, what: string): number {
+  const m = /^(\d{1,6})(s|m|h|d)$/.exec(s.trim());
+  if (!m)
+    throw new OciError(
+      'UNSUPPORTED',
+      `${what}: not a duration: ${s.slice(0, 40)} (e.g. 30d, 12h)`,
+      undefined,
+      400,
+    );
+  const ms = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's'];
+  if (ms > MAX_DURATION_MS)
+    throw new OciError('UNSUPPORTED', `${what}: ${s} is over 100 years`, undefined, 400);
+  return ms;
+}
+
+/** `REPO_REGEX:TAG_REGEX` (the last `:` splits; a bare `REPO_REGEX` means every tag). */
+export function parseFilter(s: string): PurgeFilter {
+  const i = s.lastIndexOf(':');
+  const [repo, tag] = i < 0 ? [s, '.*'] : [s.slice(0, i), s.slice(i + 1)];
+  try {
+    return { repository: new RegExp(`^(?:${repo})$`), tag: new RegExp(`^(?:${tag || '.*'})$`) };
+  } catch (err) {
+    throw new OciError(
+      'UNSUPPORTED',
+      `filter ${s.slice(0, 80)}: ${(err as Error).message}`,
+      undefined,
+      400,
+    );
+  }
+}
+
+interface ManifestInfo {
+  digest: string;
+  size: number;
+  mediaType: string;
+  children: string[];
+  blobs: { digest: string; size: number }[];
+  subject?: string;
+}
+
+/**
+ * What a purge would remove from one repository: the matching tags (older than `ago`, beyond
+ * the newest `keep`), then — with `untagged` — every manifest nothing keeps: a manifest is kept
+ * by a tag, by an index that is kept, or as a referrer of a kept subject. So index children and
+ * referrers go with their parent and are never orphaned. Rails: more than `maxShare` of the
+ * repository's tags, or its last tag, needs `force`.
+ */
+export async function planRepository(
+  layout: RepositoryLayout,
+  repository: string,
+  c: PurgeCriteria,
+): Promise<RepositoryPlan> {
+  const now = c.now ?? Date.now();
+  const tagNames = await layout.listTags(repository);
+  const records = (
+    await Promise.all(
+      tagNames.map(async (tag) => {
+        const rec = await layout.readTag(repository, tag);
+        return rec ? { tag, digest: rec.digest, updatedAt: rec.updatedAt } : undefined;
+      }),
+    )
+  ).filter((t): t is PlannedTag => t !== undefined);
+  const filters = c.filters.filter((f) => f.repository.test(repository));
+  let matching = records.filter((t) => filters.some((f) => f.tag.test(t.tag)));
+  if (c.agoMs !== undefined)
+    matching = matching.filter((t) => now - Date.parse(t.updatedAt) > c.agoMs!);
+  // Newest first; the first `keep` stay.
+  matching.sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt));
+  const tags = matching.slice(c.keep ?? 0);
+  const plan: RepositoryPlan = {
+    repository,
+    tagsBefore: records.length,
+    tags,
+    manifests: [],
+    bytes: 0,
+  };
+
+  if (c.untagged) {
+    const removed = new Set(tags.map((t) => t.tag));
+    const infos = new Map<string, ManifestInfo>();
+    for (const d of await layout.listRevisions(repository)) {
+      const info = await readInfo(layout, repository, d);
+      if (info) infos.set(d, info);
+    }
+    const referrers = new Map<string, string[]>();
+    for (const m of infos.values())
+      if (m.subject) referrers.set(m.subject, [...(referrers.get(m.subject) ?? []), m.digest]);
+    const live = new Set<string>();
+    const visit = (d: string): void => {
+      if (live.has(d)) return;
+      live.add(d);
+      for (const child of infos.get(d)?.children ?? []) visit(child);
+      for (const r of referrers.get(d) ?? []) visit(r);
+    };
+    for (const t of records) if (!removed.has(t.tag)) visit(t.digest);
+    // A manifest whose content cannot be read is kept, and so is all it might hold.
+    for (const d of await layout.listRevisions(repository)) if (!infos.has(d)) visit(d);
+    const doomed = [...infos.values()].filter((m) => !live.has(m.digest));
+    // Referrers first, then indexes, then what they point at.
+    const rank = (m: ManifestInfo) => (m.subject ? 0 : m.children.length > 0 ? 1 : 2);
+    doomed.sort((a, b) => rank(a) - rank(b));
+    plan.manifests = doomed.map(({ digest, size, mediaType }) => ({ digest, size, mediaType }));
+    const kept = new Set<string>();
+    for (const d of live) for (const b of infos.get(d)?.blobs ?? []) kept.add(b.digest);
+    const freed = new Map<string, number>();
+    for (const m of doomed) {
+      freed.set(m.digest, m.size);
+      for (const b of m.blobs)
+        if (!kept.has(b.digest) && !live.has(b.digest)) freed.set(b.digest, b.size);
+    }
+    plan.bytes = [...freed.values()].reduce((a, b) => a + b, 0);
+  }
+
+  if (!c.force) {
+    const share = c.maxShare ?? 0.5;
+    if (tags.length > 0 && tags.length === records.length)
+      plan.refused = `it would remove every tag of ${repository} (${tags.length}); use force`;
+    else if (records.length > 0 && tags.length / records.length > share)
+      plan.refused = `it would remove ${tags.length} of ${records.length} tags of ${repository}, over the ${Math.round(share * 100)} % limit; use force`;
+  }
+  return plan;
+}
+
+async function readInfo(
+  layout: RepositoryLayout,
+  repository: string,
+  digest: string,
+): Promise<ManifestInfo | undefined> {
+  const d = parseDigest(digest);
+  const rev = await layout.readRevision(repository, d);
+  if (!rev) return undefined;
+  try {
+    const parsed = parseManifest(await layout.readBlob(d), rev.mediaType);
+    return {
+      digest,
+      size: rev.size,
+      mediaType: rev.mediaType,
+      children: parsed.children.map((c) => c.digest),
+      blobs: parsed.blobs.map((b) => ({ digest: b.digest, size: b.size })),
+      subject: parsed.subject?.digest,
+    };
+  } catch (err) {
+    if (isNotFound(err) || err instanceof OciError) return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,56 @@
+import type { RepositoryLayout } from '@meridian/storage';
+import { planRepository, type PurgeCriteria, type RepositoryPlan } from './plan';
+
+/** How a purge removes things: through the registry, so each removal is an ordinary event. */
+export interface PurgeTarget {
+  /** Deletes the tag if it still points at `digest` (a push may have moved it since the plan). */
+  deleteTag(repository: string, tag: string, digest: string): Promise<boolean>;
+  /** Deletes the manifest if no tag points at it now. */
+  deleteManifest(repository: string, digest: string): Promise<boolean>;
+}
+
+export interface PurgeReport {
+  dryRun: boolean;
+  repositories: (RepositoryPlan & { tagsDeleted: number; manifestsDeleted: number })[];
+  totals: { repositories: number; tags: number; manifests: number; bytes: number; refused: number };
+}
+
+/**
+ * `meridian purge`: plans every matching repository, then (unless a dry run) removes what each
+ * plan names — tags first, then manifests, each re-checked at the moment it goes. A refused
+ * repository (a rail) keeps everything. Freed blobs are garbage collection's, afterwards.
+ */
+export async function purge(
+  layout: RepositoryLayout,
+  target: PurgeTarget,
+  c: PurgeCriteria & { dryRun: boolean },
+): Promise<PurgeReport> {
+  const repos = (await layout.listRepositories())
+    .filter((r) => c.filters.some((f) => f.repository.test(r)))
+    .sort();
+  const report: PurgeReport = {
+    dryRun: c.dryRun,
+    repositories: [],
+    totals: { repositories: 0, tags: 0, manifests: 0, bytes: 0, refused: 0 },
+  };
+  for (const repository of repos) {
+    const plan = await planRepository(layout, repository, c);
+    const entry = { ...plan, tagsDeleted: 0, manifestsDeleted: 0 };
+    if (plan.tags.length === 0 && plan.manifests.length === 0) continue;
+    report.repositories.push(entry);
+    if (plan.refused) {
+      report.totals.refused++;
+      continue;
+    }
+    report.totals.repositories++;
+    report.totals.tags += plan.tags.length;
+    report.totals.manifests += plan.manifests.length;
+    report.totals.bytes += plan.bytes;
+    if (c.dryRun) continue;
+    for (const t of plan.tags)
+      if (await target.deleteTag(repository, t.tag, t.digest)) entry.tagsDeleted++;
+    for (const m of plan.manifests)
+      if (await target.deleteManifest(repository, m.digest)) entry.manifestsDeleted++;
+  }
+  return report;
+}

@@ -1,0 +1,33 @@
+import { OciError } from '@meridian/oci';
+import type { AppRoute } from '../http/route-table';
+
+/** What the purge admin API needs (implemented with @meridian/lifecycle's `runPurge`). */
+export interface PurgeAdmin {
+  /** Validates and runs a purge; rejects with an `OciError` (400) for a bad request. */
+  run(req: Record<string, unknown>): Promise<unknown>;
+}
+
+/**
+ * `POST /meridian/v1/admin/purge` (Owner): removes the tags (and, with `untagged`, the
+ * manifests) a filter names, with rails; answers the exact diff. Body: `{"filters":
+ * ["REPO_REGEX:TAG_REGEX"], "ago": "30d", "keep": N, "untagged": bool, "dryRun": bool,
+ * "force": bool, "maxShare": 0.5}`.
+ */
+export function purgeRoutes(purge: PurgeAdmin | undefined): AppRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/meridian/v1/admin/purge',
+      need: { kind: 'admin' },
+      body: 'json',
+      handle: async (req, res) => {
+        const b: unknown = req.body ?? {};
+        if (typeof b !== 'object' || b === null || Array.isArray(b))
+          throw new OciError('UNSUPPORTED', 'the body is a JSON object', undefined, 400);
+        if (!purge)
+          throw new OciError('UNSUPPORTED', 'purge runs on the primary region', undefined, 405);
+        res.json(await purge.run(b as Record<string, unknown>));
+      },
+    },
+  ];
+}
