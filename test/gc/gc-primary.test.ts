@@ -243,11 +243,17 @@ describe('garbage collection on a primary', () => {
 
   it('purges stale upload sessions and staged copies', async () => {
     await reg.events.close();
-    reg = new Registry({ store, gcMinGraceMs: GRACE, uploads: { idleTimeoutMs: 300 } });
+    reg = new Registry({ store, gcMinGraceMs: GRACE, uploads: { idleTimeoutMs: HOUR } });
     const session = await reg.uploads.create('app');
+    // Idle for two hours: its state says so (no clock to wait for).
+    const key = Layout.uploadState(session.id);
+    const state = JSON.parse((await store.getBytes(key)).toString()) as { updatedAt: number };
+    await store.put(
+      key,
+      Buffer.from(JSON.stringify({ ...state, updatedAt: Date.now() - 2 * HOUR })),
+    );
     await store.put(Layout.staging('copy-1'), Buffer.from('half a copy'));
     await ageAll(dir, 48 * HOUR);
-    await new Promise((r) => setTimeout(r, 400));
     const live = await reg.uploads.create('app');
     await reg.uploads.append('app', live.id, Readable.from([Buffer.from('x')]));
     const run = await collector().run({ graceMs: GRACE });
