@@ -96,14 +96,15 @@ export class LockStore {
   }
 
   /**
-   * A manifest push: by tag, `current` is the digest the tag points at now (a move when it
-   * differs); by digest, `tag` is undefined. Write-once tags may be pushed again unchanged.
+   * A manifest push: by tag, `currentOf` gives the digest the tag points at now (a move when it
+   * differs; read only when the repository has locks); by digest, `tag` is undefined. Write-once
+   * tags may be pushed again unchanged.
    */
   async assertPutAllowed(
     repository: string,
     digest: string,
     tag: string | undefined,
-    current: string | undefined,
+    currentOf: () => Promise<string | undefined>,
   ): Promise<void> {
     const locks = await this.of(repository);
     if (locks === NO_LOCKS) return;
@@ -115,6 +116,7 @@ export class LockStore {
       return;
     }
     const what = `tag ${repository}:${tag}`;
+    const current = await currentOf();
     const own = effectiveLock(locks, { tag, digest: current });
     if (!own.writeEnabled) throw lockDenied(what, own, 'writeEnabled');
     if (current !== undefined && current !== digest) {

@@ -125,12 +125,11 @@ export class ManifestStore {
           expected: refDigest.value,
           actual: digest.value,
         });
-      const current = byDigest ? undefined : await this.tags.get(repository, reference);
       await this.locks.assertPutAllowed(
         repository,
         digest.value,
         byDigest ? undefined : reference,
-        current?.digest,
+        async () => (await this.tags.get(repository, reference))?.digest,
       );
       const plan = manifestPlan(repository, digest, parsed);
       const tag = byDigest ? undefined : this.tags.prepare(repository, reference, digest.value);
