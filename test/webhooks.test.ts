@@ -189,6 +189,28 @@ describe('webhooks', () => {
     expect(anonymous.status).toBe(401);
   });
 
+  it('fires lock_changed with the lock’s attributes', async () => {
+    await create('locks', { actions: ['lock_changed'], scope: 'team/app:*' });
+    const put = await admin('PUT', '/meridian/v1/admin/locks', {
+      repository: 'team/app',
+      tag: 'v1',
+      writeEnabled: false,
+    });
+    expect(put.status).toBe(200);
+    const [lock] = await waitFor(
+      async () => receiver.of('lock_changed').length > 0 && receiver.of('lock_changed'),
+      'lock_changed',
+    );
+    expect(lock!.json).toMatchObject({
+      action: 'lock_changed',
+      target: { repository: 'team/app', tag: 'v1' },
+      request: { method: 'PUT' },
+      actor: { kind: 'user', name: 'owner' },
+      lock: { writeEnabled: false, deleteEnabled: true },
+    });
+    expect((await admin('DELETE', `${HOOKS}/locks`)).status).toBe(204);
+  });
+
   it('a disabled or deleted webhook fires no more', async () => {
     expect((await admin('PATCH', `${HOOKS}/ci`, { status: 'disabled' })).json).toMatchObject({
       status: 'disabled',

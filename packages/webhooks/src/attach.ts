@@ -27,7 +27,8 @@ export interface WebhooksDeps {
 
 /**
  * On a primary: every committed change that fires an action (`manifestPut` → `push` and
- * `replicated`, `manifestDeleted` → `delete`, `tagDeleted` → `tag_delete`) becomes one queued
+ * `replicated`, `manifestDeleted` → `delete`, `tagDeleted` → `tag_delete`, `lockChanged` →
+ * `lock_changed`) becomes one queued
  * delivery per enabled webhook whose actions and scope match — as the durable subscriber
  * `webhooks`, so a push is answered before any webhook is looked at and an event survives a
  * crash (the dispatcher replays it; the delivery id de-duplicates the replay).
@@ -84,7 +85,8 @@ export function regionWait(
   ownRegion: string,
 ): RegionWait | undefined {
   const reference = e.tag ?? e.digest;
-  if (reference === undefined) return undefined;
+  // A lock applies in every region from the primary's record: it fires at the commit.
+  if (reference === undefined || e.type === 'lockChanged') return undefined;
   const until = e.type === 'manifestPut' ? 'present' : 'absent';
   if (action === 'replicated')
     return { regions: 'all', repository: e.repository, reference, until };

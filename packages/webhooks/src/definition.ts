@@ -3,9 +3,9 @@ import { OciError } from '@meridian/oci';
 import { parseScope } from './scope';
 
 /**
- * ACR's actions plus Meridian's. `quarantine`, `lock_changed`, `retention_finished`,
- * `soft_delete`, `restore` and `import_finished` are accepted and reserved: they fire once the
- * features that emit them exist.
+ * ACR's actions plus Meridian's. `quarantine`, `retention_finished`, `soft_delete`, `restore`
+ * and `import_finished` are accepted and reserved: they fire once the features that emit them
+ * exist (a line in payload.ts's event table).
  */
 export const WEBHOOK_ACTIONS = [
   'push',

@@ -19,6 +19,7 @@ describe('webhook payloads', () => {
     expect(actionsOf('manifestPut')).toEqual(['push', 'replicated']);
     expect(actionsOf('manifestDeleted')).toEqual(['delete']);
     expect(actionsOf('tagDeleted')).toEqual(['tag_delete']);
+    expect(actionsOf('lockChanged')).toEqual(['lock_changed']);
     expect(actionsOf('blobCommitted')).toEqual([]);
   });
 
@@ -106,5 +107,31 @@ describe('webhook payloads', () => {
     const env = JSON.parse(dist.body) as { events: Record<string, unknown>[] };
     expect(env.events).toHaveLength(1);
     expect(env.events[0]).toMatchObject({ id: n.id, action: 'push', actor: { name: 'alice' } });
+  });
+
+  it('lock_changed carries the lock’s attributes', () => {
+    const n = notificationOf(
+      {
+        ...push,
+        type: 'lockChanged',
+        digest: undefined,
+        mediaType: undefined,
+        size: undefined,
+        deleteEnabled: false,
+        writeEnabled: false,
+        readEnabled: true,
+        listEnabled: true,
+      },
+      'lock_changed',
+      'h',
+    );
+    expect(n.target).toEqual({ repository: 'hello-world', tag: 'v1' });
+    expect(n.lock).toEqual({
+      deleteEnabled: false,
+      writeEnabled: false,
+      readEnabled: true,
+      listEnabled: true,
+    });
+    expect(n.request.method).toBe('PUT');
   });
 });

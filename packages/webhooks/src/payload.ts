@@ -15,6 +15,12 @@ export interface WebhookEvent {
   tag?: string;
   mediaType?: string;
   size?: number;
+  /** `lockChanged`: the lock's attributes after the change. */
+  deleteEnabled?: boolean;
+  writeEnabled?: boolean;
+  readEnabled?: boolean;
+  listEnabled?: boolean;
+  writeOnce?: string[];
 }
 
 /** Which actions each domain event fires. Events not listed fire none. */
@@ -22,6 +28,7 @@ const EVENT_ACTIONS: Record<string, WebhookAction[]> = {
   manifestPut: ['push', 'replicated'],
   manifestDeleted: ['delete'],
   tagDeleted: ['tag_delete'],
+  lockChanged: ['lock_changed'],
 };
 
 export function actionsOf(type: string): readonly WebhookAction[] {
@@ -46,6 +53,14 @@ export interface Notification {
   region: string;
   /** `replicated`: when each region could serve the image. */
   regions?: { region: string; replicatedAt: string | null }[];
+  /** `lock_changed`: the lock's attributes after the change (ACR's changeableAttributes). */
+  lock?: {
+    deleteEnabled?: boolean;
+    writeEnabled?: boolean;
+    readEnabled?: boolean;
+    listEnabled?: boolean;
+    writeOnce?: string[];
+  };
 }
 
 /**
@@ -71,13 +86,25 @@ export function notificationOf(e: WebhookEvent, action: string, host: string): N
     request: {
       id: e.requestId ?? '',
       host,
-      method: e.type === 'manifestPut' ? 'PUT' : 'DELETE',
+      method: METHODS[e.type] ?? 'DELETE',
       useragent: e.actor.userAgent ?? '',
     },
     actor: { kind: e.actor.kind, name: e.actor.name },
     region: e.region,
+    ...(e.type === 'lockChanged' && {
+      lock: {
+        deleteEnabled: e.deleteEnabled,
+        writeEnabled: e.writeEnabled,
+        readEnabled: e.readEnabled,
+        listEnabled: e.listEnabled,
+        ...(e.writeOnce && { writeOnce: e.writeOnce }),
+      },
+    }),
   };
 }
+
+/** The request method that made each kind of change (`request.method`). */
+const METHODS: Record<string, string> = { manifestPut: 'PUT', lockChanged: 'PUT' };
 
 /** A test notification (`meridian webhook ping`). */
 export function pingNotification(host: string, region: string, now = new Date()): Notification {

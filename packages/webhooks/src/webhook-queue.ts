@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, type RedisConnection } from '@meridian/redis';
 import { attemptsWithin, DEFAULT_RETRY, type RetryPolicy } from './backoff';
 import { encode, type Notification } from './payload';
 import type { Webhook } from './definition';
@@ -42,7 +43,8 @@ export interface Enqueue {
 }
 
 export interface WebhookQueueOptions {
-  redisUrl: string;
+  /** A `redis://` URL, or Sentinels and the master's name (`@meridian/redis`). */
+  redisUrl: RedisConnection;
   /** Redis key prefix (shared with replication). Default `meridian`. */
   prefix?: string;
   retry?: Partial<RetryPolicy>;
@@ -68,7 +70,7 @@ export class WebhookQueue {
 
   constructor(opts: WebhookQueueOptions) {
     this.prefix = opts.prefix ?? 'meridian';
-    this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = createRedis(opts.redisUrl, { maxRetriesPerRequest: null });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.history = new DeliveryHistory(this.redis, this.prefix, {
       retentionMs: opts.historyMs ?? 7 * 86_400_000,
