@@ -33,6 +33,22 @@ describe('parseKey', () => {
       repository: repo,
       tag: 'v1.0_rc-1',
     });
+    expect(parseKey(Layout.lock(repo, { scope: 'repository' }))).toEqual({
+      kind: 'lock',
+      repository: repo,
+      target: { scope: 'repository' },
+    });
+    expect(parseKey(Layout.lock(repo, { scope: 'tag', tag: '_v1' }))).toEqual({
+      kind: 'lock',
+      repository: repo,
+      target: { scope: 'tag', tag: '_v1' },
+    });
+    expect(parseKey(Layout.lock(repo, { scope: 'manifest', digest: config.value }))).toEqual({
+      kind: 'lock',
+      repository: repo,
+      target: { scope: 'manifest', digest: config.value },
+    });
+    expect(parseKey(`repositories/${repo}/_locks/elsewhere`)).toBeUndefined();
     expect(parseKey(Layout.referrer(repo, subject, config))).toEqual({
       kind: 'referrer',
       repository: repo,
@@ -164,6 +180,42 @@ describe('RepositoryLayout over the fs driver', () => {
     await layout.unlinkLayer('a/b', layer);
     expect(await layout.hasLayer('a/b', layer)).toBe(false);
     expect(await layout.readSubject(layer)).toBeUndefined();
+  });
+
+  it('stores lock records per target, lists them, and shows which repositories have locks', async () => {
+    const rec = (seq: number) => ({
+      deleteEnabled: false,
+      writeEnabled: true,
+      readEnabled: true,
+      listEnabled: true,
+      seq,
+      updatedAt: 'now',
+    });
+    await store.put(Layout.layerLink('a/b', layer), Buffer.from(''));
+    await layout.writeLock('a/b', { scope: 'repository' }, { ...rec(1), writeOnce: ['v*'] });
+    await layout.writeLock('a/b', { scope: 'tag', tag: 'v1' }, rec(2));
+    await layout.writeLock('a/b', { scope: 'manifest', digest: layer.value }, rec(3));
+    // A lock set before the first push; and a nested repository's lock is not the parent's.
+    await layout.writeLock('new', { scope: 'repository' }, rec(4));
+    await layout.writeLock('a/b/c', { scope: 'tag', tag: 'x' }, rec(5));
+    expect(await layout.readLock('a/b', { scope: 'tag', tag: 'v1' })).toEqual(rec(2));
+    expect(await layout.readLock('a/b', { scope: 'tag', tag: 'v2' })).toBeUndefined();
+    const listed = await layout.listLocks('a/b');
+    expect(listed.map((l) => [l.target, l.record.seq])).toEqual(
+      expect.arrayContaining([
+        [{ scope: 'repository' }, 1],
+        [{ scope: 'tag', tag: 'v1' }, 2],
+        [{ scope: 'manifest', digest: layer.value }, 3],
+      ]),
+    );
+    expect(listed).toHaveLength(3);
+    const entries = await layout.listRepositoryEntries();
+    expect(Object.fromEntries(entries.map((e) => [e.name, e.parts.sort()]))).toEqual({
+      'a/b': ['_layers', '_locks'],
+      'a/b/c': ['_locks'],
+      new: ['_locks'],
+    });
+    expect((await layout.scan('a/b')).filter((k) => k.kind === 'lock')).toHaveLength(3);
   });
 
   it('says when a tag or revision was written (undefined when absent)', async () => {
