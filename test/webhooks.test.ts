@@ -150,6 +150,13 @@ describe('webhooks', () => {
       return e?.state === 'delivered' && e;
     }, 'the delivery to be recorded delivered');
     expect(retried.attempts.map((a) => a.status)).toEqual([500, 503, 200]);
+    const metrics = await (await fetch(`${c.primary.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /^meridian_webhooks_delivery_attempts_total\{webhook="ci",outcome="retrying"\} [2-9]/m,
+    );
+    expect(metrics).toMatch(
+      /^meridian_webhooks_delivery_attempts_total\{webhook="ci",outcome="delivered"\} [1-9]/m,
+    );
   });
 
   it('ping answers with the receiver’s status; redeliver sends a delivery again', async () => {
