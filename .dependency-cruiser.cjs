@@ -127,6 +127,15 @@ module.exports = {
       to: { path: '^packages/(?!(observability|oci)/)[^/]+/' },
     },
     {
+      name: 'redis-is-a-leaf',
+      comment:
+        '@meridian/redis (the one factory for ioredis clients: URL or Sentinel, TLS, password) ' +
+        'is used by auth, replication, webhooks and the CLI, so it imports no Meridian package.',
+      severity: 'error',
+      from: { path: pkg('redis') },
+      to: { path: '^packages/(?!redis/)[^/]+/' },
+    },
+    {
       name: 'dashboard-stands-alone',
       severity: 'error',
       comment: '@meridian/dashboard is served by others and imports nothing from them.',

@@ -267,7 +267,7 @@ describe('docker-compose.yml', () => {
       }
       if (command === 'gateway') expect(c.gateway.listen.length).toBeGreaterThan(0);
       // Whatever the process talks to is a service of this file.
-      const redis = new URL(c.redis!);
+      const redis = new URL(c.redis!.url!);
       expect(compose.services[redis.hostname]).toBeDefined();
     }
   });

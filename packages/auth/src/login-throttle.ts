@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, type RedisConnection } from '@meridian/redis';
 import {
   RateLimiterMemory,
   RateLimiterRedis,
@@ -24,8 +25,8 @@ export interface LoginThrottleOptions {
   maxFailuresPerAddress?: number;
   /** Window, ms. Default 5 minutes. */
   windowMs?: number;
-  /** Share the counters through this Redis (e.g. `redis://host:6379`). Default: per node. */
-  redisUrl?: string;
+  /** Share the counters through this Redis (e.g. `redis://host:6379`, or Sentinels). Default: per node. */
+  redisUrl?: RedisConnection;
   /** Redis key prefix (the region's nodes must agree). Default `meridian:auth:login`. */
   redisPrefix?: string;
 }
@@ -49,7 +50,7 @@ export class LoginThrottle {
     if (opts.redisUrl) {
       // No offline queue and one try: with Redis down a login must not wait, it falls back to
       // the in-memory limiter (the "insurance").
-      this.redis = new Redis(opts.redisUrl, {
+      this.redis = createRedis(opts.redisUrl, {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         connectTimeout: 2000,

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GcConfigSchema } from './config-gc';
+import { isProxySpec } from './config-proxy';
+import { RedisConfigSchema } from './config-redis';
 import { WebhooksConfigSchema } from './config-webhooks';
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'] as const;
@@ -40,8 +41,8 @@ export const NodeConfigSchema = z
     role: z.enum(['primary', 'replica']).default('primary'),
     /** The primary's endpoint (a replica's fallback). Default: the primary in `regions`. */
     primary: z.string().url().optional(),
-    /** Redis for queues, tag announcements and status. Required for a cluster. */
-    redis: z.string().optional(),
+    /** Redis for queues, tag announcements and status: a URL, or Sentinels. Required for a cluster. */
+    redis: RedisConfigSchema,
     /** The cluster: every region's name, role, endpoint and storage. */
     regions: z
       .array(
@@ -283,6 +284,9 @@ function leafPaths(
 ): { path: string[]; schema: z.ZodType }[] {
   let s: z.ZodType = schema;
   while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+  // A preprocessed section (`redis`) also takes its string shorthand at its own path.
+  if (s instanceof z.ZodPipe)
+    return [{ path: prefix, schema: z.string() }, ...leafPaths(s.out as z.ZodType, prefix)];
   if (s instanceof z.ZodObject) {
     return Object.entries(s.shape as Record<string, z.ZodType>).flatMap(([k, v]) =>
       leafPaths(v, [...prefix, k]),
@@ -294,7 +298,9 @@ function leafPaths(
 function setPath(obj: Json, path: string[], value: unknown): void {
   let o = obj;
   for (const k of path.slice(0, -1)) {
-    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    // A string where a section goes is its `url` shorthand (`redis`): keep it under the new keys.
+    if (typeof o[k] === 'string') o[k] = { url: o[k] };
+    else if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
     o = o[k] as Json;
   }
   o[path[path.length - 1]!] = value;
@@ -433,15 +439,4 @@ export function resolveNode(c: NodeConfig): ResolvedNode {
 export function latencyBetween(c: NodeConfig, a: string, b: string): number {
   if (a === b) return 0;
   return c.simulatedLatencyMs[`${a}-${b}`] ?? c.simulatedLatencyMs[`${b}-${a}`] ?? 0;
-}
-
-/** An address, a CIDR range (`10.0.0.0/8`, `fd00::/8`) or one of proxy-addr's range names. */
-function isProxySpec(v: string): boolean {
-  if (v === 'loopback' || v === 'linklocal' || v === 'uniquelocal') return true;
-  const [addr, bits, extra] = v.split('/');
-  const family = isIP(addr ?? '');
-  if (family === 0 || extra !== undefined) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return /^\d{1,3}$/.test(bits) && n >= 0 && n <= (family === 4 ? 32 : 128);
 }

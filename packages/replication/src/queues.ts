@@ -1,12 +1,13 @@
 import { Job, Queue, type JobsOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, type RedisConnection } from '@meridian/redis';
 import { ReplicationActivity } from './activity';
 import { parseTargetId, targetId, type SyncTarget } from './targets';
 
 /** Options shared by every replication component that talks to Redis. */
 export interface RedisOptions {
-  /** `redis://host:port/db` */
-  redisUrl: string;
+  /** `redis://host:port/db`, or Sentinels and the master's name (`@meridian/redis`). */
+  redisUrl: RedisConnection;
   /** Key prefix for queues and replication state, so clusters can share a Redis. Default `meridian`. */
   prefix?: string;
 }
@@ -107,7 +108,7 @@ export class ReplicationQueues {
 
   constructor(readonly opts: RedisOptions) {
     this.prefix = opts.prefix ?? 'meridian';
-    this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+    this.redis = createRedis(opts.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
     this.activity = new ReplicationActivity(this.redis, this.prefix);
     this.redis.defineCommand('meridianEnqueue', { numberOfKeys: 5, lua: ENQUEUE });
     this.redis.defineCommand('meridianStart', { numberOfKeys: 3, lua: START });

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, type RedisConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import { latestTagsKey, tagChannel, type TagChange } from './change-feed';
 import { tagAnnouncementSeconds, tagWatchUnsure } from './metrics';
@@ -34,7 +35,7 @@ export class TagWatch {
   private checking: Promise<void> | undefined;
 
   constructor(
-    private readonly redisUrl: string,
+    private readonly redisUrl: RedisConnection,
     private readonly prefix: string,
     private readonly log: Logger,
     /** This replica's region: its reconcile is what makes the watch complete again. */
@@ -43,12 +44,12 @@ export class TagWatch {
   ) {}
 
   async start(): Promise<void> {
-    this.client = new Redis(this.redisUrl, {
+    this.client = createRedis(this.redisUrl, {
       maxRetriesPerRequest: 1,
       commandTimeout: 2000,
     });
     this.client.on('error', () => {}); // reported by the subscriber and by `check`
-    const sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
+    const sub = createRedis(this.redisUrl, { maxRetriesPerRequest: null });
     this.sub = sub;
     sub.on('message', (_channel: string, message: string) => this.record(message, true));
     sub.on('ready', () => {

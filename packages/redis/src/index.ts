@@ -1,0 +1,8 @@
+export {
+  createRedis,
+  redisOptions,
+  describeRedis,
+  type RedisConnection,
+  type RedisConnectionOptions,
+  type RedisTlsOptions,
+} from './redis-connection';
