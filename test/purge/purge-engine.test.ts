@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration, parseFilter, purge, type PurgeTarget } from '@meridian/lifecycle';
 import { Registry } from '@meridian/registry';
+import { purgeTarget } from '../../packages/cli/src/gc-wiring';
 import { RepositoryLayout, openStore, type ObjectStore } from '@meridian/storage';
 import {
   OCI_INDEX,
@@ -30,15 +31,8 @@ describe('purge', () => {
     store = await openStore(dir);
     reg = new Registry({ store, cache: { ttlMs: 0 } });
     layout = new RepositoryLayout(store);
-    target = {
-      deleteTag: async (r, t, d) =>
-        (await layout.readTag(r, t))?.digest === d && reg.tags.delete(r, t),
-      deleteManifest: async (r, d) => {
-        if ((await reg.tags.pointingAt(r, d)).length > 0) return false;
-        await reg.manifests.delete(r, d);
-        return true;
-      },
-    };
+    // The node's own adapter: removals through the registry, locks honoured.
+    target = purgeTarget(reg, layout);
   });
   afterEach(async () => {
     await reg.events.close();
@@ -192,5 +186,23 @@ describe('purge', () => {
     });
     expect(r.repositories[0]).toMatchObject({ tagsDeleted: 0 });
     expect(await tags('race')).toEqual(['a', 'b', 'c']);
+  });
+
+  it('skips what a lock keeps, in the plan and in the run', async () => {
+    const a = await pushImage(reg, 'locked', 'a', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'locked', 'b', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'locked', 'c', randomBlob(), [randomBlob()]);
+    const d = await pushImage(reg, 'locked', 'd', randomBlob(), [randomBlob()]);
+    await reg.locks.update('locked', { scope: 'tag', tag: 'a' }, { deleteEnabled: false });
+    await reg.locks.update('locked', { scope: 'manifest', digest: d }, { deleteEnabled: false });
+    const c = { filters: [parseFilter('locked:a|b|d')], untagged: true, force: true };
+    const dry = await purge(layout, target, { ...c, dryRun: true });
+    expect(dry.repositories[0]!.tags.map((t) => t.tag)).toEqual(['b']);
+    expect(dry.repositories[0]!.locked.map((l) => l.tag ?? l.digest).sort()).toEqual(['a', 'd']);
+    expect(dry.totals.locked).toBe(2);
+    const run = await purge(layout, target, { ...c, dryRun: false });
+    expect(run.repositories[0]).toMatchObject({ tagsDeleted: 1, manifestsDeleted: 1 });
+    expect(await tags('locked')).toEqual(['a', 'c', 'd']);
+    expect(await revisions('locked')).toContain(a);
   });
 });

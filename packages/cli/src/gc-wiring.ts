@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import {
   runPurge,
+  type PurgeTarget,
   attachGcCandidates,
   GarbageCollector,
   GcRequestError,
@@ -9,7 +10,7 @@ import {
   type RunningGc,
 } from '@meridian/lifecycle';
 import { OciError } from '@meridian/oci';
-import type { GcAdmin, PurgeAdmin, Registry } from '@meridian/registry';
+import { effectiveLock, type GcAdmin, type PurgeAdmin, type Registry } from '@meridian/registry';
 import type { ReplicationQueues } from '@meridian/replication';
 import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
 import type { NodeConfig } from './config';
@@ -127,31 +128,43 @@ export async function openNodeGc(
 
 /**
  * Purge removes through the registry, so every removal is an ordinary event (replicated,
- * audited, noted for GC), each re-checked at the moment it goes.
+ * audited, noted for GC), each re-checked at the moment it goes; locked content is skipped.
  */
+export function purgeTarget(registry: Registry, layout: RepositoryLayout): PurgeTarget {
+  const denied = (err: unknown): boolean =>
+    err instanceof OciError && (err.code === 'DENIED' || err.code === 'MANIFEST_UNKNOWN');
+  return {
+    deleteTag: async (repository, tag, digest) => {
+      if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
+      try {
+        // Locks are enforced at the removal too (one may have been set since the plan).
+        await registry.locks.assertTagDeletable(repository, tag, digest);
+        return await registry.tags.delete(repository, tag);
+      } catch (err) {
+        if (denied(err)) return false;
+        throw err;
+      }
+    },
+    deleteManifest: async (repository, digest) => {
+      if ((await registry.tags.pointingAt(repository, digest)).length > 0) return false;
+      try {
+        await registry.manifests.delete(repository, digest);
+        return true;
+      } catch (err) {
+        if (denied(err)) return false;
+        throw err;
+      }
+    },
+    lockedBy: async (repository, at) => {
+      const locks = await registry.locks.of(repository);
+      const lock = effectiveLock(locks, { ...at, tagExists: at.tag !== undefined });
+      return lock.deleteEnabled ? undefined : (lock.lockedBy.deleteEnabled ?? 'a lock');
+    },
+  };
+}
+
 function purgeAdmin(registry: Registry, store: ObjectStore): PurgeAdmin {
   const layout = new RepositoryLayout(store);
-  return {
-    run: (req) =>
-      runPurge(
-        layout,
-        {
-          deleteTag: async (repository, tag, digest) => {
-            if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
-            return registry.tags.delete(repository, tag);
-          },
-          deleteManifest: async (repository, digest) => {
-            if ((await registry.tags.pointingAt(repository, digest)).length > 0) return false;
-            try {
-              await registry.manifests.delete(repository, digest);
-              return true;
-            } catch (err) {
-              if (err instanceof OciError && err.code === 'MANIFEST_UNKNOWN') return false;
-              throw err;
-            }
-          },
-        },
-        req,
-      ),
-  };
+  const target = purgeTarget(registry, layout);
+  return { run: (req) => runPurge(layout, target, req) };
 }

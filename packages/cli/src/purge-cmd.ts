@@ -8,6 +8,7 @@ interface RepoReport {
   manifests: { digest: string }[];
   bytes: number;
   refused?: string;
+  locked: { tag?: string; digest: string; by: string }[];
   tagsDeleted: number;
   manifestsDeleted: number;
 }
@@ -15,7 +16,14 @@ interface RepoReport {
 interface Report {
   dryRun: boolean;
   repositories: RepoReport[];
-  totals: { repositories: number; tags: number; manifests: number; bytes: number; refused: number };
+  totals: {
+    repositories: number;
+    tags: number;
+    manifests: number;
+    bytes: number;
+    refused: number;
+    locked: number;
+  };
 }
 
 function bytes(n: number): string {
@@ -45,7 +53,11 @@ export function formatPurge(r: Report): string {
       String(r.dryRun || p.refused ? p.manifests.length : p.manifestsDeleted),
       bytes(p.bytes),
       sample,
-      p.refused ? `REFUSED: ${p.refused}` : '',
+      p.refused
+        ? `REFUSED: ${p.refused}`
+        : p.locked.length > 0
+          ? `${p.locked.length} kept by locks (${p.locked[0]!.by})`
+          : '',
     ]);
   }
   const t = r.totals;

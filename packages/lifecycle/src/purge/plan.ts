@@ -40,6 +40,8 @@ export interface RepositoryPlan {
   bytes: number;
   /** Why nothing of this repository is removed (a rail), when so. */
   refused?: string;
+  /** Tags and manifests the filter named that a lock keeps (skipped). */
+  locked: { tag?: string; digest: string; by: string }[];
 }
 
 const YEAR = 365 * 86_400_000;
@@ -98,6 +100,10 @@ export async function planRepository(
   layout: RepositoryLayout,
   repository: string,
   c: PurgeCriteria,
+  lockedBy?: (
+    repository: string,
+    at: { tag?: string; digest: string },
+  ) => Promise<string | undefined>,
 ): Promise<RepositoryPlan> {
   const now = c.now ?? Date.now();
   const tagNames = await layout.listTags(repository);
@@ -115,13 +121,20 @@ export async function planRepository(
     matching = matching.filter((t) => now - Date.parse(t.updatedAt) > c.agoMs!);
   // Newest first; the first `keep` stay.
   matching.sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt));
-  const tags = matching.slice(c.keep ?? 0);
+  const locked: RepositoryPlan['locked'] = [];
+  const tags: PlannedTag[] = [];
+  for (const t of matching.slice(c.keep ?? 0)) {
+    const by = await lockedBy?.(repository, { tag: t.tag, digest: t.digest });
+    if (by) locked.push({ tag: t.tag, digest: t.digest, by });
+    else tags.push(t);
+  }
   const plan: RepositoryPlan = {
     repository,
     tagsBefore: records.length,
     tags,
     manifests: [],
     bytes: 0,
+    locked,
   };
 
   if (c.untagged) {
@@ -144,6 +157,14 @@ export async function planRepository(
     for (const t of records) if (!removed.has(t.tag)) visit(t.digest);
     // A manifest whose content cannot be read is kept, and so is all it might hold.
     for (const d of await layout.listRevisions(repository)) if (!infos.has(d)) visit(d);
+    // A locked manifest stays, with everything it keeps.
+    for (const m of [...infos.values()].filter((x) => !live.has(x.digest))) {
+      const by = await lockedBy?.(repository, { digest: m.digest });
+      if (by) {
+        locked.push({ digest: m.digest, by });
+        visit(m.digest);
+      }
+    }
     const doomed = [...infos.values()].filter((m) => !live.has(m.digest));
     // Referrers first, then indexes, then what they point at.
     const rank = (m: ManifestInfo) => (m.subject ? 0 : m.children.length > 0 ? 1 : 2);

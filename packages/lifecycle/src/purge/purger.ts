@@ -7,12 +7,22 @@ export interface PurgeTarget {
   deleteTag(repository: string, tag: string, digest: string): Promise<boolean>;
   /** Deletes the manifest if no tag points at it now. */
   deleteManifest(repository: string, digest: string): Promise<boolean>;
+  /** What lock keeps this tag or manifest from being deleted (`deleteEnabled` false), if any. */
+  lockedBy?(repository: string, at: { tag?: string; digest: string }): Promise<string | undefined>;
 }
 
 export interface PurgeReport {
   dryRun: boolean;
   repositories: (RepositoryPlan & { tagsDeleted: number; manifestsDeleted: number })[];
-  totals: { repositories: number; tags: number; manifests: number; bytes: number; refused: number };
+  totals: {
+    repositories: number;
+    tags: number;
+    manifests: number;
+    bytes: number;
+    refused: number;
+    /** Tags and manifests a lock kept. */
+    locked: number;
+  };
 }
 
 /**
@@ -31,13 +41,14 @@ export async function purge(
   const report: PurgeReport = {
     dryRun: c.dryRun,
     repositories: [],
-    totals: { repositories: 0, tags: 0, manifests: 0, bytes: 0, refused: 0 },
+    totals: { repositories: 0, tags: 0, manifests: 0, bytes: 0, refused: 0, locked: 0 },
   };
   for (const repository of repos) {
-    const plan = await planRepository(layout, repository, c);
+    const plan = await planRepository(layout, repository, c, target.lockedBy?.bind(target));
     const entry = { ...plan, tagsDeleted: 0, manifestsDeleted: 0 };
-    if (plan.tags.length === 0 && plan.manifests.length === 0) continue;
+    if (plan.tags.length === 0 && plan.manifests.length === 0 && plan.locked.length === 0) continue;
     report.repositories.push(entry);
+    report.totals.locked += plan.locked.length;
     if (plan.refused) {
       report.totals.refused++;
       continue;
