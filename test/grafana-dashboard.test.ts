@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { register } from 'prom-client';
 // Importing the packages defines every metric they export (one module per package).
 import '@meridian/gateway';
+import '@meridian/lifecycle';
 import '@meridian/registry';
 import '@meridian/replication';
 import '@meridian/storage';
