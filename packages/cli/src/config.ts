@@ -119,6 +119,15 @@ export const NodeConfigSchema = z
       })
       .strict()
       .default({ ttlMs: 1000, maxContentBytes: 64 * 1024 * 1024 }),
+    usage: z
+      .object({
+        /** Count manifest and tag pulls per region (`_usage/` in the region's storage). Default true. */
+        enabled: z.boolean().default(true),
+        /** How often a node writes the pulls it counted to its region's storage, seconds. Default 30. */
+        flushIntervalSeconds: z.number().int().min(1).max(3600).default(30),
+      })
+      .strict()
+      .default({ enabled: true, flushIntervalSeconds: 30 }),
     gateway: z
       .object({
         /** Addresses the gateway listens on (`host:port`). Default `127.0.0.1:5000`. */

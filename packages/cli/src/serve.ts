@@ -8,6 +8,7 @@ import {
   Registry,
   RegistryEvents,
   startNodeServer,
+  UsageReader,
   type RunningNode,
 } from '@meridian/registry';
 import {
@@ -70,6 +71,13 @@ export async function serve(
       idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000,
       automaticCrossMount: config.uploads.automaticCrossMount,
     },
+    pulls: config.usage.enabled
+      ? {
+          flushIntervalMs: config.usage.flushIntervalSeconds * 1000,
+          onError: (err) =>
+            log.warn({ err: (err as Error).message }, 'writing pull counts failed; retrying'),
+        }
+      : undefined,
     blobRedirect: config.s3.redirect
       ? { expiresSeconds: config.s3.redirectExpirySeconds }
       : undefined,
@@ -119,6 +127,7 @@ export async function serve(
     webhooks: webhooks.service,
     gc: gc.admin,
     purge: gc.purge,
+    usage: new UsageReader(regions.length > 0 ? regions : [{ name: config.region, store }]),
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
     readinessChecks: queues ? [readinessCheck('redis', () => queues.redis.ping())] : [],
@@ -136,6 +145,7 @@ export async function serve(
     close: async () => {
       if (gauges) clearInterval(gauges);
       await running.close();
+      await registry.pulls?.close();
       await gc.close();
       await detachReplication?.();
       await webhooks.close();

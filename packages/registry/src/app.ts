@@ -20,6 +20,8 @@ import { tokenRoutes } from './routes/token';
 import { webhookRoutes, type WebhookAdmin } from './routes/webhooks';
 import { gcRoutes, type GcAdmin } from './routes/gc';
 import { lockRoutes } from './routes/locks';
+import { usageRoutes } from './routes/usage';
+import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
@@ -35,6 +37,8 @@ export interface AppDeps {
   replicationStatus?: ReplicationStatusProvider;
   /** The webhook admin API (`/meridian/v1/admin/webhooks`), when webhooks are configured. */
   webhooks?: WebhookAdmin;
+  /** Every region's pull counts (`/meridian/v1/usage`), when the node can read them. */
+  usage?: UsageReader;
   /** The garbage-collection admin API (`/meridian/v1/admin/gc`), on a primary node. */
   gc?: GcAdmin;
   /** The purge admin API (`/meridian/v1/admin/purge`), on a primary node. */
@@ -80,6 +84,7 @@ export function createApp(deps: AppDeps): App {
     ...webhookRoutes(deps.webhooks),
     ...gcRoutes(deps.gc),
     ...lockRoutes(registry, (req, res) => requestInfo(req, res, gate)),
+    ...usageRoutes(deps.usage),
     ...purgeRoutes(deps.purge),
     ...dashboardRoutes(),
   ]);

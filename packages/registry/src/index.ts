@@ -23,3 +23,5 @@ export * from './domain/content-guard';
 export * from './domain/lock-rules';
 export * from './domain/lock-store';
 export * from './domain/lock-admin';
+export * from './domain/pull-recorder';
+export * from './domain/usage-reader';

@@ -2,6 +2,7 @@ export * from './object-store';
 export * from './errors';
 export * from './layout';
 export * from './repository-layout';
+export * from './usage-records';
 export * from './keys';
 export * from './metrics';
 export * from './base-store';

@@ -28,6 +28,12 @@ export const Layout = {
       : target.scope === 'tag'
         ? `repositories/${repo}/_locks/tags/${target.tag}`
         : `repositories/${repo}/_locks/manifests/${target.digest.replace(':', '/')}`,
+  /**
+   * When a repository's manifests and tags were last pulled in this region, and how often
+   * (`UsageRecord`): region-local, never replicated; the primary aggregates every region's.
+   */
+  usage: (repo: string) => `_usage/${repo}/_pulls`,
+  usageRoot: '_usage/',
   /** Staged writes (replication copies, replica fallbacks): never served, moved into place. */
   staging: (id: string) => `_replication/staging/${id}`,
   uploadsRoot: '_uploads/',

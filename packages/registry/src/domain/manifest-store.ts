@@ -23,6 +23,7 @@ import { ContentGuard } from './content-guard';
 import type { RegistryEvents } from './events';
 import { LockStore } from './lock-store';
 import type { MetadataCache } from './metadata-cache';
+import type { PullRecorder } from './pull-recorder';
 import { translated } from './storage-errors';
 import type { TagStore } from './tag-store';
 
@@ -38,6 +39,8 @@ export interface PutManifestResult {
 /** Manifests by tag and digest: validation on put, cached reads, referrer bookkeeping. */
 export class ManifestStore {
   private readonly layout: RepositoryLayout;
+  /** Where a pull (a manifest `GET`) is counted, when the region counts them. */
+  pulls?: PullRecorder;
 
   constructor(
     private readonly store: ObjectStore,
@@ -64,6 +67,7 @@ export class ManifestStore {
   async get(repository: string, reference: string): Promise<StoredManifest> {
     const m = await this.load(repository, reference);
     await this.assertReadable(repository, reference, m.digest);
+    this.pulls?.record(repository, isDigestLike(reference) ? undefined : reference, m.digest);
     return m;
   }
 

@@ -7,6 +7,7 @@ import { ManifestStore } from './manifest-store';
 import { LockAdmin } from './lock-admin';
 import { LockStore } from './lock-store';
 import { MetadataCache, type MetadataCacheOptions } from './metadata-cache';
+import { PullRecorder, type PullRecorderOptions } from './pull-recorder';
 import { TagStore } from './tag-store';
 import { UploadSessions, type UploadSessionOptions } from './upload-sessions';
 import { FallbackBlobStore, FallbackManifestStore, type ReplicaOptions } from './replica';
@@ -28,6 +29,8 @@ export interface RegistryOptions {
    * half of it is re-confirmed when a client asks about the blob or a manifest references it.
    */
   gcMinGraceMs?: number;
+  /** Count pulls of manifests and tags in this region's storage (`PullRecorder`). Default: off. */
+  pulls?: PullRecorderOptions;
 }
 
 /** The registry's domain: everything the distribution API does, over one object store. */
@@ -43,6 +46,8 @@ export class Registry {
   readonly locks: LockStore;
   /** Shows and changes locks (the admin API). */
   readonly lockAdmin: LockAdmin;
+  /** Counts pulls in this region, when `opts.pulls` is set; `close` it to write the last ones. */
+  readonly pulls?: PullRecorder;
   /** Keeps garbage collection and reference-creating writes apart (ADR 0012). */
   readonly guard = new ContentGuard();
 
@@ -74,6 +79,10 @@ export class Registry {
         )
       : new ManifestStore(store, this.tags, this.cache, this.events, references, this.locks);
     this.catalog = new Catalog(store, this.cache, this.locks);
+    if (opts.pulls) {
+      this.pulls = new PullRecorder(store, opts.pulls);
+      this.manifests.pulls = this.pulls;
+    }
     // A new repository must appear in the catalog at once, not after the cache TTL.
     this.events.subscribe(() => {
       this.cache.tagLists.delete('\0catalog');
