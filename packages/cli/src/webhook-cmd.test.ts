@@ -16,6 +16,7 @@ describe('meridian webhook options', () => {
       status: undefined,
       location: undefined,
       format: undefined,
+      regions: undefined,
       secret: undefined,
     });
     expect(

@@ -20,6 +20,7 @@ interface DefinitionOpts {
   status?: string;
   location?: string;
   format?: string;
+  regions?: string[];
   secret?: string;
 }
 
@@ -40,6 +41,7 @@ export function definitionBody(o: DefinitionOpts): Record<string, unknown> {
     status: o.status,
     location: o.location,
     format: o.format,
+    regions: o.regions,
     secret: o.secret,
   };
 }
@@ -65,6 +67,11 @@ function definitionOptions(c: Command): Command {
     .option('--status <status>', 'enabled or disabled')
     .option('--location <region>', 'global, or a region: fire once that region serves the change')
     .option('--format <format>', 'acr (default), cloudevents or distribution')
+    .option(
+      '--regions <list>',
+      'replicated: the regions that must serve the image (default: every region)',
+      list,
+    )
     .option('--secret <secret>', 'the signing secret (default: generated, shown once)');
 }
 

@@ -90,6 +90,9 @@ describe('attachWebhooks', () => {
       until: 'present',
     });
     expect(regionWait(hook({}), 'replicated', e, 'eastus')).toMatchObject({ regions: 'all' });
+    expect(regionWait(hook({ regions: ['westeurope'] }), 'replicated', e, 'eastus')).toMatchObject({
+      regions: ['westeurope'],
+    });
     const del = event({ type: 'manifestDeleted', tag: undefined });
     expect(regionWait(hook({ location: 'westeurope' }), 'delete', del, 'eastus')).toMatchObject({
       reference: del.digest,

@@ -88,8 +88,10 @@ export function regionWait(
   // A lock applies in every region from the primary's record: it fires at the commit.
   if (reference === undefined || e.type === 'lockChanged') return undefined;
   const until = e.type === 'manifestPut' ? 'present' : 'absent';
-  if (action === 'replicated')
-    return { regions: 'all', repository: e.repository, reference, until };
+  if (action === 'replicated') {
+    const named = hook.regions ?? [];
+    return { regions: named.length ? named : 'all', repository: e.repository, reference, until };
+  }
   if (hook.location === 'global' || hook.location === ownRegion) return undefined;
   return { regions: [hook.location], repository: e.repository, reference, until };
 }

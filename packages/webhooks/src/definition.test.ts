@@ -55,6 +55,7 @@ describe('webhook definitions', () => {
     bad({ scope: 'BAD:x' }, /scope/);
     bad({ location: 'mars' }, /location/);
     bad({ format: 'xml' }, /format/);
+    bad({ regions: ['mars'] }, /regions/);
     bad({ headers: { 'webhook-signature': 'x' } }, /set by Meridian/);
     bad({ headers: { 'X-A': 'a\r\nInjected: 1' } }, /one line/);
     bad({ secret: 'short' }, /secret/);

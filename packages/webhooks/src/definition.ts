@@ -42,6 +42,8 @@ export interface Webhook {
   /** `global` fires at the commit on the primary; a region name fires once that region shows it. */
   location: string;
   format: PayloadFormat;
+  /** `replicated`: the regions that must serve the image before it fires. Empty: every region. */
+  regions: string[];
   /** The current secret first; a rotated-out one stays second, so receivers can switch over. */
   secrets: WebhookSecret[];
   createdAt: string;
@@ -58,6 +60,7 @@ export interface WebhookInput {
   status?: unknown;
   location?: unknown;
   format?: unknown;
+  regions?: unknown;
   /** A secret to use instead of a generated one (`whsec_…`, or any string of 16+ characters). */
   secret?: unknown;
   /** Update only: make a new secret current and keep the old one as the second. */
@@ -129,6 +132,12 @@ export function applyInput(
       throw invalid(`format: one of ${PAYLOAD_FORMATS.join(', ')}`);
     w.format = input.format as PayloadFormat;
   }
+  if (input.regions !== undefined) {
+    const r = input.regions;
+    if (!Array.isArray(r) || !r.every((x) => typeof x === 'string' && regions.includes(x)))
+      throw invalid(`regions: some of ${regions.join(', ') || 'none'} (empty: every region)`);
+    w.regions = [...new Set(r as string[])];
+  }
   if (input.secret !== undefined || input.rotateSecret === true) {
     const value = input.secret === undefined ? newSecret() : validSecret(input.secret);
     const current = input.rotateSecret === true ? w.secrets.slice(0, 1) : [];
@@ -153,6 +162,7 @@ export function createWebhook(
     status: 'enabled',
     location: 'global',
     format: 'acr',
+    regions: [],
     secrets: [{ value: newSecret(), createdAt: now.toISOString() }],
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
