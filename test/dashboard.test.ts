@@ -95,6 +95,11 @@ describe('dashboard in a real browser', () => {
     await expect(page.locator('#lookup-title').textContent()).resolves.toContain(
       `in ${c.regions.length} of ${c.regions.length} regions`,
     );
+    // When it was last pulled in each region (issue 13's usage): no client has pulled it yet.
+    for (const r of c.regions)
+      await expect(
+        row('#lookup-table', r.name).locator('td[data-label="Last pull"]').textContent(),
+      ).resolves.toBe('never');
     // The feed lists the tag landing in each replica, and the charts have points.
     for (const r of c.replicas)
       await page

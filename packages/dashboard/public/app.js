@@ -206,9 +206,13 @@
 
   function lookupOnce() {
     var q = state.lookup;
-    return getJson('status', q).then(
-      function (b) {
-        if (state.lookup === q) renderLookup(q, b, null);
+    // When it was last pulled in each region: shown when the node counts pulls.
+    var usage = getJson('../usage', { repository: q.repository }).catch(function () {
+      return null;
+    });
+    return Promise.all([getJson('status', q), usage]).then(
+      function (both) {
+        if (state.lookup === q) renderLookup(q, both[0], null, both[1]);
       },
       function (err) {
         if (state.lookup === q) renderLookup(q, null, err.message);
@@ -218,7 +222,7 @@
     );
   }
 
-  function renderLookup(q, body, error) {
+  function renderLookup(q, body, error, usage) {
     $('#lookup-result').hidden = false;
     var title = $('#lookup-title');
     var tbody = $('#lookup-table tbody');
@@ -250,8 +254,16 @@
         regions.length +
         ' regions';
     }
+    var pulls = usage && (q.reference.indexOf(':') >= 0 ? usage.manifests : usage.tags);
+    var pulled = (pulls && pulls[q.reference]) || null;
     regions.forEach(function (r) {
       var kind = r.state === 'replicated' ? 'ok' : r.state === 'pending' ? 'warn' : 'bad';
+      var p = pulled && pulled.regions[r.region];
+      var last = p ? new Date(p.lastPulledAt).toISOString() : null;
+      var lastPull = el('span', {
+        text: usage ? (p ? fmtAgo(last) + ' · ' + p.count + '×' : 'never') : '—',
+        title: last || undefined,
+      });
       var since = el('span', {
         text: r.replicatedAt ? fmtAgo(r.replicatedAt) : '—',
         title: r.replicatedAt || undefined,
@@ -262,6 +274,7 @@
           cell('State', badge(r.state, kind)),
           cell('Since', since),
           cell('Took', r.role === 'primary' ? '—' : fmtDur(r.lagSeconds)),
+          cell('Last pull', lastPull),
           cell(
             'Digest',
             el('span', { class: 'mono', text: shortDigest(r.digest), title: r.digest }),
