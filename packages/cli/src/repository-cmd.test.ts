@@ -58,5 +58,18 @@ describe('meridian repository', () => {
     expect(out).toContain('write-once tags: v*');
     expect(out).toMatch(/v1\s+sha256:a+…\s+false\s+false\s+true\s+true\s+write-once rule v\*/);
     expect(out).toContain('locks on tag names not present: gone');
+    expect(out).not.toContain('LAST PULLED');
+    const withPulls = formatView({
+      repository: 'app',
+      attributes: on,
+      effective: { ...on, lockedBy: {} },
+      tags: [
+        { tag: 'v1', digest: 'sha256:1', effective: { ...on, lockedBy: {} } },
+        { tag: 'v2', digest: 'sha256:2', effective: { ...on, lockedBy: {} } },
+      ],
+      usage: { tags: { v1: { lastPulledAt: Date.parse('2026-12-01T00:00:00Z'), count: 7 } } },
+    });
+    expect(withPulls).toMatch(/v1 .*2026-12-01T00:00:00.000Z\s+7/);
+    expect(withPulls).toMatch(/v2 .*never\s+0/);
   });
 });

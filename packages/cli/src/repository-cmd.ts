@@ -51,6 +51,8 @@ export interface View {
   tagsTruncated?: boolean;
   manifests?: { digest: string; attributes: Flags; effective: Effective }[];
   lockedTagNames?: string[];
+  /** Pulls per tag, across regions (`/meridian/v1/usage`), when the node counts them. */
+  usage?: { tags: Record<string, { lastPulledAt?: number; count: number }> };
 }
 
 const FLAGS: (keyof Flags)[] = ['deleteEnabled', 'writeEnabled', 'readEnabled', 'listEnabled'];
@@ -77,11 +79,24 @@ export function formatView(v: View): string {
   if (v.attributes.writeOnce?.length)
     lines.push(`write-once tags: ${v.attributes.writeOnce.join(', ')}`);
   if (v.tags) {
+    const pulls = v.usage?.tags;
+    const pulled = (tag: string) => {
+      const p = pulls?.[tag];
+      return p?.lastPulledAt
+        ? [new Date(p.lastPulledAt).toISOString(), String(p.count)]
+        : ['never', '0'];
+    };
     lines.push('', 'tags (effective lock):');
     lines.push(
       table([
-        ['TAG', 'DIGEST', ...HEAD, 'LOCKED BY'],
-        ...v.tags.map((t) => [t.tag, short(t.digest), ...cells(t.effective), by(t.effective)]),
+        ['TAG', 'DIGEST', ...HEAD, 'LOCKED BY', ...(pulls ? ['LAST PULLED', 'PULLS'] : [])],
+        ...v.tags.map((t) => [
+          t.tag,
+          short(t.digest),
+          ...cells(t.effective),
+          by(t.effective),
+          ...(pulls ? pulled(t.tag) : []),
+        ]),
       ]),
     );
     if (v.tagsTruncated) lines.push('(first 1000 tags)');
@@ -178,11 +193,16 @@ export function registerRepositoryCommands(
       .description("a lock and its effective result (for REPO: every tag's effective lock)")
       .option('--json', 'print the answer as JSON'),
   ).action(async (ref: string, o: ApiConn & { json?: boolean }) => {
-    const v = (await callApi(
-      o,
-      'GET',
-      `/meridian/v1/admin/locks?${query(parseLockRef(ref))}`,
-    )) as View;
+    const r = parseLockRef(ref);
+    const v = (await callApi(o, 'GET', `/meridian/v1/admin/locks?${query(r)}`)) as View;
+    if (!r.tag && !r.digest) {
+      // Last pull per tag, in every region: left out when the node does not count pulls.
+      const q = new URLSearchParams({ repository: r.repository });
+      const usage = await callApi(o, 'GET', `/meridian/v1/usage?${q.toString()}`).catch(
+        () => undefined,
+      );
+      if (usage) v.usage = usage as View['usage'];
+    }
     process.stdout.write(`${o.json ? JSON.stringify(v, null, 2) : formatView(v)}\n`);
   });
 }
