@@ -63,6 +63,11 @@ export async function startCluster(
     webhooks?: Record<string, unknown>;
     /** `gc.*` settings. Default: no schedule, and grace may be 0 (runs are asked for). */
     gc?: Record<string, unknown>;
+    /**
+     * A Redis started by the caller (e.g. `startSentinelRedis()`), with the `redis` config that
+     * reaches it when that is not its URL. Default: a fresh `redis-server`. `close()` stops it.
+     */
+    redis?: TestRedis & { connection?: unknown };
   } = {},
 ): Promise<TestCluster> {
   const names = opts.regions ?? ['eastus', 'westeurope', 'southeastasia'];
@@ -71,7 +76,7 @@ export async function startCluster(
   if (streamed.length > 0 && kind !== 's3') throw new Error('streamedRegions needs S3 storage');
   const unknown = streamed.filter((n) => !names.includes(n));
   if (unknown.length > 0) throw new Error(`streamedRegions: unknown ${unknown.join(', ')}`);
-  const redis = await startRedis();
+  const redis = opts.redis ?? (await startRedis());
   const storages = await Promise.all(
     names.map(async (name) =>
       streamed.includes(name)
@@ -92,7 +97,7 @@ export async function startCluster(
   }
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
   const raw = {
-    redis: redis.url,
+    redis: opts.redis?.connection ?? redis.url,
     regions: regions.map((r) => ({
       name: r.name,
       role: r.role,
