@@ -11,6 +11,7 @@
   var state = {
     regions: [],
     gc: {}, // region → {lastSuccessAt, lastRun, lastFailure} (absent where GC is not run)
+    webhooks: null, // [{hook, events}] for an Owner; null when not shown
     history: new Map(), // region -> points (oldest first)
     recent: [],
     lookup: null, // {repository, reference}
@@ -158,6 +159,7 @@
         }),
     ];
     if (state.lookup) jobs.push(lookupOnce());
+    jobs.push(loadWebhooks());
     return Promise.allSettled(jobs).then(function (results) {
       var failed = results.filter(function (r) {
         return r.status === 'rejected';
@@ -579,6 +581,77 @@
     renderRegions();
     renderFeed();
     renderCharts();
+    renderWebhooks();
+  }
+
+  // ---- webhooks -----------------------------------------------------------------------------
+
+  /** Webhooks and their last deliveries; only an Owner may read them, so others see nothing. */
+  function loadWebhooks() {
+    return getJson('../admin/webhooks')
+      .then(function (b) {
+        return Promise.all(
+          b.webhooks.map(function (w) {
+            return getJson('../admin/webhooks/' + encodeURIComponent(w.name) + '/events', {
+              limit: 20,
+            })
+              .then(function (e) {
+                return { hook: w, events: e.events };
+              })
+              .catch(function () {
+                return { hook: w, events: [] };
+              });
+          }),
+        );
+      })
+      .then(function (list) {
+        state.webhooks = list;
+      })
+      .catch(function () {
+        state.webhooks = null;
+      });
+  }
+
+  function renderWebhooks() {
+    var list = state.webhooks || [];
+    $('#webhooks-section').hidden = list.length === 0;
+    var tbody = $('#webhooks tbody');
+    tbody.textContent = '';
+    list.forEach(function (x) {
+      var w = x.hook;
+      var last = x.events[0];
+      var ok = 0;
+      var pending = 0;
+      var failed = 0;
+      x.events.forEach(function (e) {
+        if (e.state === 'delivered') ok++;
+        else if (e.state === 'failed') failed++;
+        else if (e.state !== 'skipped') pending++;
+      });
+      var kind = !last
+        ? ''
+        : last.state === 'delivered'
+          ? 'ok'
+          : last.state === 'failed'
+            ? 'bad'
+            : 'warn';
+      var lastCell = last
+        ? el('span', {}, [
+            badge(last.state, kind),
+            ' ' + last.action + ' ' + (last.repository || '') + ', ' + fmtAgo(last.updatedAt),
+          ])
+        : '—';
+      tbody.appendChild(
+        el('tr', {}, [
+          cell('Webhook', el('span', { class: 'mono', text: w.name })),
+          cell('Status', badge(w.status, w.status === 'enabled' ? 'ok' : 'warn')),
+          cell('Actions', w.actions.join(', ')),
+          cell('Location', w.location),
+          cell('Last delivery', lastCell),
+          cell('Recent', ok + ' / ' + pending + ' / ' + failed, 'num'),
+        ]),
+      );
+    });
   }
 
   // ---- wiring -------------------------------------------------------------------------------
