@@ -2,7 +2,7 @@
 // run. Writes docs/benchmarks.md and prints the table. Needs `pnpm build` first, and
 // docker-registry, wrk, ab (apache2-utils), curl and skopeo on PATH.
 //
-//   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,memory,login,events]
+//   node bench/run.mjs [--quick] [--no-write] [--only=small,medium,large,shared,rates,info,usage,memory,login,events]
 //
 // --quick shrinks every size and duration (a smoke test; implies --no-write).
 // MERIDIAN_BENCH_CLI=/path/to/packages/cli/dist/main.js benchmarks another build.
@@ -27,7 +27,18 @@ import { OciLayout } from './lib/skopeo.mjs';
 import * as S from './scenarios.mjs';
 import { buildRows, renderDoc } from './doc.mjs';
 
-const ALL = ['small', 'medium', 'large', 'shared', 'rates', 'info', 'memory', 'login', 'events'];
+const ALL = [
+  'small',
+  'medium',
+  'large',
+  'shared',
+  'rates',
+  'info',
+  'usage',
+  'memory',
+  'login',
+  'events',
+];
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -176,6 +187,22 @@ async function main() {
       await both('info', { m: info }, (t) => S.requestRates(t, get), ctx, ROUNDS);
     } finally {
       await info.stop();
+    }
+  }
+
+  if (only.includes('usage')) {
+    // The same manifest GET with pull counting off: every other row counts pulls (the default),
+    // so the two together show what counting costs a pull.
+    const off = await startMeridian({
+      name: 'meridian-nousage',
+      env: { MERIDIAN_USAGE_ENABLED: 'false' },
+    });
+    try {
+      await S.seedReadTargets(off, { tags: 1 });
+      const get = { ...LOAD, only: ['get'] };
+      await both('usage', { m: off }, (t) => S.requestRates(t, get), ctx, ROUNDS);
+    } finally {
+      await off.stop();
     }
   }
 

@@ -106,12 +106,18 @@ export async function startMeridian({
   logLevel = 'warn',
   nodeArgs = [],
   ownerPassword,
+  env: extraEnv = {},
 } = {}) {
   const port = await freePort();
   const dir = tempDir(`${name}-data`);
   // Auth off: the comparison is with Distribution's defaults, which have none. With
   // `ownerPassword` (the login-abuse row) it is on, and `owner` has that password.
-  const env = { ...process.env, MERIDIAN_LOG_LEVEL: logLevel, MERIDIAN_AUTH_ENABLED: 'false' };
+  const env = {
+    ...process.env,
+    MERIDIAN_LOG_LEVEL: logLevel,
+    MERIDIAN_AUTH_ENABLED: 'false',
+    ...extraEnv,
+  };
   if (ownerPassword) {
     env.MERIDIAN_AUTH_ENABLED = 'true';
     env.MERIDIAN_OWNER_PASSWORD = ownerPassword;
