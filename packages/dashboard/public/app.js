@@ -12,6 +12,7 @@
     regions: [],
     gc: {}, // region → {lastSuccessAt, lastRun, lastFailure} (absent where GC is not run)
     webhooks: null, // [{hook, events}] for an Owner; null when not shown
+    webhooksRefused: false, // not an Owner, or no webhooks on this node: stop asking
     history: new Map(), // region -> points (oldest first)
     recent: [],
     lookup: null, // {repository, reference}
@@ -159,7 +160,7 @@
         }),
     ];
     if (state.lookup) jobs.push(lookupOnce());
-    jobs.push(loadWebhooks());
+    if (!state.webhooksRefused) jobs.push(loadWebhooks());
     return Promise.allSettled(jobs).then(function (results) {
       var failed = results.filter(function (r) {
         return r.status === 'rejected';
@@ -586,9 +587,16 @@
 
   // ---- webhooks -----------------------------------------------------------------------------
 
-  /** Webhooks and their last deliveries; only an Owner may read them, so others see nothing. */
+  /**
+   * Webhooks and their last deliveries. Only an Owner may read them: for anyone else (or a node
+   * without webhooks) the first refusal hides the table and stops the requests.
+   */
   function loadWebhooks() {
     return getJson('../admin/webhooks')
+      .catch(function (err) {
+        if (/^HTTP 40[134]$/.test(err.message)) state.webhooksRefused = true;
+        throw err;
+      })
       .then(function (b) {
         return Promise.all(
           b.webhooks.map(function (w) {
