@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { RegionSync } from '@meridian/replication';
 import { Layout, RepositoryLayout, openStore, type LockTarget } from '@meridian/storage';
 import { startCluster, type TestCluster } from '../helpers/cluster';
@@ -120,6 +121,38 @@ describe('locks across regions', () => {
     const b = await replica.get(`/v2/miss/app/blobs/${img.layers[0]!.digest}`);
     expectOciError(b, 403, 'DENIED');
     await c.startWorkers();
+  });
+
+  it('a lock whose sync job was lost reaches every region by the reconcile', async () => {
+    const img = image();
+    await new RegistryClient(c.primary.url).pushImage('lost/app', 'v1', img.blobs, img.manifest);
+    const { seq } = await lock(c, { repository: 'lost/app', tag: 'v1', deleteEnabled: false });
+    for (const r of c.replicas)
+      await waitFor(async () => (await lockIn(r.url, 'lost/app', 'v1')).seq === seq, r.name);
+    await c.stopWorkers();
+    // A newer record on the primary whose event and job are gone (as after a crash and a Redis
+    // loss): only the reconcile, which workers run on start, can find it.
+    const redis = new Redis(c.redis.url);
+    await redis.flushall();
+    redis.disconnect();
+    const primary = await openStore(c.primary.storage);
+    const target: LockTarget = { scope: 'tag', tag: 'v1' };
+    const layout = new RepositoryLayout(primary);
+    const newer = {
+      ...(await layout.readLock('lost/app', target))!,
+      readEnabled: false,
+      seq: seq + 1,
+    };
+    await layout.writeLock('lost/app', target, newer);
+    await primary.close();
+    await c.startWorkers();
+    for (const r of c.replicas) {
+      await waitFor(
+        async () => (await lockIn(r.url, 'lost/app', 'v1')).seq === seq + 1,
+        `${r.name} after the reconcile`,
+      );
+      expect((await lockIn(r.url, 'lost/app', 'v1')).attributes.readEnabled).toBe(false);
+    }
   });
 
   it('a burst of lock and unlock converges on the last change in every region', async () => {
