@@ -63,6 +63,8 @@ export async function startCluster(
     webhooks?: Record<string, unknown>;
     /** `gc.*` settings. Default: no schedule, and grace may be 0 (runs are asked for). */
     gc?: Record<string, unknown>;
+    /** `softDelete.*` settings. Default off. */
+    softDelete?: Record<string, unknown>;
     /**
      * A Redis started by the caller (e.g. `startSentinelRedis()`), with the `redis` config that
      * reaches it when that is not its URL. Default: a fresh `redis-server`. `close()` stops it.
@@ -114,6 +116,7 @@ export async function startCluster(
     auth: opts.auth ? { pollIntervalMs: 200, ...opts.auth, enabled: true } : { enabled: false },
     ...(opts.webhooks && { webhooks: opts.webhooks }),
     gc: opts.gc ?? { enabled: false, minGraceSeconds: 0 },
+    ...(opts.softDelete && { softDelete: opts.softDelete }),
     // Into the run's log directory (scanned for secrets), unless MERIDIAN_TEST_LOG asks for stdout.
     log:
       testLogFile() && !process.env.MERIDIAN_TEST_LOG

@@ -35,3 +35,14 @@ export const GcConfigSchema = z
     graceSeconds: 86400,
     minGraceSeconds: 3600,
   });
+
+/** `softDelete.*` (docs/adr/0017-soft-delete.md): deleted manifests go to a recycle bin first. */
+export const SoftDeleteConfigSchema = z
+  .object({
+    /** Off by default (as ACR): a delete erases at once. */
+    enabled: z.boolean().default(false),
+    /** Days a soft-deleted manifest can be restored before it is purged (1–90). Default 7. */
+    retentionDays: z.number().int().min(1).max(90).default(7),
+  })
+  .strict()
+  .default({ enabled: false, retentionDays: 7 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { GcConfigSchema } from './config-gc';
+import { GcConfigSchema, SoftDeleteConfigSchema } from './config-gc';
 import { AuthConfigSchema } from './config-auth';
 import { RedisConfigSchema } from './config-redis';
 import { WebhooksConfigSchema } from './config-webhooks';
@@ -87,6 +87,7 @@ export const NodeConfigSchema = z
       .strict()
       .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300, automaticCrossMount: false }),
     gc: GcConfigSchema,
+    softDelete: SoftDeleteConfigSchema,
     cache: z
       .object({
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */

@@ -69,6 +69,8 @@ export async function openNodeGc(
     role: 'primary',
     guard: registry.guard,
     purgeUploads: () => registry.uploads.purgeExpired(),
+    // Soft-deleted manifests past their retention are purged at the start of each run.
+    purgeTombstones: () => registry.recycleBin.purge(),
     // An unlink is a change like any other: replicas converge to it through replication.
     onUnlinked: (repository, digest) =>
       registry.events.emit({ type: 'blobDeleted', repository, digest, at: Date.now() }),

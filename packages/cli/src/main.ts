@@ -10,6 +10,7 @@ import { writeSampleImage } from './sample-image';
 import { runDev } from './dev';
 import { registerGcCommand } from './gc-cmd';
 import { registerPurgeCommand } from './purge-cmd';
+import { registerRecycleCommands } from './recycle-cmd';
 import { registerRepositoryCommands } from './repository-cmd';
 import { registerStorageCommands } from './storage-cmd';
 import { registerWebhookCommands } from './webhook-cmd';
@@ -228,6 +229,7 @@ registerStorageCommands(program);
 registerWebhookCommands(program);
 registerGcCommand(program, apiConn);
 registerPurgeCommand(program, apiConn);
+registerRecycleCommands(program, apiConn);
 registerRepositoryCommands(program, apiConn);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -67,6 +67,9 @@ export async function serve(
     cache: config.cache,
     // The smallest grace any run may use: links are renewed at half of it (ADR 0012).
     gcMinGraceMs: config.gc.minGraceSeconds * 1000,
+    softDeleteMs: config.softDelete.enabled
+      ? config.softDelete.retentionDays * 86_400_000
+      : undefined,
     uploads: {
       idleTimeoutMs: config.uploads.idleTimeoutSeconds * 1000,
       automaticCrossMount: config.uploads.automaticCrossMount,

@@ -23,6 +23,7 @@ import { lockRoutes } from './routes/locks';
 import { usageRoutes } from './routes/usage';
 import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
+import { recycleBinRoutes } from './routes/recycle-bin';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -86,6 +87,7 @@ export function createApp(deps: AppDeps): App {
     ...lockRoutes(registry, (req, res) => requestInfo(req, res, gate)),
     ...usageRoutes(deps.usage),
     ...purgeRoutes(deps.purge),
+    ...recycleBinRoutes(registry),
     ...dashboardRoutes(),
   ]);
 

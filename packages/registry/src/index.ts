@@ -25,3 +25,4 @@ export * from './domain/lock-store';
 export * from './domain/lock-admin';
 export * from './domain/pull-recorder';
 export * from './domain/usage-reader';
+export * from './domain/recycle-bin';

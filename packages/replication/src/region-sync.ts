@@ -102,9 +102,19 @@ export class RegionSync {
     if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
     const rev = await this.src.readRevision(repository, d);
     if (!rev) {
+      // Soft delete (ADR 0017): the primary's tombstone comes first, as on the primary.
+      const tomb = await this.src.readTombstone(repository, d);
+      if (tomb) await this.dst.writeTombstone(repository, tomb);
+      else if (await this.dst.readTombstone(repository, d))
+        await this.dst.deleteTombstone(repository, d);
       await this.removeManifest(repository, d);
       return;
     }
+    // Restored on the primary: the region's tombstone goes once the manifest is back.
+    const restored = async () => {
+      if (await this.dst.readTombstone(repository, d))
+        await this.dst.deleteTombstone(repository, d);
+    };
     let bytes: Buffer;
     try {
       bytes = await this.src.readBlob(d);
@@ -123,6 +133,7 @@ export class RegionSync {
         if (kind === 'revision') objectsCopied.inc({ region: this.region, kind: 'manifest' });
       }
     }
+    await restored();
   }
 
   private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {

@@ -20,6 +20,9 @@ export const Layout = {
     `repositories/${repo}/_referrers/${subject.algorithm}/${subject.hex}/`,
   referrer: (repo: string, subject: Digest, referrer: Digest) =>
     `repositories/${repo}/_referrers/${subject.algorithm}/${subject.hex}/${referrer.algorithm}-${referrer.hex}`,
+  /** Soft-deleted manifests of a repository (the recycle bin): one tombstone per manifest. */
+  tombstonesRoot: (repo: string) => `repositories/${repo}/_deleted/`,
+  tombstone: (repo: string, d: Digest) => `repositories/${repo}/_deleted/${d.algorithm}/${d.hex}`,
   /** A repository's locks (ADR 0015): one record per locked repository, tag or manifest. */
   locksRoot: (repo: string) => `repositories/${repo}/_locks/`,
   lock: (repo: string, target: LockTarget) =>
@@ -70,7 +73,8 @@ export type LayoutKey =
   | { kind: 'revision'; repository: string; digest: string }
   | { kind: 'tag'; repository: string; tag: string }
   | { kind: 'referrer'; repository: string; subject: string; digest: string }
-  | { kind: 'lock'; repository: string; target: LockTarget };
+  | { kind: 'lock'; repository: string; target: LockTarget }
+  | { kind: 'tombstone'; repository: string; digest: string };
 
 /**
  * The inverse of the `Layout` key builders for the keys that make up repository state (and
@@ -98,6 +102,8 @@ export function parseKey(key: string): LayoutKey | undefined {
     return { kind: 'tag', repository, tag: b };
   if (top === '_referrers' && p.length === 4 && a && b && c && c.includes('-'))
     return { kind: 'referrer', repository, subject: `${a}:${b}`, digest: c.replace('-', ':') };
+  if (top === '_deleted' && p.length === 3 && a && b)
+    return { kind: 'tombstone', repository, digest: `${a}:${b}` };
   if (top === '_locks') {
     if (p.length === 2 && a === 'repository')
       return { kind: 'lock', repository, target: { scope: 'repository' } };
@@ -107,6 +113,21 @@ export function parseKey(key: string): LayoutKey | undefined {
       return { kind: 'lock', repository, target: { scope: 'manifest', digest: `${b}:${c}` } };
   }
   return undefined;
+}
+
+/**
+ * A soft-deleted manifest (ADR 0017): what it was, the tags that pointed at it, and when it is
+ * purged for good. Its content and everything it references stay (GC counts it as a reference).
+ */
+export interface TombstoneRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  tags: string[];
+  /** ISO 8601 */
+  deletedAt: string;
+  /** ISO 8601: purged after this. */
+  expiresAt: string;
 }
 
 /** What a lock record applies to: the whole repository, one tag, or one manifest (by digest). */

@@ -8,6 +8,7 @@ import {
   type LockRecord,
   type LockTarget,
   type ReferrerRecord,
+  type TombstoneRecord,
   type RevisionRecord,
   type TagRecord,
 } from './layout';
@@ -399,6 +400,26 @@ export class RepositoryLayout {
   /** Deletes blob `d`'s bytes (garbage collection only: every reference must be gone). */
   deleteBlob(d: Digest): Promise<void> {
     return this.store.delete(Layout.blobData(d));
+  }
+
+  readTombstone(repository: string, d: Digest): Promise<TombstoneRecord | undefined> {
+    return readJson<TombstoneRecord>(this.store, Layout.tombstone(repository, d));
+  }
+
+  async writeTombstone(repository: string, rec: TombstoneRecord): Promise<void> {
+    const key = Layout.tombstone(repository, parseDigest(rec.digest));
+    await this.store.put(key, Buffer.from(JSON.stringify(rec)));
+  }
+
+  deleteTombstone(repository: string, d: Digest): Promise<void> {
+    return this.store.delete(Layout.tombstone(repository, d));
+  }
+
+  /** The repository's soft-deleted manifests (records that vanish mid-listing are skipped). */
+  async listTombstones(repository: string): Promise<TombstoneRecord[]> {
+    const keys = await listAllKeys(this.store, Layout.tombstonesRoot(repository));
+    const recs = await Promise.all(keys.map((k) => readJson<TombstoneRecord>(this.store, k)));
+    return recs.filter((r): r is TombstoneRecord => r !== undefined);
   }
 
   /** Removes the repository's link to blob `d`. */

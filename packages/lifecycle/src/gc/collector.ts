@@ -33,6 +33,8 @@ export interface CollectorOptions {
   guard?: GcGuard;
   /** Purges upload sessions idle past their timeout (primary); returns how many. */
   purgeUploads?: () => Promise<number>;
+  /** Purges soft-deleted manifests past their retention (primary); returns how many. */
+  purgeTombstones?: () => Promise<number>;
   /** Called after each link the collector removed (the primary emits `blobDeleted`). */
   onUnlinked?: (repository: string, digest: string) => Promise<void>;
   hooks?: GcHooks;
@@ -80,6 +82,8 @@ export interface GcReport {
   unreadableRepositories: string[];
   uploadsPurged: number;
   stagingRemoved: number;
+  /** Soft-deleted manifests purged for good (their bytes go in a later run). */
+  tombstonesPurged: number;
   /** The blobs deleted (a primary's list is what its replicas then collect). */
   deletedDigests: string[];
   /** Replica, incremental: candidates the region still links (their unlink has not arrived). */
@@ -152,6 +156,7 @@ export class GarbageCollector {
       unreadableRepositories: [],
       uploadsPurged: 0,
       stagingRemoved: 0,
+      tombstonesPurged: 0,
       deletedDigests: [],
       deferredDigests: [],
       startedAt: new Date(started).toISOString(),
@@ -170,6 +175,8 @@ export class GarbageCollector {
     };
     try {
       if (!dryRun && this.opts.purgeUploads) report.uploadsPurged = await this.opts.purgeUploads();
+      if (!dryRun && this.opts.purgeTombstones)
+        report.tombstonesPurged = await this.opts.purgeTombstones();
       if (mode === 'full') await this.full(ctx);
       else if (this.opts.role === 'primary') await this.incrementalPrimary(ctx, started);
       else await this.incrementalReplica(ctx, run.digests ?? []);

@@ -8,6 +8,8 @@ export interface RepositoryMark {
   referenced: Set<string>;
   /** Manifest revisions (every one is a root: untagged manifests are retention's, not GC's). */
   revisions: Set<string>;
+  /** Soft-deleted manifests (ADR 0017): roots too, until their tombstone is purged. */
+  tombstones: Set<string>;
   layers: { digest: Digest; modified: Date }[];
   referrers: { subject: Digest; digest: Digest; modified: Date }[];
   /** Manifests whose content could not be read or parsed: the repository's links are all kept. */
@@ -55,6 +57,7 @@ export async function markAll(
   for (const m of marks) {
     manifests += m.revisions.size;
     for (const d of m.revisions) live.add(d);
+    for (const d of m.tombstones) live.add(d);
     for (const d of m.referenced) live.add(d);
   }
   return { repositories: marks, live, manifests };
@@ -70,6 +73,7 @@ async function markRepository(
     repository,
     referenced: new Set(),
     revisions: new Set(),
+    tombstones: new Set(),
     layers: [],
     referrers: [],
     unreadable: [],
@@ -77,6 +81,7 @@ async function markRepository(
   };
   for (const { key, modified } of await layout.scanObjects(repository)) {
     if (key.kind === 'revision') mark.revisions.add(key.digest);
+    else if (key.kind === 'tombstone') mark.tombstones.add(key.digest);
     else if (key.kind === 'layer') mark.layers.push({ digest: parseDigest(key.digest), modified });
     else if (key.kind === 'referrer')
       mark.referrers.push({
@@ -103,6 +108,7 @@ async function markRepository(
     }
   };
   for (const d of mark.revisions) await visit(d, 0);
+  for (const d of mark.tombstones) await visit(d, 0);
   const linked = new Set(mark.layers.map((l) => l.digest.value));
   mark.dangling = [...mark.referenced].filter((d) => !linked.has(d) && !mark.revisions.has(d));
   return mark;

@@ -181,6 +181,12 @@ export class ManifestStore {
     });
   }
 
+  /**
+   * Soft delete (ADR 0017): when set, a deleted manifest is kept this long in the recycle bin
+   * (a tombstone with its tags) before it is purged; GC counts it as a reference meanwhile.
+   */
+  softDeleteMs: number | undefined;
+
   /** Deletes a tag (by tag) or a manifest and every tag pointing at it (by digest). */
   delete(repository: string, reference: string): Promise<void> {
     return translated(async () => {
@@ -196,6 +202,18 @@ export class ManifestStore {
       await this.locks.assertManifestDeletable(repository, d.value, () =>
         this.tags.pointingAt(repository, d.value),
       );
+      if (this.softDeleteMs !== undefined) {
+        // Into the recycle bin first (ADR 0017): a crash after it leaves a restorable manifest.
+        const now = Date.now();
+        await this.layout.writeTombstone(repository, {
+          digest: d.value,
+          mediaType: rev.mediaType,
+          size: rev.size,
+          tags: await this.tags.pointingAt(repository, d.value),
+          deletedAt: new Date(now).toISOString(),
+          expiresAt: new Date(now + this.softDeleteMs).toISOString(),
+        });
+      }
       const subject = await this.layout.readSubject(d).catch(() => undefined);
       await this.layout.removeManifest(repository, d, subject);
       this.cache.revisions.set(revKey(repository, d.value), false);

@@ -1,6 +1,7 @@
 import type { ObjectStore } from '@meridian/storage';
 import { BlobStore, type ReferencePolicy } from './blob-store';
 import { ContentGuard } from './content-guard';
+import { RecycleBin } from './recycle-bin';
 import { Catalog } from './catalog';
 import { RegistryEvents } from './events';
 import { ManifestStore } from './manifest-store';
@@ -29,6 +30,8 @@ export interface RegistryOptions {
    * half of it is re-confirmed when a client asks about the blob or a manifest references it.
    */
   gcMinGraceMs?: number;
+  /** Soft delete (ADR 0017): deleted manifests stay this long in the recycle bin. Default off. */
+  softDeleteMs?: number;
   /** Count pulls of manifests and tags in this region's storage (`PullRecorder`). Default: off. */
   pulls?: PullRecorderOptions;
 }
@@ -46,6 +49,8 @@ export class Registry {
   readonly locks: LockStore;
   /** Shows and changes locks (the admin API). */
   readonly lockAdmin: LockAdmin;
+  /** Soft-deleted manifests: list, restore, purge. */
+  readonly recycleBin: RecycleBin;
   /** Counts pulls in this region, when `opts.pulls` is set; `close` it to write the last ones. */
   readonly pulls?: PullRecorder;
   /** Keeps garbage collection and reference-creating writes apart (ADR 0012). */
@@ -79,6 +84,8 @@ export class Registry {
         )
       : new ManifestStore(store, this.tags, this.cache, this.events, references, this.locks);
     this.catalog = new Catalog(store, this.cache, this.locks);
+    this.manifests.softDeleteMs = opts.softDeleteMs;
+    this.recycleBin = new RecycleBin(store, this.manifests, this.events);
     if (opts.pulls) {
       this.pulls = new PullRecorder(store, opts.pulls);
       this.manifests.pulls = this.pulls;
