@@ -11,7 +11,7 @@ import {
 } from '@meridian/lifecycle';
 import { OciError } from '@meridian/oci';
 import { effectiveLock, type GcAdmin, type PurgeAdmin, type Registry } from '@meridian/registry';
-import type { ReplicationQueues } from '@meridian/replication';
+import { redisEpoch, type ReplicationQueues } from '@meridian/replication';
 import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
 import type { NodeConfig } from './config';
 
@@ -96,6 +96,7 @@ export async function openNodeGc(
       intervalSeconds: config.gc.enabled ? config.gc.intervalSeconds : 0,
       fullIntervalSeconds: config.gc.enabled ? config.gc.fullIntervalSeconds : 0,
       replicaRegions: config.regions.filter((r) => r.role === 'replica').map((r) => r.name),
+      epoch: () => redisEpoch(queues.redis, queues.prefix),
       graceMs,
       log,
     });

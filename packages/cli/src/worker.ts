@@ -1,6 +1,7 @@
 import pino from 'pino';
 import {
   ReplicationStatus,
+  redisEpoch,
   startReplicationSchedules,
   startWorkers,
   type RunningWorkers,
@@ -81,6 +82,7 @@ export async function runWorkers(
     intervalSeconds: 0, // a replica's incremental runs follow the primary's
     fullIntervalSeconds: config.gc.enabled ? config.gc.fullIntervalSeconds : 0,
     graceMs: config.gc.graceSeconds * 1000,
+    epoch: () => redisEpoch(workers.queues.redis, workers.queues.prefix),
     log,
   });
   // With `webhooks.delivery: workers`, deliveries are sent from here rather than the primary.

@@ -30,6 +30,14 @@ export interface GcScheduleOptions {
   replicaRegions?: string[];
   /** How long a replica's deferred share waits before it is tried again, ms. Default 30 000. */
   deferMs?: number;
+  /**
+   * The Redis epoch (replication's `redisEpoch`): when it changes, Redis lost its data — the
+   * schedulers and any queued replica shares with it — so they are set up again and every
+   * region gets a full run.
+   */
+  epoch?: () => Promise<string>;
+  /** How often the epoch is checked, ms. Default 5 000. */
+  epochCheckMs?: number;
   /** `gc.graceSeconds` in ms, for scheduled runs. */
   graceMs: number;
   log: Logger;
@@ -60,32 +68,35 @@ export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningG
         prefix: opts.bullPrefix,
       }),
   );
-  for (const [i, q] of queues.entries()) {
-    const region = opts.regions[i]!.name;
-    const role = opts.regions[i]!.collector.role;
-    await q.setGlobalConcurrency(1);
-    const schedules: [string, 'full' | 'incremental', number][] = [
-      [`gc-${region}`, 'incremental', role === 'primary' ? opts.intervalSeconds : 0],
-      [`gc-full-${region}`, 'full', opts.fullIntervalSeconds],
-    ];
-    for (const [id, mode, seconds] of schedules) {
-      if (seconds > 0)
-        await q.upsertJobScheduler(
-          id,
-          { every: seconds * 1000 },
-          {
-            name: 'gc',
-            data: { region, reason: 'schedule', mode, dryRun: false, graceMs: opts.graceMs },
-            opts: KEEP,
-          },
-        );
-      else await q.removeJobScheduler(id);
+  const setUp = async (): Promise<void> => {
+    for (const [i, q] of queues.entries()) {
+      const region = opts.regions[i]!.name;
+      const role = opts.regions[i]!.collector.role;
+      await q.setGlobalConcurrency(1);
+      const schedules: [string, 'full' | 'incremental', number][] = [
+        [`gc-${region}`, 'incremental', role === 'primary' ? opts.intervalSeconds : 0],
+        [`gc-full-${region}`, 'full', opts.fullIntervalSeconds],
+      ];
+      for (const [id, mode, seconds] of schedules) {
+        if (seconds > 0)
+          await q.upsertJobScheduler(
+            id,
+            { every: seconds * 1000 },
+            {
+              name: 'gc',
+              data: { region, reason: 'schedule', mode, dryRun: false, graceMs: opts.graceMs },
+              opts: KEEP,
+            },
+          );
+        else await q.removeJobScheduler(id);
+      }
+      // The last success survives a restart (the alert on it must not go quiet with the process).
+      const done = await q.getJobs(['completed'], 0, 49);
+      const last = Math.max(0, ...done.filter((j) => !j.data.dryRun).map((j) => j.finishedOn ?? 0));
+      if (last > 0) gcLastSuccess.set({ region }, last / 1000);
     }
-    // The last success survives a restart (the alert on it must not go quiet with the process).
-    const done = await q.getJobs(['completed'], 0, 49);
-    const last = Math.max(0, ...done.filter((j) => !j.data.dryRun).map((j) => j.finishedOn ?? 0));
-    if (last > 0) gcLastSuccess.set({ region }, last / 1000);
-  }
+  };
+  await setUp();
   const workers = opts.regions.map((r) => {
     const w = new Worker<GcJobData, GcReport>(
       gcQueueName(r.name),
@@ -126,8 +137,43 @@ export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningG
     return w;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  let closing = false;
+  let lastEpoch: string | undefined;
+  let checking: Promise<void> = Promise.resolve();
+  const checkEpoch = async (): Promise<void> => {
+    const epoch = await opts.epoch!();
+    if (closing) return;
+    if (lastEpoch !== undefined && epoch !== lastEpoch) {
+      log.warn({ epoch }, 'Redis lost its data: GC schedules set up again, a full run per region');
+      await setUp();
+      const id = epoch.replace(/[^\w-]/g, '-');
+      for (const [i, q] of queues.entries()) {
+        const region = opts.regions[i]!.name;
+        await q.add(
+          'gc',
+          { region, reason: 'schedule', mode: 'full', dryRun: false, graceMs: opts.graceMs },
+          { ...KEEP, jobId: `epoch-${id}` },
+        );
+      }
+    }
+    lastEpoch = epoch;
+  };
+  const watch = opts.epoch
+    ? setInterval(() => {
+        checking = checking
+          .then(checkEpoch)
+          .catch((err: unknown) =>
+            log.debug({ err: (err as Error).message }, 'checking the Redis epoch failed'),
+          );
+      }, opts.epochCheckMs ?? 5000)
+    : undefined;
+  watch?.unref();
+  if (opts.epoch) await checkEpoch().catch(() => undefined);
   return {
     close: async () => {
+      closing = true;
+      if (watch) clearInterval(watch);
+      await checking;
       // A run in progress is abandoned: its lock lapses and the next run starts over.
       await Promise.all(workers.map((w) => w.close(true)));
       await Promise.all(queues.map((q) => q.close()));
