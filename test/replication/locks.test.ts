@@ -94,6 +94,17 @@ describe('locks across regions', () => {
       );
       expect((await client.get('/v2/geo/app/manifests/v2')).status).toBe(200);
     }
+    // Each region's copy is a sync job like any other, in the dashboard's feed.
+    type Job = { kind: string; region: string; repository: string; reference: string };
+    const lockJobs = async () =>
+      (await new RegistryClient(c.primary.url).get('/meridian/v1/replication/recent'))
+        .json<{ events: Job[] }>()
+        .events.filter((j) => j.kind === 'lock' && j.repository === 'geo/app');
+    const recent = await waitFor(async () => {
+      const jobs = await lockJobs();
+      return new Set(jobs.map((j) => j.region)).size === c.replicas.length && jobs;
+    }, 'a lock job of each replica region in the feed');
+    expect(recent.every((j) => j.reference === 'tag=v1')).toBe(true);
     // The primary refuses the write the lock forbids.
     const push = await new RegistryClient(c.primary.url).putManifest('geo/app', 'v1', img.manifest);
     expectOciError(push, 403, 'DENIED');

@@ -436,6 +436,16 @@
         e.repository +
         sep +
         (e.kind === 'tag' ? e.reference : shortDigest(e.reference));
+      // A lock's reference is `repository`, `tag=<tag>` or `manifest=<digest>` (ADR 0015).
+      if (e.kind === 'lock')
+        what =
+          'lock ' +
+          e.repository +
+          (e.reference.indexOf('tag=') === 0
+            ? ':' + e.reference.slice(4)
+            : e.reference.indexOf('manifest=') === 0
+              ? '@' + shortDigest(e.reference.slice(9))
+              : '');
       ol.appendChild(
         el('li', { class: e.result, 'data-region': e.region }, [
           el('span', { class: 'muted', text: fmtClock(Date.parse(e.at)), title: e.at }),
