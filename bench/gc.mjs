@@ -265,10 +265,12 @@ Storage requests of the incremental run, by call: ${Object.entries(incCounts)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ')}.
 
-How to read it: the incremental run marks only the repositories a delete touched and checks only
-the noted blobs, each against every repository's links (two HEADs per repository per candidate,
-ADR 0012), so its cost follows the deletes and the number of repositories, not the registry's
-size; the full run reads every manifest and lists every blob.
+How to read it: the incremental run marks only the repositories a delete touched (here the
+deletes touch all 100, so it reads nearly every manifest) and checks only the noted blobs against
+one listing of every repository's links (ADR 0012); its cost follows the deletes and the number
+of repositories, not the number of blobs. The full run reads every manifest and lists every
+blob. Runs pace themselves to half of the process's time (\`duty\` 0.5). Most of both runs is
+fs deletes and listings; push latency is measured from a client process of its own.
 `;
   if (!flags['no-write']) {
     writeFileSync(join(REPO_ROOT, 'docs/benchmarks-gc.md'), doc);
