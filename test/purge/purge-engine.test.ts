@@ -205,4 +205,34 @@ describe('purge', () => {
     expect(await tags('locked')).toEqual(['a', 'c', 'd']);
     expect(await revisions('locked')).toContain(a);
   });
+
+  it('--not-pulled-for keeps what any region pulled lately, and counts a never-pulled image from its push', async () => {
+    const pulled = await pushImage(reg, 'usage', 'pulled', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'usage', 'stale', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'usage', 'never', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'usage', 'keep1', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'usage', 'keep2', randomBlob(), [randomBlob()]);
+    const now = Date.now() + 200 * DAY;
+    const withPulls: PurgeTarget = {
+      ...target,
+      // A replica pulled `pulled` (by digest) yesterday; `stale` was last pulled 100 days ago.
+      lastPulled: async () => ({
+        tags: { stale: now - 100 * DAY },
+        manifests: { [pulled]: now - DAY },
+        unreadable: [],
+      }),
+    };
+    const c = { filters: [parseFilter('usage:pulled|stale|never')], notPulledForMs: 90 * DAY, now };
+    const r = await purge(layout, withPulls, { ...c, untagged: true, dryRun: false });
+    expect(r.repositories[0]!.tags.map((t) => t.tag).sort()).toEqual(['never', 'stale']);
+    expect(await tags('usage')).toEqual(['keep1', 'keep2', 'pulled']);
+    // Without every region's records, "not pulled" cannot be told: nothing is removed.
+    const unsure: PurgeTarget = {
+      ...target,
+      lastPulled: async () => ({ tags: {}, manifests: {}, unreadable: ['westeurope'] }),
+    };
+    const u = await purge(layout, unsure, { ...c, force: true, dryRun: false });
+    expect(u.repositories[0]!.refused).toMatch(/pull records of westeurope/);
+    expect(await tags('usage')).toEqual(['keep1', 'keep2', 'pulled']);
+  });
 });

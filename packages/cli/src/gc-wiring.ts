@@ -10,7 +10,13 @@ import {
   type RunningGc,
 } from '@meridian/lifecycle';
 import { OciError } from '@meridian/oci';
-import { effectiveLock, type GcAdmin, type PurgeAdmin, type Registry } from '@meridian/registry';
+import {
+  UsageReader,
+  effectiveLock,
+  type GcAdmin,
+  type PurgeAdmin,
+  type Registry,
+} from '@meridian/registry';
 import { redisEpoch, type ReplicationQueues } from '@meridian/replication';
 import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
 import type { NodeConfig } from './config';
@@ -32,7 +38,14 @@ export interface NodeGc {
 export async function openNodeGc(
   config: NodeConfig,
   role: 'primary' | 'replica',
-  deps: { registry: Registry; store: ObjectStore; queues?: ReplicationQueues; log: Logger },
+  deps: {
+    registry: Registry;
+    store: ObjectStore;
+    queues?: ReplicationQueues;
+    log: Logger;
+    /** Pull records of every region, for `--not-pulled-for`. */
+    usage?: UsageReader;
+  },
 ): Promise<NodeGc> {
   const { registry, queues, log } = deps;
   const regions = config.regions.length > 0 ? config.regions.map((r) => r.name) : [config.region];
@@ -120,7 +133,7 @@ export async function openNodeGc(
   }
   return {
     admin: adminOf(service),
-    purge: purgeAdmin(registry, deps.store),
+    purge: purgeAdmin(registry, deps.store, deps.usage),
     close: async () => {
       if (timer) clearInterval(timer);
       await schedule?.close();
@@ -133,7 +146,11 @@ export async function openNodeGc(
  * Purge removes through the registry, so every removal is an ordinary event (replicated,
  * audited, noted for GC), each re-checked at the moment it goes; locked content is skipped.
  */
-export function purgeTarget(registry: Registry, layout: RepositoryLayout): PurgeTarget {
+export function purgeTarget(
+  registry: Registry,
+  layout: RepositoryLayout,
+  usage?: UsageReader,
+): PurgeTarget {
   const denied = (err: unknown): boolean =>
     err instanceof OciError && (err.code === 'DENIED' || err.code === 'MANIFEST_UNKNOWN');
   return {
@@ -158,6 +175,14 @@ export function purgeTarget(registry: Registry, layout: RepositoryLayout): Purge
         throw err;
       }
     },
+    ...(usage && {
+      lastPulled: async (repository) => {
+        const u = await usage.repository(repository);
+        const last = (r: Record<string, { lastPulledAt?: number }>) =>
+          Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.lastPulledAt]));
+        return { tags: last(u.tags), manifests: last(u.manifests), unreadable: u.unreadable };
+      },
+    }),
     lockedBy: async (repository, at) => {
       const locks = await registry.locks.of(repository);
       const lock = effectiveLock(locks, { ...at, tagExists: at.tag !== undefined });
@@ -166,8 +191,8 @@ export function purgeTarget(registry: Registry, layout: RepositoryLayout): Purge
   };
 }
 
-function purgeAdmin(registry: Registry, store: ObjectStore): PurgeAdmin {
+function purgeAdmin(registry: Registry, store: ObjectStore, usage?: UsageReader): PurgeAdmin {
   const layout = new RepositoryLayout(store);
-  const target = purgeTarget(registry, layout);
+  const target = purgeTarget(registry, layout, usage);
   return { run: (req) => runPurge(layout, target, req) };
 }

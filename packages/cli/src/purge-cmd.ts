@@ -89,6 +89,10 @@ export function registerPurgeCommand(program: Command, apiConn: (c: Command) => 
         '--ago <duration>',
         'only tags last moved longer ago than this (e.g. 30d; at most 100 years)',
       )
+      .option(
+        '--not-pulled-for <duration>',
+        'only tags neither pulled (tag or manifest, in any region) nor pushed for this long (e.g. 90d)',
+      )
       .option('--keep <n>', 'keep the newest N matching tags of each repository', (v) => {
         if (!/^\d+$/.test(v)) throw new Error(`--keep: not a number: ${v}`);
         return Number(v);
@@ -107,6 +111,7 @@ export function registerPurgeCommand(program: Command, apiConn: (c: Command) => 
       o: ApiConn & {
         filter: string[];
         ago?: string;
+        notPulledFor?: string;
         keep?: number;
         untagged?: boolean;
         dryRun?: boolean;
@@ -116,6 +121,7 @@ export function registerPurgeCommand(program: Command, apiConn: (c: Command) => 
       const report = (await callApi(o, 'POST', '/meridian/v1/admin/purge', {
         filters: o.filter,
         ...(o.ago !== undefined ? { ago: o.ago } : {}),
+        ...(o.notPulledFor !== undefined ? { notPulledFor: o.notPulledFor } : {}),
         ...(o.keep !== undefined ? { keep: o.keep } : {}),
         untagged: o.untagged ?? false,
         dryRun: o.dryRun ?? false,

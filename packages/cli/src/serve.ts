@@ -114,7 +114,8 @@ export async function serve(
       ? await attachReplication(registry, { queues, replicaRegions: replicas, log })
       : undefined;
   const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
-  const gc = await openNodeGc(config, node.role, { registry, store, queues, log });
+  const usage = new UsageReader(regions.length > 0 ? regions : [{ name: config.region, store }]);
+  const gc = await openNodeGc(config, node.role, { registry, store, queues, log, usage });
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
@@ -130,7 +131,7 @@ export async function serve(
     webhooks: webhooks.service,
     gc: gc.admin,
     purge: gc.purge,
-    usage: new UsageReader(regions.length > 0 ? regions : [{ name: config.region, store }]),
+    usage,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
     readinessChecks: queues ? [readinessCheck('redis', () => queues.redis.ping())] : [],

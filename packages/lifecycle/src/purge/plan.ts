@@ -11,6 +11,11 @@ export interface PurgeCriteria {
   filters: PurgeFilter[];
   /** Only tags last moved longer ago than this (ms). */
   agoMs?: number;
+  /**
+   * Only tags not pulled for this long (ms): neither the tag nor its manifest pulled in any
+   * region since; a never-pulled image counts from its push.
+   */
+  notPulledForMs?: number;
   /** Keep the newest N matching tags of each repository. */
   keep?: number;
   /** Also delete the manifests no tag (and no live parent or subject) keeps. */
@@ -104,6 +109,11 @@ export async function planRepository(
     repository: string,
     at: { tag?: string; digest: string },
   ) => Promise<string | undefined>,
+  pulls?: {
+    tags: Record<string, number | undefined>;
+    manifests: Record<string, number | undefined>;
+    unreadable: string[];
+  },
 ): Promise<RepositoryPlan> {
   const now = c.now ?? Date.now();
   const tagNames = await layout.listTags(repository);
@@ -119,6 +129,17 @@ export async function planRepository(
   let matching = records.filter((t) => filters.some((f) => f.tag.test(t.tag)));
   if (c.agoMs !== undefined)
     matching = matching.filter((t) => now - Date.parse(t.updatedAt) > c.agoMs!);
+  if (c.notPulledForMs !== undefined) {
+    const since = now - c.notPulledForMs;
+    matching = matching.filter((t) => {
+      const last = Math.max(
+        Date.parse(t.updatedAt),
+        pulls?.tags[t.tag] ?? 0,
+        pulls?.manifests[t.digest] ?? 0,
+      );
+      return last < since;
+    });
+  }
   // Newest first; the first `keep` stay.
   matching.sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt));
   const locked: RepositoryPlan['locked'] = [];
@@ -181,7 +202,9 @@ export async function planRepository(
     plan.bytes = [...freed.values()].reduce((a, b) => a + b, 0);
   }
 
-  if (!c.force) {
+  if (c.notPulledForMs !== undefined && pulls && pulls.unreadable.length > 0)
+    plan.refused = `the pull records of ${pulls.unreadable.join(', ')} cannot be read, so "not pulled" cannot be told`;
+  else if (!c.force) {
     const share = c.maxShare ?? 0.5;
     if (tags.length > 0 && tags.length === records.length)
       plan.refused = `it would remove every tag of ${repository} (${tags.length}); use force`;

@@ -7,6 +7,12 @@ export interface PurgeTarget {
   deleteTag(repository: string, tag: string, digest: string): Promise<boolean>;
   /** Deletes the manifest if no tag points at it now. */
   deleteManifest(repository: string, digest: string): Promise<boolean>;
+  /** Last pulls anywhere (ms) by tag and by manifest digest; `unreadable` regions make it unsure. */
+  lastPulled?(repository: string): Promise<{
+    tags: Record<string, number | undefined>;
+    manifests: Record<string, number | undefined>;
+    unreadable: string[];
+  }>;
   /** What lock keeps this tag or manifest from being deleted (`deleteEnabled` false), if any. */
   lockedBy?(repository: string, at: { tag?: string; digest: string }): Promise<string | undefined>;
 }
@@ -44,7 +50,10 @@ export async function purge(
     totals: { repositories: 0, tags: 0, manifests: 0, bytes: 0, refused: 0, locked: 0 },
   };
   for (const repository of repos) {
-    const plan = await planRepository(layout, repository, c, target.lockedBy?.bind(target));
+    if (c.notPulledForMs !== undefined && !target.lastPulled)
+      throw new Error('--not-pulled-for needs the pull records (usage) of every region');
+    const pulls = c.notPulledForMs !== undefined ? await target.lastPulled!(repository) : undefined;
+    const plan = await planRepository(layout, repository, c, target.lockedBy?.bind(target), pulls);
     const entry = { ...plan, tagsDeleted: 0, manifestsDeleted: 0 };
     if (plan.tags.length === 0 && plan.manifests.length === 0 && plan.locked.length === 0) continue;
     report.repositories.push(entry);

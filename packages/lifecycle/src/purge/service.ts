@@ -7,6 +7,7 @@ import { purge, type PurgeReport, type PurgeTarget } from './purger';
 export interface PurgeRequest {
   filters?: unknown;
   ago?: unknown;
+  notPulledFor?: unknown;
   keep?: unknown;
   untagged?: unknown;
   dryRun?: unknown;
@@ -22,10 +23,19 @@ export async function runPurge(
   target: PurgeTarget,
   req: PurgeRequest,
 ): Promise<PurgeReport> {
-  const known = ['filters', 'ago', 'keep', 'untagged', 'dryRun', 'force', 'maxShare'];
+  const known = [
+    'filters',
+    'ago',
+    'notPulledFor',
+    'keep',
+    'untagged',
+    'dryRun',
+    'force',
+    'maxShare',
+  ];
   const unknown = Object.keys(req).find((k) => !known.includes(k));
   if (unknown) throw bad(`unknown field ${unknown.slice(0, 40)}`);
-  const { filters, ago, keep, untagged, dryRun, force, maxShare } = req;
+  const { filters, ago, notPulledFor, keep, untagged, dryRun, force, maxShare } = req;
   if (
     !Array.isArray(filters) ||
     filters.length === 0 ||
@@ -34,6 +44,8 @@ export async function runPurge(
   )
     throw bad('filters: one or more "REPO_REGEX:TAG_REGEX" strings are required');
   if (ago !== undefined && typeof ago !== 'string') throw bad('ago: a duration such as "30d"');
+  if (notPulledFor !== undefined && typeof notPulledFor !== 'string')
+    throw bad('notPulledFor: a duration such as "90d"');
   if (keep !== undefined && !(Number.isSafeInteger(keep) && (keep as number) >= 0))
     throw bad('keep: a whole number of tags');
   for (const [k, v] of Object.entries({ untagged, dryRun, force }))
@@ -43,6 +55,8 @@ export async function runPurge(
   return purge(layout, target, {
     filters: (filters as string[]).map(parseFilter),
     agoMs: ago === undefined ? undefined : parseDuration(ago, 'ago'),
+    notPulledForMs:
+      notPulledFor === undefined ? undefined : parseDuration(notPulledFor, 'notPulledFor'),
     keep: keep as number | undefined,
     untagged: untagged as boolean | undefined,
     force: force as boolean | undefined,
