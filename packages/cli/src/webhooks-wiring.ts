@@ -59,7 +59,7 @@ export async function openWebhooks(
     service,
     close: async () => {
       await detach();
-      await worker?.close();
+      if (worker) await within(worker.close(true));
       await queue.close();
     },
   };
@@ -81,7 +81,7 @@ export function startWebhookWorkers(
   const worker = deliveryWorker(config, queue, new WebhookStore(primary.store), status, log);
   return {
     close: async () => {
-      await worker.close();
+      await within(worker.close(true));
       await queue.close();
     },
   };
@@ -126,4 +126,17 @@ function queueOf(config: NodeConfig): WebhookQueue | undefined {
     retry: { baseMs: c.retryBaseMs, maxMs: c.retryMaxMs, horizonMs: c.horizonHours * 3_600_000 },
     historyMs: c.historyDays * 86_400_000,
   });
+}
+
+/**
+ * Waits for `p` at most `ms`: with Redis unreachable a BullMQ worker's close waits for it
+ * forever, and a node must still stop (its jobs are in Redis and run again later).
+ */
+async function within(p: Promise<unknown>, ms = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((r) => (timer = setTimeout(r, ms))),
+  ]);
+  clearTimeout(timer);
 }

@@ -171,8 +171,17 @@ export class WebhookQueue {
     );
   }
 
+  /**
+   * Closes the queue; with Redis unreachable BullMQ's close would wait for it forever, so it
+   * gets 2 s before the connection is dropped (nothing is lost: jobs live in Redis).
+   */
   async close(): Promise<void> {
-    await this.queue.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.queue.close().catch(() => undefined),
+      new Promise<void>((r) => (timer = setTimeout(r, 2000))),
+    ]);
+    clearTimeout(timer);
     this.redis.disconnect();
   }
 }

@@ -174,9 +174,17 @@ export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningG
       closing = true;
       if (watch) clearInterval(watch);
       await checking;
-      // A run in progress is abandoned: its lock lapses and the next run starts over.
-      await Promise.all(workers.map((w) => w.close(true)));
-      await Promise.all(queues.map((q) => q.close()));
+      // A run in progress is abandoned: its lock lapses and the next run starts over. With
+      // Redis unreachable BullMQ's close waits for it: a process must still stop.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...workers.map((w) => w.close(true)), ...queues.map((q) => q.close())]).catch(
+          () => undefined,
+        ),
+        new Promise<void>((r) => (timer = setTimeout(r, 2000))),
+      ]);
+      clearTimeout(timer);
+      for (const w of workers) void w.disconnect().catch(() => undefined);
     },
   };
 }
