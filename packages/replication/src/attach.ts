@@ -35,6 +35,7 @@ const REPLICATED = new Set([
   'blobDeleted',
   'manifestPut',
   'manifestDeleted',
+  'manifestRestored',
   'tagMoved',
   'tagDeleted',
   'lockChanged',

@@ -11,7 +11,12 @@ export type ChangeEvent =
       digest: string;
       at: number;
     }
-  | { type: 'manifestPut' | 'manifestDeleted'; repository: string; digest: string; at: number }
+  | {
+      type: 'manifestPut' | 'manifestDeleted' | 'manifestRestored';
+      repository: string;
+      digest: string;
+      at: number;
+    }
   | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
   | { type: 'tagDeleted'; repository: string; tag: string; at: number }
   | { type: 'lockChanged'; repository: string; tag?: string; digest?: string; at: number };
@@ -74,7 +79,9 @@ export class ChangeFeed {
         ? { kind: 'lock', repository: e.repository, lock: lockRef(lockTargetOf(e)) }
         : e.type === 'tagMoved' || e.type === 'tagDeleted'
           ? { kind: 'tag', repository: e.repository, tag: e.tag }
-          : e.type === 'manifestPut' || e.type === 'manifestDeleted'
+          : e.type === 'manifestPut' ||
+              e.type === 'manifestDeleted' ||
+              e.type === 'manifestRestored'
             ? { kind: 'manifest', repository: e.repository, digest: e.digest }
             : { kind: 'blob', repository: e.repository, digest: e.digest };
     await Promise.all(this.replicaRegions.map((r) => this.queues.enqueue(r, target, e.at)));

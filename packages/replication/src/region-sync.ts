@@ -111,8 +111,11 @@ export class RegionSync {
       return;
     }
     // Restored on the primary: the region's tombstone goes once the manifest is back.
+    // (and only once the primary's is gone, re-read now: a job that saw the manifest before a
+    // delete must not remove the tombstone that delete wrote).
     const restored = async () => {
-      if (await this.dst.readTombstone(repository, d))
+      if (!(await this.dst.readTombstone(repository, d))) return;
+      if (!(await this.src.readTombstone(repository, d)))
         await this.dst.deleteTombstone(repository, d);
     };
     let bytes: Buffer;

@@ -27,6 +27,7 @@ export interface WebhookEvent {
 const EVENT_ACTIONS: Record<string, WebhookAction[]> = {
   manifestPut: ['push', 'replicated'],
   manifestDeleted: ['delete'],
+  manifestRestored: ['restore'],
   tagDeleted: ['tag_delete'],
   lockChanged: ['lock_changed'],
 };

@@ -28,6 +28,8 @@ export type RegistryChange =
   /** `seq` is the tag record's sequence (freshness on replicas), not the event's. */
   | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
   | { type: 'manifestDeleted'; repository: string; digest: string; at: number }
+  /** A soft-deleted manifest back from the recycle bin (after its tombstone is gone). */
+  | { type: 'manifestRestored'; repository: string; digest: string; at: number }
   | { type: 'tagDeleted'; repository: string; tag: string; at: number }
   | { type: 'blobDeleted'; repository: string; digest: string; at: number }
   /**

@@ -81,6 +81,13 @@ export class RecycleBin {
     await this.manifests.put(repository, rec.digest, bytes, rec.mediaType);
     for (const tag of tags) await this.manifests.put(repository, tag, bytes, rec.mediaType);
     await this.layout.deleteTombstone(repository, d);
+    // Now that the tombstone is gone: regions drop theirs, webhooks fire `restore`.
+    await this.events.emit({
+      type: 'manifestRestored',
+      repository,
+      digest: rec.digest,
+      at: Date.now(),
+    });
     result.restored.push({ digest: rec.digest, tags });
   }
 
