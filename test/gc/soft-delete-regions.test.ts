@@ -1,32 +1,13 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
 import { parseDigest } from '@meridian/oci';
 import { RepositoryLayout, openStore, type ObjectStore } from '@meridian/storage';
+import { meridian } from '../helpers/cli';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { RegistryClient } from '../helpers/http';
 import { image } from '../helpers/images';
 import { waitFor } from '../helpers/wait';
 
-const CLI = resolve(__dirname, '../../packages/cli/dist/main.js');
 const ACCEPT = { Accept: 'application/vnd.oci.image.manifest.v1+json' };
-
-function meridian(
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
 
 /** Soft delete with geo-replication: delete, gone everywhere; restore, back everywhere. */
 describe('soft delete across regions', () => {

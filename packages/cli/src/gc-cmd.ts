@@ -30,7 +30,8 @@ interface Report {
   durationMs: number;
 }
 
-function bytes(n: number): string {
+/** A byte count as operators read it (`212.4 MiB`); `meridian purge` prints the same. */
+export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = n;

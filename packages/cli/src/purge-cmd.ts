@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { bytes } from './gc-cmd';
 import { callApi, table, type ApiConn } from './replication-cmd';
 
 interface RepoReport {
@@ -24,17 +25,6 @@ interface Report {
     refused: number;
     locked: number;
   };
-}
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
 /** The diff `meridian purge` prints: per repository, what goes (or would), and the rails. */
