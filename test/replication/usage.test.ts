@@ -73,4 +73,29 @@ describe('last pull, per region', () => {
     }>();
     expect(there.tags.v1?.count).toBe(2);
   });
+
+  it('counts a pull the replica served from the primary once, in the replica’s region', async () => {
+    await c.stopWorkers(); // nothing reaches westeurope: its pulls fall back to the primary
+    const img = image();
+    const primary = new RegistryClient(c.primary.url);
+    const replica = new RegistryClient(c.replicas[0]!.url);
+    await primary.pushImage('use/miss', 'v1', img.blobs, img.manifest);
+    const r = await replica.get('/v2/use/miss/manifests/v1');
+    expect(r.status).toBe(200);
+    expect(r.header('docker-content-digest')).toBe(img.manifest.digest);
+    await c.stopNode('westeurope');
+    await c.stopNode('eastus');
+    await c.startNode('eastus');
+    await c.startNode('westeurope');
+    const usage = (await primary.get('/meridian/v1/usage?repository=use/miss')).json<{
+      tags: Record<string, Summary>;
+      manifests: Record<string, Summary>;
+    }>();
+    expect(usage.tags.v1).toMatchObject({ count: 1, regions: { westeurope: { count: 1 } } });
+    expect(usage.tags.v1!.regions.eastus).toBeUndefined();
+    expect(usage.manifests[img.manifest.digest]).toMatchObject({
+      count: 1,
+      regions: { westeurope: { count: 1 } },
+    });
+  });
 });

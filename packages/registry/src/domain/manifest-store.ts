@@ -63,11 +63,15 @@ export class ManifestStore {
     return rev;
   }
 
-  /** The manifest's bytes, media type and digest. Throws `MANIFEST_UNKNOWN` or `DENIED`. */
-  async get(repository: string, reference: string): Promise<StoredManifest> {
+  /**
+   * The manifest's bytes, media type and digest. Throws `MANIFEST_UNKNOWN` or `DENIED`. Counts
+   * a pull unless `countPull` is false (a replica's fallback read: the replica counts it).
+   */
+  async get(repository: string, reference: string, countPull = true): Promise<StoredManifest> {
     const m = await this.load(repository, reference);
     await this.assertReadable(repository, reference, m.digest);
-    this.pulls?.record(repository, isDigestLike(reference) ? undefined : reference, m.digest);
+    if (countPull)
+      this.pulls?.record(repository, isDigestLike(reference) ? undefined : reference, m.digest);
     return m;
   }
 
@@ -137,6 +141,13 @@ export class ManifestStore {
       );
       const plan = manifestPlan(repository, digest, parsed);
       const tag = byDigest ? undefined : this.tags.prepare(repository, reference, digest.value);
+      // What the tag pointed at before (untagged retention), read beside the write.
+      const previous = tag
+        ? this.tags.get(repository, reference).then(
+            (r) => r?.digest,
+            () => undefined,
+          )
+        : undefined;
       // Under the locks GC respects (ADR 0012): nothing this manifest names can be collected
       // between the check that it is here and the write that makes the manifest visible.
       const referenced = [digest, ...plan.blobs, ...plan.children].map((d) => d.value);
@@ -176,7 +187,7 @@ export class ManifestStore {
         subject: parsed.subject?.digest,
         at: Date.now(),
       });
-      if (tag) await this.tags.stored(repository, reference, tag.rec);
+      if (tag) await this.tags.stored(repository, reference, tag.rec, await previous);
       return { digest: digest.value, subject: parsed.subject?.digest };
     });
   }
@@ -202,16 +213,18 @@ export class ManifestStore {
       await this.locks.assertManifestDeletable(repository, d.value, () =>
         this.tags.pointingAt(repository, d.value),
       );
+      let expiresAt: string | undefined;
       if (this.softDeleteMs !== undefined) {
         // Into the recycle bin first (ADR 0017): a crash after it leaves a restorable manifest.
         const now = Date.now();
+        expiresAt = new Date(now + this.softDeleteMs).toISOString();
         await this.layout.writeTombstone(repository, {
           digest: d.value,
           mediaType: rev.mediaType,
           size: rev.size,
           tags: await this.tags.pointingAt(repository, d.value),
           deletedAt: new Date(now).toISOString(),
-          expiresAt: new Date(now + this.softDeleteMs).toISOString(),
+          expiresAt,
         });
       }
       const subject = await this.layout.readSubject(d).catch(() => undefined);
@@ -221,6 +234,7 @@ export class ManifestStore {
         type: 'manifestDeleted',
         repository,
         digest: d.value,
+        ...(expiresAt !== undefined && { softDeleted: true, expiresAt }),
         at: Date.now(),
       });
       await this.tags.deleteTagsPointingAt(repository, d.value);

@@ -2,6 +2,13 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MANIFEST_MEDIA_TYPES, OciError } from '@meridian/oci';
 
+/**
+ * The `User-Agent` of a replica's requests to the primary. With auth off it is how the primary
+ * tells a replica's fallback read from a client's pull (the replica counts that pull itself);
+ * with auth on the replica's node token says so and the header is not trusted.
+ */
+export const REPLICA_USER_AGENT = 'meridian-replica';
+
 /** A manifest fetched from the primary. */
 export interface UpstreamManifest {
   digest: string;
@@ -125,6 +132,7 @@ export class PrimaryUpstream {
   ): Promise<Response> {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const headers = new Headers(init.headers);
+    headers.set('User-Agent', REPLICA_USER_AGENT);
     if (this.authorization) headers.set('Authorization', await this.authorization(repository));
     const abort = new AbortController();
     const timer = setTimeout(

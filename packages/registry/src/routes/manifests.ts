@@ -1,15 +1,18 @@
 import { acceptsMediaType, MAX_MANIFEST_BYTES, OciError } from '@meridian/oci';
 import type { RevisionRecord } from '@meridian/storage';
 import type { V2Context } from '../http/context';
+import type { Actor } from '../domain/events';
+import { REPLICA_USER_AGENT } from '../domain/upstream';
 import { readLimited } from '../http/body';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
 
 /** `GET`/`HEAD /v2/<name>/manifests/<reference>` */
-export async function getManifest({ req, res, name, param, registry }: V2Context): Promise<void> {
+export async function getManifest(ctx: V2Context): Promise<void> {
+  const { req, res, name, param, registry } = ctx;
   const head = req.method === 'HEAD';
   const m: RevisionRecord & { bytes?: Buffer } = head
     ? await registry.manifests.resolve(name, param)
-    : await registry.manifests.get(name, param);
+    : await registry.manifests.get(name, param, !isReplicaRead(ctx.request.actor));
   if (!acceptsMediaType(req.headers.accept, m.mediaType))
     throw new OciError(
       'MANIFEST_UNKNOWN',
@@ -24,6 +27,17 @@ export async function getManifest({ req, res, name, param, registry }: V2Context
     ETag: `"${m.digest}"`,
   });
   res.end(m.bytes);
+}
+
+/**
+ * A replica reading from the primary on a miss: the replica counts that pull in its own region,
+ * so the primary must not count it again. With auth on, only a node token says so; with auth
+ * off (every caller anonymous) the replica's User-Agent does — a client that copies it only
+ * stops its own pulls from being counted.
+ */
+function isReplicaRead(actor: Actor): boolean {
+  if (actor.kind === 'node') return true;
+  return actor.kind === 'anonymous' && actor.userAgent === REPLICA_USER_AGENT;
 }
 
 /** `PUT /v2/<name>/manifests/<reference>` */
