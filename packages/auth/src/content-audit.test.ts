@@ -115,6 +115,34 @@ describe('content changes in the audit log', () => {
         change({ type: 'manifestDeleted', digest, actor: { kind: 'system', name: 'meridian' } }),
       ),
     ).toMatchObject({ action: 'manifest.delete', actorKind: 'system' });
+    // A delete that went to the recycle bin says so, and until when it can be restored.
+    expect(
+      contentAuditEvent(
+        change({ type: 'manifestDeleted', digest, softDeleted: true, expiresAt: '2026-12-09Z' }),
+      ),
+    ).toMatchObject({
+      action: 'manifest.soft_delete',
+      actor: 'owner',
+      detail: { digest, expiresAt: '2026-12-09Z' },
+    });
+    // A retention run names its rule and what it removed.
+    expect(
+      contentAuditEvent(
+        change({
+          type: 'retentionFinished',
+          rule: 'old-builds',
+          tags: ['v1'],
+          manifests: [digest],
+          bytes: 12,
+          actor: { kind: 'system', name: 'meridian' },
+        }),
+      ),
+    ).toMatchObject({
+      action: 'retention.finished',
+      actorKind: 'system',
+      target: 'team/app',
+      detail: { rule: 'old-builds', tags: ['v1'], manifests: [digest], bytes: 12 },
+    });
     // A manifest pushed by a tag is named by its digest (the tag has its own event).
     expect(
       contentAuditEvent(change({ type: 'manifestPut', digest, tag: 'v1', size: 10 })),

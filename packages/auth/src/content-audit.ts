@@ -25,6 +25,14 @@ export interface AuditedChange {
   readEnabled?: boolean;
   listEnabled?: boolean;
   writeOnce?: string[];
+  /** A delete that went to the recycle bin (soft delete, ADR 0017). */
+  softDeleted?: boolean;
+  expiresAt?: string;
+  /** What a retention run removed (`retentionFinished`, ADR 0021). */
+  rule?: string;
+  tags?: string[];
+  manifests?: string[];
+  bytes?: number;
 }
 
 /** The part of `RegistryEvents` the audit log plugs into: a durable subscriber. */
@@ -48,6 +56,8 @@ const ACTIONS: Record<string, string> = {
   tagMoved: 'tag.move',
   tagDeleted: 'tag.delete',
   lockChanged: 'lock.change',
+  manifestRestored: 'manifest.restore',
+  retentionFinished: 'retention.finished',
 };
 
 /** What the audit entry of a lock change adds to its detail. */
@@ -80,6 +90,9 @@ export function contentAuditEvent(e: AuditedChange): Omit<AuditEvent, 'region'> 
     if (e[k] !== undefined && e[k] !== '') detail[k] = e[k];
   if (e.type === 'lockChanged')
     for (const k of LOCK_DETAIL) if (e[k] !== undefined) detail[k] = e[k];
+  for (const k of ['expiresAt', 'rule', 'tags', 'manifests', 'bytes'] as const)
+    if (e[k] !== undefined) detail[k] = e[k];
+  const soft = e.type === 'manifestDeleted' && e.softDeleted === true;
   if (e.actor.token) detail.token = e.actor.token;
   if (e.actor.userAgent) detail.userAgent = e.actor.userAgent;
   return {
@@ -88,7 +101,7 @@ export function contentAuditEvent(e: AuditedChange): Omit<AuditEvent, 'region'> 
     actorKind: PRINCIPAL_KINDS.has(e.actor.kind)
       ? (e.actor.kind as PrincipalKind | 'system')
       : 'unknown',
-    action: ACTIONS[e.type] ?? `event.${e.type}`,
+    action: soft ? 'manifest.soft_delete' : (ACTIONS[e.type] ?? `event.${e.type}`),
     target: `${e.repository}${ref}`,
     outcome: 'success',
     ...(e.actor.address ? { address: e.actor.address } : {}),

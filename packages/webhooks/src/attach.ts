@@ -54,7 +54,7 @@ export async function attachWebhooks(
     name: 'webhooks',
     timeoutMs: 10_000,
     deliver: async (e) => {
-      const actions = actionsOf(e.type);
+      const actions = actionsOf(e);
       if (actions.length === 0) return;
       const batch: Enqueue[] = [];
       for (const hook of await deps.store.all()) {

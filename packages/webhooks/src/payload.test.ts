@@ -21,6 +21,51 @@ describe('webhook payloads', () => {
     expect(actionsOf('tagDeleted')).toEqual(['tag_delete']);
     expect(actionsOf('lockChanged')).toEqual(['lock_changed']);
     expect(actionsOf('blobCommitted')).toEqual([]);
+    expect(actionsOf('retentionFinished')).toEqual(['retention_finished']);
+    // A delete that went to the recycle bin is still a delete, and also a soft_delete.
+    expect(actionsOf({ type: 'manifestDeleted', softDeleted: true })).toEqual([
+      'delete',
+      'soft_delete',
+    ]);
+    expect(actionsOf({ type: 'manifestDeleted' })).toEqual(['delete']);
+  });
+
+  it('says until when a soft delete can be restored, and what a retention run removed', () => {
+    const base = { ...push, mediaType: undefined, size: undefined, tag: undefined };
+    const soft = notificationOf(
+      { ...base, type: 'manifestDeleted', softDeleted: true, expiresAt: '2026-12-09T10:00:00Z' },
+      'soft_delete',
+      'h',
+    );
+    expect(soft).toMatchObject({
+      action: 'soft_delete',
+      target: { digest: push.digest, repository: 'hello-world' },
+      softDelete: { expiresAt: '2026-12-09T10:00:00Z' },
+    });
+    expect(notificationOf({ ...base, type: 'manifestDeleted' }, 'delete', 'h')).not.toHaveProperty(
+      'softDelete',
+    );
+    const removed = [`sha256:${'b'.repeat(64)}`];
+    const ret = notificationOf(
+      {
+        ...base,
+        digest: undefined,
+        type: 'retentionFinished',
+        rule: 'old-builds',
+        tags: ['v1'],
+        manifests: removed,
+        bytes: 1234,
+      },
+      'retention_finished',
+      'h',
+    );
+    expect(ret.target).toEqual({ repository: 'hello-world' });
+    expect(ret.retention).toEqual({
+      rule: 'old-builds',
+      tags: ['v1'],
+      manifests: removed,
+      bytes: 1234,
+    });
   });
 
   it("is ACR's push payload, keys in ACR's order, with actor and region added", () => {

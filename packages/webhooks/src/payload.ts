@@ -21,6 +21,14 @@ export interface WebhookEvent {
   readEnabled?: boolean;
   listEnabled?: boolean;
   writeOnce?: string[];
+  /** `manifestDeleted`: it went to the recycle bin, restorable until `expiresAt`. */
+  softDeleted?: boolean;
+  expiresAt?: string;
+  /** `retentionFinished`: the rule and what it removed from the repository. */
+  rule?: string;
+  tags?: string[];
+  manifests?: string[];
+  bytes?: number;
 }
 
 /** Which actions each domain event fires. Events not listed fire none. */
@@ -30,10 +38,18 @@ const EVENT_ACTIONS: Record<string, WebhookAction[]> = {
   manifestRestored: ['restore'],
   tagDeleted: ['tag_delete'],
   lockChanged: ['lock_changed'],
+  retentionFinished: ['retention_finished'],
 };
 
-export function actionsOf(type: string): readonly WebhookAction[] {
-  return EVENT_ACTIONS[type] ?? [];
+/** The actions an event fires; a delete that went to the recycle bin also fires `soft_delete`. */
+export function actionsOf(
+  e: string | Pick<WebhookEvent, 'type' | 'softDeleted'>,
+): readonly WebhookAction[] {
+  const type = typeof e === 'string' ? e : e.type;
+  const actions = EVENT_ACTIONS[type] ?? [];
+  return typeof e !== 'string' && e.type === 'manifestDeleted' && e.softDeleted
+    ? [...actions, 'soft_delete']
+    : actions;
 }
 
 /** ACR's webhook payload, plus `actor` and `region` (and `regions` for `replicated`). */
@@ -62,6 +78,10 @@ export interface Notification {
     listEnabled?: boolean;
     writeOnce?: string[];
   };
+  /** `soft_delete`: until when the manifest can be restored. */
+  softDelete?: { expiresAt: string };
+  /** `retention_finished`: the rule and what it removed from `target.repository`. */
+  retention?: { rule: string; tags: string[]; manifests: string[]; bytes: number };
 }
 
 /**
@@ -99,6 +119,15 @@ export function notificationOf(e: WebhookEvent, action: string, host: string): N
         readEnabled: e.readEnabled,
         listEnabled: e.listEnabled,
         ...(e.writeOnce && { writeOnce: e.writeOnce }),
+      },
+    }),
+    ...(action === 'soft_delete' && e.expiresAt && { softDelete: { expiresAt: e.expiresAt } }),
+    ...(e.type === 'retentionFinished' && {
+      retention: {
+        rule: e.rule ?? '',
+        tags: e.tags ?? [],
+        manifests: e.manifests ?? [],
+        bytes: e.bytes ?? 0,
       },
     }),
   };

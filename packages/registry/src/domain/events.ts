@@ -25,13 +25,56 @@ export type RegistryChange =
     }
   /** Emitted after the `manifestPut` of a manifest with a `subject`. */
   | { type: 'referrerAdded'; repository: string; digest: string; subject: string; at: number }
-  /** `seq` is the tag record's sequence (freshness on replicas), not the event's. */
-  | { type: 'tagMoved'; repository: string; tag: string; digest: string; seq: number; at: number }
-  | { type: 'manifestDeleted'; repository: string; digest: string; at: number }
+  /**
+   * `seq` is the tag record's sequence (freshness on replicas), not the event's; `previous` the
+   * digest the tag pointed at before, when it moved (untagged retention schedules it).
+   */
+  | {
+      type: 'tagMoved';
+      repository: string;
+      tag: string;
+      digest: string;
+      seq: number;
+      previous?: string;
+      at: number;
+    }
+  /** `softDeleted`: the manifest went to the recycle bin (ADR 0017), restorable until `expiresAt`. */
+  | {
+      type: 'manifestDeleted';
+      repository: string;
+      digest: string;
+      softDeleted?: boolean;
+      expiresAt?: string;
+      at: number;
+    }
   /** A soft-deleted manifest back from the recycle bin (after its tombstone is gone). */
   | { type: 'manifestRestored'; repository: string; digest: string; at: number }
-  | { type: 'tagDeleted'; repository: string; tag: string; at: number }
+  /** `digest`: what the tag pointed at (untagged retention schedules it). */
+  | { type: 'tagDeleted'; repository: string; tag: string; digest?: string; at: number }
   | { type: 'blobDeleted'; repository: string; digest: string; at: number }
+  /** An import (ADR 0019) wrote this image into the repository; `source` is where it came from. */
+  | {
+      type: 'importFinished';
+      repository: string;
+      digest: string;
+      mediaType: string;
+      tag?: string;
+      source: string;
+      at: number;
+    }
+  /**
+   * A retention run (a scheduled rule, untagged retention, or `meridian retention run`) removed
+   * these from the repository (ADR 0021); one event per repository it changed.
+   */
+  | {
+      type: 'retentionFinished';
+      repository: string;
+      rule: string;
+      tags: string[];
+      manifests: string[];
+      bytes: number;
+      at: number;
+    }
   /**
    * A lock record was written (ADR 0015): `tag` or `digest` name its target (neither: the
    * repository); `seq` is the record's sequence, so a replica never applies an older one.

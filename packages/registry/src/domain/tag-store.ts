@@ -53,8 +53,11 @@ export class TagStore {
     return { rec, entry: tagEntry(repository, tag, rec) };
   }
 
-  /** After a prepared record is written: caches and announces it. */
-  async stored(repository: string, tag: string, rec: TagRecord): Promise<void> {
+  /**
+   * After a prepared record is written: caches and announces it. `previous` is the digest the
+   * tag pointed at before (read before the write), for untagged retention.
+   */
+  async stored(repository: string, tag: string, rec: TagRecord, previous?: string): Promise<void> {
     this.cache.tags.set(tagKey(repository, tag), rec);
     this.cache.forgetRepository(repository);
     await this.events.emit({
@@ -63,16 +66,24 @@ export class TagStore {
       tag,
       digest: rec.digest,
       seq: rec.seq,
+      ...(previous !== undefined && previous !== rec.digest && { previous }),
       at: Date.parse(rec.updatedAt),
     });
   }
 
   /** Deletes a tag; false when it did not exist. */
   async delete(repository: string, tag: string): Promise<boolean> {
+    const before = await this.get(repository, tag).catch(() => undefined);
     if (!(await this.layout.deleteTag(repository, tag))) return false;
     this.cache.tags.set(tagKey(repository, tag), false);
     this.cache.forgetRepository(repository);
-    await this.events.emit({ type: 'tagDeleted', repository, tag, at: Date.now() });
+    await this.events.emit({
+      type: 'tagDeleted',
+      repository,
+      tag,
+      ...(before && { digest: before.digest }),
+      at: Date.now(),
+    });
     return true;
   }
 
