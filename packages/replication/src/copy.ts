@@ -11,6 +11,9 @@ import { bytesCopied, copyDuration } from './metrics';
 
 export type CopyMode = 'server-side' | 'streamed' | 'skipped';
 
+/** Told of each blob actually copied (not of skipped ones): its size and how long it took. */
+export type CopyListener = (bytes: number, seconds: number) => void;
+
 /**
  * Makes blob `d` present in `dst`, copying from `src`. A blob already there is skipped (so a
  * shared base crosses to each region once). Same S3 endpoint → server-side copy; otherwise the
@@ -22,6 +25,7 @@ export async function copyBlob(
   dst: ObjectStore,
   d: Digest,
   region: string,
+  onCopied?: CopyListener,
 ): Promise<CopyMode> {
   const key = Layout.blobData(d);
   const srcInfo = await src.head(key).catch((err: unknown) => {
@@ -55,6 +59,7 @@ export async function copyBlob(
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   bytesCopied.inc({ region, mode }, srcInfo.size);
   copyDuration.observe({ region, mode }, seconds);
+  onCopied?.(srcInfo.size, seconds);
   return mode;
 }
 

@@ -9,7 +9,7 @@ import {
   parseLockRef,
   type ObjectStore,
 } from '@meridian/storage';
-import { copyBlob, copySmall, type CopyMode } from './copy';
+import { copyBlob, copySmall, type CopyListener, type CopyMode } from './copy';
 import { objectsCopied } from './metrics';
 import type { SyncTarget } from './targets';
 
@@ -34,6 +34,8 @@ export class RegionSync {
     private readonly target: ObjectStore,
     /** Serialises copies of one digest into the region, so a shared base is copied once. */
     private readonly mutex: Mutex = noMutex,
+    /** Told of each blob copied into the region (the dashboard's copy rate). */
+    private readonly onCopied?: CopyListener,
   ) {
     this.src = new RepositoryLayout(primary);
     this.dst = new RepositoryLayout(target);
@@ -42,7 +44,9 @@ export class RegionSync {
   private async copy(d: Digest): Promise<CopyMode> {
     // Objects appear atomically, so one already here is complete: skip the lock round trips.
     if (await this.dst.hasBlob(d)) return 'skipped';
-    return this.mutex(`blob:${d.value}`, () => copyBlob(this.primary, this.target, d, this.region));
+    return this.mutex(`blob:${d.value}`, () =>
+      copyBlob(this.primary, this.target, d, this.region, this.onCopied),
+    );
   }
 
   async apply(t: SyncTarget): Promise<void> {

@@ -45,6 +45,11 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       region.source ?? opts.primary,
       region.store,
       (name, fn) => queues.withLock(`${region.name}:${name}`, fn),
+      (bytes, seconds) => {
+        queues.activity.recordCopy(region.name, bytes, seconds).catch((err: unknown) => {
+          opts.log.debug({ err: (err as Error).message }, 'recording a copy failed');
+        });
+      },
     );
     const worker = new Worker<SyncJobData>(
       ReplicationQueues.queueName(region.name),
