@@ -206,6 +206,45 @@ describe('purge', () => {
     expect(await revisions('locked')).toContain(a);
   });
 
+  it("--include-locked lifts a tag's and a manifest's own lock and removes them; a repository lock still holds", async () => {
+    const a = await pushImage(reg, 'inc', 'a', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'inc', 'b', randomBlob(), [randomBlob()]);
+    const d = await pushImage(reg, 'inc', 'd', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'inc', 'e', randomBlob(), [randomBlob()]);
+    await reg.locks.update('inc', { scope: 'tag', tag: 'a' }, { deleteEnabled: false });
+    await reg.locks.update('inc', { scope: 'manifest', digest: d }, { writeEnabled: false });
+    const c = { filters: [parseFilter('inc:a|d')], untagged: true, force: true };
+    const dry = await purge(layout, target, { ...c, includeLocked: true, dryRun: true });
+    expect(dry.repositories[0]!.tags.map((t) => t.tag).sort()).toEqual(['a', 'd']);
+    expect(dry.repositories[0]!.locked).toEqual([]);
+    // The dry run changed no lock.
+    expect((await reg.locks.fresh('inc')).tags.get('a')?.deleteEnabled).toBe(false);
+    const run = await purge(layout, target, { ...c, includeLocked: true, dryRun: false });
+    expect(run.repositories[0]).toMatchObject({ tagsDeleted: 2, manifestsDeleted: 2 });
+    expect(await tags('inc')).toEqual(['b', 'e']);
+    expect(await revisions('inc')).not.toContain(a);
+    expect(await revisions('inc')).not.toContain(d);
+    // A repository's own lock is never lifted by a purge.
+    await pushImage(reg, 'repo-locked', 'x', randomBlob(), [randomBlob()]);
+    await pushImage(reg, 'repo-locked', 'y', randomBlob(), [randomBlob()]);
+    await reg.locks.update('repo-locked', { scope: 'repository' }, { deleteEnabled: false });
+    const held = await purge(layout, target, {
+      filters: [parseFilter('repo-locked:x')],
+      untagged: true,
+      includeLocked: true,
+      dryRun: false,
+    });
+    expect(held.repositories[0]).toMatchObject({ tagsDeleted: 0, manifestsDeleted: 0 });
+    expect(await tags('repo-locked')).toEqual(['x', 'y']);
+  });
+
+  it('matches filters in linear time: a catastrophic pattern returns at once, back-references are refused', () => {
+    const f = parseFilter('(a+)+b:.*');
+    expect(f.repository.test(`${'a'.repeat(100_000)}c`)).toBe(false);
+    expect(() => parseFilter('(a)\\1:.*')).toThrow(/filter/);
+    expect(() => parseFilter(`${'a'.repeat(513)}:.*`)).toThrow(/longer than 512/);
+  });
+
   it('--not-pulled-for keeps what any region pulled lately, and counts a never-pulled image from its push', async () => {
     const pulled = await pushImage(reg, 'usage', 'pulled', randomBlob(), [randomBlob()]);
     await pushImage(reg, 'usage', 'stale', randomBlob(), [randomBlob()]);

@@ -8,6 +8,7 @@ import {
   GcService,
   startGcSchedule,
   type RunningGc,
+  type GcGuard,
 } from '@meridian/lifecycle';
 import { OciError } from '@meridian/oci';
 import {
@@ -45,6 +46,11 @@ export async function openNodeGc(
     log: Logger;
     /** Pull records of every region, for `--not-pulled-for`. */
     usage?: UsageReader;
+    /**
+     * Whether this node is the only one of its region (`RegionNodes.alone`): the collector's
+     * lock is in-process, so it collects only then (ADR 0024). Absent: a single node.
+     */
+    alone?: () => boolean;
   },
 ): Promise<NodeGc> {
   const { registry, queues, log } = deps;
@@ -80,7 +86,7 @@ export async function openNodeGc(
     region: config.region,
     store: deps.store,
     role: 'primary',
-    guard: registry.guard,
+    guard: deps.alone ? onlyWhileAlone(registry.guard, deps.alone) : registry.guard,
     purgeUploads: () => registry.uploads.purgeExpired(),
     // Soft-deleted manifests past their retention are purged at the start of each run.
     purgeTombstones: () => registry.recycleBin.purge(),
@@ -153,10 +159,26 @@ export function purgeTarget(
 ): PurgeTarget {
   const denied = (err: unknown): boolean =>
     err instanceof OciError && (err.code === 'DENIED' || err.code === 'MANIFEST_UNKNOWN');
+  /** `--include-locked`: lifts the tag's or manifest's own lock (a repository's stays). */
+  const unlock = async (repository: string, at: { tag: string } | { digest: string }) => {
+    const locks = await registry.locks.fresh(repository);
+    const own = 'tag' in at ? locks.tags.get(at.tag) : locks.manifests.get(at.digest);
+    if (own && (own.deleteEnabled === false || own.writeEnabled === false))
+      await registry.lockAdmin.change(
+        repository,
+        'tag' in at ? { scope: 'tag', tag: at.tag } : { scope: 'manifest', digest: at.digest },
+        { deleteEnabled: true, writeEnabled: true },
+      );
+  };
   return {
-    deleteTag: async (repository, tag, digest) => {
+    deleteTag: async (repository, tag, digest, opts) => {
       if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
       try {
+        // A manifest's write lock locks its tags too: both are lifted.
+        if (opts?.unlock) {
+          await unlock(repository, { tag });
+          await unlock(repository, { digest });
+        }
         // Locks are enforced at the removal too (one may have been set since the plan).
         await registry.locks.assertTagDeletable(repository, tag, digest);
         return await registry.tags.delete(repository, tag);
@@ -165,9 +187,10 @@ export function purgeTarget(
         throw err;
       }
     },
-    deleteManifest: async (repository, digest) => {
+    deleteManifest: async (repository, digest, opts) => {
       if ((await registry.tags.pointingAt(repository, digest)).length > 0) return false;
       try {
+        if (opts?.unlock) await unlock(repository, { digest });
         await registry.manifests.delete(repository, digest);
         return true;
       } catch (err) {
@@ -195,4 +218,35 @@ function purgeAdmin(registry: Registry, store: ObjectStore, usage?: UsageReader)
   const layout = new RepositoryLayout(store);
   const target = purgeTarget(registry, layout, usage);
   return { run: (req) => runPurge(layout, target, req) };
+}
+
+/**
+ * The collector's guard on a node that may have peers: the ContentGuard keeps this node's
+ * writers out of a candidate, not another node's, so every step that unlinks or deletes first
+ * checks that the region still has this node alone, and the run stops (safely: each step is
+ * noted before it is taken) the moment it has not.
+ */
+function onlyWhileAlone(guard: GcGuard, alone: () => boolean): GcGuard {
+  return {
+    watch: guard.watch?.bind(guard),
+    exclusive: (key, fn) => {
+      if (!alone())
+        throw new OciError(
+          'UNAVAILABLE',
+          'garbage collection paused: this region has several nodes (or Redis cannot say it has one); its in-process lock cannot keep other nodes out (ADR 0024)',
+          undefined,
+          503,
+        );
+      return guard.exclusive(key, async () => {
+        if (!alone())
+          throw new OciError(
+            'UNAVAILABLE',
+            'garbage collection paused: a node joined the region',
+            undefined,
+            503,
+          );
+        return fn();
+      });
+    },
+  };
 }

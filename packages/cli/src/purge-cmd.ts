@@ -62,7 +62,10 @@ export function formatPurge(r: Report): string {
   return lines.join('\n');
 }
 
-/** `meridian purge --filter 'REPO_REGEX:TAG_REGEX' … [--ago 30d] [--keep N] [--untagged] [--dry-run] [--force]`. */
+/**
+ * `meridian purge --filter 'REPO_REGEX:TAG_REGEX' … [--ago 30d] [--not-pulled-for 90d] [--keep N]
+ * [--untagged] [--include-locked] [--dry-run] [--force]`.
+ */
 export function registerPurgeCommand(program: Command, apiConn: (c: Command) => Command): void {
   apiConn(
     program
@@ -91,6 +94,10 @@ export function registerPurgeCommand(program: Command, apiConn: (c: Command) => 
         '--untagged',
         'also remove manifests no tag keeps (with their index children and referrers)',
       )
+      .option(
+        '--include-locked',
+        "also remove locked tags and manifests, lifting their own locks first (a repository's lock still holds)",
+      )
       .option('--dry-run', 'print what would be removed; remove nothing')
       .option(
         '--force',
@@ -104,6 +111,7 @@ export function registerPurgeCommand(program: Command, apiConn: (c: Command) => 
         notPulledFor?: string;
         keep?: number;
         untagged?: boolean;
+        includeLocked?: boolean;
         dryRun?: boolean;
         force?: boolean;
       },
@@ -114,6 +122,7 @@ export function registerPurgeCommand(program: Command, apiConn: (c: Command) => 
         ...(o.notPulledFor !== undefined ? { notPulledFor: o.notPulledFor } : {}),
         ...(o.keep !== undefined ? { keep: o.keep } : {}),
         untagged: o.untagged ?? false,
+        ...(o.includeLocked ? { includeLocked: true } : {}),
         dryRun: o.dryRun ?? false,
         force: o.force ?? false,
       })) as Report;

@@ -1,10 +1,14 @@
 import { OciError, parseDigest, parseManifest } from '@meridian/oci';
 import { isNotFound, type RepositoryLayout } from '@meridian/storage';
+import { compilePattern, type NamePattern } from './pattern';
 
-/** `REPO_REGEX:TAG_REGEX`, each matched against the whole name (as `acr purge` reads it). */
+/**
+ * `REPO_REGEX:TAG_REGEX`, each matched against the whole name (as `acr purge` reads it), in RE2
+ * (linear time, see `compilePattern`).
+ */
 export interface PurgeFilter {
-  repository: RegExp;
-  tag: RegExp;
+  repository: NamePattern;
+  tag: NamePattern;
 }
 
 export interface PurgeCriteria {
@@ -23,6 +27,21 @@ export interface PurgeCriteria {
   /** A repository losing more than this share of its tags needs `force`. Default 0.5. */
   maxShare?: number;
   force?: boolean;
+  /**
+   * Locked tags and manifests are planned too, and unlocked (`deleteEnabled`/`writeEnabled` set
+   * true on the tag or manifest, as `acr purge --include-locked`) right before they go. A
+   * repository's own lock is never lifted: what it locks stays. Default false: locked content
+   * is skipped and reported.
+   */
+  includeLocked?: boolean;
+  /**
+   * Retention's re-check of untagged manifests (ADR 0021): only the manifests nothing keeps that
+   * are in this set — with the children and referrers that go with them — are planned; other
+   * untagged manifests stay, and keep what they hold.
+   */
+  onlyUntagged?: ReadonlySet<string>;
+  /** Tags matching this are never planned (a retention rule's `exclude`). */
+  exclude?: NamePattern;
   now?: number;
 }
 
@@ -73,16 +92,8 @@ export function parseDuration(s: string, what: string): number {
 export function parseFilter(s: string): PurgeFilter {
   const i = s.lastIndexOf(':');
   const [repo, tag] = i < 0 ? [s, '.*'] : [s.slice(0, i), s.slice(i + 1)];
-  try {
-    return { repository: new RegExp(`^(?:${repo})$`), tag: new RegExp(`^(?:${tag || '.*'})$`) };
-  } catch (err) {
-    throw new OciError(
-      'UNSUPPORTED',
-      `filter ${s.slice(0, 80)}: ${(err as Error).message}`,
-      undefined,
-      400,
-    );
-  }
+  const what = `filter ${s.slice(0, 80)}`;
+  return { repository: compilePattern(repo, what), tag: compilePattern(tag || '.*', what) };
 }
 
 interface ManifestInfo {
@@ -126,7 +137,11 @@ export async function planRepository(
     )
   ).filter((t): t is PlannedTag => t !== undefined);
   const filters = c.filters.filter((f) => f.repository.test(repository));
-  let matching = records.filter((t) => filters.some((f) => f.tag.test(t.tag)));
+  let matching = records.filter(
+    (t) => filters.some((f) => f.tag.test(t.tag)) && !c.exclude?.test(t.tag),
+  );
+  // With `includeLocked` nothing is kept by a lock here: the removal unlocks it first.
+  if (c.includeLocked) lockedBy = undefined;
   if (c.agoMs !== undefined)
     matching = matching.filter((t) => now - Date.parse(t.updatedAt) > c.agoMs!);
   if (c.notPulledForMs !== undefined) {
@@ -186,6 +201,7 @@ export async function planRepository(
         visit(m.digest);
       }
     }
+    if (c.onlyUntagged) keepUnlisted(infos, referrers, live, c.onlyUntagged, visit);
     const doomed = [...infos.values()].filter((m) => !live.has(m.digest));
     // Referrers first, then indexes, then what they point at.
     const rank = (m: ManifestInfo) => (m.subject ? 0 : m.children.length > 0 ? 1 : 2);
@@ -212,6 +228,38 @@ export async function planRepository(
       plan.refused = `it would remove ${tags.length} of ${records.length} tags of ${repository}, over the ${Math.round(share * 100)} % limit; use force`;
   }
   return plan;
+}
+
+/**
+ * Untagged retention's re-check: of the manifests nothing keeps, only those in `only` go, with
+ * the children and referrers that hang off them alone. Every other unkept manifest that is not
+ * itself a child or referrer of an unkept one (an untagging from before the policy, or one not
+ * due yet) is kept with all it holds — so a child two indexes share stays while either stays.
+ */
+function keepUnlisted(
+  infos: Map<string, ManifestInfo>,
+  referrers: Map<string, string[]>,
+  live: Set<string>,
+  only: ReadonlySet<string>,
+  visit: (d: string) => void,
+): void {
+  const unkept = [...infos.values()].filter((m) => !live.has(m.digest));
+  const hangs = new Set<string>();
+  for (const m of unkept) {
+    for (const c of m.children) hangs.add(c);
+    for (const r of referrers.get(m.digest) ?? []) hangs.add(r);
+  }
+  for (const m of unkept) if (!only.has(m.digest) && !hangs.has(m.digest)) visit(m.digest);
+  // What hangs only off listed manifests goes with them; anything else left is kept.
+  const goes = new Set<string>();
+  const follow = (d: string): void => {
+    if (goes.has(d) || live.has(d)) return;
+    goes.add(d);
+    for (const c of infos.get(d)?.children ?? []) follow(c);
+    for (const r of referrers.get(d) ?? []) follow(r);
+  };
+  for (const d of only) if (infos.has(d)) follow(d);
+  for (const m of unkept) if (!goes.has(m.digest)) visit(m.digest);
 }
 
 async function readInfo(

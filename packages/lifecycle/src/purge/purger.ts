@@ -3,10 +3,18 @@ import { planRepository, type PurgeCriteria, type RepositoryPlan } from './plan'
 
 /** How a purge removes things: through the registry, so each removal is an ordinary event. */
 export interface PurgeTarget {
-  /** Deletes the tag if it still points at `digest` (a push may have moved it since the plan). */
-  deleteTag(repository: string, tag: string, digest: string): Promise<boolean>;
-  /** Deletes the manifest if no tag points at it now. */
-  deleteManifest(repository: string, digest: string): Promise<boolean>;
+  /**
+   * Deletes the tag if it still points at `digest` (a push may have moved it since the plan).
+   * `unlock`: a lock on the tag is lifted first (`--include-locked`).
+   */
+  deleteTag(
+    repository: string,
+    tag: string,
+    digest: string,
+    opts?: { unlock?: boolean },
+  ): Promise<boolean>;
+  /** Deletes the manifest if no tag points at it now (`unlock`: as for tags). */
+  deleteManifest(repository: string, digest: string, opts?: { unlock?: boolean }): Promise<boolean>;
   /** Last pulls anywhere (ms) by tag and by manifest digest; `unreadable` regions make it unsure. */
   lastPulled?(repository: string): Promise<{
     tags: Record<string, number | undefined>;
@@ -39,7 +47,14 @@ export interface PurgeReport {
 export async function purge(
   layout: RepositoryLayout,
   target: PurgeTarget,
-  c: PurgeCriteria & { dryRun: boolean },
+  c: PurgeCriteria & {
+    dryRun: boolean;
+    /** After a repository's removals: what actually went (a retention run's event). */
+    onRemoved?: (
+      repository: string,
+      removed: { tags: string[]; manifests: string[]; bytes: number },
+    ) => Promise<void>;
+  },
 ): Promise<PurgeReport> {
   const repos = (await layout.listRepositories())
     .filter((r) => c.filters.some((f) => f.repository.test(r)))
@@ -67,10 +82,24 @@ export async function purge(
     report.totals.manifests += plan.manifests.length;
     report.totals.bytes += plan.bytes;
     if (c.dryRun) continue;
+    const unlock = { unlock: c.includeLocked === true };
+    const removed = { tags: [] as string[], manifests: [] as string[], bytes: 0 };
     for (const t of plan.tags)
-      if (await target.deleteTag(repository, t.tag, t.digest)) entry.tagsDeleted++;
+      if (await target.deleteTag(repository, t.tag, t.digest, unlock)) removed.tags.push(t.tag);
     for (const m of plan.manifests)
-      if (await target.deleteManifest(repository, m.digest)) entry.manifestsDeleted++;
+      if (await target.deleteManifest(repository, m.digest, unlock))
+        removed.manifests.push(m.digest);
+    entry.tagsDeleted = removed.tags.length;
+    entry.manifestsDeleted = removed.manifests.length;
+    // The plan's bytes when every planned manifest went; otherwise what they weigh themselves.
+    removed.bytes =
+      removed.manifests.length === plan.manifests.length
+        ? plan.bytes
+        : plan.manifests
+            .filter((m) => removed.manifests.includes(m.digest))
+            .reduce((a, m) => a + m.size, 0);
+    if (removed.tags.length + removed.manifests.length > 0)
+      await c.onRemoved?.(repository, removed);
   }
   return report;
 }

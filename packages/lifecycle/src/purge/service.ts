@@ -13,6 +13,7 @@ export interface PurgeRequest {
   dryRun?: unknown;
   force?: unknown;
   maxShare?: unknown;
+  includeLocked?: unknown;
 }
 
 const bad = (why: string): OciError => new OciError('UNSUPPORTED', why, undefined, 400);
@@ -32,10 +33,12 @@ export async function runPurge(
     'dryRun',
     'force',
     'maxShare',
+    'includeLocked',
   ];
   const unknown = Object.keys(req).find((k) => !known.includes(k));
   if (unknown) throw bad(`unknown field ${unknown.slice(0, 40)}`);
-  const { filters, ago, notPulledFor, keep, untagged, dryRun, force, maxShare } = req;
+  const { filters, ago, notPulledFor, keep, untagged, dryRun, force, maxShare, includeLocked } =
+    req;
   if (
     !Array.isArray(filters) ||
     filters.length === 0 ||
@@ -48,7 +51,7 @@ export async function runPurge(
     throw bad('notPulledFor: a duration such as "90d"');
   if (keep !== undefined && !(Number.isSafeInteger(keep) && (keep as number) >= 0))
     throw bad('keep: a whole number of tags');
-  for (const [k, v] of Object.entries({ untagged, dryRun, force }))
+  for (const [k, v] of Object.entries({ untagged, dryRun, force, includeLocked }))
     if (v !== undefined && typeof v !== 'boolean') throw bad(`${k}: true or false`);
   if (maxShare !== undefined && !(typeof maxShare === 'number' && maxShare > 0 && maxShare <= 1))
     throw bad('maxShare: a number in (0, 1]');
@@ -60,6 +63,7 @@ export async function runPurge(
     keep: keep as number | undefined,
     untagged: untagged as boolean | undefined,
     force: force as boolean | undefined,
+    includeLocked: includeLocked as boolean | undefined,
     maxShare: maxShare,
     dryRun: (dryRun as boolean | undefined) ?? false,
   });
