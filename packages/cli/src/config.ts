@@ -5,6 +5,7 @@ import { GcConfigSchema, SoftDeleteConfigSchema } from './config-gc';
 import { AuthConfigSchema } from './config-auth';
 import { RedisConfigSchema } from './config-redis';
 import { WebhooksConfigSchema } from './config-webhooks';
+import { UpstreamConfigSchema } from './config-upstream';
 
 /** The node's configuration. Every key can come from the file, `MERIDIAN_*` or a flag. */
 export const NodeConfigSchema = z
@@ -33,6 +34,11 @@ export const NodeConfigSchema = z
             role: z.enum(['primary', 'replica']),
             /** Base URL clients and other regions reach this region at. */
             endpoint: z.string().url(),
+            /**
+             * The region's nodes' base URLs, when the gateway spreads the region's requests across
+             * them itself (health-checked one by one). Default: `[endpoint]` (a load balancer, or one node).
+             */
+            nodes: z.array(z.string().url()).min(1).optional(),
             /** A directory or an s3:// URL (each region its own bucket or prefix). */
             storage: z.string().min(1),
           })
@@ -200,6 +206,7 @@ export const NodeConfigSchema = z
       .strict()
       .default({}),
     webhooks: WebhooksConfigSchema,
+    upstream: UpstreamConfigSchema,
   })
   .strict();
 

@@ -25,6 +25,7 @@ export async function runGateway(config: NodeConfig): Promise<RunningGateway> {
       name: r.name,
       role: r.role,
       endpoint: r.endpoint.replace(/\/$/, ''),
+      nodes: r.nodes?.map((n) => n.replace(/\/$/, '')),
     })),
     clients: config.gateway.clients,
     defaultRegion: config.gateway.defaultRegion,

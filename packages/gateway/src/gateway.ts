@@ -6,15 +6,14 @@ import {
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Counter, register } from 'prom-client';
-import { dashboardHandler } from '@meridian/dashboard';
 import { answerObservability } from '@meridian/observability';
 import { OciError, parseRequestTarget } from '@meridian/oci';
 import type { Logger } from 'pino';
 import { PRIMARY_UNAVAILABLE, primaryUnavailable, sendError } from './errors';
-import type { HealthChecker } from './health';
+import { nodeLabel, type HealthChecker } from './health';
 import { classify, type RequestKind } from './routing';
 import { watchStall } from './stall';
-import type { GatewayRegion, Topology } from './topology';
+import { nodesOf, type GatewayRegion, type Topology } from './topology';
 
 export { isWrite } from './routing';
 
@@ -22,6 +21,13 @@ export const gatewayRequests = new Counter({
   name: 'meridian_gateway_requests_total',
   help: 'Requests the gateway sent to each region, by kind (read, write)',
   labelNames: ['region', 'kind'] as const,
+  registers: [register],
+});
+
+export const gatewayNodeRequests = new Counter({
+  name: 'meridian_gateway_node_requests_total',
+  help: 'Requests the gateway sent to each node of a region (a region with several nodes shares them out)',
+  labelNames: ['region', 'node'] as const,
   registers: [register],
 });
 
@@ -80,9 +86,10 @@ const HOP_BY_HOP = new Set([
 export function createGateway(opts: GatewayOptions): RequestListener {
   const { topology, health, log } = opts;
   const stallMs = opts.stallTimeoutMs ?? DEFAULT_GATEWAY_STALL_TIMEOUT_MS;
-  const dashboard = dashboardHandler(); // its JSON API calls are reads, proxied to a region
-  /** Parsed region endpoints, by endpoint (parsed on first use). */
+  /** Parsed node URLs, by URL (parsed on first use). */
   const targets = new Map<string, URL>();
+  /** Per region, how many requests it was given: the next one starts at the next node. */
+  const turns = new Map<string, number>();
   return (req, res) => {
     const target = parseRequestTarget(req.url);
     if (!target) {
@@ -97,7 +104,6 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     req.url = target.path + target.query;
     const path = target.path;
     if (answerObservability(path, req, res)) return;
-    if (dashboard(req, res)) return;
     if (path === '/meridian/v1/gateway/regions') {
       return json(res, 200, {
         regions: topology.regions.map((r) => ({ ...r, ...health.state.get(r.name) })),
@@ -135,6 +141,20 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     }
   }
 
+  /**
+   * The nodes to try for one request to `region`: its healthy nodes (every node when none is),
+   * starting one further along at each request, so a region's nodes share its requests.
+   */
+  function nodesFor(region: GatewayRegion): string[] {
+    const healthy = health.healthyNodes(region.name);
+    const nodes = healthy.length > 0 ? healthy : nodesOf(region);
+    if (nodes.length === 1) return nodes;
+    const turn = turns.get(region.name) ?? 0;
+    turns.set(region.name, (turn + 1) % 1_000_000);
+    const start = turn % nodes.length;
+    return [...nodes.slice(start), ...nodes.slice(0, start)];
+  }
+
   async function forward(
     req: IncomingMessage,
     res: ServerResponse,
@@ -145,14 +165,20 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     const write = kind === 'write' || kind === 'push-read';
     // A request body can be sent once: only bodiless requests may move on to another region.
     const bodiless = req.method === 'GET' || req.method === 'HEAD';
-    for (const region of bodiless ? candidates : candidates.slice(0, 1)) {
+    // A request with a body moves on to another node of the region only while its body is unread
+    // (the node refused the connection).
+    regions: for (const region of bodiless ? candidates : candidates.slice(0, 1)) {
       const delay = opts.latencyMs?.(home, region.name) ?? 0;
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-      const ok = await proxyOnce(req, res, region, bodiless);
-      if (ok) {
-        gatewayRequests.inc({ region: region.name, kind: write ? 'write' : 'read' });
-        if (!write && region.name !== home) gatewayFailovers.inc({ home, region: region.name });
-        return;
+      for (const node of nodesFor(region)) {
+        const outcome = await proxyOnce(req, res, region, node, bodiless);
+        if (outcome === 'served') {
+          gatewayRequests.inc({ region: region.name, kind: write ? 'write' : 'read' });
+          gatewayNodeRequests.inc({ region: region.name, node: nodeLabel(node) });
+          if (!write && region.name !== home) gatewayFailovers.inc({ home, region: region.name });
+          return;
+        }
+        if (outcome === 'spent') break regions;
       }
     }
     if (res.headersSent || res.destroyed) return;
@@ -170,16 +196,23 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     );
   }
 
-  /** Proxies to one region. Resolves false when the region could not be reached (nothing sent yet). */
+  /**
+   * Proxies to one node of a region. Resolves `served` once the node answered, `retry` when it
+   * could not be reached and nothing was sent or read yet, `spent` when it could not be reached
+   * after the client's request body started flowing to it (the request cannot be replayed).
+   */
   function proxyOnce(
     req: IncomingMessage,
     res: ServerResponse,
     region: GatewayRegion,
+    node: string,
     bodiless: boolean,
-  ): Promise<boolean> {
+  ): Promise<'served' | 'retry' | 'spent'> {
     return new Promise((resolve) => {
-      let target = targets.get(region.endpoint);
-      if (!target) targets.set(region.endpoint, (target = new URL(region.endpoint)));
+      let target = targets.get(node);
+      if (!target) targets.set(node, (target = new URL(node)));
+      /** Whether the client's body started flowing to this node. */
+      let piped = false;
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
@@ -220,7 +253,7 @@ export function createGateway(opts: GatewayOptions): RequestListener {
             res.destroy();
           });
           upRes.on('error', () => res.destroy());
-          resolve(true);
+          resolve('served');
         },
       );
       const awaitHead = (): void => {
@@ -236,9 +269,9 @@ export function createGateway(opts: GatewayOptions): RequestListener {
           res.destroy();
           return;
         }
-        health.reportFailure(region.name, err.message);
-        log.warn({ region: region.name, err: err.message }, 'gateway: region unreachable');
-        if (!res.headersSent) resolve(false);
+        health.reportFailure(region.name, err.message, node);
+        log.warn({ region: region.name, node, err: err.message }, 'gateway: node unreachable');
+        if (!res.headersSent) resolve(piped ? 'spent' : 'retry');
         else res.destroy();
       });
       res.on('close', () => {
@@ -250,17 +283,26 @@ export function createGateway(opts: GatewayOptions): RequestListener {
         awaitHead();
         return;
       }
-      req.pipe(up);
-      const stopWatching = watchStall(req, up, stallMs, () => {
-        clientStalled = true;
-        gatewayStalls.inc({ region: region.name, side: 'client' });
-        log.info({ region: region.name, path: req.url, stallMs }, 'gateway: client body stalled');
-        up.destroy();
-        req.destroy();
-      });
-      req.once('end', () => {
-        stopWatching();
-        awaitHead();
+      // The body flows once the node accepted the connection: a node that refuses it (killed)
+      // leaves the body unread for the region's next node.
+      const pipeBody = (): void => {
+        piped = true;
+        req.pipe(up);
+        const stopWatching = watchStall(req, up, stallMs, () => {
+          clientStalled = true;
+          gatewayStalls.inc({ region: region.name, side: 'client' });
+          log.info({ region: region.name, path: req.url, stallMs }, 'gateway: client body stalled');
+          up.destroy();
+          req.destroy();
+        });
+        req.once('end', () => {
+          stopWatching();
+          awaitHead();
+        });
+      };
+      up.once('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', pipeBody);
+        else pipeBody();
       });
     });
   }

@@ -1,35 +1,66 @@
 import { Gauge, register } from 'prom-client';
-import type { GatewayRegion } from './topology';
+import { nodesOf, type GatewayRegion } from './topology';
 
 export const regionUp = new Gauge({
   name: 'meridian_gateway_region_up',
-  help: 'Whether the gateway considers the region healthy (node, storage and Redis reachable)',
+  help: 'Whether the gateway considers the region healthy (one of its nodes, with storage and Redis, reachable)',
   labelNames: ['region'] as const,
   registers: [register],
 });
 
 export const regionLatency = new Gauge({
   name: 'meridian_gateway_region_latency_seconds',
-  help: "Latency of the region's last deep health check, as measured by the gateway",
+  help: "Latency of the region's last deep health check (its fastest healthy node), as measured by the gateway",
   labelNames: ['region'] as const,
   registers: [register],
 });
 
-export interface RegionState {
+export const nodeUp = new Gauge({
+  name: 'meridian_gateway_node_up',
+  help: 'Whether the gateway considers a node of a region healthy (node, storage and Redis reachable)',
+  labelNames: ['region', 'node'] as const,
+  registers: [register],
+});
+
+export interface NodeState {
+  /** The node's base URL. */
+  endpoint: string;
   healthy: boolean;
   latencyMs: number | undefined;
   checkedAt: number;
   error?: string;
 }
 
+export interface RegionState {
+  /** Whether one of its nodes is healthy. */
+  healthy: boolean;
+  /** The fastest healthy node's latency. */
+  latencyMs: number | undefined;
+  checkedAt: number;
+  /** Why, when no node is healthy. */
+  error?: string;
+  nodes: NodeState[];
+}
+
+/** The `node` label of a node's metrics: its `host:port`. */
+export function nodeLabel(endpoint: string): string {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return endpoint;
+  }
+}
+
 /**
- * Deep health of every region: `GET /readyz` on the region's node (which checks its storage and
- * Redis), with its latency. A region is unhealthy after `failuresToDown` failed checks in a row,
- * healthy again after one success.
+ * Deep health of every node of every region: `GET /readyz` on the node (which checks its storage
+ * and Redis), with its latency. A node is unhealthy after `failuresToDown` failed checks in a row
+ * (or at once when a proxied request could not reach it), healthy again after one success. A
+ * region is healthy while one of its nodes is.
  */
 export class HealthChecker {
-  readonly state = new Map<string, RegionState>();
-  private readonly failures = new Map<string, number>();
+  /** Per region, its nodes' states, in the configured order. */
+  private readonly nodes = new Map<string, NodeState[]>();
+  private readonly failures = new Map<NodeState, number>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -41,7 +72,20 @@ export class HealthChecker {
     } = {},
   ) {
     for (const r of regions)
-      this.state.set(r.name, { healthy: true, latencyMs: undefined, checkedAt: 0 });
+      this.nodes.set(
+        r.name,
+        nodesOf(r).map((endpoint) => ({
+          endpoint,
+          healthy: true,
+          latencyMs: undefined,
+          checkedAt: 0,
+        })),
+      );
+  }
+
+  /** Every region's state, nodes included. */
+  get state(): Map<string, RegionState> {
+    return new Map(this.regions.map((r) => [r.name, this.regionState(r.name)]));
   }
 
   start(): void {
@@ -55,57 +99,91 @@ export class HealthChecker {
   }
 
   isHealthy(region: string): boolean {
-    return this.state.get(region)?.healthy ?? false;
+    return (this.nodes.get(region) ?? []).some((n) => n.healthy);
+  }
+
+  /** The region's healthy nodes' URLs, in the configured order. */
+  healthyNodes(region: string): string[] {
+    return (this.nodes.get(region) ?? []).filter((n) => n.healthy).map((n) => n.endpoint);
   }
 
   latencies(): Map<string, number> {
     const m = new Map<string, number>();
-    for (const [k, v] of this.state) if (v.latencyMs !== undefined) m.set(k, v.latencyMs);
+    for (const r of this.regions) {
+      const latency = this.regionState(r.name).latencyMs;
+      if (latency !== undefined) m.set(r.name, latency);
+    }
     return m;
   }
 
-  /** Marks a region failed at once (a proxied request could not connect). */
-  reportFailure(region: string, error: string): void {
-    this.failures.set(region, (this.opts.failuresToDown ?? 2) - 1);
-    this.record(region, false, undefined, error);
+  /**
+   * Marks a node failed at once (a proxied request could not reach it); without `node`, every
+   * node of the region.
+   */
+  reportFailure(region: string, error: string, node?: string): void {
+    for (const n of this.nodes.get(region) ?? []) {
+      if (node !== undefined && n.endpoint !== node) continue;
+      this.failures.set(n, (this.opts.failuresToDown ?? 2) - 1);
+      this.record(region, n, false, undefined, error);
+    }
   }
 
   async checkAll(): Promise<void> {
-    await Promise.all(this.regions.map((r) => this.check(r)));
+    await Promise.all(
+      [...this.nodes].flatMap(([region, nodes]) => nodes.map((n) => this.check(region, n))),
+    );
   }
 
-  private async check(r: GatewayRegion): Promise<void> {
+  private regionState(region: string): RegionState {
+    const nodes = this.nodes.get(region) ?? [];
+    const healthy = nodes.filter((n) => n.healthy);
+    const latencies = (healthy.length > 0 ? healthy : nodes)
+      .map((n) => n.latencyMs)
+      .filter((l): l is number => l !== undefined);
+    return {
+      healthy: healthy.length > 0,
+      latencyMs: latencies.length > 0 ? Math.min(...latencies) : undefined,
+      checkedAt: Math.max(0, ...nodes.map((n) => n.checkedAt)),
+      error:
+        healthy.length > 0
+          ? undefined
+          : [...new Set(nodes.map((n) => n.error).filter(Boolean))].join('; ') || undefined,
+      nodes: nodes.map((n) => ({ ...n })),
+    };
+  }
+
+  private async check(region: string, n: NodeState): Promise<void> {
     const started = performance.now();
     try {
-      const res = await fetch(`${r.endpoint}/readyz`, {
+      const res = await fetch(`${n.endpoint}/readyz`, {
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 1500),
       });
       await res.arrayBuffer();
       if (!res.ok) throw new Error(`readyz answered ${res.status}`);
-      this.failures.set(r.name, 0);
-      this.record(r.name, true, performance.now() - started);
+      this.failures.set(n, 0);
+      this.record(region, n, true, performance.now() - started);
     } catch (err) {
-      const n = (this.failures.get(r.name) ?? 0) + 1;
-      this.failures.set(r.name, n);
-      if (n >= (this.opts.failuresToDown ?? 2))
-        this.record(r.name, false, undefined, (err as Error).message);
+      const count = (this.failures.get(n) ?? 0) + 1;
+      this.failures.set(n, count);
+      if (count >= (this.opts.failuresToDown ?? 2))
+        this.record(region, n, false, undefined, (err as Error).message);
     }
   }
 
   private record(
     region: string,
+    n: NodeState,
     healthy: boolean,
     latencyMs: number | undefined,
     error?: string,
   ): void {
-    const prev = this.state.get(region);
-    this.state.set(region, {
-      healthy,
-      latencyMs: latencyMs ?? prev?.latencyMs,
-      checkedAt: Date.now(),
-      error,
-    });
-    regionUp.set({ region }, healthy ? 1 : 0);
-    if (latencyMs !== undefined) regionLatency.set({ region }, latencyMs / 1000);
+    n.healthy = healthy;
+    if (latencyMs !== undefined) n.latencyMs = latencyMs;
+    n.checkedAt = Date.now();
+    n.error = error;
+    nodeUp.set({ region, node: nodeLabel(n.endpoint) }, healthy ? 1 : 0);
+    const state = this.regionState(region);
+    regionUp.set({ region }, state.healthy ? 1 : 0);
+    if (state.latencyMs !== undefined) regionLatency.set({ region }, state.latencyMs / 1000);
   }
 }

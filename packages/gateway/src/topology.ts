@@ -3,8 +3,18 @@ import ipaddr from 'ipaddr.js';
 export interface GatewayRegion {
   name: string;
   role: 'primary' | 'replica';
-  /** Base URL of the region's nodes. */
+  /** Base URL of the region (its load balancer, or its one node). */
   endpoint: string;
+  /**
+   * Base URLs of the region's nodes, when the gateway itself spreads the region's requests across
+   * them (each health-checked on its own). Default: `[endpoint]`.
+   */
+  nodes?: string[];
+}
+
+/** The URLs the gateway sends a region's requests to: its `nodes`, else its `endpoint`. */
+export function nodesOf(region: GatewayRegion): string[] {
+  return region.nodes && region.nodes.length > 0 ? region.nodes : [region.endpoint];
 }
 
 export interface ClientRule {
