@@ -106,9 +106,27 @@ function variants(path: string): [string, string][] {
 /** A concrete path for a route template. */
 function concrete(template: string, name: string): string {
   return template
+    .replace(/:repository\+/g, 'team-b/app')
+    .replace(/:(tag|reference)\b/g, 'v1')
     .replace(/:name\b/g, name)
     .replace(/:slot\b/g, 'password1')
     .replace(/\/\*$/, '/app.js');
+}
+
+/** What the test's identities hold (roles at registry scope), by the permission names of needs. */
+const HOLDS: Record<string, string[]> = {
+  puller: ['pull'],
+  pusher: ['pull', 'push'],
+  reader: ['metadata_read'],
+};
+
+/** Whether a non-Owner identity passes a route's declared need. */
+function mayUse(who: string, need: AppRoute['need']): boolean {
+  const signedIn = who !== 'no credentials' && who !== 'anonymous';
+  if (need.kind === 'identity') return signedIn;
+  if (need.kind === 'catalog') return who === 'reader';
+  if (need.kind === 'repository') return need.actions.some((a) => HOLDS[who]?.includes(a));
+  return false;
 }
 
 describe('route table × identity × path variants', () => {
@@ -132,7 +150,7 @@ describe('route table × identity × path variants', () => {
     const scopes = [
       'repository:team-a/app:pull,push,delete',
       'registry:catalog:*',
-      'repository:team-b/app:pull,push,delete',
+      'repository:team-b/app:pull,push,delete,metadata_read',
     ];
     const add = async (name: string, password: string, isOwner = false) => {
       const t = await fetchToken(node.url, { user: name, password }, scopes);
@@ -178,9 +196,7 @@ describe('route table × identity × path variants', () => {
       if (route.need.kind === 'public') continue;
       const path = concrete(route.path, 'puller');
       for (const [who, id] of Object.entries(identities)) {
-        const allowed =
-          id.isOwner ||
-          (route.need.kind === 'identity' && who !== 'no credentials' && who !== 'anonymous');
+        const allowed = id.isOwner || mayUse(who, route.need);
         const mutating = route.method !== 'GET';
         // An identity that may use a mutating route is not sent there: the test must not change
         // the identities it runs as. Everything that must be refused is sent, mutating or not.

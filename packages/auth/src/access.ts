@@ -18,6 +18,7 @@ const REPOSITORY_ACTIONS: Record<string, Permission> = {
   push: 'push',
   delete: 'delete',
   metadata_read: 'metadata_read',
+  metadata_write: 'metadata_write',
 };
 
 /** Most scopes one token request may carry; more are ignored. */

@@ -50,11 +50,15 @@ interface Authenticated {
   access?: AccessEntry[];
 }
 
-const ACTION_PERMISSION: Record<string, 'pull' | 'push' | 'delete' | 'metadata_read'> = {
+const ACTION_PERMISSION: Record<
+  string,
+  'pull' | 'push' | 'delete' | 'metadata_read' | 'metadata_write'
+> = {
   pull: 'pull',
   push: 'push',
   delete: 'delete',
   metadata_read: 'metadata_read',
+  metadata_write: 'metadata_write',
 };
 
 /**
