@@ -24,6 +24,8 @@ import { usageRoutes } from './routes/usage';
 import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
 import { recycleBinRoutes } from './routes/recycle-bin';
+import { acrRoutes } from './routes/acr';
+import { RepositoryMetadata } from './domain/repository-metadata';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -88,6 +90,12 @@ export function createApp(deps: AppDeps): App {
     ...usageRoutes(deps.usage),
     ...purgeRoutes(deps.purge),
     ...recycleBinRoutes(registry),
+    ...acrRoutes({
+      registry,
+      metadata: new RepositoryMetadata(registry.store, registry.locks, deps.usage),
+      replication: deps.replicationStatus,
+      requestInfo: (req, res) => requestInfo(req, res, gate),
+    }),
     ...dashboardRoutes(),
   ]);
 
@@ -183,7 +191,7 @@ export function createApp(deps: AppDeps): App {
       app(req, res);
       return;
     }
-    gate.check(req, res, matched.route.need, false).then(() => {
+    gate.check(req, res, matched.need, false).then(() => {
       app(req, res);
     }, fail);
   };
@@ -316,6 +324,7 @@ function routeLabel(path: string): string {
   if (path.startsWith('/meridian/v1/admin')) return 'admin';
   if (path.startsWith('/meridian/v1/')) return 'status';
   if (path.startsWith('/dashboard')) return 'dashboard';
+  if (path.startsWith('/acr/v1')) return 'acr';
   return path.slice(1).replace(/\W+/g, '_');
 }
 
