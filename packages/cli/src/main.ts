@@ -14,6 +14,7 @@ import { registerRecycleCommands } from './recycle-cmd';
 import { registerRepositoryCommands } from './repository-cmd';
 import { registerStorageCommands } from './storage-cmd';
 import { registerWebhookCommands } from './webhook-cmd';
+import { registerImportCommand } from './import-cmd';
 
 interface CommonOpts {
   config?: string;
@@ -231,6 +232,7 @@ registerGcCommand(program, apiConn);
 registerPurgeCommand(program, apiConn);
 registerRecycleCommands(program, apiConn);
 registerRepositoryCommands(program, apiConn);
+registerImportCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

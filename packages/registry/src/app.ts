@@ -23,9 +23,8 @@ import { lockRoutes } from './routes/locks';
 import { usageRoutes } from './routes/usage';
 import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
+import { importRoutes, type ImportAdmin } from './routes/imports';
 import { recycleBinRoutes } from './routes/recycle-bin';
-import { acrRoutes } from './routes/acr';
-import { RepositoryMetadata } from './domain/repository-metadata';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -46,6 +45,8 @@ export interface AppDeps {
   gc?: GcAdmin;
   /** The purge admin API (`/meridian/v1/admin/purge`), on a primary node. */
   purge?: PurgeAdmin;
+  /** Imports from other registries (`/meridian/v1/admin/import`), on a primary node. */
+  imports?: ImportAdmin;
   /**
    * Identity and access: one check before every handler, the token endpoint and the admin API.
    * Default none: every request is allowed (tests; `auth.enabled: false`).
@@ -89,13 +90,8 @@ export function createApp(deps: AppDeps): App {
     ...lockRoutes(registry, (req, res) => requestInfo(req, res, gate)),
     ...usageRoutes(deps.usage),
     ...purgeRoutes(deps.purge),
+    ...importRoutes(deps.imports, (req, res) => requestInfo(req, res, gate)),
     ...recycleBinRoutes(registry),
-    ...acrRoutes({
-      registry,
-      metadata: new RepositoryMetadata(registry.store, registry.locks, deps.usage),
-      replication: deps.replicationStatus,
-      requestInfo: (req, res) => requestInfo(req, res, gate),
-    }),
     ...dashboardRoutes(),
   ]);
 
@@ -191,7 +187,7 @@ export function createApp(deps: AppDeps): App {
       app(req, res);
       return;
     }
-    gate.check(req, res, matched.need, false).then(() => {
+    gate.check(req, res, matched.route.need, false).then(() => {
       app(req, res);
     }, fail);
   };
@@ -324,7 +320,6 @@ function routeLabel(path: string): string {
   if (path.startsWith('/meridian/v1/admin')) return 'admin';
   if (path.startsWith('/meridian/v1/')) return 'status';
   if (path.startsWith('/dashboard')) return 'dashboard';
-  if (path.startsWith('/acr/v1')) return 'acr';
   return path.slice(1).replace(/\W+/g, '_');
 }
 

@@ -1,0 +1,34 @@
+import { OciError } from '@meridian/oci';
+
+/**
+ * Why another registry could not be read: `auth` (credentials refused or missing), `not-found`,
+ * `rate-limited` (its `429`), `unavailable` (unreachable, timed out, 5xx) or `invalid` (an answer
+ * that breaks the protocol: a digest mismatch, an unexpected status).
+ */
+export type UpstreamFailure = 'auth' | 'not-found' | 'rate-limited' | 'unavailable' | 'invalid';
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: UpstreamFailure,
+    message: string,
+    /** The upstream's `Retry-After`, seconds. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+
+  /** The OCI error a client of this registry is given for it. */
+  toOci(prefix = ''): OciError {
+    const message = `${prefix}${this.message}`;
+    switch (this.kind) {
+      case 'auth':
+        return new OciError('DENIED', message);
+      case 'not-found':
+        return new OciError('MANIFEST_UNKNOWN', message);
+      case 'rate-limited':
+        return new OciError('TOOMANYREQUESTS', message, undefined, 429);
+      default:
+        return new OciError('UNAVAILABLE', message, undefined, 503);
+    }
+  }
+}
