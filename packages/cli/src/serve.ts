@@ -15,6 +15,7 @@ import {
   attachReplication,
   replicaMissPolicy,
   ReplicationStatus,
+  RegionNodes,
   TagWatch,
 } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
@@ -51,6 +52,10 @@ export async function serve(
   }
   if (node.role === 'replica' && !node.primaryUrl)
     throw new Error('a replica needs the primary endpoint');
+  // Who else serves this region (ADR 0024): per-node caches and GC's lock hold only while alone.
+  const peers = queues
+    ? new RegionNodes(queues.redis, config.replication.prefix, config.region)
+    : undefined;
   const tls = readTls(config);
   const auth = await openAuth(config, node, store, regions, log, opts.ownerPassword);
   const events = await RegistryEvents.open(eventsDir(config, node.storage), {
@@ -103,6 +108,7 @@ export async function serve(
           }
         : undefined,
   });
+  if (peers) registry.cache.setExclusive(() => peers.alone);
   const detachMetrics = await attachEventMetrics(events);
   // Content changes are decided on the primary; a replica's events are its own copies of them.
   const detachAudit =
@@ -115,7 +121,16 @@ export async function serve(
       : undefined;
   const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
   const usage = new UsageReader(regions.length > 0 ? regions : [{ name: config.region, store }]);
-  const gc = await openNodeGc(config, node.role, { registry, store, queues, log, usage });
+  const gc = await openNodeGc(config, node.role, {
+    registry,
+    store,
+    queues,
+    log,
+    usage,
+    alone: peers && (() => peers.alone),
+  });
+  // Registered before it listens; joining a region with nodes waits until they noticed.
+  await peers?.start();
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
@@ -158,6 +173,7 @@ export async function serve(
       await events.close();
       await auth?.service.close();
       await tagWatch?.close();
+      await peers?.close();
       await queues?.close();
       await Promise.all(regions.filter((r) => r.store !== store).map((r) => r.store.close()));
       await store.close();

@@ -14,3 +14,4 @@ export * from './activity';
 export * from './redis-epoch';
 export * from './schedules';
 export * from './replica-miss';
+export * from './region-nodes';

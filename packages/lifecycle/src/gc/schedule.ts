@@ -258,7 +258,7 @@ export async function runGc(
       const j = await Job.fromId<GcJobData, GcReport>(q, job.id!);
       if (!j) throw new Error(`gc job ${job.id} of ${data.region} vanished`);
       if (j.finishedOn) {
-        if (j.failedReason) throw new Error(`gc ${data.region}: ${j.failedReason}`);
+        if (j.failedReason) throw new GcRunFailed(`gc ${data.region}: ${j.failedReason}`);
         return j.returnvalue;
       }
       const p = JSON.stringify(j.progress ?? '');
@@ -276,3 +276,6 @@ export async function runGc(
     await q.close();
   }
 }
+
+/** A queued run that ended in failure (its reason is the collector's message, never a secret). */
+export class GcRunFailed extends Error {}

@@ -34,10 +34,41 @@ export class MetadataCache {
       maxSize: opts.maxContentBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (b) => b.length || 1,
     });
-    this.enabled = ttl > 0;
+    this.ttlEnabled = ttl > 0;
   }
 
-  readonly enabled: boolean;
+  private readonly ttlEnabled: boolean;
+  private exclusive: () => boolean = () => true;
+  private wasExclusive = true;
+
+  /**
+   * Whether mutable lookups (tags, tag lists, revisions, locks) may be cached between requests:
+   * only while this node is the only one writing its region's storage (`setExclusive`) — another
+   * node's tag move would otherwise be served stale from here. Switching either way forgets
+   * every mutable entry.
+   */
+  get enabled(): boolean {
+    if (!this.ttlEnabled) return false;
+    const now = this.exclusive();
+    if (now !== this.wasExclusive) {
+      this.wasExclusive = now;
+      this.clearMutable();
+    }
+    return now;
+  }
+
+  /** How the node knows it is alone in its region (e.g. `RegionNodes.alone`). */
+  setExclusive(check: () => boolean): void {
+    this.exclusive = check;
+    void this.enabled;
+  }
+
+  private clearMutable(): void {
+    this.tags.clear();
+    this.revisions.clear();
+    this.tagLists.clear();
+    this.locks.clear();
+  }
 
   forgetRepository(repository: string): void {
     this.tagLists.delete(repository);
