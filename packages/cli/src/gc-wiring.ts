@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from 'pino';
 import {
   runPurge,
   type PurgeTarget,
@@ -9,18 +9,18 @@ import {
   startGcSchedule,
   type RunningGc,
   type GcGuard,
-} from "@meridian/lifecycle";
-import { OciError } from "@meridian/oci";
+} from '@meridian/lifecycle';
+import { OciError } from '@meridian/oci';
 import {
   UsageReader,
   effectiveLock,
   type GcAdmin,
   type PurgeAdmin,
   type Registry,
-} from "@meridian/registry";
-import { redisEpoch, type ReplicationQueues } from "@meridian/replication";
-import { RepositoryLayout, type ObjectStore } from "@meridian/storage";
-import type { NodeConfig } from "./config";
+} from '@meridian/registry';
+import { redisEpoch, type ReplicationQueues } from '@meridian/replication';
+import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
+import type { NodeConfig } from './config';
 
 export interface NodeGc {
   /** The admin API's view, on a primary node. */
@@ -38,7 +38,7 @@ export interface NodeGc {
  */
 export async function openNodeGc(
   config: NodeConfig,
-  role: "primary" | "replica",
+  role: 'primary' | 'replica',
   deps: {
     registry: Registry;
     store: ObjectStore;
@@ -54,10 +54,7 @@ export async function openNodeGc(
   },
 ): Promise<NodeGc> {
   const { registry, queues, log } = deps;
-  const regions =
-    config.regions.length > 0
-      ? config.regions.map((r) => r.name)
-      : [config.region];
+  const regions = config.regions.length > 0 ? config.regions.map((r) => r.name) : [config.region];
   const graceMs = config.gc.graceSeconds * 1000;
   const adminOf = (service: GcService): GcAdmin => ({
     run: async (req) => {
@@ -65,14 +62,14 @@ export async function openNodeGc(
         return await service.run(req);
       } catch (err) {
         if (err instanceof GcRequestError)
-          throw new OciError("UNSUPPORTED", err.message, undefined, 400);
+          throw new OciError('UNSUPPORTED', err.message, undefined, 400);
         throw err;
       }
     },
     history: () => service.history(),
     regions: () => service.regions(),
   });
-  if (role !== "primary") {
+  if (role !== 'primary') {
     // A replica node collects nothing itself; with Redis it can still show and queue runs.
     if (!queues) return { close: async () => {} };
     const service = new GcService({
@@ -88,28 +85,21 @@ export async function openNodeGc(
   const collector = new GarbageCollector({
     region: config.region,
     store: deps.store,
-    role: "primary",
-    guard: deps.alone
-      ? onlyWhileAlone(registry.guard, deps.alone)
-      : registry.guard,
+    role: 'primary',
+    guard: deps.alone ? onlyWhileAlone(registry.guard, deps.alone) : registry.guard,
     purgeUploads: () => registry.uploads.purgeExpired(),
     // Soft-deleted manifests past their retention are purged at the start of each run.
     purgeTombstones: () => registry.recycleBin.purge(),
     // An unlink is a change like any other: replicas converge to it through replication.
     onUnlinked: (repository, digest) =>
-      registry.events.emit({
-        type: "blobDeleted",
-        repository,
-        digest,
-        at: Date.now(),
-      }),
+      registry.events.emit({ type: 'blobDeleted', repository, digest, at: Date.now() }),
   });
   const service = new GcService({
     region: config.region,
     regions,
     collector,
     redis: queues?.redis,
-    bullPrefix: queues?.bullPrefix ?? "",
+    bullPrefix: queues?.bullPrefix ?? '',
     graceMs,
     minGraceMs: config.gc.minGraceSeconds * 1000,
   });
@@ -123,12 +113,8 @@ export async function openNodeGc(
       bullPrefix: queues.bullPrefix,
       regions: [{ name: config.region, collector }],
       intervalSeconds: config.gc.enabled ? config.gc.intervalSeconds : 0,
-      fullIntervalSeconds: config.gc.enabled
-        ? config.gc.fullIntervalSeconds
-        : 0,
-      replicaRegions: config.regions
-        .filter((r) => r.role === "replica")
-        .map((r) => r.name),
+      fullIntervalSeconds: config.gc.enabled ? config.gc.fullIntervalSeconds : 0,
+      replicaRegions: config.regions.filter((r) => r.role === 'replica').map((r) => r.name),
       epoch: () => redisEpoch(queues.redis, queues.prefix),
       graceMs,
       log,
@@ -140,17 +126,13 @@ export async function openNodeGc(
     timer = setInterval(() => {
       if (running) return;
       running = true;
-      const full =
-        Date.now() - lastFull >= config.gc.fullIntervalSeconds * 1000;
+      const full = Date.now() - lastFull >= config.gc.fullIntervalSeconds * 1000;
       if (full) lastFull = Date.now();
       service
-        .run({ mode: full ? "full" : "incremental" })
-        .then((r) => log.info(r, "garbage collection finished"))
+        .run({ mode: full ? 'full' : 'incremental' })
+        .then((r) => log.info(r, 'garbage collection finished'))
         .catch((err: unknown) =>
-          log.warn(
-            { err: (err as Error).message },
-            "garbage collection failed",
-          ),
+          log.warn({ err: (err as Error).message }, 'garbage collection failed'),
         )
         .finally(() => (running = false));
     }, config.gc.intervalSeconds * 1000).unref();
@@ -176,13 +158,27 @@ export function purgeTarget(
   usage?: UsageReader,
 ): PurgeTarget {
   const denied = (err: unknown): boolean =>
-    err instanceof OciError &&
-    (err.code === "DENIED" || err.code === "MANIFEST_UNKNOWN");
+    err instanceof OciError && (err.code === 'DENIED' || err.code === 'MANIFEST_UNKNOWN');
+  /** `--include-locked`: lifts the tag's or manifest's own lock (a repository's stays). */
+  const unlock = async (repository: string, at: { tag: string } | { digest: string }) => {
+    const locks = await registry.locks.fresh(repository);
+    const own = 'tag' in at ? locks.tags.get(at.tag) : locks.manifests.get(at.digest);
+    if (own && (own.deleteEnabled === false || own.writeEnabled === false))
+      await registry.lockAdmin.change(
+        repository,
+        'tag' in at ? { scope: 'tag', tag: at.tag } : { scope: 'manifest', digest: at.digest },
+        { deleteEnabled: true, writeEnabled: true },
+      );
+  };
   return {
-    deleteTag: async (repository, tag, digest) => {
-      if ((await layout.readTag(repository, tag))?.digest !== digest)
-        return false;
+    deleteTag: async (repository, tag, digest, opts) => {
+      if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
       try {
+        // A manifest's write lock locks its tags too: both are lifted.
+        if (opts?.unlock) {
+          await unlock(repository, { tag });
+          await unlock(repository, { digest });
+        }
         // Locks are enforced at the removal too (one may have been set since the plan).
         await registry.locks.assertTagDeletable(repository, tag, digest);
         return await registry.tags.delete(repository, tag);
@@ -191,10 +187,10 @@ export function purgeTarget(
         throw err;
       }
     },
-    deleteManifest: async (repository, digest) => {
-      if ((await registry.tags.pointingAt(repository, digest)).length > 0)
-        return false;
+    deleteManifest: async (repository, digest, opts) => {
+      if ((await registry.tags.pointingAt(repository, digest)).length > 0) return false;
       try {
+        if (opts?.unlock) await unlock(repository, { digest });
         await registry.manifests.delete(repository, digest);
         return true;
       } catch (err) {
@@ -206,34 +202,19 @@ export function purgeTarget(
       lastPulled: async (repository) => {
         const u = await usage.repository(repository);
         const last = (r: Record<string, { lastPulledAt?: number }>) =>
-          Object.fromEntries(
-            Object.entries(r).map(([k, v]) => [k, v.lastPulledAt]),
-          );
-        return {
-          tags: last(u.tags),
-          manifests: last(u.manifests),
-          unreadable: u.unreadable,
-        };
+          Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.lastPulledAt]));
+        return { tags: last(u.tags), manifests: last(u.manifests), unreadable: u.unreadable };
       },
     }),
     lockedBy: async (repository, at) => {
       const locks = await registry.locks.of(repository);
-      const lock = effectiveLock(locks, {
-        ...at,
-        tagExists: at.tag !== undefined,
-      });
-      return lock.deleteEnabled
-        ? undefined
-        : (lock.lockedBy.deleteEnabled ?? "a lock");
+      const lock = effectiveLock(locks, { ...at, tagExists: at.tag !== undefined });
+      return lock.deleteEnabled ? undefined : (lock.lockedBy.deleteEnabled ?? 'a lock');
     },
   };
 }
 
-function purgeAdmin(
-  registry: Registry,
-  store: ObjectStore,
-  usage?: UsageReader,
-): PurgeAdmin {
+function purgeAdmin(registry: Registry, store: ObjectStore, usage?: UsageReader): PurgeAdmin {
   const layout = new RepositoryLayout(store);
   const target = purgeTarget(registry, layout, usage);
   return { run: (req) => runPurge(layout, target, req) };
@@ -251,16 +232,16 @@ function onlyWhileAlone(guard: GcGuard, alone: () => boolean): GcGuard {
     exclusive: (key, fn) => {
       if (!alone())
         throw new OciError(
-          "UNAVAILABLE",
-          "garbage collection paused: this region has several nodes (or Redis cannot say it has one); its in-process lock cannot keep other nodes out (ADR 0024)",
+          'UNAVAILABLE',
+          'garbage collection paused: this region has several nodes (or Redis cannot say it has one); its in-process lock cannot keep other nodes out (ADR 0024)',
           undefined,
           503,
         );
       return guard.exclusive(key, async () => {
         if (!alone())
           throw new OciError(
-            "UNAVAILABLE",
-            "garbage collection paused: a node joined the region",
+            'UNAVAILABLE',
+            'garbage collection paused: a node joined the region',
             undefined,
             503,
           );
