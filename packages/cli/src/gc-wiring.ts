@@ -5,6 +5,7 @@ import {
   attachGcCandidates,
   GarbageCollector,
   GcRequestError,
+  GcRunFailed,
   GcService,
   startGcSchedule,
   type RunningGc,
@@ -63,6 +64,9 @@ export async function openNodeGc(
       } catch (err) {
         if (err instanceof GcRequestError)
           throw new OciError('UNSUPPORTED', err.message, undefined, 400);
+        // The run was taken and failed (e.g. paused because the region has several nodes).
+        if (err instanceof GcRunFailed || err instanceof OciError)
+          throw new OciError('UNAVAILABLE', err.message, undefined, 503);
         throw err;
       }
     },
