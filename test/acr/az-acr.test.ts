@@ -134,7 +134,7 @@ describe('az acr (Debian azure-cli 2.45) against a Meridian node', () => {
     dir = mkdtempSync(join(tmpdir(), 'meridian-az-'));
     const tls = makeCertificates(dir);
     const fresh = await newStorage('fs');
-    cleanup = fresh.cleanup;
+    cleanup = () => fresh.cleanup();
     store = await openStore(fresh.location);
     const log = pino({ level: 'silent' });
     auth = new AuthService({
