@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GcConfigSchema, SoftDeleteConfigSchema } from './config-gc';
+import { RetentionConfigSchema } from './config-retention';
 import { AuthConfigSchema } from './config-auth';
 import { RedisConfigSchema } from './config-redis';
 import { WebhooksConfigSchema } from './config-webhooks';
@@ -94,6 +95,7 @@ export const NodeConfigSchema = z
       .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300, automaticCrossMount: false }),
     gc: GcConfigSchema,
     softDelete: SoftDeleteConfigSchema,
+    retention: RetentionConfigSchema,
     cache: z
       .object({
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */

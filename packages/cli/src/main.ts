@@ -11,6 +11,7 @@ import { runDev } from './dev';
 import { registerGcCommand } from './gc-cmd';
 import { registerPurgeCommand } from './purge-cmd';
 import { registerRecycleCommands } from './recycle-cmd';
+import { registerRetentionCommands } from './retention-cmd';
 import { registerRepositoryCommands } from './repository-cmd';
 import { registerStorageCommands } from './storage-cmd';
 import { registerWebhookCommands } from './webhook-cmd';
@@ -231,6 +232,7 @@ registerWebhookCommands(program);
 registerGcCommand(program, apiConn);
 registerPurgeCommand(program, apiConn);
 registerRecycleCommands(program, apiConn);
+registerRetentionCommands(program, apiConn);
 registerRepositoryCommands(program, apiConn);
 registerImportCommand(program);
 

@@ -7,3 +7,8 @@ export * from './gc/candidates';
 export * from './purge/plan';
 export * from './purge/purger';
 export * from './purge/service';
+export * from './purge/pattern';
+export * from './retention/rules';
+export * from './retention/schedule';
+export * from './retention/service';
+export * from './retention/untagged';

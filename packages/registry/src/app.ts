@@ -25,6 +25,7 @@ import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
 import { importRoutes, type ImportAdmin } from './routes/imports';
 import { recycleBinRoutes } from './routes/recycle-bin';
+import { retentionRoutes, type RetentionAdmin } from './routes/retention';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -45,6 +46,8 @@ export interface AppDeps {
   gc?: GcAdmin;
   /** The purge admin API (`/meridian/v1/admin/purge`), on a primary node. */
   purge?: PurgeAdmin;
+  /** The retention admin API (`/meridian/v1/admin/retention`), on a primary node. */
+  retention?: RetentionAdmin;
   /** Imports from other registries (`/meridian/v1/admin/import`), on a primary node. */
   imports?: ImportAdmin;
   /**
@@ -81,6 +84,9 @@ export function createApp(deps: AppDeps): App {
   const { registry, log } = deps;
   const region = deps.region ?? 'local';
   const gate = deps.auth ? new AuthGate(deps.auth) : undefined;
+  // Purge and retention remove on behalf of the caller: their events carry the Owner as actor.
+  const onBehalf = <T>(req: IncomingMessage, res: ServerResponse, fn: () => Promise<T>) =>
+    registry.events.withRequest(requestInfo(req, res, gate), fn);
   const routes = new RouteTable([
     ...(gate ? [...tokenRoutes(gate), ...adminRoutes(gate)] : []),
     ...healthRoutes(deps, gate),
@@ -89,7 +95,12 @@ export function createApp(deps: AppDeps): App {
     ...gcRoutes(deps.gc),
     ...lockRoutes(registry, (req, res) => requestInfo(req, res, gate)),
     ...usageRoutes(deps.usage),
-    ...purgeRoutes(deps.purge),
+    ...purgeRoutes(deps.purge, onBehalf),
+    ...retentionRoutes(
+      deps.retention,
+      onBehalf,
+      (req, res) => requestInfo(req, res, gate).actor.name,
+    ),
     ...importRoutes(deps.imports, (req, res) => requestInfo(req, res, gate)),
     ...recycleBinRoutes(registry),
     ...dashboardRoutes(),

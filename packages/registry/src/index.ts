@@ -18,6 +18,7 @@ export * from './http/route-table';
 export type { WebhookAdmin } from './routes/webhooks';
 export type { GcAdmin } from './routes/gc';
 export type { PurgeAdmin } from './routes/purge';
+export type { RetentionAdmin } from './routes/retention';
 export type { ImportAdmin } from './routes/imports';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
 export * from './domain/content-guard';

@@ -54,11 +54,19 @@ export async function purge(
       repository: string,
       removed: { tags: string[]; manifests: string[]; bytes: number },
     ) => Promise<void>;
+    /**
+     * Untagged retention: only these repositories, each planning only its due manifests
+     * (`onlyUntagged`) instead of the filters' tags.
+     */
+    untaggedDue?: ReadonlyMap<string, ReadonlySet<string>>;
   },
 ): Promise<PurgeReport> {
-  const repos = (await layout.listRepositories())
-    .filter((r) => c.filters.some((f) => f.repository.test(r)))
-    .sort();
+  const all = await layout.listRepositories();
+  const repos = (
+    c.untaggedDue
+      ? all.filter((r) => c.untaggedDue!.has(r))
+      : all.filter((r) => c.filters.some((f) => f.repository.test(r)))
+  ).sort();
   const report: PurgeReport = {
     dryRun: c.dryRun,
     repositories: [],
@@ -68,7 +76,16 @@ export async function purge(
     if (c.notPulledForMs !== undefined && !target.lastPulled)
       throw new Error('--not-pulled-for needs the pull records (usage) of every region');
     const pulls = c.notPulledForMs !== undefined ? await target.lastPulled!(repository) : undefined;
-    const plan = await planRepository(layout, repository, c, target.lockedBy?.bind(target), pulls);
+    const criteria = c.untaggedDue
+      ? { ...c, filters: [], untagged: true, onlyUntagged: c.untaggedDue.get(repository) }
+      : c;
+    const plan = await planRepository(
+      layout,
+      repository,
+      criteria,
+      target.lockedBy?.bind(target),
+      pulls,
+    );
     const entry = { ...plan, tagsDeleted: 0, manifestsDeleted: 0 };
     if (plan.tags.length === 0 && plan.manifests.length === 0 && plan.locked.length === 0) continue;
     report.repositories.push(entry);

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OciError } from '@meridian/oci';
 import type { AppRoute } from '../http/route-table';
 
@@ -11,9 +12,17 @@ export interface PurgeAdmin {
  * `POST /meridian/v1/admin/purge` (Owner): removes the tags (and, with `untagged`, the
  * manifests) a filter names, with rails; answers the exact diff. Body: `{"filters":
  * ["REPO_REGEX:TAG_REGEX"], "ago": "30d", "keep": N, "untagged": bool, "dryRun": bool,
- * "force": bool, "maxShare": 0.5}`.
+ * "force": bool, "maxShare": 0.5, "includeLocked": bool}`.
  */
-export function purgeRoutes(purge: PurgeAdmin | undefined): AppRoute[] {
+export function purgeRoutes(
+  purge: PurgeAdmin | undefined,
+  /** Runs the purge on behalf of the caller: its removals' events carry the Owner as actor. */
+  onBehalf: <T>(req: IncomingMessage, res: ServerResponse, fn: () => Promise<T>) => Promise<T> = (
+    _req,
+    _res,
+    fn,
+  ) => fn(),
+): AppRoute[] {
   return [
     {
       method: 'POST',
@@ -26,7 +35,7 @@ export function purgeRoutes(purge: PurgeAdmin | undefined): AppRoute[] {
           throw new OciError('UNSUPPORTED', 'the body is a JSON object', undefined, 400);
         if (!purge)
           throw new OciError('UNSUPPORTED', 'purge runs on the primary region', undefined, 405);
-        res.json(await purge.run(b as Record<string, unknown>));
+        res.json(await onBehalf(req, res, () => purge.run(b as Record<string, unknown>)));
       },
     },
   ];
