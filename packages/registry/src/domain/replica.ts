@@ -14,7 +14,7 @@ import type { LockStore } from './lock-store';
 import { ManifestStore, type StoredManifest } from './manifest-store';
 import type { MetadataCache } from './metadata-cache';
 import type { TagStore } from './tag-store';
-import type { PrimaryUpstream } from './upstream';
+import type { PrimaryUpstream, UpstreamManifest } from './upstream';
 import { UpstreamTee } from './upstream-tee';
 import {
   replicaFallbackCopyFailures,
@@ -25,6 +25,9 @@ import {
 
 /** Default for `ReplicaOptions.stallTimeoutMs`. */
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/** How long a fallback copy that landed still answers concurrent misses of its digest. */
+const LANDED_GRACE_MS = 5_000;
 
 /** What a replica knows about tag changes the primary committed (see replication's TagWatch). */
 export interface TagFreshness {
@@ -59,6 +62,9 @@ export interface ReplicaOptions {
  * served from the region (availability first) and counted.
  */
 export class FallbackManifestStore extends ManifestStore {
+  /** Manifest requests at the primary in progress, by `repository@reference`. */
+  private readonly inflight = new Map<string, Promise<UpstreamManifest | undefined>>();
+
   constructor(
     store: ObjectStore,
     private readonly tagStore: TagStore,
@@ -111,8 +117,21 @@ export class FallbackManifestStore extends ManifestStore {
     return !local || local.seq < latest.seq;
   }
 
+  /** The primary's manifest; concurrent misses of one reference share one request. */
+  private fetching(repository: string, reference: string) {
+    const key = `${repository}@${reference}`;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.replica.primary.manifest(repository, reference);
+      this.inflight.set(key, p);
+      const done = (): void => void this.inflight.delete(key);
+      p.then(done, done);
+    }
+    return p;
+  }
+
   private async fromPrimary(repository: string, reference: string): Promise<StoredManifest> {
-    const m = await this.replica.primary.manifest(repository, reference);
+    const m = await this.fetching(repository, reference);
     if (!m)
       throw new OciError(
         'MANIFEST_UNKNOWN',
@@ -147,6 +166,8 @@ export class FallbackManifestStore extends ManifestStore {
 export class FallbackBlobStore extends BlobStore {
   /** Copies into the region in progress, by digest: true when the blob landed. */
   private readonly inflight = new Map<string, Promise<boolean>>();
+  /** `HEAD`s at the primary in progress, by `repository@digest`. */
+  private readonly sizing = new Map<string, Promise<number | undefined>>();
   private readonly stallTimeoutMs: number;
 
   constructor(
@@ -167,10 +188,11 @@ export class FallbackBlobStore extends BlobStore {
       if (!isBlobUnknown(err)) throw err;
     }
     const d = parseDigest(digest);
-    const size = await this.replica.primary.blobSize(repository, d.value);
+    const size = await this.sizeAtPrimary(repository, d.value);
     if (size === undefined)
       throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
-    this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
+    // No bump here: the GET that follows copies the blob itself (and bumps the job once that
+    // copy settles); a job bumped now would race it and copy the same bytes a second time.
     return { digest: d.value, size };
   }
 
@@ -185,29 +207,87 @@ export class FallbackBlobStore extends BlobStore {
       if (!isBlobUnknown(err)) throw err;
     }
     const d = parseDigest(digest);
-    this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
     if (range) {
       // A part: straight from the primary, while the whole blob is copied in the background.
+      this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
       this.copyInBackground(repository, d);
-      return this.fromPrimary(repository, d, range, false);
+      return this.fromPrimary(repository, d, range);
     }
     const running = this.inflight.get(d.value);
-    if (running && (await running)) return super.open(repository, digest);
-    return this.fromPrimary(repository, d, undefined, !this.inflight.has(d.value));
+    if (!running) return this.lead(repository, d);
+    // A herd: one copy from the primary is running; wait for it and serve the region's copy.
+    if (await running) {
+      try {
+        return await super.open(repository, digest);
+      } catch (err) {
+        if (!isBlobUnknown(err)) throw err;
+      }
+      // The copy was made for another repository: link this one if the primary says so.
+      const size = await this.sizeAtPrimary(repository, d.value);
+      if (size === undefined)
+        throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
+      await this.link(repository, d, size);
+      return super.open(repository, digest);
+    }
+    // The copy failed (the primary went away, or the region's disk): this client is served
+    // from the primary without another copy, and fails fast if the primary is gone.
+    this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
+    return this.fromPrimary(repository, d, undefined);
   }
 
-  /** Streams a blob (or a range) from the primary, teeing a whole blob into the region if `copy`. */
+  /**
+   * The first miss of a blob: registered before the first await, so every concurrent miss of
+   * the same digest waits for this one upstream fetch, which streams to this client while it
+   * is written into the region. The sync job is bumped once the copy settled, so it finds the
+   * region's copy instead of transferring the blob again.
+   */
+  private async lead(repository: string, d: Digest): Promise<GetResult & { digest: string }> {
+    let settle!: (ok: boolean) => void;
+    this.track(d.value, new Promise<boolean>((resolve) => (settle = resolve)));
+    const settled = (ok: boolean): void => {
+      settle(ok);
+      this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
+    };
+    let up: Awaited<ReturnType<PrimaryUpstream['blob']>>;
+    try {
+      up = await this.replica.primary.blob(repository, d.value);
+    } catch (err) {
+      settled(false);
+      throw err;
+    }
+    if (!up) {
+      settled(false);
+      throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
+    }
+    replicaFallbacks.inc({ kind: 'blob' });
+    const tee = this.tee(d, up.body, up.length, true, true);
+    void this.copying(repository, d, up.size, tee).then(settled);
+    return { body: tee.client, size: up.size, length: up.length, digest: d.value };
+  }
+
+  /** The blob's size at the primary; concurrent asks for one blob share one `HEAD`. */
+  private sizeAtPrimary(repository: string, digest: string): Promise<number | undefined> {
+    const key = `${repository}@${digest}`;
+    let p = this.sizing.get(key);
+    if (!p) {
+      p = this.replica.primary.blobSize(repository, digest);
+      this.sizing.set(key, p);
+      const done = (): void => void this.sizing.delete(key);
+      p.then(done, done);
+    }
+    return p;
+  }
+
+  /** Streams a blob (or a range) from the primary to the client only. */
   private async fromPrimary(
     repository: string,
     d: Digest,
     range: ByteRange | undefined,
-    copy: boolean,
   ): Promise<GetResult & { digest: string }> {
     const up = await this.replica.primary.blob(repository, d.value, range);
     if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
     replicaFallbacks.inc({ kind: 'blob' });
-    const tee = this.tee(d, up.body, up.length, true, copy);
-    if (copy) this.copyFrom(repository, d, up.size, tee);
+    const tee = this.tee(d, up.body, up.length, true, false);
     return { body: tee.client, size: up.size, length: up.length, digest: d.value };
   }
 
@@ -221,10 +301,6 @@ export class FallbackBlobStore extends BlobStore {
       return this.copying(repository, d, up.size, tee);
     })().catch(() => false);
     this.track(d.value, p);
-  }
-
-  private copyFrom(repository: string, d: Digest, size: number, tee: UpstreamTee): void {
-    this.track(d.value, this.copying(repository, d, size, tee));
   }
 
   /** Writes `tee.local` into the region; false when the copy failed or was dropped. */
@@ -272,8 +348,14 @@ export class FallbackBlobStore extends BlobStore {
 
   private track(digest: string, p: Promise<boolean>): void {
     this.inflight.set(digest, p);
-    void p.finally(() => {
+    const forget = (): void => {
       if (this.inflight.get(digest) === p) this.inflight.delete(digest);
+    };
+    void p.then((landed) => {
+      // A copy that landed is remembered a moment longer: a miss that read the region just
+      // before the copy landed then waits on it instead of fetching the blob a second time.
+      if (landed) setTimeout(forget, LANDED_GRACE_MS).unref();
+      else forget();
     });
   }
 }

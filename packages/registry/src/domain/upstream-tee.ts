@@ -24,7 +24,8 @@ export interface UpstreamTeeOptions {
  *
  * - the local copy failing (`dropLocal`, e.g. a full disk) or not draining for `stallTimeoutMs`
  *   is dropped; the client keeps streaming from upstream;
- * - the client going away leaves the local copy running (the region still gets the blob);
+ * - the client going away leaves the local copy running (the region still gets the blob), and
+ *   so does a client that reads nothing for `stallTimeoutMs` while the copy runs: it is cut;
  * - the upstream failing, ending short, or sending nothing for `stallTimeoutMs` destroys both
  *   sides at once, so the client's response is aborted (and it retries) instead of hanging.
  */
@@ -45,6 +46,7 @@ export class UpstreamTee {
     this.localDroppedNow = () => resolve(false);
   });
   private localTimer: NodeJS.Timeout | undefined;
+  private clientTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly source: Readable,
@@ -125,6 +127,16 @@ export class UpstreamTee {
     if (this.waitingFor.has(sink)) return;
     this.waitingFor.add(sink);
     sink.once('drain', () => this.release(sink));
+    if (sink === this.client && this.localOn)
+      // A client that reads nothing must not hold the region's copy (and everyone waiting for
+      // it, a herd of pulls of the same blob) hostage: it is cut, and the copy goes on.
+      this.clientTimer = setTimeout(
+        () =>
+          this.client.destroy(
+            new Error(`the client read nothing for ${this.opts.stallTimeoutMs} ms`),
+          ),
+        this.opts.stallTimeoutMs,
+      );
     if (sink === this.local)
       this.localTimer = setTimeout(
         () =>
@@ -138,6 +150,7 @@ export class UpstreamTee {
   private release(sink: PassThrough): void {
     if (!this.waitingFor.delete(sink)) return;
     if (sink === this.local) clearTimeout(this.localTimer);
+    else clearTimeout(this.clientTimer);
     if (this.waitingFor.size === 0 && !this.done) {
       this.source.resume();
       this.arm();
@@ -157,5 +170,6 @@ export class UpstreamTee {
   private clear(): void {
     clearTimeout(this.stallTimer);
     clearTimeout(this.localTimer);
+    clearTimeout(this.clientTimer);
   }
 }
