@@ -65,6 +65,8 @@ export async function startCluster(
     gc?: Record<string, unknown>;
     /** `softDelete.*` settings. Default off. */
     softDelete?: Record<string, unknown>;
+    /** `regions[].scope` by region name (ADR 0026). Default: every region replicates everything. */
+    scopes?: Record<string, Record<string, unknown>>;
     /**
      * A Redis started by the caller (e.g. `startSentinelRedis()`), with the `redis` config that
      * reaches it when that is not its URL. Default: a fresh `redis-server`. `close()` stops it.
@@ -105,6 +107,7 @@ export async function startCluster(
       role: r.role,
       endpoint: r.url,
       storage: r.storage,
+      ...(opts.scopes?.[r.name] && { scope: opts.scopes[r.name] }),
     })),
     replication: {
       prefix,

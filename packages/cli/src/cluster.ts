@@ -1,4 +1,9 @@
-import { ReplicationQueues, type RegionInfo } from '@meridian/replication';
+import {
+  RegionScope,
+  ReplicationQueues,
+  type RegionInfo,
+  type RegionScopes,
+} from '@meridian/replication';
 import { openStore, type ObjectStore } from '@meridian/storage';
 import type { NodeConfig } from './config';
 
@@ -20,9 +25,15 @@ export async function openRegions(
       name: r.name,
       role: r.role,
       endpoint: r.endpoint.replace(/\/$/, ''),
+      scope: r.scope ? new RegionScope(r.scope) : undefined,
       store: own && own.name === r.name ? own.store : await openStore(r.storage, storeOptions(c)),
     })),
   );
+}
+
+/** Each scoped replica region's scope (ADR 0026); regions absent replicate everything. */
+export function regionScopes(regions: RegionInfo[]): RegionScopes {
+  return new Map(regions.flatMap((r) => (r.scope ? [[r.name, r.scope] as const] : [])));
 }
 
 export function openQueues(c: NodeConfig): ReplicationQueues | undefined {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { RegionScope } from '@meridian/replication';
 import { GcConfigSchema, SoftDeleteConfigSchema } from './config-gc';
-import { RetentionConfigSchema } from './config-retention';
 import { AuthConfigSchema } from './config-auth';
 import { RedisConfigSchema } from './config-redis';
 import { WebhooksConfigSchema } from './config-webhooks';
@@ -42,6 +42,22 @@ export const NodeConfigSchema = z
             nodes: z.array(z.string().url()).min(1).optional(),
             /** A directory or an s3:// URL (each region its own bucket or prefix). */
             storage: z.string().min(1),
+            /**
+             * What a replica region replicates (ADR 0026): repository globs in and out of scope,
+             * and whether what it serves by fallback outside its scope is kept. Default: everything.
+             */
+            scope: z
+              .object({
+                repositories: z.array(z.string()).optional(),
+                exclude: z.array(z.string()).optional(),
+                keepFetched: z.boolean().optional(),
+              })
+              .strict()
+              .superRefine((s, ctx) => {
+                const bad = RegionScope.validate(s);
+                if (bad) ctx.addIssue({ code: 'custom', message: bad });
+              })
+              .optional(),
           })
           .strict(),
       )
@@ -95,7 +111,6 @@ export const NodeConfigSchema = z
       .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300, automaticCrossMount: false }),
     gc: GcConfigSchema,
     softDelete: SoftDeleteConfigSchema,
-    retention: RetentionConfigSchema,
     cache: z
       .object({
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */

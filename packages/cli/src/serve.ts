@@ -20,11 +20,10 @@ import {
 } from '@meridian/replication';
 import { openStore } from '@meridian/storage';
 import { openAuth, readTls } from './auth-wiring';
-import { openQueues, openRegions, storeOptions } from './cluster';
+import { openQueues, openRegions, regionScopes, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 import { openWebhooks } from './webhooks-wiring';
 import { openNodeGc } from './gc-wiring';
-import { openNodeRetention } from './retention-wiring';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(
@@ -105,7 +104,13 @@ export async function serve(
             freshness: tagWatch,
             stallTimeoutMs: config.fallback.stallTimeoutMs,
             log,
-            onMiss: replicaMissPolicy({ region: config.region, queues, tagWatch, log }),
+            onMiss: replicaMissPolicy({
+              region: config.region,
+              queues,
+              tagWatch,
+              log,
+              scope: regions.find((r) => r.name === config.region)?.scope,
+            }),
           }
         : undefined,
   });
@@ -118,7 +123,12 @@ export async function serve(
       : undefined;
   const detachReplication =
     node.role === 'primary' && queues && replicas.length > 0
-      ? await attachReplication(registry, { queues, replicaRegions: replicas, log })
+      ? await attachReplication(registry, {
+          queues,
+          replicaRegions: replicas,
+          log,
+          scopes: regionScopes(regions),
+        })
       : undefined;
   const status = regions.length > 0 ? new ReplicationStatus(regions, queues) : undefined;
   const usage = new UsageReader(regions.length > 0 ? regions : [{ name: config.region, store }]);
@@ -132,14 +142,6 @@ export async function serve(
   });
   // Registered before it listens; joining a region with nodes waits until they noticed.
   await peers?.start();
-  // Untagged retention and the scheduled rules, on the primary (ADR 0021).
-  const retention = await openNodeRetention(config, node.role, {
-    registry,
-    store,
-    queues,
-    usage,
-    log,
-  });
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
@@ -155,7 +157,6 @@ export async function serve(
     webhooks: webhooks.service,
     gc: gc.admin,
     purge: gc.purge,
-    retention: retention.admin,
     usage,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
@@ -163,7 +164,6 @@ export async function serve(
     auth: auth?.app,
     tls,
   }).catch(async (err: unknown) => {
-    await retention.close();
     await webhooks.close();
     await gc.close();
     await auth?.service.close(); // e.g. the port is taken: no owner was created
@@ -176,7 +176,6 @@ export async function serve(
       if (gauges) clearInterval(gauges);
       await running.close();
       await registry.pulls?.close();
-      await retention.close();
       await gc.close();
       await detachReplication?.();
       await webhooks.close();

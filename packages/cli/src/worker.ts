@@ -7,7 +7,7 @@ import {
   type RunningWorkers,
 } from '@meridian/replication';
 import { withLatency } from '@meridian/storage';
-import { openRegions } from './cluster';
+import { openRegions, regionScopes } from './cluster';
 import { latencyBetween, type NodeConfig } from './config';
 import { startMetricsServer, type MetricsServer } from '@meridian/observability';
 import { parseListen } from '@meridian/registry';
@@ -62,6 +62,7 @@ export async function runWorkers(
     regions: targets.map((r) => ({ name: r.name, store: r.store })),
     intervalSeconds: config.replication.reconcileIntervalSeconds,
     log,
+    scopes: regionScopes(regions),
   });
   // Each replica region's GC runs here: its writers are these workers (ADR 0012).
   const gc = await startGcSchedule({

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ChangeFeed, type ChangeEvent } from './change-feed';
 import type { ReplicationQueues } from './queues';
+import type { RegionScopes } from './scope';
 
 /** A registry's domain event as replication reads it (structural: no import of the registry). */
 export type ReplicatedEvent = { type: string; repository: string; sequence: number } & Record<
@@ -24,6 +25,8 @@ export interface ReplicationDeps {
   queues: ReplicationQueues;
   /** Regions that get a sync job per change. */
   replicaRegions: string[];
+  /** What each replica region replicates (absent: everything; ADR 0026). */
+  scopes?: RegionScopes;
   log: Logger;
   /** How long the fast-path tag announcement may take before the dispatcher's copy counts. Default 1 000 ms. */
   announceTimeoutMs?: number;
@@ -51,7 +54,7 @@ export async function attachReplication<E extends ReplicatedEvent>(
   registry: { events: EventSource<E> },
   deps: ReplicationDeps,
 ): Promise<() => Promise<void>> {
-  const feed = new ChangeFeed(deps.queues, deps.replicaRegions);
+  const feed = new ChangeFeed(deps.queues, deps.replicaRegions, deps.scopes);
   const timeoutMs = deps.announceTimeoutMs ?? 1000;
   /** Fast-path announcements by event sequence: resolved true once Redis took them. */
   const announced = new Map<number, Promise<boolean>>();

@@ -1,7 +1,20 @@
 import type { Redis } from 'ioredis';
 import { lockRef, type LockTarget } from '@meridian/storage';
 import type { ReplicationQueues } from './queues';
+import { scopeOf, type RegionScopes } from './scope';
 import type { SyncTarget } from './targets';
+
+/**
+ * The changes a region gets for a repository outside its scope (ADR 0026): removals and locks,
+ * so what it still holds (from before the scope changed, or kept from a fallback read) never
+ * outlives the primary's copy or escapes a lock. New content reaches it only by fallback.
+ */
+const OUT_OF_SCOPE_CHANGES = new Set([
+  'blobDeleted',
+  'manifestDeleted',
+  'tagDeleted',
+  'lockChanged',
+]);
 
 /** The registry's domain events, as the change feed reads them (structurally typed). */
 export type ChangeEvent =
@@ -46,6 +59,7 @@ export class ChangeFeed {
   constructor(
     private readonly queues: ReplicationQueues,
     private readonly replicaRegions: string[],
+    private readonly scopes?: RegionScopes,
   ) {}
 
   get redis(): Redis {
@@ -84,7 +98,11 @@ export class ChangeFeed {
               e.type === 'manifestRestored'
             ? { kind: 'manifest', repository: e.repository, digest: e.digest }
             : { kind: 'blob', repository: e.repository, digest: e.digest };
-    await Promise.all(this.replicaRegions.map((r) => this.queues.enqueue(r, target, e.at)));
+    const regions = this.replicaRegions.filter(
+      (r) =>
+        scopeOf(this.scopes, r)?.covers(e.repository) !== false || OUT_OF_SCOPE_CHANGES.has(e.type),
+    );
+    await Promise.all(regions.map((r) => this.queues.enqueue(r, target, e.at)));
   }
 }
 

@@ -15,3 +15,4 @@ export * from './redis-epoch';
 export * from './schedules';
 export * from './replica-miss';
 export * from './region-nodes';
+export * from './scope';

@@ -1,16 +1,21 @@
 import type { Logger } from 'pino';
-import { listRepositories, type ObjectStore } from '@meridian/storage';
+import { Layout, listAllObjects, listRepositories, type ObjectStore } from '@meridian/storage';
 import { repositoryInventory, type RepositoryInventory } from './inventory';
 import { latestTagsKey, tagChannel, type TagChange } from './change-feed';
 import { driftFound } from './metrics';
 import type { ReplicationQueues } from './queues';
 import { reconciledKey, redisEpoch } from './redis-epoch';
+import { scopeOf, type RegionScopes } from './scope';
 import type { SyncTarget } from './targets';
 
 export interface ReconcileReport {
   region: string;
   repositories: number;
   drift: { tags: number; manifests: number; blobs: number; referrers: number; locks: number };
+  /** Repositories outside the region's scope (ADR 0026): not compared, or only what it holds. */
+  outOfScope: number;
+  /** Out-of-scope repositories whose content was removed from the region. */
+  removed: number;
 }
 
 // Records a tag change in the latest-tags hash unless a newer one is there, and publishes it.
@@ -34,6 +39,7 @@ export class Reconciler {
     private readonly primary: ObjectStore,
     private readonly queues: ReplicationQueues,
     private readonly log: Logger,
+    private readonly scopes?: RegionScopes,
   ) {}
 
   /**
@@ -54,14 +60,27 @@ export class Reconciler {
       region,
       repositories: repos.size,
       drift: { tags: 0, manifests: 0, blobs: 0, referrers: 0, locks: 0 },
+      outOfScope: 0,
+      removed: 0,
     };
+    const scope = scopeOf(this.scopes, region);
     const now = Date.now();
     for (const repo of repos) {
+      const inScope = !scope || scope.covers(repo);
+      if (!inScope) {
+        report.outOfScope++;
+        if (!scope.keepFetched) {
+          if (await removeRepository(store, repo)) report.removed++;
+          continue;
+        }
+      }
       const [p, r] = await Promise.all([
         repositoryInventory(this.primary, repo),
         repositoryInventory(store, repo),
       ]);
       for (const t of diff(repo, p, r)) {
+        // Outside the scope, only what the region holds is kept level with the primary.
+        if (!inScope && !holds(r, t.target)) continue;
         const k = t.target.kind;
         const kind =
           k === 'tag'
@@ -101,6 +120,41 @@ export class Reconciler {
       JSON.stringify(c),
     );
   }
+}
+
+/** Whether a region's inventory has the object a drift names (so keeping it level is not copying it in). */
+function holds(r: RepositoryInventory, t: SyncTarget): boolean {
+  switch (t.kind) {
+    case 'tag':
+      return r.tags.has(t.tag);
+    case 'manifest':
+      return r.revisions.has(t.digest);
+    case 'blob':
+      return r.layers.has(t.digest);
+    case 'lock':
+      return r.locks.has(t.lock) || r.tags.size + r.revisions.size > 0;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Removes a repository that left the region's scope from the region: tags first (nothing is
+ * served by name any more), then everything else of it. Its blob bytes stay in the region's blob
+ * store (shared with other repositories) for garbage collection. Nested repositories
+ * (`a/b` under `a`) are not touched. Returns whether anything was there.
+ */
+async function removeRepository(store: ObjectStore, repo: string): Promise<boolean> {
+  const root = Layout.repository(repo);
+  const own = (await listAllObjects(store, root)).filter((o) =>
+    o.key.slice(root.length).startsWith('_'),
+  );
+  const tagsFirst = [
+    ...own.filter((o) => o.key.startsWith(Layout.tagsRoot(repo))),
+    ...own.filter((o) => !o.key.startsWith(Layout.tagsRoot(repo))),
+  ];
+  for (const o of tagsFirst) await store.delete(o.key);
+  return own.length > 0;
 }
 
 /** What the primary would have announced for a tag that differs (a deletion when it has none). */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ReplicationQueues } from './queues';
 import type { TagWatch } from './tag-watch';
+import type { RegionScope } from './scope';
 import type { SyncTarget } from './targets';
 
 export interface ReplicaMissOptions {
@@ -13,6 +14,8 @@ export interface ReplicaMissOptions {
   log: Logger;
   /** How long bumping a job may take before it is given up (the read never waits). Default 2000. */
   timeoutMs?: number;
+  /** The region's scope: outside it, a miss is copied in only with `keepFetched` (ADR 0026). */
+  scope?: RegionScope;
 }
 
 /**
@@ -29,6 +32,7 @@ export function replicaMissPolicy(opts: ReplicaMissOptions): (o: SyncTarget) => 
     if (!queues) return;
     queues.activity.recordFallback(region).catch(() => {});
     if (o.kind === 'tag' && tagWatch && !tagWatch.connected) return;
+    if (opts.scope && !opts.scope.covers(o.repository) && !opts.scope.keepFetched) return;
     let timer: NodeJS.Timeout | undefined;
     void Promise.race([
       queues.enqueue(region, o, Date.now(), true),

@@ -4,6 +4,7 @@ import type { ObjectStore } from '@meridian/storage';
 import type { ReplicationQueues } from './queues';
 import { Reconciler, type ReconcileReport } from './reconciler';
 import { reconciledKey, redisEpoch } from './redis-epoch';
+import type { RegionScopes } from './scope';
 
 export interface ReconcileJobData {
   region: string;
@@ -21,6 +22,8 @@ export interface ScheduleOptions {
   /** How often the Redis epoch is checked, ms. Default 1000. */
   epochCheckMs?: number;
   log: Logger;
+  /** What each replica region replicates (absent: everything; ADR 0026). */
+  scopes?: RegionScopes;
 }
 
 export interface RunningSchedules {
@@ -121,7 +124,7 @@ export async function reconcileHistory(
  */
 export async function startReplicationSchedules(opts: ScheduleOptions): Promise<RunningSchedules> {
   const { queues, log } = opts;
-  const reconciler = new Reconciler(opts.primary, queues, log);
+  const reconciler = new Reconciler(opts.primary, queues, log, opts.scopes);
   const stores = new Map(opts.regions.map((r) => [r.name, r.store]));
   const scheduleQueues = new Map(
     opts.regions.map((r) => [

@@ -4,6 +4,7 @@ import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
 import type { QueueCounts, ReplicationQueues } from './queues';
 import { enqueueReconcile } from './schedules';
+import type { RegionScope } from './scope';
 import type { SyncTarget } from './targets';
 
 export interface RegionInfo {
@@ -11,12 +12,15 @@ export interface RegionInfo {
   role: 'primary' | 'replica';
   endpoint: string;
   store: ObjectStore;
+  /** What a replica region replicates (absent: everything; ADR 0026). */
+  scope?: RegionScope;
 }
 
 export interface ObjectStatus {
   region: string;
   role: 'primary' | 'replica';
-  state: 'replicated' | 'pending' | 'missing';
+  /** `out-of-scope`: the region does not replicate the repository, by design (ADR 0026). */
+  state: 'replicated' | 'pending' | 'missing' | 'out-of-scope';
   digest: string | null;
   replicatedAt: string | null;
   lagSeconds: number | null;
@@ -116,6 +120,8 @@ export class ReplicationStatus {
               r.role === 'primary' ? 0 : Math.max(0, (at.getTime() - committed.getTime()) / 1000),
           };
         }
+        if (r.scope && !r.scope.covers(repository))
+          return { ...base, state: 'out-of-scope', replicatedAt: null, lagSeconds: null };
         const pending =
           r.role === 'replica' && committed
             ? await this.queues?.pendingSince(r.name, target)
