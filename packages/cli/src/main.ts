@@ -16,6 +16,9 @@ import { registerRepositoryCommands } from './repository-cmd';
 import { registerStorageCommands } from './storage-cmd';
 import { registerWebhookCommands } from './webhook-cmd';
 import { registerImportCommand } from './import-cmd';
+import { registerAcrCommands } from './acr-cmd';
+import { registerLoginCommands } from './login-cmd';
+import { shapeProgram } from './program-shape';
 
 interface CommonOpts {
   config?: string;
@@ -48,6 +51,7 @@ const collect = (v: string, prev: string[]) => [...prev, ...v.split(',').filter(
 
 const program = new Command();
 program.name('meridian').description('Meridian: a geo-replicated OCI container registry');
+shapeProgram(program);
 
 program
   .command('serve')
@@ -234,6 +238,8 @@ registerPurgeCommand(program, apiConn);
 registerRecycleCommands(program, apiConn);
 registerRetentionCommands(program, apiConn);
 registerRepositoryCommands(program, apiConn);
+registerAcrCommands(program);
+registerLoginCommands(program);
 registerImportCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
