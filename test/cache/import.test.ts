@@ -4,6 +4,7 @@
  * second Meridian node with auth on (the Docker token flow, the referrers API). The target is a
  * two-region cluster, so what was imported is pulled back from the replica too.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { OWNER_PASSWORD, startAuthNode, basic, type AuthNode } from '../helpers/auth-node';
 import { meridian, CLI } from '../helpers/cli';
@@ -32,7 +33,12 @@ describe('import from other registries', () => {
   beforeAll(async () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run pnpm build first`);
     [c, dist, upstream] = await Promise.all([
-      startCluster({ regions: ['eastus', 'westeurope'], auth: {}, ownerPassword: OWNER }),
+      startCluster({
+        regions: ['eastus', 'westeurope'],
+        auth: {},
+        ownerPassword: OWNER,
+        upstream: { credentialKey: randomBytes(32).toString('base64') },
+      }),
       startDistribution(),
       startAuthNode(),
     ]);
@@ -229,6 +235,70 @@ describe('import from other registries', () => {
     expect((await bytesOf(c.primary.url, '/v2/hub/app/manifests/v1', INDEX)).bytes).toEqual(
       fromMeridian.index.bytes,
     );
+  });
+
+  it('meridian credential-set keeps a login the API never shows; an import through it works, and a wrong one is named', async () => {
+    const cli = (...args: string[]) =>
+      meridian([...args, '--url', c.primary.url], { MERIDIAN_PASSWORD: OWNER });
+    const made = await cli(
+      'credential-set',
+      'create',
+      'dist',
+      '--login-server',
+      dist.host,
+      '--username',
+      dist.user,
+      '--password',
+      dist.password,
+    );
+    expect(made.stderr).toBe('');
+    expect(JSON.parse(made.stdout)).toMatchObject({ name: 'dist', loginServer: dist.host });
+    for (const out of [made.stdout, (await cli('credential-set', 'show', 'dist')).stdout])
+      expect(out).not.toContain(dist.password);
+    const listed = await cli('credential-set', 'list');
+    expect((JSON.parse(listed.stdout) as { name: string }[]).map((s) => s.name)).toEqual(['dist']);
+    expect(listed.stdout).not.toContain(dist.user);
+
+    const ok = await cli(
+      'import',
+      '--source',
+      `${dist.host}/lib/app:v1`,
+      '--repository',
+      'via-set/app',
+      '--credential-set',
+      'dist',
+    );
+    expect(ok.stderr).toBe('');
+    expect(JSON.parse(ok.stdout)).toMatchObject({ targets: ['via-set/app:v1'] });
+    await expectServed(c.primary.url, 'via-set/app', 'v1', fromDist);
+
+    await cli('credential-set', 'update', 'dist', '--username', dist.user, '--password', 'wrong');
+    const refused = await cli(
+      'import',
+      '--source',
+      `${dist.host}/lib/app:v1`,
+      '--repository',
+      'via-wrong-set/app',
+      '--credential-set',
+      'dist',
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `${dist.host} refused the credentials of credential set "dist"`,
+    );
+    expect((await get(c.primary.url, '/v2/via-wrong-set/app/manifests/v1', INDEX)).status).toBe(
+      404,
+    );
+    const unknown = await cli(
+      'import',
+      '--source',
+      `${dist.host}/lib/app:v1`,
+      '--credential-set',
+      'nope',
+    );
+    expect(unknown.stderr).toContain('404: no credential set "nope"');
+    expect((await cli('credential-set', 'delete', 'dist')).code).toBe(0);
+    expect((await cli('credential-set', 'show', 'dist')).stderr).toContain('no credential set');
   });
 
   it('bad input is a 400 and starts nothing', async () => {

@@ -4,3 +4,4 @@ export * from './remote-registry';
 export * from './image-plan';
 export * from './importer';
 export * from './import-jobs';
+export * from './credential-sets';

@@ -1,29 +1,49 @@
 import type { Logger } from 'pino';
-import { ImportJobs } from '@meridian/cache';
+import { CredentialSets, ImportJobs, parseCredentialKey } from '@meridian/cache';
 import type { Registry } from '@meridian/registry';
-import type { NodeConfig, ResolvedNode } from './config';
+import type { RegionInfo } from '@meridian/replication';
+import type { ObjectStore } from '@meridian/storage';
+import { ConfigError, type NodeConfig, type ResolvedNode } from './config';
 
 export interface NodeCache {
   /** The import admin API's service: on the primary only. */
   imports?: ImportJobs;
+  /** Credential sets, over the primary region's store: when `upstream.credentialKey` is set. */
+  credentialSets?: CredentialSets;
   close(): Promise<void>;
 }
 
 /**
  * Imports and pull-through rules for a node (ADR 0019): the primary runs imports through its
- * own registry, so what they write is journaled and replicated like a push.
+ * own registry, so what they write is journaled and replicated like a push. Every node serves
+ * the credential-set API over the primary region's store, as it does webhooks.
  */
 export function openCache(
   config: NodeConfig,
   node: ResolvedNode,
-  deps: { registry: Registry; log: Logger },
+  deps: { registry: Registry; store: ObjectStore; regions: RegionInfo[]; log: Logger },
 ): NodeCache {
-  if (node.role !== 'primary') return { close: async () => {} };
+  const primaryStore = deps.regions.find((r) => r.role === 'primary')?.store ?? deps.store;
+  const credentialSets = config.upstream.credentialKey
+    ? new CredentialSets(primaryStore, keyOf(config.upstream.credentialKey))
+    : undefined;
+  if (node.role !== 'primary') return { credentialSets, close: async () => {} };
   const imports = new ImportJobs({
     registry: deps.registry,
     log: deps.log,
+    credentials: credentialSets && ((name) => credentialSets.credentials(name)),
     concurrency: config.upstream.importConcurrency,
     timeoutMs: config.upstream.timeoutMs,
   });
-  return { imports, close: async () => {} };
+  return { imports, credentialSets, close: async () => {} };
+}
+
+function keyOf(base64: string): Buffer {
+  try {
+    return parseCredentialKey(base64);
+  } catch (err) {
+    throw new ConfigError(
+      `config key "upstream.credentialKey" (MERIDIAN_UPSTREAM_CREDENTIAL_KEY): ${(err as Error).message}`,
+    );
+  }
 }

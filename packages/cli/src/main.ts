@@ -19,6 +19,7 @@ import { registerImportCommand } from './import-cmd';
 import { registerAcrCommands } from './acr-cmd';
 import { registerLoginCommands } from './login-cmd';
 import { shapeProgram } from './program-shape';
+import { registerCredentialSetCommands } from './credential-set-cmd';
 
 interface CommonOpts {
   config?: string;
@@ -168,8 +169,15 @@ program
     'simulated one-way latency, e.g. eastus-westeurope=40,westeurope-southeastasia=75',
   )
   .option('--log-level <level>', 'log level of the processes', 'warn')
+  .option(
+    '--nodes-per-region <n>',
+    'serve nodes per region (on consecutive ports; the gateway spreads their requests)',
+    (v) => Number(v),
+    1,
+  )
   .action(
     async (o: {
+      nodesPerRegion: number;
       port: number;
       regions: string;
       data: string;
@@ -241,6 +249,7 @@ registerRepositoryCommands(program, apiConn);
 registerAcrCommands(program);
 registerLoginCommands(program);
 registerImportCommand(program);
+registerCredentialSetCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -24,6 +24,7 @@ import { usageRoutes } from './routes/usage';
 import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
 import { importRoutes, type ImportAdmin } from './routes/imports';
+import { credentialSetRoutes, type CredentialSetAdmin } from './routes/credential-sets';
 import { recycleBinRoutes } from './routes/recycle-bin';
 import { retentionRoutes, type RetentionAdmin } from './routes/retention';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
@@ -50,6 +51,8 @@ export interface AppDeps {
   retention?: RetentionAdmin;
   /** Imports from other registries (`/meridian/v1/admin/import`), on a primary node. */
   imports?: ImportAdmin;
+  /** Credential sets for upstream registries (`/meridian/v1/admin/credential-sets`). */
+  credentialSets?: CredentialSetAdmin;
   /**
    * Identity and access: one check before every handler, the token endpoint and the admin API.
    * Default none: every request is allowed (tests; `auth.enabled: false`).
@@ -102,6 +105,7 @@ export function createApp(deps: AppDeps): App {
       (req, res) => requestInfo(req, res, gate).actor.name,
     ),
     ...importRoutes(deps.imports, (req, res) => requestInfo(req, res, gate)),
+    ...credentialSetRoutes(deps.credentialSets),
     ...recycleBinRoutes(registry),
     ...dashboardRoutes(),
   ]);
