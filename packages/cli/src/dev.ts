@@ -1,7 +1,16 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createRedis, describeRedis } from '@meridian/redis';
 import { devOwnerPassword } from './auth-wiring';
+import {
+  canBind,
+  DevProcesses,
+  stopLeftovers,
+  waitHealthy,
+  type DevChildSpec,
+  type DevPids,
+} from './dev-processes';
 
 export interface DevOptions {
   port: number;
@@ -11,6 +20,8 @@ export interface DevOptions {
   redis?: string;
   latency?: string;
   logLevel: string;
+  /** `serve` nodes per region, on consecutive ports. Default 1. */
+  nodesPerRegion?: number;
 }
 
 /** One-way latencies (ms) between the default regions: round trips of 80–150 ms. */
@@ -64,14 +75,7 @@ export function preferenceFromLatency(
   );
 }
 
-/** What `<data>/pids.json` holds while the dev cluster runs (for scripts and tests). */
-export interface DevPids {
-  dev: number;
-  redis?: number;
-  regions: Record<string, number>;
-  worker?: number;
-  gateway?: number;
-}
+export type { DevPids } from './dev-processes';
 
 /** `s3://bucket/prefix?query` + region → `s3://bucket/prefix/region?query` */
 function regionStorage(base: string, region: string): string {
@@ -80,25 +84,63 @@ function regionStorage(base: string, region: string): string {
   return `${path}/${region}${q >= 0 ? base.slice(q) : ''}`;
 }
 
-async function waitHealthy(url: string, child: ChildProcess, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/**
+ * The ports `meridian dev` uses, from `--port`: the gateway on `port` (on 127.0.0.1, .2, … one
+ * address per region), then each region's nodes in turn, then Redis (unless `--redis`), then the
+ * worker's metrics.
+ */
+export function devPorts(port: number, regions: number, nodesPerRegion: number) {
+  const nodes = regions * nodesPerRegion;
+  return {
+    gateway: port,
+    node: (region: number, node: number) => port + 1 + region * nodesPerRegion + node,
+    redis: port + nodes + 1,
+    workerMetrics: port + nodes + 2,
+    last: port + nodes + 2,
+  };
+}
+
+/** Checks `--port` and `--nodes-per-region`, with messages that name the flag. */
+export function checkDevNumbers(port: number, regions: number, nodesPerRegion: number): void {
+  if (!Number.isInteger(nodesPerRegion) || nodesPerRegion < 1 || nodesPerRegion > 16)
+    throw new Error('--nodes-per-region: a whole number from 1 to 16');
+  const span = devPorts(0, regions, nodesPerRegion).last;
+  if (!Number.isInteger(port) || port < 1 || port + span > 65_535)
+    throw new Error(
+      `--port: a whole number from 1 to ${65_535 - span} (the gateway's port; the ${span} ports after it are used too)`,
+    );
+}
+
+/** Fails in one line when `--redis` does not answer a PING. */
+async function checkRedis(url: string): Promise<void> {
+  const client = createRedis(url, {
+    lazyConnect: true,
+    connectTimeout: 3000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  let cause: Error | undefined; // the socket's error says more than the rejection
+  client.on('error', (err: Error) => (cause ??= err));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    throw new Error(
+      `--redis ${describeRedis(url)}: Redis does not answer (${(cause ?? (err as Error)).message})`,
+    );
+  } finally {
+    client.disconnect();
   }
-  throw new Error(`${what} did not become healthy at ${url}`);
 }
 
 /**
  * `meridian dev`: the whole topology on one machine with no Docker. Redis (spawned unless
- * `--redis`), one node per region, the workers and the gateway, as child processes of this one.
- * The gateway listens on 127.0.0.1, 127.0.0.2, … (one loopback address per region, same port):
- * the address a client connects to is its region. Ctrl-C stops them all; data stays in `--data`.
+ * `--redis`), `--nodes-per-region` nodes per region, the workers and the gateway, as child
+ * processes of this one. The gateway listens on 127.0.0.1, 127.0.0.2, … (one loopback address per
+ * region, same port): the address a client connects to is its region. A child that dies is
+ * restarted with backoff; the children die with this process, even by `kill -9`; Ctrl-C stops
+ * them all; data stays in `--data`.
  */
 export async function runDev(o: DevOptions): Promise<void> {
   const regions = o.regions
@@ -107,28 +149,42 @@ export async function runDev(o: DevOptions): Promise<void> {
     .filter(Boolean);
   if (regions.length < 1 || regions.some((r) => !/^[a-z0-9-]+$/.test(r)))
     throw new Error('--regions: a comma-separated list of lower-case region names');
+  const perRegion = o.nodesPerRegion ?? 1;
+  checkDevNumbers(o.port, regions.length, perRegion);
+  const ports = devPorts(o.port, regions.length, perRegion);
   const data = resolve(o.data);
   mkdirSync(data, { recursive: true });
-  const ownerPassword = devOwnerPassword(data); // the nodes inherit it (MERIDIAN_OWNER_PASSWORD)
-  const children: ChildProcess[] = [];
   const pidsFile = `${data}/pids.json`;
-  const pids: DevPids = { dev: process.pid, regions: {} };
-  const recordPid = (set: (p: DevPids) => void) => {
-    set(pids);
-    writeFileSync(pidsFile, JSON.stringify(pids, null, 2));
-  };
-  const stopAll = () => {
-    rmSync(pidsFile, { force: true });
-    for (const c of children.reverse())
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-  };
+  const say = (line: string) => process.stderr.write(`meridian dev: ${line}\n`);
+  for (const s of await stopLeftovers(pidsFile, data))
+    say(`stopped ${s.what} (pid ${s.pid}), left running by an earlier meridian dev`);
+  if (o.redis) await checkRedis(o.redis);
+  const wanted: [string, number][] = [
+    ...regions.map((_, i): [string, number] => [`127.0.0.${i + 1}`, ports.gateway]),
+    ...regions.flatMap((_, r) =>
+      Array.from({ length: perRegion }, (_, n): [string, number] => [
+        '127.0.0.1',
+        ports.node(r, n),
+      ]),
+    ),
+    ...(o.redis ? [] : [['127.0.0.1', ports.redis] as [string, number]]),
+    ['127.0.0.1', ports.workerMetrics],
+  ];
+  for (const [host, port] of wanted)
+    if (!(await canBind(host, port)))
+      throw new Error(
+        `port ${host}:${port} is taken by another program (meridian dev uses ${o.port}–${ports.last}): choose another --port`,
+      );
+  const ownerPassword = devOwnerPassword(data); // the nodes inherit it (MERIDIAN_OWNER_PASSWORD)
+  const procs = new DevProcesses(pidsFile, say);
+  procs.pids.dev = process.pid;
   process.once('SIGINT', () => {
     process.stdout.write('\nstopping Meridian dev cluster (data kept in ' + data + ')\n');
-    stopAll();
+    procs.stopAll();
     setTimeout(() => process.exit(0), 500).unref();
   });
-  process.once('SIGTERM', stopAll);
-  process.once('exit', stopAll);
+  process.once('SIGTERM', () => procs.stopAll());
+  process.once('exit', () => procs.stopAll());
 
   let redisUrl = o.redis;
   if (!redisUrl) {
@@ -136,13 +192,13 @@ export async function runDev(o: DevOptions): Promise<void> {
       throw new Error(
         'redis-server is not installed: install the Debian package "redis-server" (apt-get install redis-server), or pass --redis URL',
       );
-    const redisPort = o.port + regions.length + 1;
     mkdirSync(`${data}/redis`, { recursive: true });
-    const redis = spawn(
-      'redis-server',
-      [
+    const redis = procs.start({
+      label: 'redis-server',
+      command: 'redis-server',
+      args: [
         '--port',
-        String(redisPort),
+        String(ports.redis),
         '--bind',
         '127.0.0.1',
         '--dir',
@@ -151,25 +207,32 @@ export async function runDev(o: DevOptions): Promise<void> {
         'yes',
         '--save',
         '',
+        // keep the command line (and --dir) readable in /proc, for the next start's check
+        '--set-proc-title',
+        'no',
       ],
-      { stdio: 'ignore' },
-    );
-    children.push(redis);
-    recordPid((p) => (p.redis = redis.pid));
-    redisUrl = `redis://127.0.0.1:${redisPort}`;
+      stdio: 'ignore',
+      record: (p, pid) => (p.redis = pid),
+    });
+    redisUrl = `redis://127.0.0.1:${ports.redis}`;
     await new Promise((r) => setTimeout(r, 300));
     if (redis.exitCode !== null)
-      throw new Error(`redis-server exited (is port ${redisPort} free?)`);
+      throw new Error(`redis-server exited (is port ${ports.redis} free?)`);
   }
 
   const latency = parseLatency(o.latency, regions);
-  const workerMetrics = `127.0.0.1:${o.port + regions.length + 2}`;
+  const workerMetrics = `127.0.0.1:${ports.workerMetrics}`;
+  const nodeUrls = regions.map((_, r) =>
+    Array.from({ length: perRegion }, (_, n) => `http://127.0.0.1:${ports.node(r, n)}`),
+  );
   const cluster = {
     redis: redisUrl,
     regions: regions.map((name, i) => ({
       name,
       role: i === 0 ? 'primary' : 'replica',
-      endpoint: `http://127.0.0.1:${o.port + 1 + i}`,
+      // No load balancer in dev: the region's first node stands for it (a replica's fallback, status).
+      endpoint: nodeUrls[i]![0]!,
+      ...(perRegion > 1 ? { nodes: nodeUrls[i]! } : {}),
       storage: o.storage ? regionStorage(o.storage, name) : `${data}/${name}`,
     })),
     gateway: {
@@ -187,23 +250,52 @@ export async function runDev(o: DevOptions): Promise<void> {
   writeFileSync(configFile, JSON.stringify(cluster, null, 2));
 
   const cli = process.argv[1]!;
-  const run = (args: string[]) => {
-    const child = spawn(process.execPath, [cli, ...args, '--config', configFile], {
+  const node = (
+    args: string[],
+    label: string,
+    record: DevChildSpec['record'],
+    healthUrl?: string,
+    env?: Record<string, string>,
+  ) =>
+    procs.start({
+      label,
+      command: process.execPath,
+      args: [cli, ...args, '--config', configFile],
       stdio: ['ignore', 'inherit', 'inherit'],
+      healthUrl,
+      record,
+      env,
     });
-    children.push(child);
-    return child;
+  const startNode = (r: number, n: number): Promise<void> => {
+    const region = cluster.regions[r]!.name;
+    const url = nodeUrls[r]![n]!;
+    const label = perRegion > 1 ? `region ${region} node ${n + 1}` : `region ${region}`;
+    const child = node(
+      ['serve', '--region', region, '--listen', new URL(url).host],
+      label,
+      (p, pid) => {
+        (p.nodes[region] ??= [])[n] = pid;
+        if (n === 0) p.regions[region] = pid;
+      },
+      url,
+      // A node's event journal is its own state: the first node keeps the default place.
+      n === 0
+        ? undefined
+        : { MERIDIAN_EVENTS_JOURNAL_DIR: `${data}/events/${region}-node${n + 1}` },
+    );
+    return waitHealthy(url, child, label);
   };
-  for (const r of cluster.regions) {
-    const child = run(['serve', '--region', r.name]);
-    recordPid((p) => (p.regions[r.name] = child.pid!));
-    await waitHealthy(r.endpoint, child, `region ${r.name}`);
-  }
-  const worker = run(['worker']);
-  recordPid((p) => (p.worker = worker.pid));
-  const gw = run(['gateway']);
-  recordPid((p) => (p.gateway = gw.pid));
-  await waitHealthy(`http://127.0.0.1:${o.port}`, gw, 'gateway');
+  // Each region's first node in turn (the primary first, as in a one-node-per-region cluster),
+  // then every other node at once.
+  for (const r of regions.keys()) await startNode(r, 0);
+  await Promise.all(
+    regions.flatMap((_, r) => Array.from({ length: perRegion - 1 }, (_, n) => startNode(r, n + 1))),
+  );
+  node(['worker'], 'worker', (p, pid) => (p.worker = pid));
+  const gatewayUrl = `http://127.0.0.1:${o.port}`;
+  const gw = node(['gateway'], 'gateway', (p, pid) => (p.gateway = pid), gatewayUrl);
+  await waitHealthy(gatewayUrl, gw, 'gateway');
+  procs.supervise();
 
   const lines = [
     '',
@@ -215,11 +307,13 @@ export async function runDev(o: DevOptions): Promise<void> {
     ),
     '',
     ...cluster.regions.map(
-      (r) => `  ${r.role.padEnd(7)} ${r.name.padEnd(14)} ${r.endpoint}   storage ${r.storage}`,
+      (r, i) =>
+        `  ${r.role.padEnd(7)} ${r.name.padEnd(14)} ${nodeUrls[i]!.join(' ')}   storage ${r.storage}`,
     ),
-    `  redis                  ${redisUrl}`,
+    `  redis                  ${describeRedis(redisUrl)}${o.redis ? '' : ` (pid ${procs.pids.redis})`}`,
     `  worker metrics         http://${workerMetrics}/metrics`,
-    `  processes              ${pidsFile}`,
+    `  processes              ${pidsFile}: ${processSummary(procs.pids)}`,
+    '  a process that dies is reported here and restarted; they all stop with this one',
     '',
     `  dashboard               http://127.0.0.1:${o.port}/dashboard`,
     `  replication status      http://127.0.0.1:${o.port}/meridian/v1/replication/regions`,
@@ -241,4 +335,15 @@ export async function runDev(o: DevOptions): Promise<void> {
   ];
   process.stdout.write(lines.join('\n'));
   await new Promise(() => {});
+}
+
+/** `dev 100, redis 101, eastus 102 103, …` for the banner. */
+function processSummary(p: DevPids): string {
+  return [
+    `dev ${p.dev}`,
+    ...(p.redis ? [`redis ${p.redis}`] : []),
+    ...Object.entries(p.nodes).map(([r, pids]) => `${r} ${pids.join(' ')}`),
+    `worker ${p.worker}`,
+    `gateway ${p.gateway}`,
+  ].join(', ');
 }
