@@ -65,6 +65,10 @@ export async function startCluster(
     gc?: Record<string, unknown>;
     /** `softDelete.*` settings. Default off. */
     softDelete?: Record<string, unknown>;
+    /** `retention.*` settings (untagged policy, rules). Default off. */
+    retention?: Record<string, unknown>;
+    /** `usage.*` settings (e.g. a short `flushIntervalSeconds`). */
+    usage?: Record<string, unknown>;
     /** `regions[].scope` by region name (ADR 0026). Default: every region replicates everything. */
     scopes?: Record<string, Record<string, unknown>>;
     /**
@@ -120,6 +124,8 @@ export async function startCluster(
     ...(opts.webhooks && { webhooks: opts.webhooks }),
     gc: opts.gc ?? { enabled: false, minGraceSeconds: 0 },
     ...(opts.softDelete && { softDelete: opts.softDelete }),
+    ...(opts.retention && { retention: opts.retention }),
+    ...(opts.usage && { usage: opts.usage }),
     // Into the run's log directory (scanned for secrets), unless MERIDIAN_TEST_LOG asks for stdout.
     log:
       testLogFile() && !process.env.MERIDIAN_TEST_LOG
