@@ -65,6 +65,8 @@ export async function startCluster(
     gc?: Record<string, unknown>;
     /** `softDelete.*` settings. Default off. */
     softDelete?: Record<string, unknown>;
+    /** `upstream.*` settings (imports, credential sets, cache rules). */
+    upstream?: Record<string, unknown>;
     /** `retention.*` settings (untagged policy, rules). Default off. */
     retention?: Record<string, unknown>;
     /** `usage.*` settings (e.g. a short `flushIntervalSeconds`). */
@@ -124,6 +126,7 @@ export async function startCluster(
     ...(opts.webhooks && { webhooks: opts.webhooks }),
     gc: opts.gc ?? { enabled: false, minGraceSeconds: 0 },
     ...(opts.softDelete && { softDelete: opts.softDelete }),
+    ...(opts.upstream && { upstream: opts.upstream }),
     ...(opts.retention && { retention: opts.retention }),
     ...(opts.usage && { usage: opts.usage }),
     // Into the run's log directory (scanned for secrets), unless MERIDIAN_TEST_LOG asks for stdout.
