@@ -1,5 +1,5 @@
-// Meridian replication dashboard: polls the node's (or gateway's) JSON API every 2 s.
-// No framework, no build step; charts are uPlot (vendor/uPlot.iife.min.js, MIT).
+// Meridian replication dashboard: polls the node's (or gateway's) JSON API every 2 s, through
+// api.js (tokens, sign-in). No framework, no build step; charts are uPlot (MIT).
 (function () {
   'use strict';
 
@@ -14,6 +14,8 @@
     webhooks: null, // [{hook, events}] for an Owner; null when not shown
     webhooksRefused: false, // not an Owner, or no webhooks on this node: stop asking
     history: new Map(), // region -> points (oldest first)
+    copies: new Map(), // region -> its last blob copies [{at, bytes, seconds}], newest first
+    signedOut: false, // the registry wants a signed-in identity: the sign-in form is shown
     recent: [],
     lookup: null, // {repository, reference}
     servedBy: null,
@@ -102,16 +104,11 @@
     Object.keys(params || {}).forEach(function (k) {
       url.searchParams.set(k, params[k]);
     });
-    return fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } }).then(
-      function (res) {
-        var region = res.headers.get('x-meridian-region');
-        if (region) state.servedBy = region;
-        return res.json().then(function (body) {
-          if (!res.ok) throw new Error((body && body.error) || 'HTTP ' + res.status);
-          return body;
-        });
-      },
-    );
+    return MeridianApi.json(url.href).then(function (r) {
+      var region = r.headers.get('x-meridian-region');
+      if (region) state.servedBy = region;
+      return r.body;
+    });
   }
 
   function mergeHistory(regions) {
@@ -123,6 +120,7 @@
         return p.t < first && p.t >= cutoff;
       });
       state.history.set(r.region, kept.concat(r.points));
+      state.copies.set(r.region, r.copies || []);
     });
   }
 
@@ -135,6 +133,7 @@
   }
 
   function poll() {
+    if (state.signedOut) return Promise.resolve();
     var since = lastPointT();
     var jobs = [
       getJson('regions').then(function (b) {
@@ -162,13 +161,14 @@
     if (state.lookup) jobs.push(lookupOnce());
     if (!state.webhooksRefused) jobs.push(loadWebhooks());
     return Promise.allSettled(jobs).then(function (results) {
+      if (state.signedOut) return; // the sign-in form is shown instead
       var failed = results.filter(function (r) {
         return r.status === 'rejected';
       });
       var banner = $('#error');
       // The lookup reports its own errors.
       var apiFailed = failed.filter(function (r) {
-        return !(r.reason && r.reason.lookup);
+        return !(r.reason && (r.reason.lookup || r.reason.signIn));
       });
       if (apiFailed.length) {
         banner.hidden = false;
@@ -289,21 +289,83 @@
 
   // ---- rendering ----------------------------------------------------------------------------
 
+  /** How many of a region's last copies the copy rate covers. */
+  var RATE_COPIES = 5;
+
+  /**
+   * The speed of the region's last blob copies: their bytes over the time spent copying (the
+   * union of their intervals, as copies run side by side) — not an average over a minute in
+   * which a 100 MB copy took one second.
+   */
+  function copyRate(copies) {
+    var last = (copies || []).slice(0, RATE_COPIES);
+    if (!last.length) return null;
+    var spans = last
+      .map(function (c) {
+        return [c.at - c.seconds * 1000, c.at];
+      })
+      .sort(function (a, b) {
+        return a[0] - b[0];
+      });
+    var busy = 0;
+    var end = -Infinity;
+    spans.forEach(function (s) {
+      var from = Math.max(s[0], end);
+      if (s[1] > from) busy += s[1] - from;
+      end = Math.max(end, s[1]);
+    });
+    var bytes = last.reduce(function (a, c) {
+      return a + c.bytes;
+    }, 0);
+    return { n: last.length, bytes: bytes, seconds: busy / 1000, latest: last[0].at };
+  }
+
   function regionStats(region) {
     var points = state.history.get(region) || [];
     var last = points.length ? points[points.length - 1] : null;
-    var minute = points.slice(-6);
-    var bytes = minute.reduce(function (a, p) {
-      return a + p.bytes;
-    }, 0);
     var fallbacks = points.reduce(function (a, p) {
       return a + p.fallbacks;
     }, 0);
     return {
-      p99: last ? last.p99 : null,
-      rate: points.length ? bytes / (minute.length * 10) : null,
+      last: last,
+      copies: copyRate(state.copies.get(region)),
       fallbacks: points.length ? fallbacks : null,
     };
+  }
+
+  /** p99 as measured: the lag itself, or "≤ bound" where only the histogram could say. */
+  function p99Cell(p) {
+    if (!p || p.p99 === null || p.p99 === undefined) return '—';
+    if (p.quantiles === 'bound')
+      return el('span', {
+        text: '≤ ' + fmtDur(p.p99),
+        title:
+          'More changes than the history keeps one by one: the upper bound of the histogram bucket that holds the 99th percentile',
+        'data-quantiles': 'bound',
+      });
+    return el('span', {
+      text: fmtDur(p.p99),
+      title:
+        '99th percentile of the lags recorded in the last minute (nearest rank); slowest ' +
+        fmtDur(p.lagMax),
+      'data-quantiles': 'exact',
+    });
+  }
+
+  function rateCell(c) {
+    if (!c || c.seconds <= 0) return '—';
+    return el('span', {
+      text: fmtRate(c.bytes / c.seconds),
+      title:
+        'Last ' +
+        (c.n > 1 ? c.n + ' copies' : 'copy') +
+        ': ' +
+        fmtBytes(c.bytes) +
+        ' in ' +
+        fmtDur(c.seconds) +
+        ', ' +
+        fmtAgo(new Date(c.latest).toISOString()),
+    });
   }
 
   function renderSummary() {
@@ -399,7 +461,7 @@
                   : '—',
               'num',
             ),
-            cell('p99 (1 m)', replica ? fmtDur(s.p99) : '—', 'num'),
+            cell('p99 (1 m)', replica ? p99Cell(s.last) : '—', 'num'),
             cell('Backlog', replica ? num(r.pending) : '—', 'num'),
             cell('Queue', q ? q.waiting + ' / ' + q.active + ' / ' + q.delayed : '—', 'num'),
             cell(
@@ -407,7 +469,7 @@
               failed ? badge(String(failed), 'bad') : replica ? num(failed) : '—',
               'num',
             ),
-            cell('Copy rate', replica ? fmtRate(s.rate) : '—', 'num'),
+            cell('Copy rate', replica ? rateCell(s.copies) : '—', 'num'),
             cell('Fallbacks (1 h)', replica ? num(s.fallbacks) : '—', 'num'),
             cell('GC', gcCell(state.gc[r.region])),
             cell(
@@ -448,10 +510,12 @@
               : '');
       ol.appendChild(
         el('li', { class: e.result, 'data-region': e.region }, [
-          el('span', { class: 'muted', text: fmtClock(Date.parse(e.at)), title: e.at }),
+          el('span', { class: 'when muted', text: fmtClock(Date.parse(e.at)), title: e.at }),
           el('span', { class: 'region', text: e.region }),
           el('span', { class: 'what mono', text: what, title: e.error || what }),
-          e.result === 'ok' ? el('span', { text: fmtDur(e.lagSeconds) }) : badge('failed', 'bad'),
+          e.result === 'ok'
+            ? el('span', { class: 'took', text: fmtDur(e.lagSeconds) })
+            : el('span', { class: 'took' }, [badge('failed', 'bad')]),
         ]),
       );
     });
@@ -604,7 +668,8 @@
   function loadWebhooks() {
     return getJson('../admin/webhooks')
       .catch(function (err) {
-        if (/^HTTP 40[134]$/.test(err.message)) state.webhooksRefused = true;
+        if (err.status === 401 || err.status === 403 || err.status === 404)
+          state.webhooksRefused = true;
         throw err;
       })
       .then(function (b) {
@@ -703,6 +768,14 @@
     history.replaceState(null, '', '#lookup=' + encodeURIComponent(text.trim()));
     lookupOnce().catch(function () {});
   }
+
+  MeridianApi.onSignInRequired(function () {
+    state.signedOut = true;
+  });
+  document.addEventListener('meridian:signed-in', function () {
+    state.signedOut = false;
+    poll();
+  });
 
   document.addEventListener('DOMContentLoaded', function () {
     var saved = null;

@@ -23,7 +23,9 @@ const PUBLIC = join(__dirname, '..', 'public');
 function loadAssets(): Map<string, Asset> {
   const files: [string, string, string][] = [
     ['', join(PUBLIC, 'index.html'), 'text/html; charset=utf-8'],
+    ['api.js', join(PUBLIC, 'api.js'), 'text/javascript; charset=utf-8'],
     ['app.js', join(PUBLIC, 'app.js'), 'text/javascript; charset=utf-8'],
+    ['browser.js', join(PUBLIC, 'browser.js'), 'text/javascript; charset=utf-8'],
     ['style.css', join(PUBLIC, 'style.css'), 'text/css; charset=utf-8'],
     [
       'vendor/uPlot.iife.min.js',
@@ -54,10 +56,12 @@ const SECURITY_HEADERS = {
 };
 
 /**
- * The dashboard's static files under `basePath` (`/dashboard/`, `/dashboard/app.js`, …), for
- * any `http` listener: `if (handler(req, res)) return;`. The page reads the replication JSON
- * API relative to itself (`../meridian/v1/replication/...`), so it works on a node, on the
- * gateway (which proxies the API to a region) and behind a path prefix. Files are read once.
+ * The web UI's static files under `basePath` (`/dashboard/`, `/dashboard/app.js`, …), for any
+ * `http` listener: `if (handler(req, res)) return;`. The page — the replication dashboard, the
+ * registry browser and its sign-in form — reads the registry's APIs (`/meridian/v1`, `/acr/v1`,
+ * `/v2`, `/oauth2/token`) relative to itself, so it works on a node, through the gateway (which
+ * proxies the page and its reads to the nearest healthy region) and behind a path prefix.
+ * Files are read once.
  */
 export function dashboardHandler(opts: DashboardOptions = {}): DashboardHandler {
   const base = (opts.basePath ?? '/dashboard').replace(/\/$/, '');
