@@ -28,17 +28,19 @@ export async function copyBlob(
   onCopied?: CopyListener,
 ): Promise<CopyMode> {
   const key = Layout.blobData(d);
+  // The region first: it is local, and a blob there is complete (objects appear atomically, and
+  // the key is the content's digest), so a copy that lost the race costs no round trip.
+  try {
+    await dst.head(key);
+    return 'skipped';
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
   const srcInfo = await src.head(key).catch((err: unknown) => {
     if (isNotFound(err))
       throw new UnrecoverableError(`source blob ${d.value} is gone from the primary`);
     throw err;
   });
-  try {
-    const have = await dst.head(key);
-    if (have.size === srcInfo.size) return 'skipped';
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
   const started = process.hrtime.bigint();
   let mode: CopyMode = 'streamed';
   // One stable temp name per blob: a copy that a killed worker left half-written is removed

@@ -31,6 +31,13 @@ export const bytesCopied = new Counter({
   registers: [register],
 });
 
+export const sourceRequests = new Counter({
+  name: 'meridian_replication_source_requests_total',
+  help: 'Requests sync jobs made to the primary region store (each one a WAN round trip), by region',
+  labelNames: ['region'] as const,
+  registers: [register],
+});
+
 export const objectsCopied = new Counter({
   name: 'meridian_replication_objects_copied_total',
   help: 'Objects written into the region by sync jobs, by kind',

@@ -1,5 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
-import { parseDigest, parseManifest, type Digest } from '@meridian/oci';
+import { digestOf, parseDigest, parseManifest, type Digest } from '@meridian/oci';
 import {
   Layout,
   RepositoryLayout,
@@ -10,7 +10,7 @@ import {
   type ObjectStore,
 } from '@meridian/storage';
 import { copyBlob, copySmall, type CopyListener, type CopyMode } from './copy';
-import { objectsCopied } from './metrics';
+import { objectsCopied, sourceRequests } from './metrics';
 import type { SyncTarget } from './targets';
 
 /**
@@ -25,19 +25,21 @@ export type Mutex = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 const noMutex: Mutex = (_name, fn) => fn();
 
 export class RegionSync {
+  private readonly primary: ObjectStore;
   private readonly src: RepositoryLayout;
   private readonly dst: RepositoryLayout;
 
   constructor(
     readonly region: string,
-    private readonly primary: ObjectStore,
+    primary: ObjectStore,
     private readonly target: ObjectStore,
     /** Serialises copies of one digest into the region, so a shared base is copied once. */
     private readonly mutex: Mutex = noMutex,
     /** Told of each blob copied into the region (the dashboard's copy rate). */
     private readonly onCopied?: CopyListener,
   ) {
-    this.src = new RepositoryLayout(primary);
+    this.primary = countRequests(primary, region);
+    this.src = new RepositoryLayout(this.primary);
     this.dst = new RepositoryLayout(target);
   }
 
@@ -86,26 +88,54 @@ export class RegionSync {
     });
   }
 
-  /** A repository's blob: bytes first (once per region), then the repository's link. */
+  /**
+   * A repository's blob: bytes first (once per region), then the repository's link. The
+   * primary's link is read (existence and bytes) in the same round trip as the region is
+   * checked, so a blob the region already holds costs one round trip to the primary.
+   */
   async syncBlob(repository: string, d: Digest): Promise<void> {
-    if (!(await this.src.hasLayer(repository, d))) {
+    const [link, here] = await Promise.all([
+      this.primaryLink(repository, d),
+      this.dst.hasLayer(repository, d),
+    ]);
+    if (!link) {
       await this.dst.unlinkLayer(repository, d);
       return;
     }
-    await this.ensureBlob(repository, d);
+    await this.ensureBlob(repository, d, here ? undefined : link);
   }
 
-  private async ensureBlob(repository: string, d: Digest): Promise<void> {
+  /** The primary's layer link for `d` (verbatim), or undefined when it has none. */
+  private async primaryLink(repository: string, d: Digest): Promise<Buffer | undefined> {
+    try {
+      return await this.primary.getBytes(Layout.layerLink(repository, d));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Blob `d` in the region, then the repository's link (`link`: the primary's, to write). */
+  private async ensureBlob(repository: string, d: Digest, link?: Buffer): Promise<void> {
     const mode = await this.copy(d);
     if (mode !== 'skipped') objectsCopied.inc({ region: this.region, kind: 'blob' });
-    if (!(await this.dst.hasLayer(repository, d)))
-      await copySmall(this.primary, this.target, Layout.layerLink(repository, d));
+    if (link) await this.target.put(Layout.layerLink(repository, d), link, { size: link.length });
   }
 
+  /**
+   * A manifest: its revision, bytes and whether the region already holds it are read in one
+   * round trip. A manifest the region holds (its revision link is written last, after every
+   * blob and child) is complete: its blobs are not checked again. The manifest's own bytes and
+   * revision link are written from what was read, not fetched a second time.
+   */
   async syncManifest(repository: string, d: Digest, depth: number): Promise<void> {
     if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
-    const rev = await this.src.readRevision(repository, d);
-    if (!rev) {
+    const [revBytes, bytes, here] = await Promise.all([
+      this.readOrUndefined(Layout.revisionLink(repository, d)),
+      this.readOrUndefined(Layout.blobData(d)),
+      this.dst.hasRevision(repository, d),
+    ]);
+    if (!revBytes) {
       // Soft delete (ADR 0017): the primary's tombstone comes first, as on the primary.
       const tomb = await this.src.readTombstone(repository, d);
       if (tomb) await this.dst.writeTombstone(repository, tomb);
@@ -114,6 +144,9 @@ export class RegionSync {
       await this.removeManifest(repository, d);
       return;
     }
+    if (!bytes) throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
+    if (digestOf(bytes, d.algorithm) !== d.value)
+      throw new UnrecoverableError(`manifest ${d.value} at the primary does not match its digest`);
     // Restored on the primary: the region's tombstone goes once the manifest is back.
     // (and only once the primary's is gone, re-read now: a job that saw the manifest before a
     // delete must not remove the tombstone that delete wrote).
@@ -122,30 +155,40 @@ export class RegionSync {
       if (!(await this.src.readTombstone(repository, d)))
         await this.dst.deleteTombstone(repository, d);
     };
-    let bytes: Buffer;
-    try {
-      bytes = await this.src.readBlob(d);
-    } catch (err) {
-      if (isNotFound(err))
-        throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
-      throw err;
-    }
+    const rev = JSON.parse(revBytes.toString('utf8')) as { mediaType: string };
     const plan = manifestPlan(repository, d, parseManifest(bytes, rev.mediaType));
-    await Promise.all(plan.blobs.map((b) => this.ensureBlobIfLinked(repository, b)));
-    for (const child of plan.children) await this.syncManifest(repository, child, depth + 1);
+    if (!here) {
+      await Promise.all([
+        ...plan.blobs.map((b) => this.ensureBlobIfLinked(repository, b)),
+        ...plan.children.map((c) => this.syncManifest(repository, c, depth + 1)),
+      ]);
+    }
     for (const { kind, key } of plan.keys) {
-      if (kind === 'content') await this.copy(d);
-      else if (!(await exists(this.target, key))) {
-        await copySmall(this.primary, this.target, key);
-        if (kind === 'revision') objectsCopied.inc({ region: this.region, kind: 'manifest' });
-      }
+      if (await exists(this.target, key)) continue;
+      if (kind === 'content') await this.target.put(key, bytes, { size: bytes.length });
+      else if (kind === 'revision') {
+        await this.target.put(key, revBytes, { size: revBytes.length });
+        objectsCopied.inc({ region: this.region, kind: 'manifest' });
+      } else await copySmall(this.primary, this.target, key);
     }
     await restored();
   }
 
+  private async readOrUndefined(key: string): Promise<Buffer | undefined> {
+    try {
+      return await this.primary.getBytes(key);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
   private async ensureBlobIfLinked(repository: string, d: Digest): Promise<void> {
+    // Already linked here (a blob job or a fallback copy got there first): nothing to ask.
+    if ((await this.dst.hasLayer(repository, d)) && (await this.dst.hasBlob(d))) return;
     // A blob referenced by a manifest may also be served through a manifest revision link.
-    if (await this.src.hasLayer(repository, d)) await this.ensureBlob(repository, d);
+    const link = await this.primaryLink(repository, d);
+    if (link) await this.ensureBlob(repository, d, link);
     else if (await this.src.hasBlob(d)) await this.copy(d);
   }
 
@@ -169,8 +212,25 @@ export class RegionSync {
       (local.seq > primary.seq || (local.seq === primary.seq && local.digest === primary.digest))
     )
       return;
-    await this.syncManifest(repository, parseDigest(primary.digest), 0);
+    // A manifest whose revision link is here is complete here (it is written last).
+    const d = parseDigest(primary.digest);
+    if (!(await this.dst.hasRevision(repository, d))) await this.syncManifest(repository, d, 0);
     await this.dst.writeTag(repository, tag, primary);
     objectsCopied.inc({ region: this.region, kind: 'tag' });
   }
+}
+
+/** The primary's store, counting each call a job makes to it (a round trip across the WAN). */
+function countRequests(store: ObjectStore, region: string): ObjectStore {
+  const counter = sourceRequests.labels({ region });
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || prop === 'close') return v;
+      return (...args: unknown[]) => {
+        counter.inc();
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
