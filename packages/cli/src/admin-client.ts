@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { resolveConn } from './login';
 
 /** How to reach and log in to a node's admin API (the common options of every command). */
 export interface Conn {
@@ -22,14 +23,12 @@ export async function call(
   path: string,
   body?: unknown,
 ): Promise<unknown> {
-  const url = (c.url ?? process.env.MERIDIAN_URL ?? 'http://127.0.0.1:5000').replace(/\/$/, '');
-  const user = c.user ?? process.env.MERIDIAN_USERNAME ?? 'owner';
-  const password = c.passwordStdin
-    ? readFileSync(0, 'utf8').replace(/\r?\n$/, '')
-    : (c.password ?? process.env.MERIDIAN_PASSWORD);
+  const conn = resolveConn(c);
+  const { url, user } = conn;
+  const password = c.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : conn.password;
   if (!password)
     throw new AdminApiError(
-      'a password is needed: --password, --password-stdin or MERIDIAN_PASSWORD',
+      'a password is needed: meridian login, --password, --password-stdin or MERIDIAN_PASSWORD',
     );
   let res: Response;
   try {

@@ -73,13 +73,18 @@ export function removeLogin(): boolean {
 /** The connection a command uses (see the module comment for the order). */
 export function resolveConn(c: { url?: string; user?: string; password?: string }): ResolvedConn {
   const env = process.env;
-  if (c.url || c.password)
+  if (c.url || c.password) {
+    const url = trim(c.url ?? env.MERIDIAN_URL ?? readLogin()?.url ?? DEFAULT_URL);
+    // The saved password goes only to the URL it was saved for, never to another host.
+    const saved = readLogin();
+    const same = saved && trim(saved.url) === url && c.password === undefined;
     return {
-      url: trim(c.url ?? env.MERIDIAN_URL ?? readLogin()?.url ?? DEFAULT_URL),
-      user: c.user ?? env.MERIDIAN_USERNAME ?? 'owner',
-      password: c.password ?? env.MERIDIAN_PASSWORD,
+      url,
+      user: c.user ?? env.MERIDIAN_USERNAME ?? (same ? saved.username : 'owner'),
+      password: c.password ?? env.MERIDIAN_PASSWORD ?? (same ? saved.password : undefined),
       from: 'flags',
     };
+  }
   if (env.MERIDIAN_URL || env.MERIDIAN_PASSWORD)
     return {
       url: trim(env.MERIDIAN_URL ?? readLogin()?.url ?? DEFAULT_URL),

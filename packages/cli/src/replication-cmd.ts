@@ -1,4 +1,5 @@
 import type { ObjectStatus, RegionHealth } from '@meridian/replication';
+import { resolveConn } from './login';
 
 /**
  * `meridian replication status|regions|reconcile`: clients of a node's replication API
@@ -21,9 +22,7 @@ export async function callApi(
   path: string,
   body?: unknown,
 ): Promise<unknown> {
-  const url = (c.url ?? process.env.MERIDIAN_URL ?? 'http://127.0.0.1:5000').replace(/\/$/, '');
-  const user = c.user ?? process.env.MERIDIAN_USERNAME ?? 'owner';
-  const password = c.password ?? process.env.MERIDIAN_PASSWORD;
+  const { url, user, password } = resolveConn(c);
   let res: Response;
   try {
     res = await fetch(`${url}${path}`, {
@@ -50,7 +49,7 @@ export async function callApi(
     const msg = (json as { errors?: { message?: string }[] } | undefined)?.errors?.[0]?.message;
     const hint =
       res.status === 401 && !password
-        ? ' (a password is needed: --password or MERIDIAN_PASSWORD)'
+        ? ' (a password is needed: meridian login, --password or MERIDIAN_PASSWORD)'
         : '';
     throw new ReplicationCliError(
       `${url}${path}: ${res.status} ${msg ?? text.slice(0, 200)}${hint}`,
