@@ -186,8 +186,10 @@ describe('route table × identity × path variants', () => {
     expect(admin.length).toBeGreaterThan(20);
     for (const r of admin)
       expect({ path: r.path, need: r.need.kind }).toEqual({ path: r.path, need: 'admin' });
-    for (const r of routes.filter((x) => x.need.kind === 'public'))
-      expect(['/oauth2/token', '/healthz', '/readyz', '/metrics']).toContain(r.path);
+    // Public: the token endpoint, health, metrics, and the web UI's static page (no data in it;
+    // it signs in with a token, ADR 0022).
+    const open = ['/oauth2/token', '/healthz', '/readyz', '/metrics', '/dashboard', '/dashboard/*'];
+    for (const r of routes.filter((x) => x.need.kind === 'public')) expect(open).toContain(r.path);
   });
 
   test('admin and status routes: a caller without the permission is refused on every variant', async () => {

@@ -318,15 +318,20 @@ function healthRoutes(deps: AppDeps, gate: AuthGate | undefined): AppRoute[] {
   ];
 }
 
-/** The dashboard's page and assets, for any signed-in identity. */
+/**
+ * The web UI's page and assets: public, as they hold no data — the page signs in with a token
+ * (its sign-in form) and every API it reads checks that token. A login wall here would be the
+ * browser's own Basic prompt, whose remembered credentials a browser sends with any site's
+ * requests (ADR 0022).
+ */
 function dashboardRoutes(): AppRoute[] {
   const serve = dashboardHandler();
   const handle: AppRoute['handle'] = (req, res) => {
     serve(req, res);
   };
   return [
-    { method: 'GET', path: '/dashboard', need: { kind: 'identity' }, handle },
-    { method: 'GET', path: '/dashboard/*', need: { kind: 'identity' }, handle },
+    { method: 'GET', path: '/dashboard', need: { kind: 'public' }, handle },
+    { method: 'GET', path: '/dashboard/*', need: { kind: 'public' }, handle },
   ];
 }
 
