@@ -80,10 +80,11 @@ export function adminRoutes(gate: AuthGate): AppRoute[] {
   );
 
   add('GET', `${BASE}/admin-user`, 200, async () => admin.adminUser());
-  add('POST', `${BASE}/admin-user/enable`, 200, async (req) => ({
-    ...admin.adminUser(),
-    newPasswords: await admin.setAdminUserEnabled(actor(req), true),
-  }));
+  add('POST', `${BASE}/admin-user/enable`, 200, async (req) => {
+    // The state after the change: read once it is made, not before.
+    const newPasswords = await admin.setAdminUserEnabled(actor(req), true);
+    return { ...admin.adminUser(), newPasswords };
+  });
   add('POST', `${BASE}/admin-user/disable`, 200, async (req) => {
     await admin.setAdminUserEnabled(actor(req), false);
     return admin.adminUser();
