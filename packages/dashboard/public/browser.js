@@ -563,7 +563,19 @@
         ]);
         recycleBin(name, bin, again);
       },
-      failed.bind(null, seq),
+      function (err) {
+        if (err.status !== 404) return failed(seq, err);
+        // Nothing left in it — its last manifest may still be in the recycle bin.
+        var bin = el('div');
+        mount(seq, [
+          crumbs([el('span', { class: 'mono', text: name })]),
+          el('p', { class: 'muted', text: err.message }),
+          bin,
+        ]);
+        recycleBin(name, bin, function () {
+          renderRepository(name);
+        });
+      },
     );
   }
 
