@@ -138,13 +138,25 @@ export function commandLine(pid: number): string[] | undefined {
   }
 }
 
+/** Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  try {
+    // `pid (comm) S …`: the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  for (let i = 0; i < ms / 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  return !alive(pid);
 }
 
 /**
@@ -199,11 +211,14 @@ export async function stopLeftovers(
     const cmd = commandLine(c.pid);
     if (!cmd || !c.ours(cmd)) continue;
     process.kill(c.pid, 'SIGTERM');
+    process.kill(c.pid, 'SIGCONT'); // a stopped (hung) process acts on it too
     stopped.push({ pid: c.pid, what: c.what });
   }
   for (const s of stopped) {
-    for (let i = 0; i < 100 && alive(s.pid); i++) await new Promise((r) => setTimeout(r, 100));
-    if (alive(s.pid)) process.kill(s.pid, 'SIGKILL');
+    if (await waitGone(s.pid, 10_000)) continue;
+    process.kill(s.pid, 'SIGKILL');
+    if (!(await waitGone(s.pid, 5000)))
+      throw new Error(`${s.what} (pid ${s.pid}), left by an earlier meridian dev, does not stop`);
   }
   rmSync(pidsFile, { force: true });
   return stopped;
