@@ -10,7 +10,7 @@ import {
   type ObjectStore,
 } from '@meridian/storage';
 import { copyBlob, copySmall, type CopyListener, type CopyMode } from './copy';
-import { objectsCopied, sourceRequests } from './metrics';
+import { bytesCopied, objectsCopied, sourceRequests } from './metrics';
 import type { SyncTarget } from './targets';
 
 /**
@@ -165,8 +165,10 @@ export class RegionSync {
     }
     for (const { kind, key } of plan.keys) {
       if (await exists(this.target, key)) continue;
-      if (kind === 'content') await this.target.put(key, bytes, { size: bytes.length });
-      else if (kind === 'revision') {
+      if (kind === 'content') {
+        await this.target.put(key, bytes, { size: bytes.length });
+        bytesCopied.inc({ region: this.region, mode: 'streamed' }, bytes.length);
+      } else if (kind === 'revision') {
         await this.target.put(key, revBytes, { size: revBytes.length });
         objectsCopied.inc({ region: this.region, kind: 'manifest' });
       } else await copySmall(this.primary, this.target, key);
