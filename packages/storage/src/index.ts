@@ -7,7 +7,7 @@ export * from './keys';
 export * from './metrics';
 export * from './base-store';
 export * from './fs-store';
-export * from './s3-store';
+export * from './s3-lazy';
 export * from './s3-errors';
 export * from './s3-url';
 export * from './open-store';

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BaseStore } from './base-store';
 import { FsStore, type FsStoreOptions } from './fs-store';
-import { S3Store, type S3StoreOptions } from './s3-store';
+import { loadS3, type S3StoreOptions } from './s3-lazy';
 import { parseS3Url } from './s3-url';
 
 /** Driver settings for `openStore`; parameters in an `s3://` URL take precedence. */
@@ -18,7 +18,7 @@ export async function openStore(location: string, opts: OpenStoreOptions = {}): 
     Object.entries(opts).filter(([, v]) => v !== undefined),
   ) as OpenStoreOptions;
   if (location.startsWith('s3://')) {
-    return new BaseStore(new S3Store({ ...defined, ...parseS3Url(location) }));
+    return new BaseStore(new (loadS3().S3Store)({ ...defined, ...parseS3Url(location) }));
   }
   let root: string;
   if (location.startsWith('file://')) root = fileURLToPath(location);
