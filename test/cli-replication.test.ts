@@ -122,6 +122,12 @@ describe('meridian replication (a client of the node API)', () => {
       );
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
+      // It waits for the run and shows what it found: here, nothing (the regions are empty).
+      expect(r.stdout).toMatch(
+        /^REGION\s+JOB\s+STATE\s+REPOSITORIES\s+TAGS\s+MANIFESTS\s+BLOBS\s+REFERRERS\s+LOCKS$/m,
+      );
+      expect(r.stdout).toMatch(/^westeurope\s+\S+\s+completed\s+0\s+0\s+0\s+0\s+0\s+0$/m);
+      expect(r.stdout).toContain('nothing to do: every region holds what the primary holds');
       const job = /^westeurope\s+(\S+)/m.exec(r.stdout)?.[1];
       expect(job).toBeDefined();
       await waitFor(

@@ -63,14 +63,71 @@ export async function callApi(
  * of each replica region (all, or the named ones) for the workers, which compare the region with
  * the primary and queue what differs — the same job their schedule runs.
  */
-export async function reconcileCommand(conn: ApiConn, only: string[]): Promise<string> {
+export async function reconcileCommand(
+  conn: ApiConn,
+  only: string[],
+  opts: { wait?: boolean; timeoutSeconds?: number } = {},
+): Promise<string> {
   const body = (await callApi(
     conn,
     'POST',
     '/meridian/v1/admin/replication/reconcile',
     only.length ? { regions: only } : {},
   )) as { queued: { region: string; job: string }[] };
-  return `${table([['REGION', 'JOB'], ...body.queued.map((q) => [q.region, q.job])])}\n(queued: the workers serving each region run it)`;
+  if (opts.wait === false)
+    return `${table([['REGION', 'JOB'], ...body.queued.map((q) => [q.region, q.job])])}\n(queued: the workers serving each region run it)`;
+  // Wait for each run, then show what it found: the differences it queued for the workers.
+  const deadline = Date.now() + (opts.timeoutSeconds ?? 120) * 1000;
+  const runs: RunState[] = [];
+  for (const q of body.queued) {
+    const path = `/meridian/v1/admin/replication/reconcile/${encodeURIComponent(q.region)}/${encodeURIComponent(q.job)}`;
+    let run = (await callApi(conn, 'GET', path)) as RunState;
+    while ((run.state === 'waiting' || run.state === 'active') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      run = (await callApi(conn, 'GET', path)) as RunState;
+    }
+    runs.push(run);
+  }
+  const KINDS = ['tags', 'manifests', 'blobs', 'referrers', 'locks'] as const;
+  const rows = runs.map((r) => [
+    r.region,
+    r.job,
+    r.state === 'waiting' || r.state === 'active' ? `${r.state} (timed out)` : r.state,
+    r.report ? String(r.report.repositories) : '-',
+    ...KINDS.map((k) => (r.report ? String(r.report.drift[k]) : '-')),
+  ]);
+  const lines = [
+    table([
+      ['REGION', 'JOB', 'STATE', 'REPOSITORIES', ...KINDS.map((k) => k.toUpperCase())],
+      ...rows,
+    ]),
+  ];
+  const done = runs.filter((r) => r.report);
+  const drift = done.reduce((a, r) => a + KINDS.reduce((b, k) => b + r.report!.drift[k], 0), 0);
+  for (const r of runs)
+    if (r.state === 'failed') lines.push(`${r.region}: the run failed: ${r.failedReason ?? ''}`);
+    else if (!r.report)
+      lines.push(
+        `${r.region}: not finished after ${opts.timeoutSeconds ?? 120} s (are its workers running?)`,
+      );
+  if (done.length === runs.length)
+    lines.push(
+      drift === 0
+        ? 'nothing to do: every region holds what the primary holds'
+        : `queued ${drift} difference(s) for the workers`,
+    );
+  return lines.join('\n');
+}
+
+interface RunState {
+  region: string;
+  job: string;
+  state: 'waiting' | 'active' | 'completed' | 'failed' | 'unknown';
+  report?: {
+    repositories: number;
+    drift: { tags: number; manifests: number; blobs: number; referrers: number; locks: number };
+  };
+  failedReason?: string;
 }
 
 /** `meridian replication regions`: every region's health, queue and lag. */

@@ -76,6 +76,37 @@ export async function reconcilePending(queues: ReplicationQueues, region: string
   }
 }
 
+/** One reconcile run's state and, once it has finished, what it found (its report). */
+export interface ReconcileRunState {
+  region: string;
+  job: string;
+  state: 'waiting' | 'active' | 'completed' | 'failed' | 'unknown';
+  report?: ReconcileReport;
+  failedReason?: string;
+}
+
+/** The state of reconcile run `job` of `region` (`unknown` once BullMQ has dropped it). */
+export async function reconcileRunState(
+  queues: ReplicationQueues,
+  region: string,
+  job: string,
+): Promise<ReconcileRunState> {
+  const q = new Queue<ReconcileJobData, ReconcileReport>(reconcileQueueName(region), {
+    connection: queues.redis,
+    prefix: queues.bullPrefix,
+  });
+  try {
+    const j = await q.getJob(job);
+    if (!j) return { region, job, state: 'unknown' };
+    const state = await j.getState();
+    if (state === 'completed') return { region, job, state, report: j.returnvalue };
+    if (state === 'failed') return { region, job, state, failedReason: j.failedReason };
+    return { region, job, state: state === 'active' ? 'active' : 'waiting' };
+  } finally {
+    await q.close();
+  }
+}
+
 export interface ReconcileRun {
   id: string;
   reason: ReconcileJobData['reason'];

@@ -3,7 +3,7 @@ import { RepositoryLayout, type ObjectStore, type TagRecord } from '@meridian/st
 import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
 import type { QueueCounts, ReplicationQueues } from './queues';
-import { enqueueReconcile } from './schedules';
+import { enqueueReconcile, reconcileRunState, type ReconcileRunState } from './schedules';
 import type { RegionScope } from './scope';
 import type { SyncTarget } from './targets';
 
@@ -74,6 +74,15 @@ export class ReplicationStatus {
       out.push({ region, job: String(job.id) });
     }
     return out;
+  }
+
+  /** A reconcile run's state and, when finished, its report (what it found and queued). */
+  async reconcileRun(region: string, job: string): Promise<ReconcileRunState> {
+    if (!this.regions.some((r) => r.role === 'replica' && r.name === region))
+      throw new OciError('UNSUPPORTED', `not a replica region: ${region}`, undefined, 400);
+    if (!this.queues)
+      throw new OciError('UNSUPPORTED', 'this node has no Redis: reconcile needs the workers');
+    return reconcileRunState(this.queues, region, job);
   }
 
   private get primary(): RegionInfo {

@@ -12,6 +12,8 @@ export interface ReplicationStatusProvider {
   recent?(limit?: number): Promise<unknown[]>;
   /** Queues a reconcile run of the named replica regions (all when none are named). */
   requestReconcile?(regions?: string[]): Promise<unknown[]>;
+  /** A queued reconcile run's state and, once finished, its report. */
+  reconcileRun?(region: string, job: string): Promise<unknown>;
 }
 
 const NOT_CONFIGURED = (): OciError =>
@@ -87,6 +89,15 @@ export function replicationRoutes(status: ReplicationStatusProvider | undefined)
           );
         if (!status?.requestReconcile) throw NOT_CONFIGURED();
         res.status(202).json({ queued: await status.requestReconcile(regions) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/meridian/v1/admin/replication/reconcile/:region/:job',
+      need: { kind: 'admin' },
+      handle: async (_req, res, p) => {
+        if (!status?.reconcileRun) throw NOT_CONFIGURED();
+        res.json(await status.reconcileRun(p.region!, p.job!));
       },
     },
     get('recent', async (req, res) => {
