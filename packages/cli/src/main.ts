@@ -217,9 +217,14 @@ apiConn(
     .description(
       'ask a node (Owner) to queue a reconcile run of the replica regions (all or the named ones): the workers compare each with the primary and queue every difference',
     )
-    .option('--region <name>', 'only this region (repeatable)', collect, []),
-).action(async (o: ApiConn & { region: string[] }) => {
-  process.stdout.write(`${await reconcileCommand(o, o.region)}\n`);
+    .option('--region <name>', 'only this region (repeatable)', collect, [])
+    .option('--no-wait', 'queue the runs and return, without waiting for what they find')
+    .option('--timeout <seconds>', 'how long to wait for the runs (default 120)'),
+).action(async (o: ApiConn & { region: string[]; wait: boolean; timeout?: string }) => {
+  const timeoutSeconds = o.timeout === undefined ? undefined : Number(o.timeout);
+  process.stdout.write(
+    `${await reconcileCommand(o, o.region, { wait: o.wait, timeoutSeconds })}\n`,
+  );
 });
 apiConn(
   replication
