@@ -11,10 +11,11 @@ import {
   type RunningGc,
   type GcGuard,
 } from '@meridian/lifecycle';
-import { OciError } from '@meridian/oci';
+import { OciError, parseDigest, parseManifest } from '@meridian/oci';
 import {
   UsageReader,
   effectiveLock,
+  repoLock,
   type GcAdmin,
   type PurgeAdmin,
   type Registry,
@@ -174,34 +175,65 @@ export function purgeTarget(
         { deleteEnabled: true, writeEnabled: true },
       );
   };
+  /**
+   * The re-check and the removal hold the guard a push holds shared (ADR 0021): a tag push to
+   * the repository, or a push of this manifest, lands wholly before (the re-check sees it) or
+   * after (it writes the manifest again). Tags are read from the store, not the cache: a push
+   * that just released the guard has not refreshed the cache yet.
+   */
+  const tagsAt = async (repository: string, digest: string): Promise<boolean> => {
+    for (const t of await layout.listTags(repository))
+      if ((await layout.readTag(repository, t))?.digest === digest) return true;
+    return false;
+  };
+  /** Whether a manifest pushed since the plan (not in `known`) names `digest` as a child. */
+  const namedSince = async (repository: string, digest: string, known: ReadonlySet<string>) => {
+    for (const d of await layout.listRevisions(repository)) {
+      if (known.has(d)) continue;
+      const rev = await layout.readRevision(repository, parseDigest(d));
+      if (!rev) continue;
+      try {
+        const m = parseManifest(await layout.readBlob(parseDigest(d)), rev.mediaType);
+        if (m.children.some((c) => c.digest === digest)) return true;
+      } catch {
+        return true; // unreadable: it might name it
+      }
+    }
+    return false;
+  };
   return {
-    deleteTag: async (repository, tag, digest, opts) => {
-      if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
-      try {
-        // A manifest's write lock locks its tags too: both are lifted.
-        if (opts?.unlock) {
-          await unlock(repository, { tag });
-          await unlock(repository, { digest });
+    deleteTag: (repository, tag, digest, opts) =>
+      registry.guard.exclusive(repoLock(repository), async () => {
+        if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
+        try {
+          // A manifest's write lock locks its tags too: both are lifted.
+          if (opts?.unlock) {
+            await unlock(repository, { tag });
+            await unlock(repository, { digest });
+          }
+          // Locks are enforced at the removal too (one may have been set since the plan).
+          await registry.locks.assertTagDeletable(repository, tag, digest);
+          return await registry.tags.delete(repository, tag);
+        } catch (err) {
+          if (denied(err)) return false;
+          throw err;
         }
-        // Locks are enforced at the removal too (one may have been set since the plan).
-        await registry.locks.assertTagDeletable(repository, tag, digest);
-        return await registry.tags.delete(repository, tag);
-      } catch (err) {
-        if (denied(err)) return false;
-        throw err;
-      }
-    },
-    deleteManifest: async (repository, digest, opts) => {
-      if ((await registry.tags.pointingAt(repository, digest)).length > 0) return false;
-      try {
-        if (opts?.unlock) await unlock(repository, { digest });
-        await registry.manifests.delete(repository, digest);
-        return true;
-      } catch (err) {
-        if (denied(err)) return false;
-        throw err;
-      }
-    },
+      }),
+    deleteManifest: (repository, digest, opts) =>
+      // The repository's lock: every manifest push into it (this one, or an index naming it)
+      // holds it shared while it writes.
+      registry.guard.exclusive(repoLock(repository), async () => {
+        if (await tagsAt(repository, digest)) return false;
+        if (opts?.known && (await namedSince(repository, digest, opts.known))) return false;
+        try {
+          if (opts?.unlock) await unlock(repository, { digest });
+          await registry.manifests.delete(repository, digest);
+          return true;
+        } catch (err) {
+          if (denied(err)) return false;
+          throw err;
+        }
+      }),
     ...(usage && {
       lastPulled: async (repository) => {
         const u = await usage.repository(repository);

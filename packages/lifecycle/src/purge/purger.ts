@@ -13,8 +13,15 @@ export interface PurgeTarget {
     digest: string,
     opts?: { unlock?: boolean },
   ): Promise<boolean>;
-  /** Deletes the manifest if no tag points at it now (`unlock`: as for tags). */
-  deleteManifest(repository: string, digest: string, opts?: { unlock?: boolean }): Promise<boolean>;
+  /**
+   * Deletes the manifest if no tag points at it now, and no manifest pushed since the plan
+   * (a revision not in `known`) names it as a child (`unlock`: as for tags).
+   */
+  deleteManifest(
+    repository: string,
+    digest: string,
+    opts?: { unlock?: boolean; known?: ReadonlySet<string> },
+  ): Promise<boolean>;
   /** Last pulls anywhere (ms) by tag and by manifest digest; `unreadable` regions make it unsure. */
   lastPulled?(repository: string): Promise<{
     tags: Record<string, number | undefined>;
@@ -76,6 +83,8 @@ export async function purge(
     if (c.notPulledForMs !== undefined && !target.lastPulled)
       throw new Error('--not-pulled-for needs the pull records (usage) of every region');
     const pulls = c.notPulledForMs !== undefined ? await target.lastPulled!(repository) : undefined;
+    // What the plan saw: anything pushed later is re-checked before a manifest goes.
+    const known = new Set(await layout.listRevisions(repository));
     const criteria = c.untaggedDue
       ? { ...c, filters: [], untagged: true, onlyUntagged: c.untaggedDue.get(repository) }
       : c;
@@ -99,7 +108,7 @@ export async function purge(
     report.totals.manifests += plan.manifests.length;
     report.totals.bytes += plan.bytes;
     if (c.dryRun) continue;
-    const unlock = { unlock: c.includeLocked === true };
+    const unlock = { unlock: c.includeLocked === true, known };
     const removed = { tags: [] as string[], manifests: [] as string[], bytes: 0 };
     for (const t of plan.tags)
       if (await target.deleteTag(repository, t.tag, t.digest, unlock)) removed.tags.push(t.tag);

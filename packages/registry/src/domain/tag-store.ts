@@ -98,7 +98,9 @@ export class TagStore {
   async deleteTagsPointingAt(repository: string, digest: string): Promise<void> {
     const tags = await this.all(repository);
     for (const tag of tags) {
-      const rec = await this.get(repository, tag);
+      // From the store, not the cache: a push that just moved the tag elsewhere may not have
+      // refreshed the cache yet, and its tag must not go with this manifest.
+      const rec = await this.layout.readTag(repository, tag);
       if (rec?.digest === digest) await this.delete(repository, tag);
     }
   }
