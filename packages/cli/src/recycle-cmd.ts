@@ -24,7 +24,9 @@ export function splitReference(ref: string): { repository: string; digest: strin
 export function registerRecycleCommands(program: Command, apiConn: (c: Command) => Command): void {
   const manifest = program
     .command('manifest')
-    .description('soft-deleted manifests: list, restore, purge (softDelete.enabled)');
+    .description(
+      'manifests: their metadata and locks (az acr manifest), and the soft-delete recycle bin',
+    );
   apiConn(
     manifest.command('list-deleted <repository>').description('the recycle bin of a repository'),
   ).action(async (repository: string, o: ApiConn) => {

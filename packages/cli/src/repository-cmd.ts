@@ -159,7 +159,9 @@ export function registerRepositoryCommands(
 ): void {
   const repo = program
     .command('repository')
-    .description('repository locks: what may be written, deleted, read and listed (Owner)');
+    .description(
+      'repositories and tags (az acr repository), and their locks: what may be written, deleted, read and listed',
+    );
   apiConn(
     repo
       .command('update')
