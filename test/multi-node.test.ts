@@ -1,18 +1,21 @@
 /**
  * Several nodes per region (issue 17, ADR 0024): two nodes of the primary region share its
  * storage and Redis. A tag moved through one is never served stale by the other, an upload can
- * hop between them, and garbage collection — whose lock is per process — pauses while the
- * region has more than one node.
+ * hop between them, and garbage collection — whose lock is per process — is kept off what the
+ * other node references through a fence in the store.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '../packages/cli/src/serve';
 import type { RunningNode } from '@meridian/registry';
+import { parseDigest } from '@meridian/oci';
+import { Layout, exists, openStore, type ObjectStore } from '@meridian/storage';
 import { startCluster, type TestCluster } from './helpers/cluster';
 import { RegistryClient } from './helpers/http';
 import { image, randomBlob } from './helpers/images';
 import { waitFor } from './helpers/wait';
+import { ageAll } from './gc/gc-helpers';
 
 jest.setTimeout(120_000);
 
@@ -34,6 +37,7 @@ describe('several nodes in one region', () => {
   let second: RunningNode | undefined;
   let a: RegistryClient;
   let b: RegistryClient;
+  let store: ObjectStore;
 
   const startSecond = async () => {
     second = await serve({
@@ -49,10 +53,12 @@ describe('several nodes in one region', () => {
   beforeAll(async () => {
     c = await startCluster({ regions: ['eastus'], gc: { enabled: false, minGraceSeconds: 0 } });
     a = new RegistryClient(c.primary.url);
+    store = await openStore(c.primary.storage);
     await startSecond();
   });
   afterAll(async () => {
     await second?.close();
+    await store?.close();
     await c?.close();
   });
 
@@ -113,31 +119,38 @@ describe('several nodes in one region', () => {
     expect(Buffer.compare(got.body, blob.bytes)).toBe(0);
   });
 
-  it('pauses garbage collection while the region has two nodes, and runs it once alone', async () => {
-    const run = () =>
-      a.post('/meridian/v1/admin/gc', {
+  it('collects garbage with two nodes, sparing what the other node referenced lately', async () => {
+    const run = async () => {
+      const r = await a.post('/meridian/v1/admin/gc', {
         body: JSON.stringify({ mode: 'full', graceSeconds: 0 }),
         headers: { 'Content-Type': 'application/json' },
       });
-    // Something to collect: a layer no manifest references any more.
+      expect(r.status).toBe(200);
+      return r.json<{ blobsDeleted: number; conflicts: number }>();
+    };
+    // Pushed through B, then deleted: B's manifest PUT stamped its blobs in the store.
     const img = image();
-    await a.pushImage('multi/gc', 'v1', img.blobs, img.manifest);
-    expect((await a.delete(`/v2/multi/gc/manifests/${img.manifest.digest}`)).status).toBe(202);
-    const refused = await run();
-    expect(refused.body.toString()).toMatch(
-      /garbage collection paused: this region has several nodes/,
-    );
-    expect((await b.head(`/v2/multi/gc/blobs/${img.blobs[0]!.digest}`)).status).toBe(200);
+    await b.pushImage('multi/gc', 'v1', img.blobs, img.manifest);
+    expect((await b.delete(`/v2/multi/gc/manifests/${img.manifest.digest}`)).status).toBe(202);
+    const layer = `/v2/multi/gc/blobs/${img.blobs[0]!.digest}`;
+    // The collector on A cannot see B's in-process locks: the fresh stamps keep it off.
+    const fresh = await run();
+    expect(fresh.conflicts).toBeGreaterThan(0);
+    expect(await exists(store, Layout.blobData(parseDigest(img.blobs[0]!.digest)))).toBe(true);
+    // Minutes later (aged here), nothing contests it: freed, and gone through either node.
+    await ageAll(c.primary.storage, 3_600_000);
+    const later = await run();
+    expect(later.blobsDeleted).toBeGreaterThan(0);
+    expect(await exists(store, Layout.blobData(parseDigest(img.blobs[0]!.digest)))).toBe(false);
+    expect((await b.head(layer)).status).toBe(404);
+  });
 
+  it('counts one node again once the other leaves', async () => {
     await second!.close();
     second = undefined;
     await waitFor(
       async () => (await regionNodes(c.primary.url, 'eastus')) === 1,
       'the first node to count itself alone',
     );
-    const ran = await run();
-    expect(ran.status).toBe(200);
-    expect(ran.json<{ blobsDeleted: number }>().blobsDeleted).toBeGreaterThan(0);
-    expect((await a.head(`/v2/multi/gc/blobs/${img.blobs[0]!.digest}`)).status).toBe(404);
   });
 });

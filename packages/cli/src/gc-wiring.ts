@@ -9,7 +9,6 @@ import {
   GcService,
   startGcSchedule,
   type RunningGc,
-  type GcGuard,
 } from '@meridian/lifecycle';
 import { OciError, parseDigest, parseManifest } from '@meridian/oci';
 import {
@@ -48,11 +47,6 @@ export async function openNodeGc(
     log: Logger;
     /** Pull records of every region, for `--not-pulled-for`. */
     usage?: UsageReader;
-    /**
-     * Whether this node is the only one of its region (`RegionNodes.alone`): the collector's
-     * lock is in-process, so it collects only then (ADR 0024). Absent: a single node.
-     */
-    alone?: () => boolean;
   },
 ): Promise<NodeGc> {
   const { registry, queues, log } = deps;
@@ -91,7 +85,8 @@ export async function openNodeGc(
     region: config.region,
     store: deps.store,
     role: 'primary',
-    guard: deps.alone ? onlyWhileAlone(registry.guard, deps.alone) : registry.guard,
+    // In-process lock, plus the store fence once the region has several nodes (ADR 0024).
+    guard: registry.guard,
     purgeUploads: () => registry.uploads.purgeExpired(),
     // Soft-deleted manifests past their retention are purged at the start of each run.
     purgeTombstones: () => registry.recycleBin.purge(),
@@ -254,35 +249,4 @@ function purgeAdmin(registry: Registry, store: ObjectStore, usage?: UsageReader)
   const layout = new RepositoryLayout(store);
   const target = purgeTarget(registry, layout, usage);
   return { run: (req) => runPurge(layout, target, req) };
-}
-
-/**
- * The collector's guard on a node that may have peers: the ContentGuard keeps this node's
- * writers out of a candidate, not another node's, so every step that unlinks or deletes first
- * checks that the region still has this node alone, and the run stops (safely: each step is
- * noted before it is taken) the moment it has not.
- */
-function onlyWhileAlone(guard: GcGuard, alone: () => boolean): GcGuard {
-  return {
-    watch: guard.watch?.bind(guard),
-    exclusive: (key, fn) => {
-      if (!alone())
-        throw new OciError(
-          'UNAVAILABLE',
-          'garbage collection paused: this region has several nodes (or Redis cannot say it has one); its in-process lock cannot keep other nodes out (ADR 0024)',
-          undefined,
-          503,
-        );
-      return guard.exclusive(key, async () => {
-        if (!alone())
-          throw new OciError(
-            'UNAVAILABLE',
-            'garbage collection paused: a node joined the region',
-            undefined,
-            503,
-          );
-        return fn();
-      });
-    },
-  };
 }

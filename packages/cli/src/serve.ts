@@ -24,7 +24,6 @@ import { openQueues, openRegions, regionScopes, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 import { openWebhooks } from './webhooks-wiring';
 import { openNodeGc } from './gc-wiring';
-import { openCache } from './cache-wiring';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(
@@ -53,7 +52,8 @@ export async function serve(
   }
   if (node.role === 'replica' && !node.primaryUrl)
     throw new Error('a replica needs the primary endpoint');
-  // Who else serves this region (ADR 0024): per-node caches and GC's lock hold only while alone.
+  // Who else serves this region (ADR 0024): per-node caches and GC's in-process lock are enough
+  // only while alone; with peers, tags are read from the store and GC is fenced through it.
   const peers = queues
     ? new RegionNodes(queues.redis, config.replication.prefix, config.region)
     : undefined;
@@ -115,7 +115,7 @@ export async function serve(
           }
         : undefined,
   });
-  if (peers) registry.cache.setExclusive(() => peers.alone);
+  if (peers) registry.setExclusive(() => peers.alone);
   const detachMetrics = await attachEventMetrics(events);
   // Content changes are decided on the primary; a replica's events are its own copies of them.
   const detachAudit =
@@ -139,7 +139,6 @@ export async function serve(
     queues,
     log,
     usage,
-    alone: peers && (() => peers.alone),
   });
   // Registered before it listens; joining a region with nodes waits until they noticed.
   await peers?.start();
@@ -147,7 +146,6 @@ export async function serve(
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
   const webhooks = await openWebhooks(config, node, { events, store, regions, status, log });
-  const cache = openCache(config, node, { registry, store, regions, log });
 
   const running = await startNodeServer({
     registry,
@@ -159,8 +157,6 @@ export async function serve(
     webhooks: webhooks.service,
     gc: gc.admin,
     purge: gc.purge,
-    imports: cache.imports,
-    credentialSets: cache.credentialSets,
     usage,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
@@ -181,7 +177,6 @@ export async function serve(
       await running.close();
       await registry.pulls?.close();
       await gc.close();
-      await cache.close();
       await detachReplication?.();
       await webhooks.close();
       await detachMetrics();

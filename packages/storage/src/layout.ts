@@ -58,6 +58,13 @@ export const Layout = {
   /** A blob some delete may have left unreferenced. */
   gcCandidate: (d: Digest) => `_gc/blobs/${d.algorithm}-${d.hex}`,
   gcCandidatesRoot: '_gc/blobs/',
+  /**
+   * The cross-node fence between garbage collection and writers (ADR 0024), used while a
+   * region has several nodes: a writer stamps each blob it is about to reference, a collector
+   * claims a blob before it unlinks or deletes it; each writes, then reads the other's key.
+   */
+  fenceStamp: (d: Digest) => `_fence/stamps/${d.algorithm}-${d.hex}`,
+  fenceClaim: (d: Digest) => `_fence/claims/${d.algorithm}-${d.hex}`,
   /** Blobs whose bytes did not hash to their digest (`meridian storage verify --repair`). */
   quarantineRoot: '_quarantine/',
   quarantined: (blobKey: string) => `_quarantine/${blobKey}`,

@@ -1,96 +1,10 @@
 import { parseDigest, type Digest } from '@meridian/oci';
-import { Layout, RepositoryLayout, listAllObjects, type ObjectStore } from '@meridian/storage';
+import { Layout, RepositoryLayout, listAllObjects } from '@meridian/storage';
 import { markAll, type Mark, type RepositoryMark } from './mark';
 import { Pacer } from './pacer';
+import type { CollectorOptions, GcGuard, GcReport, GcRunOptions } from './types';
 
-/**
- * What keeps the collector and reference-creating writers apart (the registry's `ContentGuard`
- * on a primary; a cluster-wide mutex on a replica). Keys are `repo:<name>` and `blob:<digest>`.
- */
-export interface GcGuard {
-  exclusive<T>(key: string, fn: () => Promise<T>): Promise<T>;
-  /** Digests referenced from now until `stop`: live for the run, whatever the listing saw. */
-  watch?(): { seen: ReadonlySet<string>; stop: () => void };
-}
-
-/** Points where tests widen the race windows. Each runs holding the lock of the step. */
-export interface GcHooks {
-  beforeUnlink?(repository: string, digest: string): Promise<void>;
-  beforeDelete?(digest: string): Promise<void>;
-}
-
-export interface CollectorOptions {
-  region: string;
-  store: ObjectStore;
-  /**
-   * `primary`: decides from its own state, unlinks unreferenced links and deletes unlinked
-   * bytes. `replica`: deletes only bytes its region no longer links and the primary no longer
-   * holds (the primary decided); its links follow the primary's through replication.
-   */
-  role: 'primary' | 'replica';
-  /** The primary's store; required for a replica. */
-  primary?: ObjectStore;
-  guard?: GcGuard;
-  /** Purges upload sessions idle past their timeout (primary); returns how many. */
-  purgeUploads?: () => Promise<number>;
-  /** Purges soft-deleted manifests past their retention (primary); returns how many. */
-  purgeTombstones?: () => Promise<number>;
-  /** Called after each link the collector removed (the primary emits `blobDeleted`). */
-  onUnlinked?: (repository: string, digest: string) => Promise<void>;
-  hooks?: GcHooks;
-  now?: () => number;
-  /**
-   * The share of the process's time a run may take (0–1], so a node's requests keep their
-   * latency while it collects in-process. Default 0.5; 1 runs flat out.
-   */
-  duty?: number;
-}
-
-export interface GcRunOptions {
-  /**
-   * `full`: mark every repository, sweep every blob (the backstop). `incremental`: only what
-   * deletes left behind — the repositories and blobs named in `_gc/` by the event subscriber (a
-   * primary), or the `digests` the primary freed (a replica). Default `full`.
-   */
-  mode?: 'full' | 'incremental';
-  /** Replica, incremental: the blobs the primary freed. */
-  digests?: string[];
-  dryRun?: boolean;
-  graceMs: number;
-  /** Progress: phase name and how far it is (`done` of `total`). */
-  onProgress?: (phase: string, done: number, total: number) => void;
-}
-
-export interface GcReport {
-  region: string;
-  role: 'primary' | 'replica';
-  mode: 'full' | 'incremental';
-  dryRun: boolean;
-  graceSeconds: number;
-  repositories: number;
-  manifests: number;
-  blobsScanned: number;
-  /** Links removed (or that would be, in a dry run). */
-  linksRemoved: number;
-  referrerEntriesRemoved: number;
-  /** Blobs deleted (or that would be) and their bytes. */
-  blobsDeleted: number;
-  bytesFreed: number;
-  /** Candidates a concurrent reference rescued at the moment of deletion. */
-  conflicts: number;
-  /** Repositories whose links were all kept because a manifest could not be read. */
-  unreadableRepositories: string[];
-  uploadsPurged: number;
-  stagingRemoved: number;
-  /** Soft-deleted manifests purged for good (their bytes go in a later run). */
-  tombstonesPurged: number;
-  /** The blobs deleted (a primary's list is what its replicas then collect). */
-  deletedDigests: string[];
-  /** Replica, incremental: candidates the region still links (their unlink has not arrived). */
-  deferredDigests: string[];
-  startedAt: string;
-  durationMs: number;
-}
+export * from './types';
 
 const noGuard: GcGuard = { exclusive: (_key, fn) => fn() };
 
@@ -333,13 +247,44 @@ export class GarbageCollector {
         report.conflicts++;
         return;
       }
-      report.blobsDeleted++;
-      report.bytesFreed += info.size;
-      report.deletedDigests.push(d.value);
-      if (ctx.dryRun) return;
-      await this.opts.hooks?.beforeDelete?.(d.value);
-      await this.layout.deleteBlob(d);
+      if (ctx.dryRun) {
+        report.blobsDeleted++;
+        report.bytesFreed += info.size;
+        report.deletedDigests.push(d.value);
+        return;
+      }
+      await this.fenced(d, ctx, async () => {
+        report.blobsDeleted++;
+        report.bytesFreed += info.size;
+        report.deletedDigests.push(d.value);
+        await this.opts.hooks?.beforeDelete?.(d.value);
+        await this.layout.deleteBlob(d);
+        await this.guard.forget?.(d);
+      });
     });
+  }
+
+  /**
+   * Runs a destructive step on `d` under the guard's cross-node claim (ADR 0024). A contested
+   * claim — another node's writer referenced `d` lately — or one held past its budget skips the
+   * step (a conflict). Returns what `step` returned, or false when skipped.
+   */
+  private async fenced(
+    d: Digest,
+    ctx: RunContext,
+    step: () => Promise<boolean | void>,
+  ): Promise<boolean> {
+    if (!this.guard.claim) return (await step()) !== false;
+    const claim = await this.guard.claim(d);
+    try {
+      if (claim.contested || !claim.valid()) {
+        ctx.report.conflicts++;
+        return false;
+      }
+      return (await step()) !== false;
+    } finally {
+      await claim.release();
+    }
   }
 
   /** After a full run: every marker written before it is handled (except still-dirty repos). */
@@ -394,14 +339,25 @@ export class GarbageCollector {
           linked.add(d.value);
           continue;
         }
-        report.linksRemoved++;
-        unlinked.push(d);
-        if (dryRun) continue;
-        // Noted first: if the run dies after the unlink, the next incremental run has the blob.
-        await this.opts.store.put(Layout.gcCandidate(d), Buffer.alloc(0));
-        await this.opts.hooks?.beforeUnlink?.(m.repository, d.value);
-        await this.layout.unlinkLayer(m.repository, d);
-        await this.opts.onUnlinked?.(m.repository, d.value);
+        if (dryRun) {
+          report.linksRemoved++;
+          unlinked.push(d);
+          continue;
+        }
+        const done = await this.fenced(d, ctx, async () => {
+          // Re-read under the claim: a writer on another node may have renewed it meanwhile.
+          const again = await this.layout.layerInfo(m.repository, d);
+          if (!again || again.modified.getTime() >= cut) return false;
+          report.linksRemoved++;
+          unlinked.push(d);
+          // Noted first: if the run dies after the unlink, the next incremental run has the blob.
+          await this.opts.store.put(Layout.gcCandidate(d), Buffer.alloc(0));
+          await this.opts.hooks?.beforeUnlink?.(m.repository, d.value);
+          await this.layout.unlinkLayer(m.repository, d);
+          await this.opts.onUnlinked?.(m.repository, d.value);
+          return true;
+        });
+        if (!done) linked.add(d.value);
       }
       for (const r of strayReferrers) {
         // A referrer entry whose manifest is gone (a delete that crashed half-way).

@@ -1,3 +1,6 @@
+import type { Digest } from '@meridian/oci';
+import type { FenceClaim, StoreFence } from './store-fence';
+
 /**
  * Keeps garbage collection and the writers that create references apart, inside one node
  * (ADR 0012). Writers that link a blob into a repository or reference it from a manifest hold
@@ -9,9 +12,18 @@
 export class ContentGuard {
   private readonly locks = new Map<string, KeyLock>();
   private readonly watches = new Set<Set<string>>();
+  /** Other nodes' collectors and writers, while the region has several nodes (ADR 0024). */
+  fence?: StoreFence;
 
-  /** Runs `fn` holding every key shared (taken in sorted order, so two holders never deadlock). */
+  /**
+   * Runs `fn` holding every key shared (taken in sorted order, so two holders never deadlock).
+   * With a fence, every blob key is stamped first and waits out another node's collector.
+   */
   async shared<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    if (this.fence?.active)
+      await this.fence.enter(
+        keys.filter((k) => k.startsWith('blob:')).map((k) => k.slice('blob:'.length)),
+      );
     const sorted = [...new Set(keys)].sort();
     const held: KeyLock[] = [];
     try {
@@ -35,6 +47,17 @@ export class ContentGuard {
     } finally {
       this.release(lock, true);
     }
+  }
+
+  /** A collector's cross-node claim on a blob (uncontested while the node is alone). */
+  async claim(digest: Digest): Promise<FenceClaim> {
+    if (!this.fence) return { contested: false, valid: () => true, release: async () => {} };
+    return this.fence.claim(digest);
+  }
+
+  /** After a blob's bytes are deleted: drops its fence stamp. */
+  async forget(digest: Digest): Promise<void> {
+    await this.fence?.forget(digest);
   }
 
   /** Records that `digest` was linked or referenced: live for every collector run watching. */

@@ -1,6 +1,7 @@
 import type { ObjectStore } from '@meridian/storage';
 import { BlobStore, type ReferencePolicy } from './blob-store';
 import { ContentGuard } from './content-guard';
+import { StoreFence } from './store-fence';
 import { RecycleBin } from './recycle-bin';
 import { Catalog } from './catalog';
 import { RegistryEvents } from './events';
@@ -55,6 +56,16 @@ export class Registry {
   readonly pulls?: PullRecorder;
   /** Keeps garbage collection and reference-creating writes apart (ADR 0012). */
   readonly guard = new ContentGuard();
+
+  /**
+   * Tells the registry whether its node is the only one writing the region's storage (ADR 0024):
+   * while it is not, tags and locks are not cached between requests, and writers stamp the
+   * blobs they reference so another node's garbage collection leaves them alone.
+   */
+  setExclusive(alone: () => boolean): void {
+    this.cache.setExclusive(alone);
+    this.guard.fence = new StoreFence(this.opts.store, { active: () => !alone() });
+  }
 
   constructor(readonly opts: RegistryOptions) {
     const { store } = opts;
