@@ -24,6 +24,7 @@ import { openQueues, openRegions, regionScopes, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 import { openWebhooks } from './webhooks-wiring';
 import { openNodeGc } from './gc-wiring';
+import { openCache } from './cache-wiring';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
 export async function serve(
@@ -146,6 +147,7 @@ export async function serve(
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
   const webhooks = await openWebhooks(config, node, { events, store, regions, status, log });
+  const cache = openCache(config, node, { registry, store, regions, log });
 
   const running = await startNodeServer({
     registry,
@@ -157,6 +159,8 @@ export async function serve(
     webhooks: webhooks.service,
     gc: gc.admin,
     purge: gc.purge,
+    imports: cache.imports,
+    credentialSets: cache.credentialSets,
     usage,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.
@@ -177,6 +181,7 @@ export async function serve(
       await running.close();
       await registry.pulls?.close();
       await gc.close();
+      await cache.close();
       await detachReplication?.();
       await webhooks.close();
       await detachMetrics();
