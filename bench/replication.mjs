@@ -9,6 +9,7 @@
 //                              [--only=small,shared,large] [--large-runs=K] [--rate=IMAGES_PER_S]
 //                              [--profile-worker=DIR] [--redis-monitor] [--worker-per-region]
 //                              [--out=FILE]
+//   node bench/replication.mjs --only=burst|sustained|load [--quick] [--concurrency=N]
 //
 // --out=FILE writes the report to FILE whatever the other flags (docs/ is left alone).
 //
@@ -59,6 +60,23 @@ import { machineInfo } from './lib/report.mjs';
 
 const run = promisify(execFile);
 const MB = 1e6;
+
+// Burst and sustained load (issue 18) run in bench/replication-burst.mjs, on a cluster with
+// `meridian dev`'s simulated latencies: `--only=burst`, `--only=sustained` or `--only=load` (both).
+const loadOnly = /^--only=(burst|sustained|load)$/.exec(
+  process.argv.slice(2).find((a) => a.startsWith('--only=')) ?? '',
+);
+if (loadOnly) {
+  const rest = process.argv.slice(2).filter((a) => !a.startsWith('--only='));
+  const scenario = loadOnly[1] === 'load' ? 'both' : loadOnly[1];
+  const child = spawn(
+    process.execPath,
+    [join(REPO_ROOT, 'bench', 'replication-burst.mjs'), `--scenario=${scenario}`, ...rest],
+    { stdio: 'inherit' },
+  );
+  const code = await new Promise((done) => child.once('exit', (c) => done(c ?? 1)));
+  process.exit(code);
+}
 
 const { values: flags } = parseArgs({
   options: {
