@@ -24,7 +24,9 @@ export function canBind(host: string, port: number): Promise<boolean> {
  */
 export async function freePortRange(n: number, regions: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below Linux's ephemeral range (32768+), where other tests' port-0 servers and outgoing
+    // connections take ports between this check and dev's listen.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = true;
     for (let i = 2; ok && i <= regions; i++) ok = await canBind(`127.0.0.${i}`, base);
     for (let i = 0; ok && i < n; i++) ok = await canBind('127.0.0.1', base + i);
