@@ -21,6 +21,8 @@ export interface ImportSpec {
   force?: boolean;
   /** Read the source and report what would be copied; write nothing. */
   dryRun?: boolean;
+  /** Copy what refers to the image (signatures, SBOMs) too. Default true. */
+  referrers?: boolean;
 }
 
 export interface ImportProgress {
@@ -78,15 +80,22 @@ export class Importer {
     private readonly opts: { timeoutMs?: number } = {},
   ) {}
 
-  async run(spec: ImportSpec, progress: ImportProgress): Promise<ImportResult> {
+  /** Runs one import; `remote` (a cache rule's, with its tokens) replaces one made from `spec`. */
+  async run(
+    spec: ImportSpec,
+    progress: ImportProgress,
+    remote?: RemoteRegistry,
+  ): Promise<ImportResult> {
     const { source, targets } = resolveImport(spec);
-    const remote = new RemoteRegistry({
+    remote ??= new RemoteRegistry({
       baseUrl: source.baseUrl,
       credentials: spec.credentials,
       credentialName: spec.credentialName,
       timeoutMs: this.opts.timeoutMs,
     });
-    const plan = await planImage(remote, source.repository, source.reference);
+    const plan = await planImage(remote, source.repository, source.reference, {
+      referrers: spec.referrers,
+    });
     progress.manifests = plan.manifests.length;
     progress.blobs = plan.blobs.length * targets.length;
     progress.bytesTotal = plan.blobs.reduce((n, b) => n + b.size, 0) * targets.length;

@@ -5,3 +5,6 @@ export * from './image-plan';
 export * from './importer';
 export * from './import-jobs';
 export * from './credential-sets';
+export * from './cache-rules';
+export * from './pull-through';
+export * from './rule-limiter';

@@ -6,3 +6,10 @@ export const importsFinished = new Counter({
   help: 'Imports finished on this node, by status',
   labelNames: ['status'] as const,
 });
+
+/** Reads of cached repositories on the primary, by `result` (`hit`, `miss`, `revalidated`, `stale`). */
+export const cacheResults = new Counter({
+  name: 'meridian_cache_results_total',
+  help: 'Manifest reads of repositories under a cache rule, by how they were served',
+  labelNames: ['result'] as const,
+});

@@ -1,5 +1,12 @@
 import type { Logger } from 'pino';
-import { CredentialSets, ImportJobs, parseCredentialKey } from '@meridian/cache';
+import {
+  CacheRules,
+  CredentialSets,
+  ImportJobs,
+  parseCredentialKey,
+  PullThrough,
+} from '@meridian/cache';
+import { OciError } from '@meridian/oci';
 import type { Registry } from '@meridian/registry';
 import type { RegionInfo } from '@meridian/replication';
 import type { ObjectStore } from '@meridian/storage';
@@ -10,6 +17,8 @@ export interface NodeCache {
   imports?: ImportJobs;
   /** Credential sets, over the primary region's store: when `upstream.credentialKey` is set. */
   credentialSets?: CredentialSets;
+  /** Pull-through cache rules, over the primary region's store (every node). */
+  cacheRules: CacheRules;
   close(): Promise<void>;
 }
 
@@ -27,7 +36,26 @@ export function openCache(
   const credentialSets = config.upstream.credentialKey
     ? new CredentialSets(primaryStore, keyOf(config.upstream.credentialKey))
     : undefined;
-  if (node.role !== 'primary') return { credentialSets, close: async () => {} };
+  const cacheRules = new CacheRules(primaryStore, {
+    credentialSetExists: async (name) => {
+      if (!credentialSets)
+        throw new OciError(
+          'UNSUPPORTED',
+          'credential sets need upstream.credentialKey on this node',
+          undefined,
+          400,
+        );
+      await credentialSets.show(name);
+    },
+  });
+  // Replicas apply no rule themselves: their misses reach the primary, which does.
+  if (node.role !== 'primary') return { credentialSets, cacheRules, close: async () => {} };
+  const detach = new PullThrough(deps.registry, {
+    rules: cacheRules,
+    credentials: credentialSets && ((name) => credentialSets.credentials(name)),
+    log: deps.log,
+    timeoutMs: config.upstream.timeoutMs,
+  }).attach();
   const imports = new ImportJobs({
     registry: deps.registry,
     log: deps.log,
@@ -35,7 +63,14 @@ export function openCache(
     concurrency: config.upstream.importConcurrency,
     timeoutMs: config.upstream.timeoutMs,
   });
-  return { imports, credentialSets, close: async () => {} };
+  return {
+    imports,
+    credentialSets,
+    cacheRules,
+    close: async () => {
+      detach();
+    },
+  };
 }
 
 function keyOf(base64: string): Buffer {

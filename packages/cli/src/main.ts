@@ -20,6 +20,7 @@ import { registerAcrCommands } from './acr-cmd';
 import { registerLoginCommands } from './login-cmd';
 import { shapeProgram } from './program-shape';
 import { registerCredentialSetCommands } from './credential-set-cmd';
+import { registerCacheCommands } from './cache-cmd';
 
 interface CommonOpts {
   config?: string;
@@ -255,6 +256,7 @@ registerAcrCommands(program);
 registerLoginCommands(program);
 registerImportCommand(program);
 registerCredentialSetCommands(program);
+registerCacheCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

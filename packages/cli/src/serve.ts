@@ -161,6 +161,7 @@ export async function serve(
     purge: gc.purge,
     imports: cache.imports,
     credentialSets: cache.credentialSets,
+    cacheRules: cache.cacheRules,
     usage,
     // Each check answers within 2 s, so /readyz says 503 and why while Redis is down (its
     // client queues commands until it reconnects) instead of not answering at all.

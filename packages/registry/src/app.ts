@@ -25,6 +25,7 @@ import type { UsageReader } from './domain/usage-reader';
 import { purgeRoutes, type PurgeAdmin } from './routes/purge';
 import { importRoutes, type ImportAdmin } from './routes/imports';
 import { credentialSetRoutes, type CredentialSetAdmin } from './routes/credential-sets';
+import { cacheRuleRoutes, type CacheRuleAdmin } from './routes/cache-rules';
 import { recycleBinRoutes } from './routes/recycle-bin';
 import { retentionRoutes, type RetentionAdmin } from './routes/retention';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
@@ -53,6 +54,8 @@ export interface AppDeps {
   imports?: ImportAdmin;
   /** Credential sets for upstream registries (`/meridian/v1/admin/credential-sets`). */
   credentialSets?: CredentialSetAdmin;
+  /** Pull-through cache rules (`/meridian/v1/admin/cache-rules`). */
+  cacheRules?: CacheRuleAdmin;
   /**
    * Identity and access: one check before every handler, the token endpoint and the admin API.
    * Default none: every request is allowed (tests; `auth.enabled: false`).
@@ -106,6 +109,7 @@ export function createApp(deps: AppDeps): App {
     ),
     ...importRoutes(deps.imports, (req, res) => requestInfo(req, res, gate)),
     ...credentialSetRoutes(deps.credentialSets),
+    ...cacheRuleRoutes(deps.cacheRules),
     ...recycleBinRoutes(registry),
     ...dashboardRoutes(),
   ]);

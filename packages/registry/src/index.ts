@@ -21,6 +21,7 @@ export type { PurgeAdmin } from './routes/purge';
 export type { RetentionAdmin } from './routes/retention';
 export type { ImportAdmin } from './routes/imports';
 export type { CredentialSetAdmin } from './routes/credential-sets';
+export type { CacheRuleAdmin } from './routes/cache-rules';
 export { V2_ROUTES, type V2Need } from './http/v2-router';
 export * from './domain/content-guard';
 export * from './domain/store-fence';

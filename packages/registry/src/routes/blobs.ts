@@ -2,6 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import type { V2Context } from '../http/context';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
 import { sendFileRegion } from '../http/send-file';
+import { cacheHeader } from '../http/cache-header';
 
 /**
  * `GET`/`HEAD /v2/<name>/blobs/<digest>`, with single `Range` support (206 / 416). With
@@ -17,6 +18,7 @@ export async function getBlob({ req, res, name, param, registry }: V2Context): P
       'Docker-Content-Digest': info.digest,
       'Accept-Ranges': 'bytes',
       ETag: `"${info.digest}"`,
+      ...cacheHeader(info),
     });
     res.end();
     return;
@@ -41,6 +43,7 @@ export async function getBlob({ req, res, name, param, registry }: V2Context): P
     'Docker-Content-Digest': blob.digest,
     'Accept-Ranges': 'bytes',
     ETag: `"${blob.digest}"`,
+    ...cacheHeader(blob),
   };
   if (blob.range)
     headers['Content-Range'] = `bytes ${blob.range.start}-${blob.range.end}/${blob.size}`;

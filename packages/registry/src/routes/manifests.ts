@@ -5,6 +5,7 @@ import type { Actor } from '../domain/events';
 import { REPLICA_USER_AGENT } from '../domain/upstream';
 import { readLimited } from '../http/body';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
+import { cacheHeader } from '../http/cache-header';
 
 /** `GET`/`HEAD /v2/<name>/manifests/<reference>` */
 export async function getManifest(ctx: V2Context): Promise<void> {
@@ -25,6 +26,7 @@ export async function getManifest(ctx: V2Context): Promise<void> {
     'Content-Length': m.size,
     'Docker-Content-Digest': m.digest,
     ETag: `"${m.digest}"`,
+    ...cacheHeader(m),
   });
   res.end(m.bytes);
 }

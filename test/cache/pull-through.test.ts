@@ -1,0 +1,259 @@
+/**
+ * Pull-through cache rules (issue 15) against CNCF Distribution with htpasswd auth, reached
+ * through a counting HTTP proxy on loopback (a real forwarder: it counts what reaches the
+ * upstream, and can answer 429 the way Docker Hub does). The registry is a two-region cluster.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basic } from '../helpers/auth-node';
+import { meridian } from '../helpers/cli';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
+import {
+  Pusher,
+  pushSignedIndex,
+  signedIndex,
+  startDistribution,
+  type Distribution,
+  type SignedIndex,
+} from './upstreams';
+
+const INDEX = 'application/vnd.oci.image.index.v1+json';
+
+/** Forwards to `target`, counting `METHOD /path` answered with anything but 401; `mode` 429 answers every request itself. */
+class CountingProxy {
+  readonly counts = new Map<string, number>();
+  mode: 'pass' | '429' = 'pass';
+  private server?: Server;
+  url = '';
+  constructor(private readonly target: string) {}
+
+  async start(): Promise<this> {
+    const t = new URL(this.target);
+    this.server = createServer((req, res) => {
+      const key = `${req.method} ${(req.url ?? '').split('?')[0]}`;
+      // What the upstream served or refused; a 401 challenge (before credentials) is not a fetch.
+      res.once('finish', () => {
+        if (res.statusCode !== 401) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+      });
+      if (this.mode === '429') {
+        req.resume();
+        res.writeHead(429, { 'Retry-After': '30', 'Content-Type': 'application/json' });
+        res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}');
+        return;
+      }
+      const up = request(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  count(method: string, pathPart: string): number {
+    let n = 0;
+    for (const [k, v] of this.counts)
+      if (k.startsWith(`${method} `) && k.includes(pathPart)) n += v;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => this.server?.close(() => r()) ?? r());
+  }
+}
+
+describe('pull-through cache rules', () => {
+  let c: TestCluster;
+  let dist: Distribution;
+  let proxy: CountingProxy;
+  let pusher: Pusher;
+  const hot = signedIndex(64 * 1024);
+
+  const admin = async (path: string, body: unknown) => {
+    const r = await fetch(`${c.primary.url}/meridian/v1/admin${path}`, {
+      method: 'POST',
+      headers: { Authorization: basic('owner', 'x'), 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (r.status !== 201) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  };
+  const pull = async (base: string, path: string, accept = INDEX) => {
+    const r = await fetch(`${base}${path}`, { headers: { Accept: accept } });
+    return {
+      status: r.status,
+      cache: r.headers.get('x-meridian-cache'),
+      digest: r.headers.get('docker-content-digest'),
+      bytes: Buffer.from(await r.arrayBuffer()),
+    };
+  };
+  const upstreamHost = () => proxy.url.replace('http://', '');
+
+  beforeAll(async () => {
+    [c, dist] = await Promise.all([
+      startCluster({
+        regions: ['eastus', 'westeurope'],
+        upstream: { credentialKey: randomBytes(32).toString('base64') },
+      }),
+      startDistribution(),
+    ]);
+    proxy = await new CountingProxy(dist.url).start();
+    pusher = new Pusher(dist.url, basic(dist.user, dist.password));
+    for (const repo of ['lib/app', 'lib/other', 'lib/fresh', 'lib/limited', 'lib/down'])
+      await pushSignedIndex(pusher, repo, 'v1', repo === 'lib/app' ? hot : signedIndex(), false);
+    await admin('/credential-sets', { name: 'dist', username: dist.user, password: dist.password });
+    const made = await meridian(
+      [
+        'cache',
+        'create',
+        'mirror',
+        '--source',
+        `${upstreamHost()}/lib/*`,
+        '--target',
+        'mirror/*',
+        '--credential-set',
+        'dist',
+        '--tag-ttl',
+        '2',
+        '--url',
+        c.primary.url,
+      ],
+      { MERIDIAN_PASSWORD: 'x' },
+    );
+    expect(made.stderr).toBe('');
+    expect(JSON.parse(made.stdout)).toMatchObject({ name: 'mirror', tagTtlSeconds: 2 });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await c?.close();
+    await dist?.close();
+  });
+
+  /** Pulls the whole image (index, platforms, blobs) as a client would; returns each header. */
+  async function pullImage(base: string, repo: string, img: SignedIndex): Promise<string[]> {
+    const index = await pull(base, `/v2/${repo}/manifests/v1`);
+    expect(index.status).toBe(200);
+    expect(index.bytes.equals(img.index.bytes)).toBe(true);
+    const seen = [index.cache ?? ''];
+    for (const m of img.platforms) {
+      const r = await pull(base, `/v2/${repo}/manifests/${m.digest}`, m.mediaType);
+      expect(r.bytes.equals(m.bytes)).toBe(true);
+      seen.push(r.cache ?? '');
+      const parsed = JSON.parse(m.bytes.toString()) as {
+        config: { digest: string };
+        layers: { digest: string }[];
+      };
+      for (const d of [parsed.config.digest, ...parsed.layers.map((l) => l.digest)]) {
+        const b = await pull(base, `/v2/${repo}/blobs/${d}`, '*/*');
+        expect(b.status).toBe(200);
+        expect(b.bytes.equals(img.blobs.find((x) => x.digest === d)!.bytes)).toBe(true);
+        seen.push(b.cache ?? '');
+      }
+    }
+    return seen;
+  }
+
+  it('20 concurrent cold pulls fetch each blob from the upstream once', async () => {
+    const headers = await Promise.all(
+      Array.from({ length: 20 }, () => pullImage(c.primary.url, 'mirror/app', hot)),
+    );
+    for (const h of headers) {
+      expect(h[0]).toBe('miss');
+      expect(h.slice(1).every((x) => x === 'hit')).toBe(true);
+    }
+    const blobs = new Set(
+      hot.platforms.flatMap((m) => {
+        const p = JSON.parse(m.bytes.toString()) as {
+          config: { digest: string };
+          layers: { digest: string }[];
+        };
+        return [p.config.digest, ...p.layers.map((l) => l.digest)];
+      }),
+    );
+    for (const d of blobs) expect(proxy.count('GET', `/v2/lib/app/blobs/${d}`)).toBe(1);
+    expect(proxy.count('GET', '/v2/lib/app/manifests/v1')).toBe(1);
+  });
+
+  it('a tag moved upstream is seen once tagTtl has passed, not before; an unchanged one is revalidated by HEAD', async () => {
+    const first = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');
+    expect(first.cache).toBe('miss');
+    const moved = signedIndex();
+    await pushSignedIndex(pusher, 'lib/fresh', 'v1', moved, false);
+    const before = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');
+    expect(before).toMatchObject({ cache: 'hit', digest: first.digest });
+    await new Promise((r) => setTimeout(r, 2500));
+    const after = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');
+    expect(after).toMatchObject({ cache: 'miss', digest: moved.index.digest });
+    expect(after.bytes.equals(moved.index.bytes)).toBe(true);
+
+    const gets = proxy.count('GET', '/v2/lib/fresh/manifests/v1');
+    await new Promise((r) => setTimeout(r, 2500));
+    const again = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');
+    expect(again).toMatchObject({ cache: 'revalidated', digest: moved.index.digest });
+    expect(proxy.count('HEAD', '/v2/lib/fresh/manifests/v1')).toBeGreaterThanOrEqual(1);
+    expect(proxy.count('GET', '/v2/lib/fresh/manifests/v1')).toBe(gets);
+    // A digest is never revalidated.
+    const byDigest = await pull(c.primary.url, `/v2/mirror/fresh/manifests/${moved.index.digest}`);
+    expect(byDigest.cache).toBe('hit');
+  });
+
+  it('the upstream answering 429: cached tags are served stale, and the upstream is not hammered', async () => {
+    expect((await pull(c.primary.url, '/v2/mirror/limited/manifests/v1')).cache).toBe('miss');
+    await new Promise((r) => setTimeout(r, 2500));
+    proxy.mode = '429';
+    try {
+      const heads = proxy.count('HEAD', '/v2/lib/limited/');
+      for (let i = 0; i < 10; i++) {
+        const r = await pull(c.primary.url, '/v2/mirror/limited/manifests/v1');
+        expect(r).toMatchObject({ status: 200, cache: 'stale' });
+      }
+      // One HEAD answered 429; the rule then waits for Retry-After (30 s) before the next.
+      expect(proxy.count('HEAD', '/v2/lib/limited/') - heads).toBe(1);
+      const uncached = await pull(c.primary.url, '/v2/mirror/limited/manifests/v2');
+      expect(uncached.status).toBe(429);
+      expect(uncached.bytes.toString()).toContain('cache rule \\"mirror\\"');
+    } finally {
+      proxy.mode = 'pass';
+    }
+  });
+
+  it('the upstream stopped: cached tags still pull (stale), uncached ones get a 503 naming the rule', async () => {
+    await c.stopNode('eastus');
+    await c.startNode('eastus'); // a fresh limiter: the 429 back-off above is the other rule state
+    expect((await pull(c.primary.url, '/v2/mirror/down/manifests/v1')).cache).toBe('miss');
+    await dist.stop();
+    try {
+      await new Promise((r) => setTimeout(r, 2500));
+      const r = await pull(c.primary.url, '/v2/mirror/down/manifests/v1');
+      expect(r).toMatchObject({ status: 200, cache: 'stale' });
+      const cold = await pull(c.primary.url, '/v2/mirror/other/manifests/v1');
+      expect(cold.status).toBe(503);
+      const body = JSON.parse(cold.bytes.toString()) as {
+        errors: { code: string; message: string }[];
+      };
+      expect(body.errors[0]!.code).toBe('UNAVAILABLE');
+      expect(body.errors[0]!.message).toContain('cache rule "mirror"');
+    } finally {
+      await dist.start();
+    }
+  });
+
+  it('a replica honours the rule through the primary: the upstream is asked once', async () => {
+    await c.stopNode('eastus');
+    await c.startNode('eastus'); // past the back-off of the stopped upstream
+    const replica = c.replicas[0]!.url;
+    const r = await waitFor(async () => {
+      const x = await pull(replica, '/v2/mirror/other/manifests/v1');
+      return x.status === 200 ? x : undefined;
+    }, 'the replica to serve mirror/other:v1');
+    expect(JSON.parse(r.bytes.toString())).toMatchObject({ mediaType: INDEX });
+    expect(proxy.count('GET', '/v2/lib/other/manifests/v1')).toBe(1);
+  });
+});
