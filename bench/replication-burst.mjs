@@ -14,6 +14,7 @@
 //
 //   node bench/replication-burst.mjs [--scenario=burst|sustained|both] [--quick] [--out=FILE]
 //                                    [--small=N] [--large-mib=N] [--rate=N] [--seconds=N]
+//                                    [--concurrency=N] [--profile-worker=DIR]
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     rate: { type: 'string' },
     seconds: { type: 'string' },
     concurrency: { type: 'string' },
+    'profile-worker': { type: 'string' },
   },
   strict: false,
 });
@@ -140,6 +142,7 @@ async function startCluster(name) {
   await Promise.all(regions.map((r) => waitHttp(`${r.url}/readyz`)));
   pids.push(
     spawnChild(`${name}-worker`, process.execPath, [
+      ...(flags['profile-worker'] ? ['--cpu-prof', '--cpu-prof-dir', flags['profile-worker']] : []),
       MERIDIAN_CLI,
       'worker',
       '--config',

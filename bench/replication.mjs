@@ -57,6 +57,7 @@ import {
 } from './lib/procs.mjs';
 import { cpuWatch, waitForQuiet } from './lib/quiet.mjs';
 import { machineInfo } from './lib/report.mjs';
+import { LOAD_SECTION } from './replication-load-profile.mjs';
 
 const run = promisify(execFile);
 const MB = 1e6;
@@ -1418,6 +1419,8 @@ part ran: ${Object.entries(noise)
     .map(([k, v]) => `${k} ${Math.round(v * 100)} %`)
     .join(', ')}.
 ${errors.length ? `\nErrors during the run:\n\n${errors.map((e) => `- ${e}`).join('\n')}\n` : ''}
+${LOAD_SECTION}
+
 ## Machine
 
 - CPU: ${machine.cores} × ${machine.cpu}; ${machine.memGiB} GiB RAM; ${machine.os}, Linux ${machine.kernel}
