@@ -1,10 +1,11 @@
+import { LRUCache } from 'lru-cache';
 import { OciError, parseDigest } from '@meridian/oci';
 import { RepositoryLayout, type LockFlags, type ObjectStore } from '@meridian/storage';
 import { effectiveLock, flagsOf, type EffectiveLock, type RepositoryLocks } from './lock-rules';
 import type { LockStore } from './lock-store';
 import type { PullSummary, UsageReader } from './usage-reader';
 import { translated } from './storage-errors';
-import { compareBytes } from './tag-store';
+import { compareBytes, type TagStore } from './tag-store';
 import { manifestSummary, type ManifestSummary } from './manifest-summary';
 
 /** ACR's `changeableAttributes` of a repository, tag or manifest: the target's own record. */
@@ -80,10 +81,14 @@ const PARALLEL = 16;
  */
 export class RepositoryMetadata {
   private readonly layout: RepositoryLayout;
+  /** A manifest's content never changes: its summary is kept (by digest) once read. */
+  private readonly summaries = new LRUCache<string, ManifestSummary>({ max: 20_000 });
 
   constructor(
     store: ObjectStore,
     private readonly locks: LockStore,
+    /** Tags through the node's metadata cache (the freshness `/v2` tag lists have). */
+    private readonly tagStore: TagStore,
     /** Every region's pull counts, when the node can read them. */
     readonly usage?: UsageReader,
   ) {
@@ -133,7 +138,7 @@ export class RepositoryMetadata {
 
   tag(repository: string, tag: string): Promise<TagAttributes> {
     return translated(async () => {
-      const rec = await this.layout.readTag(repository, tag);
+      const rec = await this.tagStore.get(repository, tag);
       if (!rec) throw unknownManifest(`${repository}:${tag}`);
       const [locks, usage] = await Promise.all([
         this.locks.fresh(repository),
@@ -209,15 +214,19 @@ export class RepositoryMetadata {
     const d = parseDigest(digest);
     const rev = await this.layout.readRevision(repository, d);
     if (!rev) return undefined; // deleted since the listing
-    let bytes: Buffer;
-    try {
-      bytes = await this.layout.readBlob(d);
-    } catch {
-      return undefined;
+    let summary = this.summaries.get(digest);
+    if (!summary) {
+      let bytes: Buffer;
+      try {
+        bytes = await this.layout.readBlob(d);
+      } catch {
+        return undefined;
+      }
+      summary = await manifestSummary(bytes, rev.mediaType, (c) =>
+        this.layout.readBlob(parseDigest(c)),
+      );
+      this.summaries.set(digest, summary);
     }
-    const summary = await manifestSummary(bytes, rev.mediaType, (c) =>
-      this.layout.readBlob(parseDigest(c)),
-    );
     const referrers = await this.layout.listReferrers(repository, d).catch(() => []);
     return {
       digest,
@@ -242,9 +251,9 @@ export class RepositoryMetadata {
   }
 
   private async tagRecords(repository: string): Promise<TagRecordOf[]> {
-    const names = await this.layout.listTags(repository);
+    const names = await this.tagStore.all(repository);
     const recs = await inBatches(names, async (tag): Promise<TagRecordOf | undefined> => {
-      const rec = await this.layout.readTag(repository, tag);
+      const rec = await this.tagStore.get(repository, tag);
       return rec ? { tag, digest: rec.digest, updatedAt: rec.updatedAt } : undefined;
     });
     return recs.filter((r): r is TagRecordOf => r !== undefined);
