@@ -24,10 +24,12 @@ describe('dashboardHandler', () => {
     expect(r.headers.get('location')).toBe('/dashboard/?x=1');
   });
 
-  it('serves the page, its script, style and the vendored chart library with ETags', async () => {
+  it('serves the page, its scripts, style and the vendored chart library with ETags', async () => {
     for (const [path, type] of [
       ['/dashboard/', 'text/html'],
+      ['/dashboard/api.js', 'text/javascript'],
       ['/dashboard/app.js', 'text/javascript'],
+      ['/dashboard/browser.js', 'text/javascript'],
       ['/dashboard/style.css', 'text/css'],
       ['/dashboard/vendor/uPlot.iife.min.js', 'text/javascript'],
       ['/dashboard/vendor/uPlot.min.css', 'text/css'],
