@@ -28,6 +28,8 @@ import { credentialSetRoutes, type CredentialSetAdmin } from './routes/credentia
 import { cacheRuleRoutes, type CacheRuleAdmin } from './routes/cache-rules';
 import { recycleBinRoutes } from './routes/recycle-bin';
 import { retentionRoutes, type RetentionAdmin } from './routes/retention';
+import { acrRoutes } from './routes/acr';
+import { RepositoryMetadata } from './domain/repository-metadata';
 import { httpBytesSent, httpDuration, httpRequests } from './metrics';
 import { readinessCheck } from './readiness';
 
@@ -111,6 +113,12 @@ export function createApp(deps: AppDeps): App {
     ...credentialSetRoutes(deps.credentialSets),
     ...cacheRuleRoutes(deps.cacheRules),
     ...recycleBinRoutes(registry),
+    ...acrRoutes({
+      registry,
+      metadata: new RepositoryMetadata(registry.store, registry.locks, registry.tags, deps.usage),
+      replication: deps.replicationStatus,
+      requestInfo: (req, res) => requestInfo(req, res, gate),
+    }),
     ...dashboardRoutes(),
   ]);
 
@@ -206,7 +214,7 @@ export function createApp(deps: AppDeps): App {
       app(req, res);
       return;
     }
-    gate.check(req, res, matched.route.need, false).then(() => {
+    gate.check(req, res, matched.need, false).then(() => {
       app(req, res);
     }, fail);
   };
@@ -344,6 +352,7 @@ function routeLabel(path: string): string {
   if (path.startsWith('/meridian/v1/admin')) return 'admin';
   if (path.startsWith('/meridian/v1/')) return 'status';
   if (path.startsWith('/dashboard')) return 'dashboard';
+  if (path.startsWith('/acr/v1')) return 'acr';
   return path.slice(1).replace(/\W+/g, '_');
 }
 
