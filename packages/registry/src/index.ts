@@ -31,3 +31,5 @@ export * from './domain/lock-admin';
 export * from './domain/pull-recorder';
 export * from './domain/usage-reader';
 export * from './domain/recycle-bin';
+export * from './domain/repository-metadata';
+export { TOTAL_COUNT_HEADER } from './routes/acr';
