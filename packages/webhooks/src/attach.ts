@@ -87,7 +87,7 @@ export function regionWait(
   const reference = e.tag ?? e.digest;
   // A lock applies in every region from the primary's record: it fires at the commit.
   if (reference === undefined || e.type === 'lockChanged') return undefined;
-  const until = e.type === 'manifestPut' ? 'present' : 'absent';
+  const until = e.type === 'manifestPut' || e.type === 'importFinished' ? 'present' : 'absent';
   if (action === 'replicated') {
     const named = hook.regions ?? [];
     return { regions: named.length ? named : 'all', repository: e.repository, reference, until };

@@ -22,6 +22,7 @@ describe('webhook payloads', () => {
     expect(actionsOf('lockChanged')).toEqual(['lock_changed']);
     expect(actionsOf('blobCommitted')).toEqual([]);
     expect(actionsOf('retentionFinished')).toEqual(['retention_finished']);
+    expect(actionsOf('importFinished')).toEqual(['import_finished']);
     // A delete that went to the recycle bin is still a delete, and also a soft_delete.
     expect(actionsOf({ type: 'manifestDeleted', softDeleted: true })).toEqual([
       'delete',
@@ -65,6 +66,21 @@ describe('webhook payloads', () => {
       tags: ['v1'],
       manifests: removed,
       bytes: 1234,
+    });
+  });
+
+  it('import_finished names the image and where it came from', () => {
+    const e: WebhookEvent = {
+      ...push,
+      type: 'importFinished',
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      size: undefined,
+      source: 'docker.io/library/alpine:3.20',
+    };
+    expect(notificationOf(e, 'import_finished', 'registry.example')).toMatchObject({
+      action: 'import_finished',
+      target: { repository: 'hello-world', tag: 'v1', digest: push.digest },
+      import: { source: 'docker.io/library/alpine:3.20' },
     });
   });
 

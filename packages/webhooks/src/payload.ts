@@ -29,6 +29,8 @@ export interface WebhookEvent {
   tags?: string[];
   manifests?: string[];
   bytes?: number;
+  /** `importFinished`: where the image came from (`registry/repo:tag`). */
+  source?: string;
 }
 
 /** Which actions each domain event fires. Events not listed fire none. */
@@ -39,6 +41,7 @@ const EVENT_ACTIONS: Record<string, WebhookAction[]> = {
   tagDeleted: ['tag_delete'],
   lockChanged: ['lock_changed'],
   retentionFinished: ['retention_finished'],
+  importFinished: ['import_finished'],
 };
 
 /** The actions an event fires; a delete that went to the recycle bin also fires `soft_delete`. */
@@ -82,6 +85,8 @@ export interface Notification {
   softDelete?: { expiresAt: string };
   /** `retention_finished`: the rule and what it removed from `target.repository`. */
   retention?: { rule: string; tags: string[]; manifests: string[]; bytes: number };
+  /** `import_finished`: where the image was imported from. */
+  import?: { source: string };
 }
 
 /**
@@ -122,6 +127,7 @@ export function notificationOf(e: WebhookEvent, action: string, host: string): N
       },
     }),
     ...(action === 'soft_delete' && e.expiresAt && { softDelete: { expiresAt: e.expiresAt } }),
+    ...(e.type === 'importFinished' && { import: { source: e.source ?? '' } }),
     ...(e.type === 'retentionFinished' && {
       retention: {
         rule: e.rule ?? '',
