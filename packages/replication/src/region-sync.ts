@@ -165,15 +165,22 @@ export class RegionSync {
     }
     for (const { kind, key } of plan.keys) {
       if (await exists(this.target, key)) continue;
-      if (kind === 'content') {
-        await this.target.put(key, bytes, { size: bytes.length });
-        bytesCopied.inc({ region: this.region, mode: 'streamed' }, bytes.length);
-      } else if (kind === 'revision') {
+      if (kind === 'content') await this.putManifestBytes(d, key, bytes);
+      else if (kind === 'revision') {
         await this.target.put(key, revBytes, { size: revBytes.length });
         objectsCopied.inc({ region: this.region, kind: 'manifest' });
       } else await copySmall(this.primary, this.target, key);
     }
     await restored();
+  }
+
+  /** A manifest's bytes into the region, once: under the digest's copy lock, as a blob copy. */
+  private putManifestBytes(d: Digest, key: string, bytes: Buffer): Promise<void> {
+    return this.mutex(`blob:${d.value}`, async () => {
+      if (await exists(this.target, key)) return;
+      await this.target.put(key, bytes, { size: bytes.length });
+      bytesCopied.inc({ region: this.region, mode: 'streamed' }, bytes.length);
+    });
   }
 
   private async readOrUndefined(key: string): Promise<Buffer | undefined> {
