@@ -55,12 +55,10 @@ describe('replication scope per region', () => {
       60_000,
     );
   /** Workers over the cluster's config with westeurope's scope replaced. */
-  const workersWithScope = async (scope: Record<string, unknown> | undefined) => {
+  const workersWithScope = async (scope: { repositories?: string[] } | undefined) => {
     await workers?.close();
     await c.stopWorkers();
-    const regions = c.config.regions.map((r) =>
-      r.name === 'westeurope' ? { ...r, scope: scope as typeof r.scope } : r,
-    );
+    const regions = c.config.regions.map((r) => (r.name === 'westeurope' ? { ...r, scope } : r));
     workers = await runWorkers({ ...c.config, regions, region: 'eastus' }, []);
   };
 

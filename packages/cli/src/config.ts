@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { RegionScope } from '@meridian/replication';
 import { GcConfigSchema, SoftDeleteConfigSchema } from './config-gc';
+import { RetentionConfigSchema } from './config-retention';
 import { AuthConfigSchema } from './config-auth';
 import { RedisConfigSchema } from './config-redis';
 import { WebhooksConfigSchema } from './config-webhooks';
@@ -111,6 +112,7 @@ export const NodeConfigSchema = z
       .default({ idleTimeoutSeconds: 3600, purgeIntervalSeconds: 300, automaticCrossMount: false }),
     gc: GcConfigSchema,
     softDelete: SoftDeleteConfigSchema,
+    retention: RetentionConfigSchema,
     cache: z
       .object({
         /** Trust a cached tag/revision lookup this long (ms); local writes invalidate at once. Default 1000. */
