@@ -24,6 +24,7 @@ import { openQueues, openRegions, regionScopes, storeOptions } from './cluster';
 import { latencyBetween, resolveNode, type NodeConfig } from './config';
 import { openWebhooks } from './webhooks-wiring';
 import { openNodeGc } from './gc-wiring';
+import { openNodeRetention } from './retention-wiring';
 import { openCache } from './cache-wiring';
 
 /** Wires a registry node (primary or replica) from its configuration and starts it. */
@@ -143,6 +144,14 @@ export async function serve(
   });
   // Registered before it listens; joining a region with nodes waits until they noticed.
   await peers?.start();
+  // Untagged retention and the scheduled rules, on the primary (ADR 0021).
+  const retention = await openNodeRetention(config, node.role, {
+    registry,
+    store,
+    queues,
+    usage,
+    log,
+  });
   const gauges = status
     ? setInterval(() => void status.updateGauges().catch(() => {}), 5000).unref()
     : undefined;
@@ -159,6 +168,7 @@ export async function serve(
     webhooks: webhooks.service,
     gc: gc.admin,
     purge: gc.purge,
+    retention: retention.admin,
     imports: cache.imports,
     credentialSets: cache.credentialSets,
     cacheRules: cache.cacheRules,
@@ -169,6 +179,7 @@ export async function serve(
     auth: auth?.app,
     tls,
   }).catch(async (err: unknown) => {
+    await retention.close();
     await webhooks.close();
     await gc.close();
     await auth?.service.close(); // e.g. the port is taken: no owner was created
@@ -181,6 +192,7 @@ export async function serve(
       if (gauges) clearInterval(gauges);
       await running.close();
       await registry.pulls?.close();
+      await retention.close();
       await gc.close();
       await cache.close();
       await detachReplication?.();
