@@ -55,7 +55,8 @@ function canBind(host: string, port: number): Promise<boolean> {
  */
 async function freePortRange(n: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below Linux's ephemeral range (32768+), where other suites' port-0 servers land.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = (await canBind('127.0.0.2', base)) && (await canBind('127.0.0.3', base));
     for (let i = 0; ok && i < n; i++) ok = await canBind('127.0.0.1', base + i);
     if (ok) return base;

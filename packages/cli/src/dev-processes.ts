@@ -37,8 +37,12 @@ export function restartDelayMs(n: number): number {
 /** A child that ran this long before it died starts its backoff from the beginning again. */
 const STABLE_MS = 60_000;
 
+let setprivFound: boolean | undefined;
 /** Whether `setpriv --pdeathsig` (util-linux) is here to tie a child's life to ours. */
-const hasSetpriv = process.platform === 'linux' && spawnSync('setpriv', ['--version']).status === 0;
+function hasSetpriv(): boolean {
+  setprivFound ??= process.platform === 'linux' && spawnSync('setpriv', ['--version']).status === 0;
+  return setprivFound;
+}
 
 /**
  * The processes of a dev cluster: spawned so that they die with `meridian dev` (on Linux the
@@ -60,7 +64,7 @@ export class DevProcesses {
 
   /** Starts a child; after `supervise()`, it is restarted whenever it dies. */
   start(spec: DevChildSpec, restarts = 0): ChildProcess {
-    const [command, args] = hasSetpriv
+    const [command, args] = hasSetpriv()
       ? ['setpriv', ['--pdeathsig', 'SIGTERM', '--', spec.command, ...spec.args]]
       : [spec.command, spec.args];
     const child = spawn(command, args, {
