@@ -250,6 +250,18 @@ export class RepositoryLayout {
     return out;
   }
 
+  /** Every manifest revision with its link's time: one listing of the revisions, nothing else. */
+  async listRevisionTimes(repository: string): Promise<{ digest: string; modified: Date }[]> {
+    const prefix = `${Layout.repository(repository)}_manifests/revisions/`;
+    const out: { digest: string; modified: Date }[] = [];
+    for (const o of await listAllObjects(this.store, prefix)) {
+      const k = parseKey(o.key);
+      if (k?.kind === 'revision' && k.repository === repository)
+        out.push({ digest: k.digest, modified: o.modified });
+    }
+    return out;
+  }
+
   /** Like `scan`, with each key's modification time. */
   async scanObjects(repository: string): Promise<{ key: RepositoryKey; modified: Date }[]> {
     const objects = await listAllObjects(this.store, Layout.repository(repository));

@@ -242,12 +242,8 @@ export class RepositoryMetadata {
   }
 
   private async revisions(repository: string): Promise<{ digest: string; created: number }[]> {
-    const objects = await this.layout.scanObjects(repository);
-    const out: { digest: string; created: number }[] = [];
-    for (const o of objects)
-      if (o.key.kind === 'revision')
-        out.push({ digest: o.key.digest, created: o.modified.getTime() });
-    return out;
+    const revisions = await this.layout.listRevisionTimes(repository);
+    return revisions.map((r) => ({ digest: r.digest, created: r.modified.getTime() }));
   }
 
   private async tagRecords(repository: string): Promise<TagRecordOf[]> {
