@@ -4,8 +4,8 @@
  * test/helpers/validate-kubernetes.mjs), and checked for consistency: the configuration each
  * container runs with loads through loadConfig (the mounted ConfigMap, its MERIDIAN_* env), the
  * probes hit /readyz and /healthz on the ports the processes listen on, Services and disruption
- * budgets select pods that exist, secrets are referenced and never inlined, and the primary runs
- * a single writer node.
+ * budgets select pods that exist, secrets are referenced and never inlined, and every region
+ * (the primary too) runs several nodes.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -183,18 +183,13 @@ describe.each(OVERLAYS)('deploy/kubernetes/overlays/%s', (region) => {
     const gateway = deployments.find((d) => component(d) === 'gateway')!;
     const g = containerConfig(gateway, gateway.spec!.template!.spec.containers[0]!);
     expect(g.gateway.defaultRegion).toBe(region);
-    if (role === 'primary') {
-      // One writer until GC's in-flight guard spans nodes (it is per process today).
-      expect(node.spec!.replicas).toBe(1);
-      expect(of('HorizontalPodAutoscaler')).toEqual([]);
-    } else {
-      expect(node.spec!.replicas).toBeGreaterThanOrEqual(2);
-      const hpa = byName('HorizontalPodAutoscaler', 'meridian-node')!;
-      expect(hpa.spec!.scaleTargetRef).toMatchObject({
-        kind: 'Deployment',
-        name: node.metadata.name,
-      });
-    }
+    // Every region, the primary too, runs several nodes (ADR 0024) and scales them on load.
+    expect(node.spec!.replicas).toBeGreaterThanOrEqual(2);
+    const hpa = byName('HorizontalPodAutoscaler', 'meridian-node')!;
+    expect(hpa.spec!.scaleTargetRef).toMatchObject({
+      kind: 'Deployment',
+      name: node.metadata.name,
+    });
   });
 
   it('gives every container a configuration that loads, with only MERIDIAN_* keys the schema has', () => {
