@@ -67,13 +67,16 @@ export const NodeConfigSchema = z
       .object({
         /** Redis key prefix for queues and replication state. Default `meridian`. */
         prefix: z.string().default('meridian'),
-        /** Sync jobs run at once per region by one worker. Default 4. */
-        concurrency: z.number().int().positive().default(4),
+        /**
+         * Sync jobs run at once per region by one worker. Default 16: a job mostly waits on
+         * round trips to the primary's region, so fewer leave a burst queued (issue 18).
+         */
+        concurrency: z.number().int().positive().default(16),
         /** How often workers compare every region with the primary. Default 60 s. */
         reconcileIntervalSeconds: z.number().int().positive().default(60),
       })
       .strict()
-      .default({ prefix: 'meridian', concurrency: 4, reconcileIntervalSeconds: 60 }),
+      .default({ prefix: 'meridian', concurrency: 16, reconcileIntervalSeconds: 60 }),
     s3: z
       .object({
         /** Part size for multipart uploads, bytes (≥ 5 MiB). Default 16 MiB. */

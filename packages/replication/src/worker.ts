@@ -19,7 +19,7 @@ export interface WorkerOptions extends RedisOptions {
   primary: ObjectStore;
   /** Replica regions this worker serves. */
   regions: ReplicaRegion[];
-  /** Jobs processed at once per region. Default 4. */
+  /** Jobs processed at once per region. Default 16 (jobs mostly wait on the primary). */
   concurrency?: number;
   /** How often pending changes whose job was lost are queued again, ms. Default 5000. */
   orphanSweepMs?: number;
@@ -57,7 +57,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       {
         connection: queues.redis.duplicate({ maxRetriesPerRequest: null }),
         prefix: queues.bullPrefix,
-        concurrency: opts.concurrency ?? 4,
+        concurrency: opts.concurrency ?? 16,
         stalledInterval: 5000,
         maxStalledCount: 1000,
         lockDuration: 15000,
