@@ -29,6 +29,8 @@ import { waitFor } from '../helpers/wait';
 const MiB = 1024 * 1024;
 const LAYER = 64 * MiB;
 const HERD = 50;
+/** 50 × 64 MiB pulled and hashed by this process: on a loaded 2-core machine it takes minutes. */
+const HERD_TIMEOUT_MS = 480_000;
 
 function ended<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -93,76 +95,80 @@ describe('a herd of cold pulls at a replica', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('costs the primary one copy of each blob, and the sync job finds the replica’s copy', async () => {
-    const repo = 'herd/app';
-    const layer = await streamedBlob(LAYER, 'herd layer');
-    const cfg = configBlob();
-    const manifest = imageManifest({
-      config: cfg,
-      layers: [{ mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size }],
-    });
-    const client = new RegistryClient(primaryUrl);
-    await pushStreamed(primaryUrl, repo, layer);
-    expect((await client.uploadBlob(repo, cfg)).status).toBe(201);
-    expect((await client.putManifest(repo, 'v1', manifest)).status).toBe(201);
-    proxy.reset();
+  it(
+    'costs the primary one copy of each blob, and the sync job finds the replica’s copy',
+    async () => {
+      const repo = 'herd/app';
+      const layer = await streamedBlob(LAYER, 'herd layer');
+      const cfg = configBlob();
+      const manifest = imageManifest({
+        config: cfg,
+        layers: [{ mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size }],
+      });
+      const client = new RegistryClient(primaryUrl);
+      await pushStreamed(primaryUrl, repo, layer);
+      expect((await client.uploadBlob(repo, cfg)).status).toBe(201);
+      expect((await client.putManifest(repo, 'v1', manifest)).status).toBe(201);
+      proxy.reset();
 
-    // 50 pulls at once, as a rollout's pods do: the manifest by tag, then its blobs.
-    const replicaClient = new RegistryClient(replicaUrl);
-    const pulls = await Promise.all(
-      Array.from({ length: HERD }, async () => {
-        const m = await replicaClient.get(`/v2/${repo}/manifests/v1`, {
-          headers: { Accept: MediaTypes.ociManifest },
-        });
-        const blobs = await Promise.all(
-          [cfg.digest, layer.digest].map((d) => pullBlob(`${replicaUrl}/v2/${repo}/blobs/${d}`)),
-        );
-        return { manifest: m, blobs };
-      }),
-    );
-    for (const p of pulls) {
-      expect(p.manifest.status).toBe(200);
-      expect(p.manifest.body.equals(manifest.bytes)).toBe(true);
-      expect(p.blobs.map((b) => [b.status, b.outcome, b.digest])).toEqual([
-        [200, 'complete', cfg.digest],
-        [200, 'complete', layer.digest],
-      ]);
-    }
-    // The primary served each blob once: its egress is the image, not 50 of them.
-    expect(Object.fromEntries(proxy.blobGets)).toEqual({ [cfg.digest]: 1, [layer.digest]: 1 });
-    expect(proxy.blobBytes()).toBe(layer.size + cfg.size);
-
-    // Replication catches up: the blob jobs find the replica's copy and transfer nothing again
-    // (only the manifest's own bytes, which a fallback serves but does not keep, cross).
-    const copiedBefore = await counter('meridian_replication_bytes_copied_total', {
-      region: 'westeurope',
-    });
-    const blobsBefore = await counter('meridian_replication_objects_copied_total', {
-      region: 'westeurope',
-      kind: 'blob',
-    });
-    const workers = await runWorkers({ ...config, region: 'eastus' }, ['westeurope']);
-    const west = await openStore(join(dir, 'west'));
-    try {
-      await waitFor(
-        async () => (await new RepositoryLayout(west).readTag(repo, 'v1'))?.digest,
-        'the tag to reach westeurope',
+      // 50 pulls at once, as a rollout's pods do: the manifest by tag, then its blobs.
+      const replicaClient = new RegistryClient(replicaUrl);
+      const pulls = await Promise.all(
+        Array.from({ length: HERD }, async () => {
+          const m = await replicaClient.get(`/v2/${repo}/manifests/v1`, {
+            headers: { Accept: MediaTypes.ociManifest },
+          });
+          const blobs = await Promise.all(
+            [cfg.digest, layer.digest].map((d) => pullBlob(`${replicaUrl}/v2/${repo}/blobs/${d}`)),
+          );
+          return { manifest: m, blobs };
+        }),
       );
-    } finally {
-      await workers.close();
-      await west.close();
-    }
-    const copied =
-      (await counter('meridian_replication_bytes_copied_total', { region: 'westeurope' })) -
-      copiedBefore;
-    expect(copied).toBeLessThanOrEqual(manifest.size);
-    expect(
-      (await counter('meridian_replication_objects_copied_total', {
+      for (const p of pulls) {
+        expect(p.manifest.status).toBe(200);
+        expect(p.manifest.body.equals(manifest.bytes)).toBe(true);
+        expect(p.blobs.map((b) => [b.status, b.outcome, b.digest])).toEqual([
+          [200, 'complete', cfg.digest],
+          [200, 'complete', layer.digest],
+        ]);
+      }
+      // The primary served each blob once: its egress is the image, not 50 of them.
+      expect(Object.fromEntries(proxy.blobGets)).toEqual({ [cfg.digest]: 1, [layer.digest]: 1 });
+      expect(proxy.blobBytes()).toBe(layer.size + cfg.size);
+
+      // Replication catches up: the blob jobs find the replica's copy and transfer nothing again
+      // (only the manifest's own bytes, which a fallback serves but does not keep, cross).
+      const copiedBefore = await counter('meridian_replication_bytes_copied_total', {
+        region: 'westeurope',
+      });
+      const blobsBefore = await counter('meridian_replication_objects_copied_total', {
         region: 'westeurope',
         kind: 'blob',
-      })) - blobsBefore,
-    ).toBe(0);
-  });
+      });
+      const workers = await runWorkers({ ...config, region: 'eastus' }, ['westeurope']);
+      const west = await openStore(join(dir, 'west'));
+      try {
+        await waitFor(
+          async () => (await new RepositoryLayout(west).readTag(repo, 'v1'))?.digest,
+          'the tag to reach westeurope',
+        );
+      } finally {
+        await workers.close();
+        await west.close();
+      }
+      const copied =
+        (await counter('meridian_replication_bytes_copied_total', { region: 'westeurope' })) -
+        copiedBefore;
+      expect(copied).toBeLessThanOrEqual(manifest.size);
+      expect(
+        (await counter('meridian_replication_objects_copied_total', {
+          region: 'westeurope',
+          kind: 'blob',
+        })) - blobsBefore,
+      ).toBe(0);
+    },
+    HERD_TIMEOUT_MS,
+  );
 
   it('ends every pull of the herd when the primary goes away mid-blob: none hangs', async () => {
     const repo = 'herd/gone';
