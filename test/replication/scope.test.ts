@@ -142,6 +142,21 @@ describe('replication scope per region', () => {
     );
     expect(await holds('westeurope', 'other/app')).toBe(true);
     expect(await holds('southeastasia', 'team-a/app')).toBe(true);
+
+    // The region's garbage collection then frees the bytes only the out-of-scope repository used.
+    const blobIn = (name: string, digest: string) =>
+      exists(stores.get(name)!, Layout.blobData(parseDigest(digest)));
+    const layer = teamA.blobs[0]!.digest;
+    expect(await blobIn('westeurope', layer)).toBe(true);
+    const gc = await primary().post('/meridian/v1/admin/gc', {
+      body: JSON.stringify({ region: 'westeurope', mode: 'full', graceSeconds: 0 }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(gc.status).toBe(200);
+    expect(await blobIn('westeurope', layer)).toBe(false);
+    for (const b of other.blobs) expect(await blobIn('westeurope', b.digest)).toBe(true);
+    expect(await blobIn('eastus', layer)).toBe(true);
+    expect(await blobIn('southeastasia', layer)).toBe(true);
   });
 
   it('refuses a malformed scope at startup', async () => {

@@ -75,6 +75,7 @@ export async function runWorkers(
         store: r.store,
         role: 'replica',
         primary: primary.store,
+        scope: r.scope,
         guard: {
           exclusive: (key, fn) => workers.queues.withLock(`${r.name}:${key}`, fn),
         },

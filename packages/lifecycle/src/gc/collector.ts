@@ -130,12 +130,18 @@ export class GarbageCollector {
     const blobs = await this.layout.listBlobs();
     report.blobsScanned = blobs.length;
     const primary = this.opts.primary ? new RepositoryLayout(this.opts.primary) : undefined;
+    const inScope = primary && (await this.primaryInScope(primary, ctx));
     let done = 0;
     for (const b of blobs) {
       ctx.onProgress?.('sweep', ++done, blobs.length);
       await ctx.pace();
       if (linked.has(b.digest.value) || b.modified.getTime() >= ctx.cut) continue;
-      if (primary && (await primary.hasBlob(b.digest))) continue;
+      if (primary && (await primary.hasBlob(b.digest))) {
+        // Held by the primary: needed here unless only repositories outside the scope use it.
+        if (!inScope || inScope.has(b.digest.value)) continue;
+        await this.deleteBlob(b.digest, ctx, async () => false);
+        continue;
+      }
       await this.deleteBlob(b.digest, ctx, () => this.primaryHas(b.digest));
     }
     if (!ctx.dryRun && this.opts.role === 'primary') await this.clearMarkers(mark, ctx, keepDirty);
@@ -220,6 +226,21 @@ export class GarbageCollector {
       }
       await this.deleteBlob(d, ctx, () => this.primaryHas(d));
     }
+  }
+
+  /**
+   * On a scoped replica region: every digest the primary's in-scope repositories use (ADR 0026).
+   * A push racing this run may link a blob after it was read; a bytes-less link that leaves is
+   * served by fallback and copied back in on its first pull.
+   */
+  private async primaryInScope(
+    primary: RepositoryLayout,
+    ctx: RunContext,
+  ): Promise<Set<string> | undefined> {
+    const scope = this.opts.scope;
+    if (this.opts.role !== 'replica' || !scope) return undefined;
+    const repos = (await primary.listRepositories()).filter((r) => scope.covers(r));
+    return (await markAll(primary, repos, 4, undefined, ctx.pace)).live;
   }
 
   private noteMark(mark: Mark, report: GcReport): void {

@@ -35,6 +35,11 @@ export interface CollectorOptions {
   role: 'primary' | 'replica';
   /** The primary's store; required for a replica. */
   primary?: ObjectStore;
+  /**
+   * A replica region's replication scope (ADR 0026): a blob the primary still holds, but only in
+   * repositories outside it, is not needed here once nothing in the region links it.
+   */
+  scope?: { covers(repository: string): boolean };
   guard?: GcGuard;
   /** Purges upload sessions idle past their timeout (primary); returns how many. */
   purgeUploads?: () => Promise<number>;
