@@ -179,6 +179,27 @@ describe('import from other registries', () => {
     // Listed by the API, newest first.
     const list = await api('GET', '');
     expect((list.body as unknown as { id: string }[])[0]!.id).toBe(start.body.id);
+    // One importFinished event per target, on behalf of the Owner who asked (the audit log is
+    // one of the event's subscribers).
+    const audited = await waitFor(async () => {
+      const r = await fetch(
+        `${c.primary.url}/meridian/v1/admin/audit?action=event.importFinished&limit=50`,
+        { headers: { Authorization: owner } },
+      );
+      const { events } = (await r.json()) as {
+        events: { actor: string; target: string; detail: Record<string, unknown> }[];
+      };
+      const mine = events.filter((e) => e.target.startsWith('mirror/'));
+      return mine.length === 2 ? mine : undefined;
+    }, 'the importFinished events in the audit log');
+    expect(audited.map((e) => e.target).sort()).toEqual([
+      `mirror/base-copy@${fromMeridian.index.digest}`,
+      `mirror/base@${fromMeridian.index.digest}`,
+    ]);
+    for (const e of audited) {
+      expect(e.actor).toBe('owner');
+      expect(e.detail).toMatchObject({ tag: 'stable', mediaType: INDEX });
+    }
   });
 
   it('wrong credentials fail with an error that names them, and store nothing', async () => {
