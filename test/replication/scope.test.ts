@@ -115,6 +115,12 @@ describe('replication scope per region', () => {
   });
 
   it('shows the repository as out of scope in westeurope, not missing', async () => {
+    const scopes = Object.fromEntries(
+      (await primary().get('/meridian/v1/replication/regions'))
+        .json<{ regions: { region: string; scope: string[] | null }[] }>()
+        .regions.map((r) => [r.region, r.scope]),
+    );
+    expect(scopes).toEqual({ eastus: null, westeurope: ['team-a/**'], southeastasia: null });
     const res = await primary().get(
       '/meridian/v1/replication/status?repository=other/app&reference=v1',
     );

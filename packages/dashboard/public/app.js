@@ -260,7 +260,14 @@
     var pulls = usage && (q.reference.indexOf(':') >= 0 ? usage.manifests : usage.tags);
     var pulled = (pulls && pulls[q.reference]) || null;
     regions.forEach(function (r) {
-      var kind = r.state === 'replicated' ? 'ok' : r.state === 'pending' ? 'warn' : 'bad';
+      var kind =
+        r.state === 'replicated'
+          ? 'ok'
+          : r.state === 'pending'
+            ? 'warn'
+            : r.state === 'out-of-scope'
+              ? ''
+              : 'bad';
       var p = pulled && pulled.regions[r.region];
       var last = p ? new Date(p.lastPulledAt).toISOString() : null;
       var lastPull = el('span', {
@@ -450,7 +457,15 @@
           },
           [
             cell('Region', r.region),
-            cell('Role', r.role),
+            cell(
+              'Role',
+              r.scope
+                ? el('span', {
+                    text: r.role + ' (scoped)',
+                    title: 'replicates ' + r.scope.join(' '),
+                  })
+                : r.role,
+            ),
             cell('Health', health),
             cell(
               'Lag now',

@@ -38,6 +38,8 @@ export interface RegionHealth {
   pending: number | null;
   /** Age of the oldest unapplied change, seconds (0 when caught up). */
   lagSeconds: number | null;
+  /** A scoped replica's repository globs (`!` before an excluded one); null: everything (ADR 0026). */
+  scope: string[] | null;
 }
 
 /**
@@ -177,6 +179,7 @@ export class ReplicationStatus {
           queue,
           pending,
           lagSeconds: lag,
+          scope: r.scope && !r.scope.everything ? scopeGlobs(r.scope) : null,
         };
       }),
     );
@@ -222,4 +225,11 @@ export class ReplicationStatus {
   async recent(limit?: number): Promise<ActivityEvent[]> {
     return this.queues ? this.queues.activity.recent(limit) : [];
   }
+}
+
+function scopeGlobs(scope: RegionScope): string[] {
+  return [
+    ...(scope.config.repositories ?? ['**']),
+    ...(scope.config.exclude ?? []).map((g) => `!${g}`),
+  ];
 }
