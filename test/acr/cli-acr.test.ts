@@ -121,6 +121,14 @@ describe('meridian repository / manifest (az acr shaped)', () => {
       ),
     ) as { changeableAttributes: Record<string, boolean> };
     expect(locked.changeableAttributes.writeEnabled).toBe(false);
+    // The older `repository show` takes az's --image as well as a positional reference.
+    const view = JSON.parse(
+      await ok('repository', 'show', '--image', 'team-a/app:v1', '--json'),
+    ) as {
+      tag: string;
+      effective: { writeEnabled: boolean; lockedBy: Record<string, string> };
+    };
+    expect(view).toMatchObject({ tag: 'v1', effective: { writeEnabled: false } });
     expect((await owner.putManifest('team-a/app', 'v1', other.manifest)).status).toBe(403);
     const nothing = await cli('manifest', 'update-metadata', '-n', 'team-a/app:v1');
     expect(nothing.code).toBe(1);

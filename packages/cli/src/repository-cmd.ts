@@ -153,6 +153,19 @@ export function updateBody(ref: string, o: UpdateOptions): Record<string, unknow
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+interface Target {
+  repository?: string;
+  image?: string;
+}
+
+/** The target: the positional REF, or az's `--repository REPO` / `--image REPO:TAG|REPO@DIGEST`. */
+export function refOf(arg: string | undefined, o: Target): string {
+  const given = [arg, o.repository, o.image].filter((x) => x !== undefined);
+  if (given.length !== 1)
+    throw new Error('name one target: REF, --repository REPO or --image REPO:TAG|REPO@DIGEST');
+  return given[0]!;
+}
+
 export function registerRepositoryCommands(
   program: Command,
   apiConn: (c: Command) => Command,
@@ -165,7 +178,9 @@ export function registerRepositoryCommands(
   apiConn(
     repo
       .command('update')
-      .argument('<ref>', 'REPO, REPO:TAG or REPO@DIGEST')
+      .argument('[ref]', 'REPO, REPO:TAG or REPO@DIGEST (or --repository / --image, as az acr)')
+      .option('--repository <name>', 'the repository')
+      .option('--image <ref>', 'REPO:TAG or REPO@DIGEST')
       .description(
         "change a repository's, a tag's or a manifest's lock on the primary; every region follows",
       )
@@ -184,17 +199,21 @@ export function registerRepositoryCommands(
       )
       .option('--clear-write-once', 'REPO only: remove every write-once rule')
       .option('--json', 'print the answer as JSON'),
-  ).action(async (ref: string, o: ApiConn & UpdateOptions) => {
+  ).action(async (arg: string | undefined, o: ApiConn & UpdateOptions & Target) => {
+    const ref = refOf(arg, o);
     const v = (await callApi(o, 'PUT', '/meridian/v1/admin/locks', updateBody(ref, o))) as View;
     process.stdout.write(`${o.json ? JSON.stringify(v, null, 2) : formatView(v)}\n`);
   });
   apiConn(
     repo
       .command('show')
-      .argument('<ref>', 'REPO, REPO:TAG or REPO@DIGEST')
+      .argument('[ref]', 'REPO, REPO:TAG or REPO@DIGEST (or --repository / --image, as az acr)')
+      .option('--repository <name>', 'the repository')
+      .option('--image <ref>', 'REPO:TAG or REPO@DIGEST')
       .description("a lock and its effective result (for REPO: every tag's effective lock)")
       .option('--json', 'print the answer as JSON'),
-  ).action(async (ref: string, o: ApiConn & { json?: boolean }) => {
+  ).action(async (arg: string | undefined, o: ApiConn & { json?: boolean } & Target) => {
+    const ref = refOf(arg, o);
     const r = parseLockRef(ref);
     const v = (await callApi(o, 'GET', `/meridian/v1/admin/locks?${query(r)}`)) as View;
     if (!r.tag && !r.digest) {
