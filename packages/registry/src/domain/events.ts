@@ -62,16 +62,6 @@ export type RegistryChange =
       source: string;
       at: number;
     }
-  /** An import (ADR 0019) wrote this image into the repository; `source` is where it came from. */
-  | {
-      type: 'importFinished';
-      repository: string;
-      digest: string;
-      mediaType: string;
-      tag?: string;
-      source: string;
-      at: number;
-    }
   /**
    * A retention run (a scheduled rule, untagged retention, or `meridian retention run`) removed
    * these from the repository (ADR 0021); one event per repository it changed.
