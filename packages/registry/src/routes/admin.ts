@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { AdminError, type Actor, type PasswordSlot, type Role } from '@meridian/auth';
 import { OciError, type OciErrorCode } from '@meridian/oci';
 import type { AuthGate, Need } from '../http/auth-gate';
+import { jsonObjectBody } from './admin-json';
 import type { AppRoute, Method } from '../http/route-table';
 
 const BASE = '/meridian/v1/admin';
@@ -26,13 +27,7 @@ export function adminRoutes(gate: AuthGate): AppRoute[] {
     principal: gate.principalOf(req) ?? { kind: 'anonymous', name: 'anonymous' },
     address: gate.clientAddress(req),
   });
-  const body = (req: Request): Record<string, unknown> => {
-    const b: unknown = req.body;
-    if (b === undefined) return {};
-    if (typeof b !== 'object' || b === null || Array.isArray(b))
-      throw new OciError('UNSUPPORTED', 'the request body must be a JSON object', undefined, 400);
-    return b as Record<string, unknown>;
-  };
+  const body = (req: Request) => jsonObjectBody(req, true);
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const add = (
     method: Method,

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request } from 'express';
 import { OciError } from '@meridian/oci';
 import type { RequestInfo } from '../domain/events';
+import { jsonObjectBody } from './admin-json';
 import type { AppRoute } from '../http/route-table';
 
 /** What the import admin API needs (implemented by @meridian/cache's ImportJobs). */
@@ -33,12 +34,7 @@ export function importRoutes(
       );
     return imports;
   };
-  const body = (req: Request): Record<string, unknown> => {
-    const b: unknown = req.body;
-    if (typeof b !== 'object' || b === null || Array.isArray(b))
-      throw new OciError('UNSUPPORTED', 'the request body must be a JSON object', undefined, 400);
-    return b as Record<string, unknown>;
-  };
+  const body = (req: Request) => jsonObjectBody(req);
   return [
     {
       method: 'POST',

@@ -1,6 +1,6 @@
-import type { Request } from 'express';
 import { OciError } from '@meridian/oci';
-import type { AppRoute, Method } from '../http/route-table';
+import type { AppRoute } from '../http/route-table';
+import { adminRouteFactory, crudAdminRoutes } from './admin-json';
 
 /** What the webhook admin API needs (implemented by @meridian/webhooks' WebhookService). */
 export interface WebhookAdmin {
@@ -27,36 +27,9 @@ const NOT_CONFIGURED = (): OciError =>
  * go to the node's one error writer.
  */
 export function webhookRoutes(service: WebhookAdmin | undefined): AppRoute[] {
-  const body = (req: Request): Record<string, unknown> => {
-    const b: unknown = req.body;
-    if (b === undefined) return {};
-    if (typeof b !== 'object' || b === null || Array.isArray(b))
-      throw new OciError('UNSUPPORTED', 'the request body must be a JSON object', undefined, 400);
-    return b as Record<string, unknown>;
-  };
-  const route = (
-    method: Method,
-    path: string,
-    status: number,
-    fn: (s: WebhookAdmin, req: Request, p: Record<string, string>) => Promise<unknown>,
-  ): AppRoute => ({
-    method,
-    path: `${BASE}${path}`,
-    need: { kind: 'admin' },
-    body: method === 'GET' || method === 'DELETE' ? undefined : 'json',
-    handle: async (req, res, params) => {
-      if (!service) throw NOT_CONFIGURED();
-      const out = await fn(service, req, params);
-      if (out === undefined) res.status(204).end();
-      else res.status(status).json(out);
-    },
-  });
+  const route = adminRouteFactory(BASE, service, NOT_CONFIGURED);
   return [
-    route('GET', '', 200, (s) => s.list()),
-    route('POST', '', 201, (s, req) => s.create(body(req))),
-    route('GET', '/:name', 200, (s, _req, p) => s.show(p.name!)),
-    route('PATCH', '/:name', 200, (s, req, p) => s.update(p.name!, body(req))),
-    route('DELETE', '/:name', 204, (s, _req, p) => s.delete(p.name!)),
+    ...crudAdminRoutes(route, true),
     route('GET', '/:name/config', 200, (s, _req, p) => s.config(p.name!)),
     route('POST', '/:name/ping', 200, (s, _req, p) => s.ping(p.name!)),
     route('GET', '/:name/events', 200, (s, req, p) => {
