@@ -1,34 +1,10 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { ReplicationQueues, reconcileHistory } from '@meridian/replication';
+import { CLI, meridian } from './helpers/cli';
 import { startCluster, type TestCluster } from './helpers/cluster';
 import { waitFor } from './helpers/wait';
 
-const CLI = resolve(__dirname, '../packages/cli/dist/main.js');
 const OWNER = 'cli-replication-owner-pw';
-
-/**
- * Runs the built CLI with no configuration file and no Redis: only a node's URL. Asynchronously:
- * the cluster's nodes run in this process.
- */
-function meridian(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('meridian replication (a client of the node API)', () => {
   let c: TestCluster;

@@ -2,34 +2,17 @@
  * `meridian webhook …` (issue 14): the built CLI as a client of a node's admin API, against a
  * real node and a real receiver on loopback.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { AuthedClient, basic } from './helpers/auth-node';
+import { CLI, meridian as runCli } from './helpers/cli';
 import { startCluster, type TestCluster } from './helpers/cluster';
 import { image } from './helpers/images';
 import { waitFor } from './helpers/wait';
 import { WebhookReceiver } from './helpers/webhook-receiver';
 
-const CLI = resolve(__dirname, '../packages/cli/dist/main.js');
 const OWNER = 'cli-webhooks-owner-pw';
 
-function meridian(
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', MERIDIAN_PASSWORD: OWNER },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const meridian = (args: string[]) => runCli(args, { MERIDIAN_PASSWORD: OWNER });
 
 describe('meridian webhook (a client of the node API)', () => {
   let c: TestCluster;
