@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { resolveConn, type ResolvedConn } from './login';
 import { outputFormat, render, type Column } from './output';
+import { apiErrorMessage, apiRequest, ApiUnreachable, type ApiAnswer } from './api-request';
 
 export interface AcrOptions {
   url?: string;
@@ -35,33 +36,18 @@ async function request(
   path: string,
   body?: unknown,
 ): Promise<{ json: unknown; next?: string }> {
-  const headers: Record<string, string> = {};
-  if (conn.password !== undefined)
-    headers.Authorization = `Basic ${Buffer.from(`${conn.user}:${conn.password}`).toString('base64')}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let res: Response;
+  let answer: ApiAnswer;
   try {
-    res = await fetch(`${conn.url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    answer = await apiRequest(conn, method, path, body);
   } catch (err) {
+    if (!(err instanceof ApiUnreachable)) throw err;
     throw new AcrCliError(
-      `cannot reach ${conn.url} (${(err as Error).message}); point at a node or the gateway with --url, MERIDIAN_URL or meridian login`,
+      `cannot reach ${conn.url} (${err.message}); point at a node or the gateway with --url, MERIDIAN_URL or meridian login`,
     );
   }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
+  const { res, text, json } = answer;
   if (!res.ok) {
-    const msg =
-      (json as { errors?: { message?: string }[] } | undefined)?.errors?.[0]?.message ??
-      text.slice(0, 200);
+    const msg = apiErrorMessage(json) ?? text.slice(0, 200);
     let fix = '';
     if (res.status === 401)
       fix =

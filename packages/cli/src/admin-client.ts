@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { apiRequest, ApiUnreachable, type ApiAnswer } from './api-request';
 import { resolveConn } from './login';
 
 /** How to reach and log in to a node's admin API (the common options of every command). */
@@ -30,26 +31,16 @@ export async function call(
     throw new AdminApiError(
       'a password is needed: meridian login, --password, --password-stdin or MERIDIAN_PASSWORD',
     );
-  let res: Response;
+  let answer: ApiAnswer;
   try {
-    res = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    answer = await apiRequest({ url, user, password }, method, path, body);
   } catch (err) {
-    throw new AdminApiError(`cannot reach ${url}: ${(err as Error).message}`);
+    if (!(err instanceof ApiUnreachable)) throw err;
+    throw new AdminApiError(`cannot reach ${url}: ${err.message}`);
   }
-  const text = await res.text();
-  let json: unknown = undefined;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = text;
-  }
+  const { res, text } = answer;
+  // A body that is not JSON is passed on as text.
+  const json = answer.json === undefined && text ? text : answer.json;
   if (!res.ok) {
     const j = json as { error?: string; errors?: { message?: string }[] } | undefined;
     const msg = j?.error ?? j?.errors?.[0]?.message ?? text;

@@ -1,5 +1,6 @@
 import type { ObjectStatus, RegionHealth } from '@meridian/replication';
 import { resolveConn } from './login';
+import { apiErrorMessage, apiRequest, ApiUnreachable, type ApiAnswer } from './api-request';
 
 /**
  * `meridian replication status|regions|reconcile`: clients of a node's replication API
@@ -22,31 +23,18 @@ export async function callApi(
   path: string,
   body?: unknown,
 ): Promise<unknown> {
-  const { url, user, password } = resolveConn(c);
-  let res: Response;
+  const conn = resolveConn(c);
+  const { url, password } = conn;
+  let answer: ApiAnswer;
   try {
-    res = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        ...(password
-          ? { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
-          : {}),
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    answer = await apiRequest(conn, method, path, body);
   } catch (err) {
-    throw new ReplicationCliError(`cannot reach ${url}: ${(err as Error).message}`);
+    if (!(err instanceof ApiUnreachable)) throw err;
+    throw new ReplicationCliError(`cannot reach ${url}: ${err.message}`);
   }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
+  const { res, text, json } = answer;
   if (!res.ok) {
-    const msg = (json as { errors?: { message?: string }[] } | undefined)?.errors?.[0]?.message;
+    const msg = apiErrorMessage(json);
     const hint =
       res.status === 401 && !password
         ? ' (a password is needed: meridian login, --password or MERIDIAN_PASSWORD)'
