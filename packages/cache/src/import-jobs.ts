@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
 import type { Registry, RequestInfo } from '@meridian/registry';
 import {
+  emptyProgress,
   Importer,
   resolveImport,
   type ImportProgress,
@@ -85,15 +86,7 @@ export class ImportJobs {
       force: spec.force === true,
       dryRun: spec.dryRun === true,
       createdAt: new Date().toISOString(),
-      progress: {
-        manifests: 0,
-        blobs: 0,
-        blobsCopied: 0,
-        blobsSkipped: 0,
-        bytesTotal: 0,
-        bytesCopied: 0,
-        bytesSkipped: 0,
-      },
+      progress: emptyProgress(),
     };
     this.jobs.set(job.id, job);
     this.trim();

@@ -37,6 +37,19 @@ export interface ImportProgress {
   bytesSkipped: number;
 }
 
+/** Progress before anything was copied. */
+export function emptyProgress(): ImportProgress {
+  return {
+    manifests: 0,
+    blobs: 0,
+    blobsCopied: 0,
+    blobsSkipped: 0,
+    bytesTotal: 0,
+    bytesCopied: 0,
+    bytesSkipped: 0,
+  };
+}
+
 export interface ImportResult {
   source: string;
   digest: string;

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { isDigestLike, OciError } from '@meridian/oci';
 import type { Registry } from '@meridian/registry';
 import { upstreamOf, type CacheRule, type CacheRules } from './cache-rules';
-import { Importer, type ImportProgress } from './importer';
+import { emptyProgress, Importer, type ImportProgress } from './importer';
 import { cacheResults } from './metrics';
 import { RemoteRegistry, type UpstreamCredentials } from './remote-registry';
 import { RuleLimiter } from './rule-limiter';
@@ -147,15 +147,7 @@ export class PullThrough {
         return 'revalidated';
       }
     }
-    const progress: ImportProgress = {
-      manifests: 0,
-      blobs: 0,
-      blobsCopied: 0,
-      blobsSkipped: 0,
-      bytesTotal: 0,
-      bytesCopied: 0,
-      bytesSkipped: 0,
-    };
+    const progress: ImportProgress = emptyProgress();
     const digest = isDigestLike(ref);
     await limiter.run(() =>
       this.importer.run(
