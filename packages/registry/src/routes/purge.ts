@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OciError } from '@meridian/oci';
+import { jsonObjectBody } from './admin-json';
 import type { AppRoute } from '../http/route-table';
 
 /** What the purge admin API needs (implemented with @meridian/lifecycle's `runPurge`). */
@@ -30,12 +31,10 @@ export function purgeRoutes(
       need: { kind: 'admin' },
       body: 'json',
       handle: async (req, res) => {
-        const b: unknown = req.body ?? {};
-        if (typeof b !== 'object' || b === null || Array.isArray(b))
-          throw new OciError('UNSUPPORTED', 'the body is a JSON object', undefined, 400);
+        const b = jsonObjectBody(req, true);
         if (!purge)
           throw new OciError('UNSUPPORTED', 'purge runs on the primary region', undefined, 405);
-        res.json(await onBehalf(req, res, () => purge.run(b as Record<string, unknown>)));
+        res.json(await onBehalf(req, res, () => purge.run(b)));
       },
     },
   ];

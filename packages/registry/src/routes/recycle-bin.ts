@@ -1,16 +1,12 @@
 import type { Request } from 'express';
 import { isDigestLike, isValidName, isValidTag, OciError } from '@meridian/oci';
 import type { Registry } from '../domain/registry';
+import { jsonObjectBody } from './admin-json';
 import type { AppRoute } from '../http/route-table';
 
 const bad = (why: string): OciError => new OciError('UNSUPPORTED', why, undefined, 400);
 
-function body(req: Request): Record<string, unknown> {
-  const b: unknown = req.body ?? {};
-  if (typeof b !== 'object' || b === null || Array.isArray(b))
-    throw bad('the body is a JSON object');
-  return b as Record<string, unknown>;
-}
+const body = (req: Request) => jsonObjectBody(req, true);
 
 function repositoryOf(v: unknown): string {
   if (typeof v !== 'string' || !isValidName(v)) throw bad('repository: a repository name');

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OciError } from '@meridian/oci';
+import type { Request } from 'express';
 import type { AppRoute } from '../http/route-table';
+import { jsonObjectBody } from './admin-json';
 
 /** What the retention admin API needs (implemented with @meridian/lifecycle's `RetentionService`). */
 export interface RetentionAdmin {
@@ -13,12 +15,7 @@ export interface RetentionAdmin {
 const bad = (why: string): OciError => new OciError('UNSUPPORTED', why, undefined, 400);
 const RULE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-function bodyOf(req: { body?: unknown }): Record<string, unknown> {
-  const b: unknown = req.body ?? {};
-  if (typeof b !== 'object' || b === null || Array.isArray(b))
-    throw bad('the body is a JSON object');
-  return b as Record<string, unknown>;
-}
+const bodyOf = (req: Request) => jsonObjectBody(req, true);
 
 /**
  * Retention (ADR 0021), Owner only, on the primary: `GET /meridian/v1/admin/retention` (the
