@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Webhook, WebhookAction } from './definition';
-import { actionsOf, notificationOf, type WebhookEvent } from './payload';
+import { actionsOf, notificationOf, type Notification, type WebhookEvent } from './payload';
 import { parseScope, scopeMatches, type Scope } from './scope';
 import type { Enqueue, RegionWait, WebhookQueue } from './webhook-queue';
 import type { WebhookStore } from './webhook-store';
@@ -57,6 +57,13 @@ export async function attachWebhooks(
       const actions = actionsOf(e);
       if (actions.length === 0) return;
       const batch: Enqueue[] = [];
+      // One notification per action, shared by every webhook that gets it.
+      const notifications = new Map<WebhookAction, Notification>();
+      const notification = (action: WebhookAction) => {
+        let n = notifications.get(action);
+        if (!n) notifications.set(action, (n = notificationOf(e, action, deps.host)));
+        return n;
+      };
       for (const hook of await deps.store.all()) {
         if (hook.status !== 'enabled') continue;
         const scope = scopeOf(hook);
@@ -65,7 +72,7 @@ export async function attachWebhooks(
           if (!hook.actions.includes(action)) continue;
           batch.push({
             hook,
-            n: notificationOf(e, action, deps.host),
+            n: notification(action),
             wait: regionWait(hook, action, e, deps.region),
             // `replicated` waits for every region: it is not held in line with the others.
             sequence: action === 'replicated' ? undefined : e.sequence,

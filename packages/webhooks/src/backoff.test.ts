@@ -1,4 +1,5 @@
-import { attemptsWithin, backoffDelay, Breakers, EndpointSlots, nominalDelay } from './backoff';
+import { attemptsWithin, backoffDelay, EndpointSlots, nominalDelay } from './backoff';
+import { LocalBreakers } from './circuit-breaker';
 import { retryAfter } from './http-send';
 
 describe('delivery retry timing', () => {
@@ -29,17 +30,38 @@ describe('delivery retry timing', () => {
 });
 
 describe('circuit breaker and endpoint slots', () => {
-  it('opens after consecutive failures, longer each time, and closes on success', () => {
-    const b = new Breakers(3, 1000, 10_000);
-    for (let i = 0; i < 2; i++) b.failure('a', 0);
-    expect(b.openUntil('a', 0)).toBe(0);
-    b.failure('a', 0);
-    expect(b.openUntil('a', 0)).toBe(1000);
-    b.failure('a', 0);
-    expect(b.openUntil('a', 0)).toBe(2000);
-    expect(b.openUntil('b', 0)).toBe(0);
-    b.success('a');
-    expect(b.openUntil('a', 0)).toBe(0);
+  it('opens after consecutive failures, longer after each failed probe, and closes on success', async () => {
+    let now = 0;
+    const b = new LocalBreakers({ threshold: 3, baseOpenMs: 1000, maxOpenMs: 10_000 }, () => now);
+    const closed = await b.admit('a');
+    for (let i = 0; i < 3; i++) await b.failure('a', closed);
+    expect(await b.admit('a')).toEqual({ send: false, retryInMs: 1000 });
+    expect((await b.admit('b')).send).toBe(true); // other endpoints are not held back
+    // A failure of an attempt admitted before it opened neither counts nor extends it.
+    await b.failure('a', closed);
+    expect(await b.admit('a')).toEqual({ send: false, retryInMs: 1000 });
+    now = 1000;
+    // Half-open: exactly one probe; the others wait for its verdict.
+    const probe = await b.admit('a');
+    expect(probe).toMatchObject({ send: true, probe: true });
+    expect((await b.admit('a')).send).toBe(false);
+    await b.failure('a', probe);
+    expect(await b.admit('a')).toEqual({ send: false, retryInMs: 2000 });
+    now = 3000;
+    const again = await b.admit('a');
+    expect(again).toMatchObject({ send: true, probe: true });
+    await b.success('a', again);
+    expect(await b.admit('a')).toEqual({ send: true, probe: false, failures: 0 });
+  });
+
+  it('lets another probe through when the probe had no verdict (429, refused)', async () => {
+    let now = 0;
+    const b = new LocalBreakers({ threshold: 1, baseOpenMs: 1000 }, () => now);
+    await b.failure('a', await b.admit('a'));
+    now = 1000;
+    const probe = await b.admit('a');
+    await b.release('a', probe);
+    expect(await b.admit('a')).toMatchObject({ send: true, probe: true });
   });
 
   it('limits deliveries in flight per endpoint', () => {

@@ -37,41 +37,6 @@ export function attemptsWithin(p: RetryPolicy): number {
   return n;
 }
 
-/**
- * A circuit breaker per webhook: after `threshold` consecutive failures the endpoint is left
- * alone for a while (doubling per further failure, up to `maxOpenMs`), so its deliveries wait in
- * the queue instead of taking workers from healthy endpoints. One success closes it.
- */
-export class Breakers {
-  private readonly state = new Map<string, { failures: number; openUntil: number }>();
-
-  constructor(
-    private readonly threshold = 5,
-    private readonly baseOpenMs = 5000,
-    private readonly maxOpenMs = 300_000,
-  ) {}
-
-  /** When the endpoint may be tried again (ms since the epoch), or 0 when it may now. */
-  openUntil(name: string, now = Date.now()): number {
-    const s = this.state.get(name);
-    return s && s.openUntil > now ? s.openUntil : 0;
-  }
-
-  success(name: string): void {
-    this.state.delete(name);
-  }
-
-  failure(name: string, now = Date.now()): void {
-    const s = this.state.get(name) ?? { failures: 0, openUntil: 0 };
-    s.failures++;
-    if (s.failures >= this.threshold) {
-      const k = s.failures - this.threshold;
-      s.openUntil = now + Math.min(this.maxOpenMs, this.baseOpenMs * 2 ** Math.min(k, 20));
-    }
-    this.state.set(name, s);
-  }
-}
-
 /** In-process concurrency per webhook: at most `limit` deliveries to one endpoint at once. */
 export class EndpointSlots {
   private readonly inFlight = new Map<string, number>();

@@ -1,12 +1,26 @@
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import { backoffDelay, Breakers, EndpointSlots } from './backoff';
+import { backoffDelay, EndpointSlots } from './backoff';
+import {
+  LocalBreakers,
+  SharedBreakers,
+  type Admission,
+  type BreakerPolicy,
+  type CircuitBreaker,
+} from './circuit-breaker';
+import type { Attempt, RecordChange } from './history';
 import type { SendResult } from './http-send';
 import { deliveryAttempts, deliveryDuration, deliveryLatency } from './metrics';
 import { encode, type Notification } from './payload';
 import { attemptOf, postDelivery } from './post';
 import type { TargetGuard } from './target-guard';
-import { QUEUE_NAME, type DeliveryJob, type RegionWait, type WebhookQueue } from './webhook-queue';
+import {
+  PARKED_MS,
+  QUEUE_NAME,
+  type DeliveryJob,
+  type RegionWait,
+  type WebhookQueue,
+} from './webhook-queue';
 import type { WebhookStore } from './webhook-store';
 
 /** Per-region visibility of an object (implemented by replication's `ReplicationStatus`). */
@@ -30,6 +44,14 @@ export interface DeliveryWorkerOptions {
   perEndpoint?: number;
   /** A receiver that has not answered in this long has failed the attempt (ms). Default 10 000. */
   timeoutMs?: number;
+  /** The per-endpoint circuit breaker's policy (`DEFAULT_BREAKER`). */
+  breaker?: Partial<BreakerPolicy>;
+  /**
+   * Share each endpoint's breaker with every other delivering process through Redis (nodes and
+   * workers of every region): N processes open it after `threshold` failures in all and one of
+   * them probes. False: each process keeps its own. Default true.
+   */
+  sharedBreaker?: boolean;
 }
 
 /** A failed attempt to retry (after `retryAfterMs` when the receiver said so). */
@@ -45,15 +67,21 @@ class RetryableError extends Error {
 /**
  * Sends queued deliveries. Each job: the webhook must still exist and be enabled; a regional or
  * `replicated` delivery waits (delayed, no attempt counted) until the regions show the change; an
- * endpoint whose breaker is open, or that has `perEndpoint` deliveries in flight, is skipped for
- * now (delayed) so it never takes workers from others; then one signed POST. 2xx: delivered.
- * 5xx, 408, 429 (its `Retry-After` honoured), network errors: retried with exponential backoff
- * and jitter up to the horizon, then dead-lettered. Other 4xx, 3xx and refused targets:
- * dead-lettered at once.
+ * endpoint that has `perEndpoint` deliveries in flight in this process, or whose breaker is open,
+ * is skipped for now (delayed) so it never takes workers from others; then one signed POST. 2xx:
+ * delivered. 5xx, 408, 429 (its `Retry-After` honoured), network errors: retried with
+ * exponential backoff and jitter up to the horizon, then dead-lettered. Other 4xx, 3xx and
+ * refused targets: dead-lettered at once.
+ *
+ * Redis round trips per delivery sent: one to read the record and its line's head, one for the
+ * breaker, one to save the record and leave the line (plus BullMQ's own).
  */
 export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<DeliveryJob> {
   const { queue, log } = opts;
-  const breakers = new Breakers();
+  const breaker: CircuitBreaker =
+    opts.sharedBreaker === false
+      ? new LocalBreakers(opts.breaker)
+      : new SharedBreakers(queue.redis, queue.prefix, opts.breaker);
   const slots = new EndpointSlots(opts.perEndpoint ?? 4);
   const worker = new Worker<DeliveryJob>(QUEUE_NAME, (job, token) => run(job, token), {
     connection: queue.redis.duplicate({ maxRetriesPerRequest: null }),
@@ -74,38 +102,56 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     throw new DelayedError();
   };
 
+  /** Wakes the delivery now at the head of a line (parked as a delayed job). */
+  const wake = async (next: string | undefined) => {
+    if (!next) return;
+    // Not queued yet (its enqueuer is between the line and the queue): look once more shortly.
+    if (!(await queue.wake(next)))
+      setTimeout(() => void queue.wake(next).catch(() => undefined), 250).unref();
+  };
+
   async function run(job: Job<DeliveryJob>, token: string | undefined): Promise<void> {
     const d = job.data;
-    const record = await queue.history.get(d.id);
+    const first = queue.history.read(queue.redis.pipeline(), d.id);
+    if (d.ordered) queue.order.head(first, d.webhook, d.ordered.repository);
+    const [[, raw] = [], [, head] = []] = (await first.exec()) ?? [];
+    const record = queue.history.parse(raw);
     const hook = (await opts.store.all()).find((w) => w.name === d.webhook);
-    /** Leaves the repository's line and wakes the delivery next in it. */
-    const finish = async () => {
-      if (!d.ordered) return;
-      const next = await queue.order.done(d.webhook, d.ordered.repository, d.id);
-      const waiting = next ? await Job.fromId(queue.queue, next) : undefined;
-      if (waiting && (await waiting.isDelayed())) await waiting.promote().catch(() => {});
+    /**
+     * Saves the record's change (when there is a record) and, when `done`, leaves the
+     * repository's line and wakes the delivery next in it: one round trip.
+     */
+    const settle = async (change: RecordChange | undefined, attempt?: Attempt, done = true) => {
+      const p = queue.redis.pipeline();
+      if (record && change) queue.history.save(p, record, change, attempt);
+      const leaving = done && d.ordered;
+      if (leaving) queue.order.leave(p, d.webhook, d.ordered!.repository, d.id);
+      if (p.length === 0) return;
+      const answers = (await p.exec()) ?? [];
+      if (leaving) await wake(queue.order.headOf(answers.at(-1)?.[1]));
     };
-    if (!record) return finish(); // expired from the history, or the webhook was deleted
-    if (!hook || hook.status !== 'enabled') {
-      await queue.history.update(d.id, {
+    if (!record) return settle(undefined); // expired from the history, or the webhook was deleted
+    if (!hook || hook.status !== 'enabled')
+      return settle({
         state: 'skipped',
         reason: hook ? 'the webhook is disabled' : 'the webhook was deleted',
       });
-      return finish();
-    }
     if (d.ordered) {
-      const ahead = await queue.order.ahead(hook.name, d.ordered.repository, d.id, finished);
+      const leader = queue.order.headOf(head);
+      const ahead =
+        leader === undefined || leader === d.id
+          ? 0
+          : await queue.order.ahead(hook.name, d.ordered.repository, d.id, finished);
       // Woken by the delivery ahead when it finishes; the delay is only the backstop.
-      if (ahead > 0) await later(job, token, Date.now() + Math.min(2000, 200 + 20 * ahead));
+      if (ahead > 0) await later(job, token, Date.now() + PARKED_MS);
     }
     let body = record.body;
     if (d.wait) {
       const seen = await visible(d.wait);
       if (!seen.ok) {
         if (Date.now() - d.firstAt > queue.retry.horizonMs) {
-          await queue.history.update(d.id, { state: 'failed', reason: seen.reason });
           deliveryAttempts.inc({ webhook: hook.name, outcome: 'failed' });
-          return finish();
+          return settle({ state: 'failed', reason: seen.reason });
         }
         const waits = (d.waits ?? 0) + 1;
         await job.updateData({ ...d, waits });
@@ -113,16 +159,18 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       }
       if (d.notification && seen.regions) {
         body = encode({ ...d.notification, regions: seen.regions }, hook.format).body;
-        await queue.history.update(d.id, { state: 'pending', body });
+        record.body = body;
       }
     }
-    const open = breakers.openUntil(hook.name);
-    if (open) await later(job, token, open + Math.floor(Math.random() * 500));
     if (!slots.tryAcquire(hook.name))
       await later(job, token, Date.now() + 200 + Math.floor(Math.random() * 300));
     let result: SendResult;
     let sentHeaders: Record<string, string>;
+    let admission: Admission;
     try {
+      admission = await breaker.admit(hook.name);
+      if (!admission.send)
+        await later(job, token, Date.now() + admission.retryInMs + Math.floor(Math.random() * 250));
       ({ result, sentHeaders } = await postDelivery(hook, record.id, record.contentType, body, {
         guard: opts.guard,
         timeoutMs: opts.timeoutMs,
@@ -135,39 +183,40 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     if (status !== undefined)
       deliveryDuration.observe({ webhook: hook.name }, result.durationMs / 1000);
     if (status !== undefined && status >= 200 && status < 300) {
-      breakers.success(hook.name);
-      await queue.history.update(d.id, { state: 'delivered' }, attempt);
+      await breaker.success(hook.name, admission);
       deliveryAttempts.inc({ webhook: hook.name, outcome: 'delivered' });
       deliveryLatency.observe(
         { webhook: hook.name },
         (Date.now() - Date.parse(record.createdAt)) / 1000,
       );
-      return finish();
+      return settle({ state: 'delivered' }, attempt);
     }
     const why = result.error ?? `the receiver answered ${status}`;
     const retryable =
       !result.refused &&
       (status === undefined || status >= 500 || status === 408 || status === 429);
     if (!retryable) {
+      // It answered (a 3xx or 4xx is a verdict, not an outage), or the target is refused.
+      if (status !== undefined) await breaker.success(hook.name, admission);
+      else await breaker.release(hook.name, admission);
       const reason = result.refused
         ? `target refused: ${why}`
         : status !== undefined && status < 400
           ? `the receiver answered ${status}: redirects are not followed`
           : why;
-      await queue.history.update(d.id, { state: 'failed', reason }, attempt);
       deliveryAttempts.inc({ webhook: hook.name, outcome: 'failed' });
-      await finish();
+      await settle({ state: 'failed', reason }, attempt);
       throw new UnrecoverableError(reason);
     }
-    if (status !== 429) breakers.failure(hook.name);
+    if (status === 429) await breaker.release(hook.name, admission);
+    else await breaker.failure(hook.name, admission);
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    await queue.history.update(
-      d.id,
+    deliveryAttempts.inc({ webhook: hook.name, outcome: last ? 'failed' : 'retrying' });
+    await settle(
       { state: last ? 'failed' : 'retrying', reason: last ? `gave up: ${why}` : why },
       attempt,
+      last,
     );
-    deliveryAttempts.inc({ webhook: hook.name, outcome: last ? 'failed' : 'retrying' });
-    if (last) await finish();
     throw new RetryableError(why, result.retryAfterMs);
   }
 

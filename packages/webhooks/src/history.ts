@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 /** One attempt to deliver (or ping): what was sent and what came back, bodies truncated. */
 export interface Attempt {
@@ -43,6 +43,9 @@ export interface DeliveryRecord {
   body: string;
   attempts: Attempt[];
 }
+
+/** What a delivery's progress changes in its record. */
+export type RecordChange = Partial<Pick<DeliveryRecord, 'state' | 'reason' | 'body'>>;
 
 /** Attempts kept per delivery (the latest ones). */
 const MAX_ATTEMPTS_KEPT = 20;
@@ -103,16 +106,40 @@ export class DeliveryHistory {
   /** Changes a record (read, modify, write: one job works on a delivery at a time). */
   async update(
     id: string,
-    change: Partial<Pick<DeliveryRecord, 'state' | 'reason' | 'body'>>,
+    change: RecordChange,
     attempt?: Attempt,
   ): Promise<DeliveryRecord | undefined> {
     const r = await this.get(id);
     if (!r) return undefined;
+    await this.save(this.redis.pipeline(), r, change, attempt).exec();
+    return r;
+  }
+
+  /**
+   * Applies `change` (and `attempt`) to a record the caller read, and adds its write to
+   * `pipeline`: the delivery worker saves a record in the round trip that also finishes it.
+   */
+  save<P extends ChainableCommander>(
+    pipeline: P,
+    r: DeliveryRecord,
+    change: RecordChange,
+    attempt?: Attempt,
+  ): P {
     Object.assign(r, change, { updatedAt: new Date().toISOString() });
     if (change.reason === undefined && change.state === 'delivered') delete r.reason;
     if (attempt) r.attempts = [...r.attempts, attempt].slice(-MAX_ATTEMPTS_KEPT);
-    await this.redis.set(this.recordKey(id), JSON.stringify(r), 'KEEPTTL');
-    return r;
+    pipeline.set(this.recordKey(r.id), JSON.stringify(r), 'KEEPTTL');
+    return pipeline;
+  }
+
+  /** Adds the read of a record to `pipeline` (parse its answer with `parse`). */
+  read<P extends ChainableCommander>(pipeline: P, id: string): P {
+    pipeline.get(this.recordKey(id));
+    return pipeline;
+  }
+
+  parse(raw: unknown): DeliveryRecord | undefined {
+    return typeof raw === 'string' ? (JSON.parse(raw) as DeliveryRecord) : undefined;
   }
 
   /** A webhook's deliveries, newest first. */

@@ -5,6 +5,7 @@ export * from './signature';
 export * from './target-guard';
 export * from './http-send';
 export * from './backoff';
+export * from './circuit-breaker';
 export * from './history';
 export * from './metrics';
 export * from './webhook-store';

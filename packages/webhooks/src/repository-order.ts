@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 /**
  * Delivery order per (webhook, repository): a sorted set of the deliveries not finished yet,
@@ -18,17 +18,46 @@ export class RepositoryOrder {
     return `${this.prefix}:webhooks:order:${webhook}:${repository}`;
   }
 
-  /** Puts deliveries in their (webhook, repository) lines, in one round trip. */
+  /**
+   * Puts deliveries in their (webhook, repository) lines, in one round trip. Returns, for each,
+   * how many deliveries are ahead of it (0: it is the line's head and may be sent now).
+   */
   async addAll(
     items: readonly { webhook: string; repository: string; id: string; sequence: number }[],
-  ): Promise<void> {
-    if (items.length === 0) return;
+  ): Promise<number[]> {
+    if (items.length === 0) return [];
     const p = this.redis.pipeline();
     for (const { webhook, repository, id, sequence } of items) {
       const key = this.key(webhook, repository);
-      p.zadd(key, 'NX', sequence, id).pexpire(key, this.ttlMs);
+      p.zadd(key, 'NX', sequence, id).pexpire(key, this.ttlMs).zrank(key, id);
     }
-    await p.exec();
+    const answers = (await p.exec()) ?? [];
+    return items.map((_, i) => {
+      const rank = answers[i * 3 + 2]?.[1];
+      return typeof rank === 'number' ? rank : 0;
+    });
+  }
+
+  /** Adds the read of the line's head to `pipeline` (parse its answer with `headOf`). */
+  head<P extends ChainableCommander>(pipeline: P, webhook: string, repository: string): P {
+    pipeline.zrange(this.key(webhook, repository), '0', '0');
+    return pipeline;
+  }
+
+  /** Adds taking `id` out of its line, then reading the new head, to `pipeline` (two answers). */
+  leave<P extends ChainableCommander>(
+    pipeline: P,
+    webhook: string,
+    repository: string,
+    id: string,
+  ): P {
+    const key = this.key(webhook, repository);
+    pipeline.zrem(key, id).zrange(key, '0', '0');
+    return pipeline;
+  }
+
+  headOf(answer: unknown): string | undefined {
+    return Array.isArray(answer) && typeof answer[0] === 'string' ? answer[0] : undefined;
   }
 
   /**
@@ -49,13 +78,5 @@ export class RepositoryOrder {
       await this.redis.zrem(key, head);
     }
     return 1;
-  }
-
-  /** Takes `id` out of the line; returns the delivery now at its head, if any. */
-  async done(webhook: string, repository: string, id: string): Promise<string | undefined> {
-    const key = this.key(webhook, repository);
-    const [, head] = (await this.redis.multi().zrem(key, id).zrange(key, '0', '0').exec()) ?? [];
-    const ids = head?.[1];
-    return Array.isArray(ids) && typeof ids[0] === 'string' ? ids[0] : undefined;
   }
 }

@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis, type RedisConnection } from '@meridian/redis';
 import { attemptsWithin, DEFAULT_RETRY, type RetryPolicy } from './backoff';
@@ -57,6 +57,12 @@ export interface WebhookQueueOptions {
 export const QUEUE_NAME = 'webhooks';
 
 /**
+ * How long a delivery behind others in its repository's line waits at most before it looks
+ * again (ms); the delivery ahead of it wakes it when it finishes, so this is only the backstop.
+ */
+export const PARKED_MS = 5000;
+
+/**
  * The delivery queue (BullMQ) and the delivery history: one job per (webhook, notification),
  * de-duplicated by its id, so an event the dispatcher delivers twice is queued once.
  */
@@ -112,9 +118,13 @@ export class WebhookQueue {
    */
   async enqueueAll(items: readonly Enqueue[]): Promise<string[]> {
     const now = new Date();
+    // One body per (notification, format), however many webhooks get it.
+    const bodies = new Map<string, { body: string; type: string }>();
     const prepared = items.map(({ hook, n, wait, sequence }) => {
       const id = deliveryId(hook.name, n.id);
-      const { body, type } = encode(n, hook.format);
+      const bodyKey = `${n.id} ${hook.format}`;
+      let encoded = bodies.get(bodyKey);
+      if (!encoded) bodies.set(bodyKey, (encoded = encode(n, hook.format)));
       const record: DeliveryRecord = {
         id,
         webhook: hook.name,
@@ -124,8 +134,8 @@ export class WebhookQueue {
         createdAt: now.toISOString(),
         updatedAt: now.toISOString(),
         state: wait ? 'waiting' : 'pending',
-        contentType: type,
-        body,
+        contentType: encoded.type,
+        body: encoded.body,
         attempts: [],
       };
       const ordered =
@@ -151,14 +161,35 @@ export class WebhookQueue {
       }
       go.push(p);
     }
-    await this.order.addAll(
-      go.flatMap((p) => (p.ordered ? [{ webhook: p.record.webhook, ...p.ordered, id: p.id }] : [])),
+    const inLine = go.filter((p) => p.ordered);
+    const ahead = await this.order.addAll(
+      inLine.map((p) => ({ webhook: p.record.webhook, ...p.ordered!, id: p.id })),
     );
+    const parked = new Set(inLine.filter((_, i) => ahead[i]! > 0).map((p) => p.id));
     if (go.length > 0)
       await this.queue.addBulk(
-        go.map((p) => ({ name: p.action, data: p.job, opts: { jobId: p.id } })),
+        go.map((p) => ({
+          name: p.action,
+          data: p.job,
+          // Behind others in its line: parked until the one ahead wakes it (the delay is only
+          // the backstop), instead of being taken by a worker only to be put back.
+          opts: { jobId: p.id, ...(parked.has(p.id) && { delay: PARKED_MS }) },
+        })),
       );
     return prepared.map((p) => p.id);
+  }
+
+  /**
+   * Wakes a parked (delayed) delivery now; false when it is not parked (running, done, or not
+   * queued yet).
+   */
+  async wake(id: string): Promise<boolean> {
+    const job = await Job.fromId(this.queue, id);
+    if (!job) return false;
+    return job.promote().then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Sends a delivery again (a new job for the same record and body). */
