@@ -60,6 +60,8 @@ export class CacheRules {
     private readonly opts: {
       ttlMs?: number;
       credentialSetExists?: (n: string) => Promise<void>;
+      /** Throws when the upstream's address is refused (an IP literal the guard refuses). */
+      checkUpstream?: (baseUrl: string) => void;
     } = {},
   ) {}
 
@@ -142,10 +144,18 @@ export class CacheRules {
       throw bad('"source" and "target" both end with /* or neither does');
     const targetName = target.endsWith('/*') ? target.slice(0, -2) : target;
     if (!isValidName(targetName)) throw bad('"target" is not a repository name (or NAME/*)');
+    let baseUrl: string;
     try {
-      parseSourceRef(source.endsWith('/*') ? `${source.slice(0, -2)}/x` : source);
+      baseUrl = parseSourceRef(source.endsWith('/*') ? `${source.slice(0, -2)}/x` : source).baseUrl;
     } catch (err) {
       throw bad(`"source": ${(err as Error).message}`);
+    }
+    try {
+      this.opts.checkUpstream?.(baseUrl);
+    } catch (err) {
+      throw bad(
+        `"source": ${(err as Error).message}, refused as an upstream (an operator can allow it with upstream.allowAddresses)`,
+      );
     }
     if (/[:@]/.test(source.split('/').slice(1).join('/')))
       throw bad('"source" names a namespace, without a tag or digest');

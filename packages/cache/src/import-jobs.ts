@@ -12,6 +12,7 @@ import {
 } from './importer';
 import type { UpstreamCredentials } from './remote-registry';
 import { UpstreamError } from './upstream-error';
+import { defaultUpstreamGuard, type UpstreamGuard } from './upstream-guard';
 import { importsFinished } from './metrics';
 
 /** An import as the admin API shows it. */
@@ -55,6 +56,8 @@ export interface ImportJobsOptions {
   keep?: number;
   /** Per upstream request, until the response head. Default 30 s. */
   timeoutMs?: number;
+  /** Which addresses an import may reach. Default: the default guard. */
+  guard?: UpstreamGuard;
 }
 
 /**
@@ -70,7 +73,7 @@ export class ImportJobs {
   private readonly importer: Importer;
 
   constructor(private readonly opts: ImportJobsOptions) {
-    this.importer = new Importer(opts.registry, { timeoutMs: opts.timeoutMs });
+    this.importer = new Importer(opts.registry, { timeoutMs: opts.timeoutMs, guard: opts.guard });
   }
 
   /** Checks the request, queues the import and returns its job at once. */
@@ -199,7 +202,14 @@ export class ImportJobs {
       force: bool('force'),
       dryRun: bool('dryRun'),
     };
-    resolveImport(spec); // names checked before the job exists
+    const { source: from } = resolveImport(spec); // names checked before the job exists
+    try {
+      (this.opts.guard ?? defaultUpstreamGuard()).checkUrl(from.baseUrl);
+    } catch (err) {
+      throw bad(
+        `"source": ${from.registry}: ${(err as Error).message}, refused as an upstream (an operator can allow it with upstream.allowAddresses)`,
+      );
+    }
     return spec;
   }
 

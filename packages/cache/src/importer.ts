@@ -3,6 +3,7 @@ import { OciError, parseDigest, type Descriptor } from '@meridian/oci';
 import type { Registry } from '@meridian/registry';
 import { planImage, type ImagePlan } from './image-plan';
 import { RemoteRegistry, type UpstreamCredentials } from './remote-registry';
+import type { UpstreamGuard } from './upstream-guard';
 import { formatRef, parseSourceRef, parseTarget, type SourceRef } from './source-ref';
 import { UpstreamError } from './upstream-error';
 
@@ -90,7 +91,7 @@ const BLOB_CONCURRENCY = 4;
 export class Importer {
   constructor(
     private readonly registry: Registry,
-    private readonly opts: { timeoutMs?: number } = {},
+    private readonly opts: { timeoutMs?: number; guard?: UpstreamGuard } = {},
   ) {}
 
   /** Runs one import; `remote` (a cache rule's, with its tokens) replaces one made from `spec`. */
@@ -105,6 +106,7 @@ export class Importer {
       credentials: spec.credentials,
       credentialName: spec.credentialName,
       timeoutMs: this.opts.timeoutMs,
+      guard: this.opts.guard,
     });
     const plan = await planImage(remote, source.repository, source.reference, {
       referrers: spec.referrers,

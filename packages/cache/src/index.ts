@@ -8,3 +8,4 @@ export * from './credential-sets';
 export * from './cache-rules';
 export * from './pull-through';
 export * from './rule-limiter';
+export * from './upstream-guard';

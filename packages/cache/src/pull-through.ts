@@ -7,6 +7,7 @@ import { cacheResults } from './metrics';
 import { RemoteRegistry, type UpstreamCredentials } from './remote-registry';
 import { RuleLimiter } from './rule-limiter';
 import { UpstreamError } from './upstream-error';
+import type { UpstreamGuard } from './upstream-guard';
 
 /** How a response on a cached repository was served (`X-Meridian-Cache`). */
 export type CacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale';
@@ -18,6 +19,8 @@ export interface PullThroughDeps {
   log: Logger;
   /** Per upstream request, until the response head. Default 30 s. */
   timeoutMs?: number;
+  /** Which addresses the upstreams may be reached at. Default: the default guard. */
+  guard?: UpstreamGuard;
 }
 
 /**
@@ -43,7 +46,7 @@ export class PullThrough {
     private readonly registry: Registry,
     private readonly deps: PullThroughDeps,
   ) {
-    this.importer = new Importer(registry, { timeoutMs: deps.timeoutMs });
+    this.importer = new Importer(registry, { timeoutMs: deps.timeoutMs, guard: deps.guard });
   }
 
   /** Wraps the registry's reads; returns the function that unwraps them. */
@@ -190,6 +193,7 @@ export class PullThrough {
           ? `the credentials of credential set "${rule.credentialSet}"`
           : undefined,
         timeoutMs: this.deps.timeoutMs,
+        guard: this.deps.guard,
       });
       this.remotes.set(key, r);
     }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { parse as parseAuthHeader } from 'auth-header';
+import { fetch, Headers, type RequestInit, type Response } from 'undici';
 import {
   digestOf,
   isDigestLike,
@@ -10,6 +11,7 @@ import {
   type Descriptor,
 } from '@meridian/oci';
 import { UpstreamError } from './upstream-error';
+import { defaultUpstreamGuard, type UpstreamGuard } from './upstream-guard';
 
 /** A username and password for a registry (from a credential set or the command line). */
 export interface UpstreamCredentials {
@@ -28,6 +30,8 @@ export interface RemoteRegistryOptions {
   credentialName?: string;
   /** Per request, until the response head (a blob's body has no deadline). Default 30 s. */
   timeoutMs?: number;
+  /** Which addresses may be connected to (every hop, the token realm too). Default: the default guard. */
+  guard?: UpstreamGuard;
 }
 
 /** A manifest read from another registry, digest-verified. */
@@ -51,6 +55,7 @@ const ACCEPT = [...MANIFEST_MEDIA_TYPES, INDEX_TYPE].filter((v, i, a) => a.index
 export class RemoteRegistry {
   readonly baseUrl: string;
   private readonly timeoutMs: number;
+  private readonly guard: UpstreamGuard;
   private readonly tokens = new Map<string, { header: string; expires: number }>();
   /** Set once the registry asked for Basic: sent with every request from then on. */
   private basic = false;
@@ -58,6 +63,7 @@ export class RemoteRegistry {
   constructor(private readonly opts: RemoteRegistryOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.guard = opts.guard ?? defaultUpstreamGuard();
   }
 
   /** Where this registry is, for messages: `127.0.0.1:5000`. */
@@ -283,8 +289,15 @@ export class RemoteRegistry {
         headers,
         redirect: 'follow',
         signal: abort.signal,
+        dispatcher: this.guard.dispatcher,
       });
     } catch (err) {
+      const refused = refusalOf(err);
+      if (refused)
+        throw new UpstreamError(
+          'refused',
+          `${this.host}: connection refused by the upstream address guard: ${refused} (an operator can allow it with upstream.allowAddresses)`,
+        );
       throw new UpstreamError(
         'unavailable',
         `${this.host} unreachable: ${(err as Error).message.slice(0, 200)}`,
@@ -293,4 +306,11 @@ export class RemoteRegistry {
       if (!wholeTimeout) clearTimeout(timer);
     }
   }
+}
+
+/** The guard's reason when `err` (a fetch failure) is its refusal, at any hop. */
+function refusalOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if ((e as Error & { code?: string }).code === 'ETARGETREFUSED') return e.message;
+  return undefined;
 }

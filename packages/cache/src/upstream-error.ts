@@ -2,10 +2,12 @@ import { OciError } from '@meridian/oci';
 
 /**
  * Why another registry could not be read: `auth` (credentials refused or missing), `not-found`,
- * `rate-limited` (its `429`), `unavailable` (unreachable, timed out, 5xx) or `invalid` (an answer
- * that breaks the protocol: a digest mismatch, an unexpected status).
+ * `rate-limited` (its `429`), `unavailable` (unreachable, timed out, 5xx), `invalid` (an answer
+ * that breaks the protocol: a digest mismatch, an unexpected status) or `refused` (the upstream
+ * address guard refused the address a request or one of its redirects would reach).
  */
-export type UpstreamFailure = 'auth' | 'not-found' | 'rate-limited' | 'unavailable' | 'invalid';
+export type UpstreamFailure =
+  'auth' | 'not-found' | 'rate-limited' | 'unavailable' | 'invalid' | 'refused';
 
 export class UpstreamError extends Error {
   constructor(
@@ -22,6 +24,7 @@ export class UpstreamError extends Error {
     const message = `${prefix}${this.message}`;
     switch (this.kind) {
       case 'auth':
+      case 'refused':
         return new OciError('DENIED', message);
       case 'not-found':
         return new OciError('MANIFEST_UNKNOWN', message);

@@ -5,6 +5,7 @@ import {
   ImportJobs,
   parseCredentialKey,
   PullThrough,
+  UpstreamGuard,
 } from '@meridian/cache';
 import { OciError } from '@meridian/oci';
 import type { Registry } from '@meridian/registry';
@@ -36,7 +37,9 @@ export function openCache(
   const credentialSets = config.upstream.credentialKey
     ? new CredentialSets(primaryStore, keyOf(config.upstream.credentialKey))
     : undefined;
+  const guard = guardOf(config);
   const cacheRules = new CacheRules(primaryStore, {
+    checkUpstream: (baseUrl) => guard.checkUrl(baseUrl),
     credentialSetExists: async (name) => {
       if (!credentialSets)
         throw new OciError(
@@ -49,12 +52,13 @@ export function openCache(
     },
   });
   // Replicas apply no rule themselves: their misses reach the primary, which does.
-  if (node.role !== 'primary') return { credentialSets, cacheRules, close: async () => {} };
+  if (node.role !== 'primary') return { credentialSets, cacheRules, close: () => guard.close() };
   const detach = new PullThrough(deps.registry, {
     rules: cacheRules,
     credentials: credentialSets && ((name) => credentialSets.credentials(name)),
     log: deps.log,
     timeoutMs: config.upstream.timeoutMs,
+    guard,
   }).attach();
   const imports = new ImportJobs({
     registry: deps.registry,
@@ -62,6 +66,7 @@ export function openCache(
     credentials: credentialSets && ((name) => credentialSets.credentials(name)),
     concurrency: config.upstream.importConcurrency,
     timeoutMs: config.upstream.timeoutMs,
+    guard,
   });
   return {
     imports,
@@ -69,8 +74,25 @@ export function openCache(
     cacheRules,
     close: async () => {
       detach();
+      await guard.close();
     },
   };
+}
+
+/** The SSRF guard of every upstream request (`upstream.allow*`). */
+function guardOf(config: NodeConfig): UpstreamGuard {
+  const u = config.upstream;
+  try {
+    return new UpstreamGuard({
+      allowPrivateNetworks: u.allowPrivateNetworks,
+      allowLoopback: u.allowLoopback,
+      allowAddresses: u.allowAddresses,
+    });
+  } catch (err) {
+    throw new ConfigError(
+      `config key "upstream.allowAddresses" (MERIDIAN_UPSTREAM_ALLOW_ADDRESSES): ${(err as Error).message}`,
+    );
+  }
 }
 
 function keyOf(base64: string): Buffer {

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 
-const DEFAULTS = { importConcurrency: 2, timeoutMs: 30_000 };
+const DEFAULTS = {
+  importConcurrency: 2,
+  timeoutMs: 30_000,
+  allowPrivateNetworks: true,
+  allowLoopback: true,
+  allowAddresses: [] as string[],
+};
 
 /** `upstream.*`: imports and pull-through cache rules (docs/adr/0019-import-and-cache-rules.md). */
 export const UpstreamConfigSchema = z
@@ -14,6 +20,19 @@ export const UpstreamConfigSchema = z
     importConcurrency: z.number().int().positive().default(DEFAULTS.importConcurrency),
     /** An upstream registry that has not started answering within this long failed, ms. Default 30000. */
     timeoutMs: z.number().int().positive().default(DEFAULTS.timeoutMs),
+    /**
+     * Imports and cache rules may reach private networks (10/8, 172.16/12, 192.168/16,
+     * 100.64/10, fc00::/7) — an on-premises registry. Default true. Cloud metadata addresses in
+     * those ranges (100.100.100.200, fd00:ec2::254) stay refused.
+     */
+    allowPrivateNetworks: z.boolean().default(DEFAULTS.allowPrivateNetworks),
+    /** Imports and cache rules may reach loopback (127/8, ::1). Default true. */
+    allowLoopback: z.boolean().default(DEFAULTS.allowLoopback),
+    /**
+     * Addresses or CIDR ranges imports and cache rules may reach although refused otherwise
+     * (link-local, cloud metadata, reserved, or loopback/private when those are off). Default none.
+     */
+    allowAddresses: z.array(z.string()).default(DEFAULTS.allowAddresses),
   })
   .strict()
   .default({ ...DEFAULTS });

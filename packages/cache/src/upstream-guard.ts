@@ -1,0 +1,75 @@
+import { Agent, buildConnector } from 'undici';
+import { AddressGuard, type AddressGuardOptions } from '@meridian/egress';
+
+/** `upstream.*` address settings: which addresses imports and cache rules may connect to. */
+export interface UpstreamGuardOptions {
+  /** Private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). Default true. */
+  allowPrivateNetworks?: boolean;
+  /** Loopback (127/8, ::1). Default true. */
+  allowLoopback?: boolean;
+  /** Addresses or CIDR ranges allowed although refused otherwise (e.g. `169.254.10.0/24`). Default none. */
+  allowAddresses?: readonly string[];
+  /** Tests: a fake resolver. */
+  resolve?: AddressGuardOptions['resolve'];
+  /** Tests: what connects once the address is allowed. Default undici's connector. */
+  connect?: buildConnector.connector;
+}
+
+/** Always refused unless listed in `allowAddresses`: never a registry. */
+const ALWAYS_REFUSED = ['metadata', 'unspecified', 'linklocal', 'multicast', 'reserved'];
+
+/**
+ * The SSRF guard of everything this package sends to another registry (ADR 0019): imports,
+ * cache-rule fills and revalidations, the token realm a `WWW-Authenticate` names, and every
+ * redirect hop (a blob sent on to object storage). It holds at connect time, on the address
+ * actually dialled: an IP written in a URL is checked before connecting, a name when it resolves
+ * (every address it resolves to), so DNS rebinding gains nothing. Cloud metadata, link-local,
+ * unspecified, multicast and reserved addresses are refused by default; private networks and
+ * loopback are ordinary upstreams of a self-hosted registry and allowed unless turned off.
+ */
+export class UpstreamGuard {
+  readonly addresses: AddressGuard;
+  /** The undici dispatcher every upstream request goes through. */
+  readonly dispatcher: Agent;
+
+  constructor(readonly options: UpstreamGuardOptions = {}) {
+    const deny = [
+      ...ALWAYS_REFUSED,
+      ...(options.allowLoopback === false ? ['loopback'] : []),
+      ...(options.allowPrivateNetworks === false ? ['private'] : []),
+    ];
+    this.addresses = new AddressGuard({
+      deny,
+      allow: options.allowAddresses ?? [],
+      resolve: options.resolve,
+    });
+    const connect = options.connect ?? buildConnector({ lookup: this.addresses.lookup });
+    this.dispatcher = new Agent({
+      connect: (opts, callback) => {
+        try {
+          this.addresses.checkHost(opts.hostname);
+        } catch (err) {
+          callback(err as Error, null);
+          return;
+        }
+        connect(opts, callback);
+      },
+    });
+  }
+
+  /** Throws `AddressRefusedError` when `url`'s host is an IP this guard refuses (before any job starts). */
+  checkUrl(url: string | URL): void {
+    this.addresses.checkLiteral(typeof url === 'string' ? new URL(url) : url);
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+}
+
+let fallback: UpstreamGuard | undefined;
+
+/** The guard with the default settings, for a `RemoteRegistry` given none. */
+export function defaultUpstreamGuard(): UpstreamGuard {
+  return (fallback ??= new UpstreamGuard());
+}
