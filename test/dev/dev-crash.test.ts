@@ -2,10 +2,11 @@
  * `meridian dev` survives its own crash, on real processes: `kill -9` of dev leaves no child
  * running; the next start stops what an earlier dev left in `pids.json` (only processes whose
  * command line says they are its own) instead of failing on a taken port; a child that dies is
- * reported and restarted; a bad `--port` or an unreachable `--redis` is one line.
+ * reported, listed in `pids.json` and the regions API (the dashboard shows it), and restarted; a
+ * bad `--port` or an unreachable `--redis` is one line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +65,26 @@ describe('meridian dev after a crash', () => {
     expect(dev!.output()).toContain(
       `meridian dev: worker (pid ${worker}) was killed by SIGKILL; restarting it in 1 s`,
     );
-    started.push(readPids(data).worker!);
+    const now = readPids(data);
+    started.push(now.worker!);
+    // pids.json and the regions API (what the dashboard reads, through the gateway) list it.
+    const restart = {
+      process: 'worker',
+      kind: 'worker',
+      pid: worker,
+      reason: 'was killed by SIGKILL',
+      newPid: now.worker,
+    };
+    expect(now.restarts).toEqual([expect.objectContaining(restart)]);
+    const password = readFileSync(join(data, 'owner-password'), 'utf8').trim();
+    const res = await fetch(`http://127.0.0.1:${port}/meridian/v1/replication/regions`, {
+      headers: { Authorization: `Basic ${Buffer.from(`owner:${password}`).toString('base64')}` },
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { restarts?: Record<string, unknown>[] };
+    expect(body.restarts).toEqual([expect.objectContaining(restart)]);
+    const [r] = body.restarts!;
+    expect(Date.parse(String(r!.exitedAt))).toBeLessThanOrEqual(Date.parse(String(r!.restartedAt)));
   });
 
   it('leaves no child running when it is killed with SIGKILL', async () => {

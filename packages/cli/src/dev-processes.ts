@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import type { ProcessRestart } from '@meridian/replication';
 
 /** What `<data>/pids.json` holds while the dev cluster runs (for scripts and tests). */
 export interface DevPids {
@@ -12,12 +13,20 @@ export interface DevPids {
   nodes: Record<string, number[]>;
   worker?: number;
   gateway?: number;
+  /** The latest restarts (newest first, at most `RESTARTS_KEPT`); the dashboard shows them too. */
+  restarts?: ProcessRestart[];
 }
+
+/** Restarts kept in `pids.json`. */
+const RESTARTS_KEPT = 20;
 
 /** One process `meridian dev` runs and keeps running. */
 export interface DevChildSpec {
   /** What the terminal calls it: `region westeurope node 2`, `worker`, … */
   label: string;
+  kind: ProcessRestart['kind'];
+  /** A node's region. */
+  region?: string;
   command: string;
   args: string[];
   stdio: StdioOptions;
@@ -58,6 +67,8 @@ export class DevProcesses {
   constructor(
     private readonly pidsFile: string,
     private readonly say: (line: string) => void,
+    /** Told of every restart (`meridian dev` records it in Redis for the dashboard). */
+    private readonly onRestart: (r: ProcessRestart) => void = () => {},
   ) {
     this.pids = { dev: process.pid, regions: {}, nodes: {} };
   }
@@ -83,13 +94,28 @@ export class DevProcesses {
       if (this.stopping || !this.supervising) return;
       const n = Date.now() - startedAt > STABLE_MS ? 0 : restarts;
       const delay = restartDelayMs(n);
+      const exitedAt = new Date().toISOString();
+      const reason = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       this.say(
-        `${spec.label} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; restarting it in ${delay / 1000} s` +
+        `${spec.label} (pid ${child.pid}) ${reason}; restarting it in ${delay / 1000} s` +
           (n > 0 ? ` (restart ${n + 1} in a row)` : ''),
       );
       setTimeout(() => {
         if (this.stopping) return;
         const next = this.start(spec, n + 1);
+        const restart: ProcessRestart = {
+          process: spec.label,
+          kind: spec.kind,
+          ...(spec.region !== undefined && { region: spec.region }),
+          pid: child.pid ?? 0,
+          exitedAt,
+          reason,
+          restartedAt: new Date().toISOString(),
+          ...(next.pid !== undefined && { newPid: next.pid }),
+        };
+        this.pids.restarts = [restart, ...(this.pids.restarts ?? [])].slice(0, RESTARTS_KEPT);
+        this.save();
+        this.onRestart(restart);
         if (spec.healthUrl)
           void waitHealthy(spec.healthUrl, next, spec.label).then(
             () => this.say(`${spec.label} is back (pid ${next.pid})`),

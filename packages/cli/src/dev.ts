@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createRedis, describeRedis } from '@meridian/redis';
+import { ProcessRestarts, type ProcessRestart } from '@meridian/replication';
 import { devOwnerPassword } from './auth-wiring';
 import {
   canBind,
@@ -23,6 +24,9 @@ export interface DevOptions {
   /** `serve` nodes per region, on consecutive ports. Default 1. */
   nodesPerRegion?: number;
 }
+
+/** The dev cluster's Redis key prefix (`replication.prefix`). */
+const PREFIX = 'meridian';
 
 /** One-way latencies (ms) between the default regions: round trips of 80–150 ms. */
 const DEFAULT_LATENCY: Record<string, number> = {
@@ -176,7 +180,9 @@ export async function runDev(o: DevOptions): Promise<void> {
         `port ${host}:${port} is taken by another program (meridian dev uses ${o.port}–${ports.last}): choose another --port`,
       );
   const ownerPassword = devOwnerPassword(data); // the nodes inherit it (MERIDIAN_OWNER_PASSWORD)
-  const procs = new DevProcesses(pidsFile, say);
+  // Restarts go to the terminal, pids.json and (once Redis is up) Redis, for the dashboard.
+  let recordRestart: (r: ProcessRestart) => void = () => {};
+  const procs = new DevProcesses(pidsFile, say, (r) => recordRestart(r));
   procs.pids.dev = process.pid;
   process.once('SIGINT', () => {
     process.stdout.write('\nstopping Meridian dev cluster (data kept in ' + data + ')\n');
@@ -195,6 +201,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     mkdirSync(`${data}/redis`, { recursive: true });
     const redis = procs.start({
       label: 'redis-server',
+      kind: 'redis',
       command: 'redis-server',
       args: [
         '--port',
@@ -220,6 +227,13 @@ export async function runDev(o: DevOptions): Promise<void> {
       throw new Error(`redis-server exited (is port ${ports.redis} free?)`);
   }
 
+  const restarts = new ProcessRestarts(createRedis(redisUrl), PREFIX);
+  await restarts.clear().catch(() => undefined); // a new run: restarts of an earlier one are history
+  recordRestart = (r) =>
+    void restarts
+      .record(r)
+      .catch((err: Error) => say(`could not record the restart for the dashboard: ${err.message}`));
+
   const latency = parseLatency(o.latency, regions);
   const workerMetrics = `127.0.0.1:${ports.workerMetrics}`;
   const nodeUrls = regions.map((_, r) =>
@@ -243,7 +257,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     },
     worker: { metricsListen: workerMetrics },
     simulatedLatencyMs: latency,
-    replication: { reconcileIntervalSeconds: 30 },
+    replication: { prefix: PREFIX, reconcileIntervalSeconds: 30 },
     log: { level: o.logLevel },
   };
   const configFile = `${data}/cluster.json`;
@@ -252,13 +266,13 @@ export async function runDev(o: DevOptions): Promise<void> {
   const cli = process.argv[1]!;
   const node = (
     args: string[],
-    label: string,
+    who: Pick<DevChildSpec, 'label' | 'kind' | 'region'>,
     record: DevChildSpec['record'],
     healthUrl?: string,
     env?: Record<string, string>,
   ) =>
     procs.start({
-      label,
+      ...who,
       command: process.execPath,
       args: [cli, ...args, '--config', configFile],
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -272,7 +286,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     const label = perRegion > 1 ? `region ${region} node ${n + 1}` : `region ${region}`;
     const child = node(
       ['serve', '--region', region, '--listen', new URL(url).host],
-      label,
+      { label, kind: 'node', region },
       (p, pid) => {
         (p.nodes[region] ??= [])[n] = pid;
         if (n === 0) p.regions[region] = pid;
@@ -291,9 +305,14 @@ export async function runDev(o: DevOptions): Promise<void> {
   await Promise.all(
     regions.flatMap((_, r) => Array.from({ length: perRegion - 1 }, (_, n) => startNode(r, n + 1))),
   );
-  node(['worker'], 'worker', (p, pid) => (p.worker = pid));
+  node(['worker'], { label: 'worker', kind: 'worker' }, (p, pid) => (p.worker = pid));
   const gatewayUrl = `http://127.0.0.1:${o.port}`;
-  const gw = node(['gateway'], 'gateway', (p, pid) => (p.gateway = pid), gatewayUrl);
+  const gw = node(
+    ['gateway'],
+    { label: 'gateway', kind: 'gateway' },
+    (p, pid) => (p.gateway = pid),
+    gatewayUrl,
+  );
   await waitHealthy(gatewayUrl, gw, 'gateway');
   procs.supervise();
 
@@ -313,7 +332,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     `  redis                  ${describeRedis(redisUrl)}${o.redis ? '' : ` (pid ${procs.pids.redis})`}`,
     `  worker metrics         http://${workerMetrics}/metrics`,
     `  processes              ${pidsFile}: ${processSummary(procs.pids)}`,
-    '  a process that dies is reported here and restarted; they all stop with this one',
+    '  a process that dies is reported here (and on the dashboard) and restarted; they all stop with this one',
     '',
     `  dashboard               http://127.0.0.1:${o.port}/dashboard`,
     `  replication status      http://127.0.0.1:${o.port}/meridian/v1/replication/regions`,

@@ -10,6 +10,7 @@
 
   var state = {
     regions: [],
+    restarts: [], // child processes `meridian dev` restarted, newest first (none outside dev)
     gc: {}, // region → {lastSuccessAt, lastRun, lastFailure} (absent where GC is not run)
     webhooks: null, // [{hook, events}] for an Owner; null when not shown
     webhooksRefused: false, // not an Owner, or no webhooks on this node: stop asking
@@ -138,6 +139,7 @@
     var jobs = [
       getJson('regions').then(function (b) {
         state.regions = b.regions;
+        state.restarts = b.restarts || [];
       }),
       // After the first load only the last buckets change: ask for those.
       getJson('history', since ? { since: since - 20000 } : {}).then(function (b) {
@@ -672,6 +674,38 @@
     renderFeed();
     renderCharts();
     renderWebhooks();
+    renderRestarts();
+  }
+
+  // ---- meridian dev: restarted processes -----------------------------------------------------
+
+  /**
+   * The nodes, worker, gateway (and Redis) `meridian dev` saw die and restarted: when, why, and
+   * the pid it runs as now. Hidden when there are none (and outside dev, where none are recorded).
+   */
+  function renderRestarts() {
+    var list = state.restarts || [];
+    $('#restarts-section').hidden = list.length === 0;
+    var tbody = $('#restarts tbody');
+    tbody.textContent = '';
+    list.forEach(function (r) {
+      var killed = /killed/.test(r.reason);
+      tbody.appendChild(
+        el('tr', { 'data-process': r.process }, [
+          cell('Process', r.process),
+          cell(
+            'Exited',
+            el('span', {
+              text: fmtClock(Date.parse(r.exitedAt)) + ' (' + fmtAgo(r.exitedAt) + ')',
+              title: r.exitedAt,
+            }),
+          ),
+          cell('Reason', badge(r.reason, killed ? 'bad' : 'warn')),
+          cell('Pid', r.newPid ? r.pid + ' → ' + r.newPid : String(r.pid), 'num'),
+          cell('Restarted', el('span', { text: fmtAgo(r.restartedAt), title: r.restartedAt })),
+        ]),
+      );
+    });
   }
 
   // ---- webhooks -----------------------------------------------------------------------------

@@ -16,3 +16,4 @@ export * from './schedules';
 export * from './replica-miss';
 export * from './region-nodes';
 export * from './scope';
+export * from './process-restarts';

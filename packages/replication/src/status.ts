@@ -2,6 +2,7 @@ import { isDigestLike, OciError, parseDigest } from '@meridian/oci';
 import { RepositoryLayout, type ObjectStore, type TagRecord } from '@meridian/storage';
 import type { ActivityEvent, RegionActivity } from './activity';
 import { oldestPendingSeconds, queueJobs } from './metrics';
+import { ProcessRestarts, type ProcessRestart } from './process-restarts';
 import type { QueueCounts, ReplicationQueues } from './queues';
 import { enqueueReconcile, reconcileRunState, type ReconcileRunState } from './schedules';
 import type { RegionScope } from './scope';
@@ -183,6 +184,12 @@ export class ReplicationStatus {
         };
       }),
     );
+  }
+
+  /** The child restarts `meridian dev` recorded, newest first (ADR 0023); none outside dev. */
+  async processRestarts(): Promise<ProcessRestart[]> {
+    if (!this.queues) return [];
+    return new ProcessRestarts(this.queues.redis, this.queues.prefix).list();
   }
 
   /** A replica region's queue counts, unapplied changes and age of the oldest one (seconds). */

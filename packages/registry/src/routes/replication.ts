@@ -14,6 +14,8 @@ export interface ReplicationStatusProvider {
   requestReconcile?(regions?: string[]): Promise<unknown[]>;
   /** A queued reconcile run's state and, once finished, its report. */
   reconcileRun?(region: string, job: string): Promise<unknown>;
+  /** Child processes `meridian dev` restarted, newest first (none outside dev). */
+  processRestarts?(): Promise<unknown[]>;
 }
 
 const NOT_CONFIGURED = (): OciError =>
@@ -26,7 +28,8 @@ const query = (req: Request, k: string): string | undefined => {
 
 /**
  * `GET /meridian/v1/replication/status`, `/regions`, `/history` and `/recent` — JSON, on every
- * node (the dashboard reads them), for any signed-in identity; and
+ * node (the dashboard reads them), for any signed-in identity (`/regions` adds `restarts`, the
+ * child processes `meridian dev` restarted, when there are any); and
  * `POST /meridian/v1/admin/replication/reconcile` (`{"regions": [...]}` optional, `Owner`), which
  * queues a reconcile run per replica region for the workers.
  */
@@ -55,7 +58,11 @@ export function replicationRoutes(status: ReplicationStatusProvider | undefined)
     }),
     get('regions', async (_req, res) => {
       if (!status) throw NOT_CONFIGURED();
-      res.json({ regions: await status.regionHealth() });
+      const [regions, restarts] = await Promise.all([
+        status.regionHealth(),
+        status.processRestarts?.().catch(() => []) ?? [],
+      ]);
+      res.json({ regions, ...(restarts.length > 0 && { restarts }) });
     }),
     get('history', async (req, res) => {
       const since = Number(query(req, 'since') ?? 0);
