@@ -6,10 +6,14 @@
  * replica's copy instead of transferring the layer again. Then the same herd while the primary
  * goes away: every pull ends (completes or fails fast), none hangs.
  *
- * The replica reaches its primary through a counting proxy (what the primary serves to it, by
- * blob), which also plays the primary's sudden death: every connection reset, new ones refused.
+ * The replica reaches its primary through a gate (which can hold the primary's bytes back, to
+ * show that the herd streams what has arrived) and a counting proxy (what the primary serves to
+ * it, by blob), which also plays the primary's sudden death: every connection reset, new ones
+ * refused. The same herd through the gateway is in cold-herd-gateway.test.ts.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { register } from 'prom-client';
@@ -19,6 +23,7 @@ import { loadConfig, NodeConfigSchema, type NodeConfig } from '../../packages/cl
 import { serve } from '../../packages/cli/src/serve';
 import { runWorkers } from '../../packages/cli/src/worker';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy';
+import { startGateProxy, type GateProxy } from '../helpers/gate-proxy';
 import { RegistryClient, ociErrors } from '../helpers/http';
 import { configBlob, imageManifest, MediaTypes } from '../helpers/images';
 import { freePort } from '../helpers/ports';
@@ -52,11 +57,36 @@ async function counter(name: string, labels: Record<string, string>): Promise<nu
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** A blob GET whose progress can be watched while it runs; `done` gives status and digest. */
+function watchedPull(url: string): {
+  received(): number;
+  done: Promise<{ status: number; digest: string }>;
+} {
+  let received = 0;
+  const done = new Promise<{ status: number; digest: string }>((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      const hash = createHash('sha256');
+      res.on('data', (c: Buffer) => {
+        received += c.length;
+        hash.update(c);
+      });
+      res.on('error', reject);
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, digest: `sha256:${hash.digest('hex')}` }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  return { received: () => received, done };
+}
+
 describe('a herd of cold pulls at a replica', () => {
   let dir: string;
   let redis: TestRedis;
   let config: NodeConfig;
   let proxy: CountingProxy;
+  let gate: GateProxy;
   let primary: RunningNode;
   let replica: RunningNode;
   let primaryUrl: string;
@@ -84,12 +114,14 @@ describe('a herd of cold pulls at a replica', () => {
     config = loadConfig(NodeConfigSchema, { file, env: {}, checkRegion: false });
     primary = await serve({ ...config, region: 'eastus' });
     proxy = await startCountingProxy(primaryUrl);
-    replica = await serve({ ...config, region: 'westeurope', primary: proxy.url });
+    gate = await startGateProxy(proxy.url);
+    replica = await serve({ ...config, region: 'westeurope', primary: gate.url });
   });
 
   afterAll(async () => {
     await replica?.close();
     await primary?.close();
+    await gate?.close();
     await proxy?.close();
     await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -166,6 +198,39 @@ describe('a herd of cold pulls at a replica', () => {
           kind: 'blob',
         })) - blobsBefore,
       ).toBe(0);
+    },
+    HERD_TIMEOUT_MS,
+  );
+
+  it(
+    'streams to every pull of the herd the bytes that arrived, before the rest has',
+    async () => {
+      const repo = 'herd/streamed';
+      const layer = await streamedBlob(LAYER, 'herd layer, streamed');
+      await pushStreamed(primaryUrl, repo, layer);
+      proxy.reset();
+      // The primary's bytes stop after 16 MiB until released: a pull that waited for the copy to
+      // finish would receive nothing meanwhile.
+      const HELD_AT = 16 * MiB;
+      gate.hold(HELD_AT);
+      try {
+        const url = `${replicaUrl}/v2/${repo}/blobs/${layer.digest}`;
+        const herd = Array.from({ length: HERD }, () => watchedPull(url));
+        await waitFor(
+          async () => (gate.held() > 0 && herd.every((p) => p.received() > 0)) || undefined,
+          'every pull of the herd to receive its first bytes while the rest is held',
+          60_000,
+        );
+        for (const p of herd) expect(p.received()).toBeLessThanOrEqual(HELD_AT);
+        gate.release();
+        const results = await Promise.all(herd.map((p) => p.done));
+        for (const r of results) expect(r).toEqual({ status: 200, digest: layer.digest });
+        expect(Object.fromEntries(proxy.blobGets)).toEqual({ [layer.digest]: 1 });
+        expect(proxy.blobBytes()).toBe(layer.size);
+      } finally {
+        gate.release();
+        gate.hold(Infinity);
+      }
     },
     HERD_TIMEOUT_MS,
   );

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { digestOf, isDigestLike, OciError, parseDigest, type Digest } from '@meridian/oci';
 import {
   RepositoryLayout,
@@ -15,7 +14,8 @@ import { ManifestStore, type StoredManifest } from './manifest-store';
 import type { MetadataCache } from './metadata-cache';
 import type { TagStore } from './tag-store';
 import type { PrimaryUpstream, UpstreamManifest } from './upstream';
-import { UpstreamTee } from './upstream-tee';
+import { BlobFill } from './blob-fill';
+import { upstreamStream } from './upstream-stream';
 import {
   replicaFallbackCopyFailures,
   replicaFallbackUpstreamFailures,
@@ -53,6 +53,8 @@ export interface ReplicaOptions {
    * dropped. Default 30 s.
    */
   stallTimeoutMs?: number;
+  /** Where a blob being fetched from the primary is spooled for its readers. Default `os.tmpdir()`. */
+  spoolDir?: string;
   log?: Logger;
 }
 
@@ -154,18 +156,22 @@ export class FallbackManifestStore extends ManifestStore {
 }
 
 /**
- * Blobs on a replica: local first; on a miss the blob streams from the primary to the client
- * while it is written (digest-verified, staged, then moved into place) into the region. One
- * upstream copy per digest: concurrent readers wait for it and are served locally.
+ * Blobs on a replica: local first; on a miss the blob is fetched from the primary **once** into a
+ * `BlobFill` (a spool every reader streams from while it arrives) and written from it into the
+ * region (digest-verified, staged, then moved into place). Every concurrent miss of the digest —
+ * the first client, a herd of others, the region's copy — reads the same fill from its first
+ * byte, each at its own pace: the slowest of a herd takes about one cold pull, and the primary
+ * serves the blob once.
  *
- * The client's stream never depends on the local copy: a copy that fails (a full disk) or stalls
- * is dropped and counted, and the client is served on from the primary. A primary that fails,
- * ends short or stalls ends the client's response at once (the connection is aborted, so the
- * client retries, and is then served from wherever the bytes are or gets a clean error).
+ * No reader depends on another: a client that goes away stops nothing, and a region copy that
+ * fails (a full disk) or stalls is dropped and counted while the clients are served on. A primary
+ * that fails, ends short, stalls or sends bytes that do not hash to the digest ends every
+ * reader's response with an error at once (the connection is aborted; the client retries, and is
+ * then served from wherever the bytes are or gets a clean error).
  */
 export class FallbackBlobStore extends BlobStore {
-  /** Copies into the region in progress, by digest: true when the blob landed. */
-  private readonly inflight = new Map<string, Promise<boolean>>();
+  /** Copies into the region in progress (and, briefly, landed), by digest. */
+  private readonly inflight = new Map<string, RegionCopy>();
   /** `HEAD`s at the primary in progress, by `repository@digest`. */
   private readonly sizing = new Map<string, Promise<number | undefined>>();
   private readonly stallTimeoutMs: number;
@@ -207,62 +213,149 @@ export class FallbackBlobStore extends BlobStore {
       if (!isBlobUnknown(err)) throw err;
     }
     const d = parseDigest(digest);
+    const running = this.inflight.get(d.value);
+    if (running) return this.follow(running, repository, d, range);
     if (range) {
-      // A part: straight from the primary, while the whole blob is copied in the background.
-      this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
-      this.copyInBackground(repository, d);
+      // A part with no copy running: straight from the primary (the part may lie far ahead of
+      // where a fresh copy is), while the whole blob is copied in the background.
+      this.copy(repository, d);
       return this.fromPrimary(repository, d, range);
     }
-    const running = this.inflight.get(d.value);
-    if (!running) return this.lead(repository, d);
-    // A herd: one copy from the primary is running; wait for it and serve the region's copy.
-    if (await running) {
-      try {
-        return await super.open(repository, digest);
-      } catch (err) {
-        if (!isBlobUnknown(err)) throw err;
-      }
-      // The copy was made for another repository: link this one if the primary says so.
-      const size = await this.sizeAtPrimary(repository, d.value);
-      if (size === undefined)
+    // The first miss: registered before the first await, so every concurrent miss of the same
+    // digest reads this one fetch.
+    return this.follow(this.copy(repository, d), repository, d, undefined);
+  }
+
+  /** Serves a miss from the region copy `c` (its fill while it runs, the region once it landed). */
+  private async follow(
+    c: RegionCopy,
+    repository: string,
+    d: Digest,
+    range: ByteRange | undefined,
+  ): Promise<GetResult & { digest: string }> {
+    const { fill, size } = await c.started;
+    let linked: Promise<void> | undefined;
+    if (c.repository !== repository) {
+      // The copy was made for another repository: this one may read it only if the primary
+      // says so; it is linked once the copy landed.
+      if ((await this.sizeAtPrimary(repository, d.value)) === undefined)
         throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
-      await this.link(repository, d, size);
-      return super.open(repository, digest);
+      linked = c.landed.then((ok) => (ok ? this.link(repository, d, size) : undefined));
+      linked.catch(() => {});
     }
-    // The copy failed (the primary went away, or the region's disk): this client is served
-    // from the primary without another copy, and fails fast if the primary is gone.
+    if (range && range.start >= size)
+      throw new OciError('SIZE_INVALID', 'requested range not satisfiable', { size }, 416);
+    if (fill.joinable) {
+      const r = { start: range?.start ?? 0, end: Math.min(range?.end ?? size - 1, size - 1) };
+      // A pull completes once the region's copy settled: repeated, it is served from there, and
+      // the sync job that runs next finds the copy instead of transferring the blob again.
+      const body = fill.reader(r, { endAfter: c.landed });
+      return { body, size, length: r.end - r.start + 1, digest: d.value };
+    }
+    if (!fill.error && (await c.landed)) {
+      // The fill is over and the copy landed (a miss that read the region just before it did).
+      await linked;
+      return super.open(repository, d.value, range);
+    }
+    // The fill failed (the primary went away) or its copy did: this client is served from the
+    // primary without another copy, and fails fast if the primary is gone.
     this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
-    return this.fromPrimary(repository, d, undefined);
+    return this.fromPrimary(repository, d, range);
   }
 
   /**
-   * The first miss of a blob: registered before the first await, so every concurrent miss of
-   * the same digest waits for this one upstream fetch, which streams to this client while it
-   * is written into the region. The sync job is bumped once the copy settled, so it finds the
+   * Starts copying a blob from the primary into the region through a fill, and registers it
+   * before the first await. The sync job is bumped once the copy settled, so it finds the
    * region's copy instead of transferring the blob again.
    */
-  private async lead(repository: string, d: Digest): Promise<GetResult & { digest: string }> {
+  private copy(repository: string, d: Digest): RegionCopy {
     let settle!: (ok: boolean) => void;
-    this.track(d.value, new Promise<boolean>((resolve) => (settle = resolve)));
-    const settled = (ok: boolean): void => {
-      settle(ok);
-      this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value });
+    const landed = new Promise<boolean>((resolve) => (settle = resolve));
+    const started = (async () => {
+      const up = await this.replica.primary.blob(repository, d.value);
+      if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
+      const fill = await BlobFill.start(up.body, {
+        digest: d,
+        length: up.length,
+        stallTimeoutMs: this.stallTimeoutMs,
+        spoolDir: this.replica.spoolDir,
+      });
+      replicaFallbacks.inc({ kind: 'blob' });
+      fill.done.catch((err: Error) => {
+        replicaFallbackUpstreamFailures.inc();
+        this.replica.log?.warn(
+          { err: err.message, digest: d.value },
+          'fallback: the primary stream failed',
+        );
+      });
+      void this.intoRegion(repository, d, up.size, fill).then(settle);
+      return { fill, size: up.size };
+    })();
+    started.catch(() => settle(false));
+    void landed.then(() => this.replica.onMiss?.({ kind: 'blob', repository, digest: d.value }));
+    const c: RegionCopy = { repository, started, landed };
+    this.track(d.value, c);
+    return c;
+  }
+
+  /** Writes the fill into the region; false when the copy failed or was dropped. */
+  private intoRegion(
+    repository: string,
+    d: Digest,
+    size: number,
+    fill: BlobFill,
+  ): Promise<boolean> {
+    let pos = 0;
+    const body = fill.reader(
+      { start: 0 },
+      {
+        onRead: (p) => {
+          pos = p;
+          arm();
+        },
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    let dropNow!: () => void;
+    const dropped = new Promise<false>((resolve) => (dropNow = () => resolve(false)));
+    const drop = (err: Error): void => {
+      clearTimeout(timer);
+      replicaFallbackCopyFailures.inc();
+      this.replica.log?.warn(
+        { err: err.message, digest: d.value },
+        'fallback: copying the blob into the region failed; serving it from the primary',
+      );
+      body.destroy(err);
+      // The clients reading the fill are served on; once they are gone, nobody needs it.
+      fill.stopWhenNobodyReads();
+      dropNow();
     };
-    let up: Awaited<ReturnType<PrimaryUpstream['blob']>>;
-    try {
-      up = await this.replica.primary.blob(repository, d.value);
-    } catch (err) {
-      settled(false);
-      throw err;
+    // A region copy that takes no byte for stallTimeoutMs while bytes wait is dropped.
+    function arm(): void {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (pos < fill.received) drop(new Error(`local copy accepted nothing for ${ms} ms`));
+        else arm();
+      }, ms);
+      timer.unref();
     }
-    if (!up) {
-      settled(false);
-      throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
-    }
-    replicaFallbacks.inc({ kind: 'blob' });
-    const tee = this.tee(d, up.body, up.length, true, true);
-    void this.copying(repository, d, up.size, tee).then(settled);
-    return { body: tee.client, size: up.size, length: up.length, digest: d.value };
+    const ms = this.stallTimeoutMs;
+    arm();
+    const write = (async () => {
+      try {
+        await new RepositoryLayout(this.local).writeBlob(d, body, size);
+        await this.link(repository, d, size);
+        return true;
+      } catch (err) {
+        // A failed fill already failed every reader (and is counted as the primary's failure).
+        if (!fill.error) drop(err as Error);
+        return false;
+      } finally {
+        clearTimeout(timer);
+      }
+    })();
+    // A dropped copy settles at once, even if the store never answers the abandoned write.
+    return Promise.race([write, dropped]);
   }
 
   /** The blob's size at the primary; concurrent asks for one blob share one `HEAD`. */
@@ -287,79 +380,46 @@ export class FallbackBlobStore extends BlobStore {
     const up = await this.replica.primary.blob(repository, d.value, range);
     if (!up) throw new OciError('BLOB_UNKNOWN', `blob unknown to registry: ${d.value}`);
     replicaFallbacks.inc({ kind: 'blob' });
-    const tee = this.tee(d, up.body, up.length, true, false);
-    return { body: tee.client, size: up.size, length: up.length, digest: d.value };
-  }
-
-  /** Copies a blob into the region with no client attached, unless a copy is running. */
-  private copyInBackground(repository: string, d: Digest): void {
-    if (this.inflight.has(d.value)) return;
-    const p = (async () => {
-      const up = await this.replica.primary.blob(repository, d.value);
-      if (!up) return false;
-      const tee = this.tee(d, up.body, up.length, false, true);
-      return this.copying(repository, d, up.size, tee);
-    })().catch(() => false);
-    this.track(d.value, p);
-  }
-
-  /** Writes `tee.local` into the region; false when the copy failed or was dropped. */
-  private copying(repository: string, d: Digest, size: number, tee: UpstreamTee): Promise<boolean> {
-    const write = (async () => {
-      try {
-        await new RepositoryLayout(this.local).writeBlob(d, tee.local, size);
-        await this.link(repository, d, size);
-        return true;
-      } catch (err) {
-        tee.dropLocal(err as Error);
-        return false;
-      }
-    })();
-    // A dropped copy settles at once, even if the store never answers the abandoned write.
-    return Promise.race([write, tee.localDropped]);
-  }
-
-  private tee(
-    d: Digest,
-    body: Readable,
-    length: number,
-    client: boolean,
-    local: boolean,
-  ): UpstreamTee {
     const log = this.replica.log;
-    return new UpstreamTee(body, {
-      length,
+    const body = upstreamStream(up.body, {
+      length: up.length,
       stallTimeoutMs: this.stallTimeoutMs,
-      client,
-      local,
-      onLocalDropped: (err) => {
-        replicaFallbackCopyFailures.inc();
-        log?.warn(
-          { err: err.message, digest: d.value },
-          'fallback: copying the blob into the region failed; serving it from the primary',
-        );
-      },
-      onUpstreamFailed: (err) => {
+      onFailed: (err) => {
         replicaFallbackUpstreamFailures.inc();
         log?.warn({ err: err.message, digest: d.value }, 'fallback: the primary stream failed');
       },
     });
+    return { body, size: up.size, length: up.length, digest: d.value };
   }
 
-  private track(digest: string, p: Promise<boolean>): void {
-    this.inflight.set(digest, p);
+  private track(digest: string, c: RegionCopy): void {
+    this.inflight.set(digest, c);
     const forget = (): void => {
-      if (this.inflight.get(digest) === p) this.inflight.delete(digest);
+      if (this.inflight.get(digest) === c) this.inflight.delete(digest);
     };
-    void p.then((landed) => {
-      // A copy that landed is remembered a moment longer: a miss that read the region just
-      // before the copy landed then waits on it instead of fetching the blob a second time.
-      if (landed) setTimeout(forget, LANDED_GRACE_MS).unref();
+    // A fill that failed is forgotten at once (the next miss fetches again); a copy that
+    // landed is remembered a moment longer: a miss that read the region just before the copy
+    // landed then uses it instead of fetching the blob a second time.
+    void c.started.then(({ fill }) => fill.done).catch(forget);
+    void c.landed.then((ok) => {
+      if (ok) setTimeout(forget, LANDED_GRACE_MS).unref();
       else forget();
     });
   }
 }
 
+/** A blob being copied from the primary into the region. */
+interface RegionCopy {
+  /** The repository the copy was fetched (and is linked) for. */
+  repository: string;
+  /** The fill, once the primary answered; rejects when it did not (gone, 404). */
+  started: Promise<{ fill: BlobFill; size: number }>;
+  /** True once the blob landed in the region; false when the copy failed or was dropped. */
+  landed: Promise<boolean>;
+}
+
 function isBlobUnknown(err: unknown): boolean {
   return err instanceof OciError && err.code === 'BLOB_UNKNOWN';
 }
+
+export { BlobFill, type BlobFillOptions } from './blob-fill';

@@ -79,7 +79,8 @@ export class PrimaryUpstream {
 
   /**
    * A blob's bytes (or one range of them) from the primary. The response must start within
-   * `timeoutMs`; the body has no deadline — the caller watches it for stalls (`UpstreamTee`).
+   * `timeoutMs`; the body has no deadline — the caller watches it for stalls (`BlobFill`,
+   * `upstreamStream`).
    */
   async blob(
     repository: string,

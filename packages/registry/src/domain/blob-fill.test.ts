@@ -1,0 +1,134 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { parseDigest } from '@meridian/oci';
+import { BlobFill } from './blob-fill';
+
+const digestOf = (b: Buffer) =>
+  parseDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
+
+/** Reads a stream to its end: the bytes, or the error it ended with. */
+async function drain(r: Readable): Promise<{ bytes: Buffer; error?: string }> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of r) chunks.push(c as Buffer);
+    return { bytes: Buffer.concat(chunks) };
+  } catch (err) {
+    return { bytes: Buffer.concat(chunks), error: (err as Error).message };
+  }
+}
+
+/** Waits until `cond()` holds (polling the event loop). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('BlobFill', () => {
+  const blob = randomBytes(3 * 1024 * 1024 + 17);
+
+  it('streams what arrived so far to every reader, then the rest as it arrives', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    source.write(blob.subarray(0, 1024 * 1024));
+    await until(() => fill.received === 1024 * 1024);
+    // A reader that joins now gets the first MiB before the source sends another byte.
+    const early = fill.reader();
+    const first = await new Promise<Buffer>((r) => early.once('data', r));
+    expect(first.equals(blob.subarray(0, first.length))).toBe(true);
+    early.pause();
+    const readers = [early, ...Array.from({ length: 5 }, () => fill.reader())];
+    const part = fill.reader({ start: 10, end: 2 * 1024 * 1024 + 9 });
+    const all = Promise.all([...readers.map(drain), drain(part)]);
+    early.resume();
+    source.end(blob.subarray(1024 * 1024));
+    const got = await all;
+    expect(got[0].bytes.equals(blob.subarray(first.length))).toBe(true);
+    for (const g of got.slice(1, 6)) expect(g.bytes.equals(blob)).toBe(true);
+    expect(got[6]!.bytes.equals(blob.subarray(10, 2 * 1024 * 1024 + 10))).toBe(true);
+    await expect(fill.done).resolves.toBeUndefined();
+  });
+
+  it('does not end any reader before the bytes hashed to the digest: wrong bytes fail them all', async () => {
+    const source = new PassThrough();
+    const wrong = Buffer.from(blob);
+    wrong[wrong.length - 1] ^= 0xff;
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    const readers = Array.from({ length: 3 }, () => drain(fill.reader()));
+    source.end(wrong);
+    for (const r of await Promise.all(readers)) expect(r.error).toMatch(/do not hash/);
+    await expect(fill.done).rejects.toThrow(/do not hash/);
+    expect(fill.joinable).toBe(false);
+  });
+
+  it('fails every reader when the source fails mid-way or ends short; none hangs', async () => {
+    for (const how of ['error', 'short'] as const) {
+      const source = new PassThrough();
+      const fill = await BlobFill.start(source, {
+        digest: digestOf(blob),
+        length: blob.length,
+        stallTimeoutMs: 5000,
+      });
+      const readers = Array.from({ length: 3 }, () => drain(fill.reader()));
+      source.write(blob.subarray(0, 1000));
+      await until(() => fill.received === 1000);
+      if (how === 'error') source.destroy(new Error('connection reset'));
+      else source.end();
+      const got = await Promise.all(readers);
+      for (const r of got) {
+        expect(r.error).toMatch(how === 'error' ? /connection reset/ : /ended after 1000/);
+        expect(r.bytes.equals(blob.subarray(0, r.bytes.length))).toBe(true);
+      }
+    }
+  });
+
+  it('fails every reader when the source stalls', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 100,
+    });
+    const r = drain(fill.reader());
+    source.write(blob.subarray(0, 10));
+    expect((await r).error).toMatch(/sent nothing for 100 ms/);
+  });
+
+  it('keeps filling for the others when a reader goes away', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    const leaving = fill.reader();
+    const staying = drain(fill.reader());
+    source.write(blob.subarray(0, 4096));
+    await new Promise((r) => leaving.once('data', r));
+    leaving.destroy();
+    source.end(blob.subarray(4096));
+    expect((await staying).bytes.equals(blob)).toBe(true);
+    await expect(fill.done).resolves.toBeUndefined();
+  });
+
+  it('stops once nobody reads, when asked to', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    const r = fill.reader();
+    fill.stopWhenNobodyReads();
+    source.write(blob.subarray(0, 10));
+    r.destroy();
+    await expect(fill.done).rejects.toThrow(/nobody reads/);
+    expect(source.destroyed).toBe(true);
+  });
+});

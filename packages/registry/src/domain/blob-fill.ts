@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDigester, type Digest } from '@meridian/oci';
+
+/** Bytes a reader asks of the spool at a time (and the most one reader holds in memory). */
+const CHUNK = 256 * 1024;
+
+export interface BlobFillOptions {
+  /** The blob: the bytes must hash to it, or every reader fails. */
+  digest: Digest;
+  /** Bytes the source must deliver (the whole blob); ending early is a failure. */
+  length: number;
+  /** The source delivering no byte for this long fails the fill. */
+  stallTimeoutMs: number;
+  /** Where the spool file is made (and at once unlinked). Default `os.tmpdir()`. */
+  spoolDir?: string;
+}
+
+/**
+ * One blob arriving from an upstream (the primary, a cache rule's registry) that any number of
+ * readers stream from while it arrives — a herd of pulls, the region's own copy, an import —
+ * each at its own pace, from the first byte, never buffering the blob in memory.
+ *
+ * The source is written to a spool file (unlinked as soon as it is opened, so a crash leaves
+ * nothing behind; it lives while someone holds it) and hashed as it passes. A reader reads what
+ * is written so far, then waits for more; it ends only once every byte arrived **and** hashed to
+ * the digest, so no reader ever sees a clean end of wrong or short bytes. The source failing,
+ * ending short, stalling for `stallTimeoutMs` or hashing wrong destroys every reader with that
+ * error — a pull is cut, it never hangs. A reader going away (a client disconnecting) changes
+ * nothing for the others: the source is paced by the spool's disk, not by any reader.
+ */
+export class BlobFill {
+  /** Bytes written to the spool (readable) so far. */
+  received = 0;
+  /** Every byte arrived and hashed to the digest. */
+  verified = false;
+  /** Why the fill failed, once it did. */
+  error: Error | undefined;
+  /** Settles when the fill does: resolves verified, rejects with the failure. Never unhandled. */
+  readonly done: Promise<void>;
+  private refs = 1; // the fill itself, until it settles
+  private closed = false;
+  private stopWhenUnread = false;
+  private readonly waiters = new Set<() => void>();
+  private readonly source: Readable;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    source: Readable,
+    readonly opts: BlobFillOptions,
+  ) {
+    this.source = source;
+    this.done = this.pump();
+    this.done.catch(() => {});
+  }
+
+  /** Opens a spool and starts pulling `source` into it. */
+  static async start(source: Readable, opts: BlobFillOptions): Promise<BlobFill> {
+    const path = join(opts.spoolDir ?? tmpdir(), `meridian-fill-${randomUUID()}`);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'w+', 0o600);
+      await unlink(path);
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    return new BlobFill(handle, source, opts);
+  }
+
+  /** Whether a new reader can still attach (the fill has not failed or been released). */
+  get joinable(): boolean {
+    return !this.error && !this.closed;
+  }
+
+  /** Fails the fill (and every reader) with `err`, unless it already settled. */
+  abort(err: Error): void {
+    if (this.verified || this.error) return;
+    this.source.destroy(err);
+  }
+
+  /**
+   * From now on the fill stops (fails) as soon as no reader is attached: nobody wants the bytes
+   * any more (e.g. the region's own copy was dropped and every client went away).
+   */
+  stopWhenNobodyReads(): void {
+    this.stopWhenUnread = true;
+    if (this.refs <= 1 && !this.verified) this.abort(new Error('nobody reads the blob any more'));
+  }
+
+  /**
+   * A stream of the blob's bytes `start`..`end` (inclusive; default the whole blob), from the
+   * spool: what has arrived at once, the rest as it arrives. `onRead` is told each position
+   * reached; with `endAfter`, the stream's last byte waits for it too (e.g. until the blob
+   * landed in the store, so a pull that completed can be repeated from there). Throws if the
+   * fill is not `joinable`.
+   */
+  reader(
+    range: { start: number; end?: number } = { start: 0 },
+    opts: { onRead?: (pos: number) => void; endAfter?: Promise<unknown> } = {},
+  ): Readable {
+    if (!this.joinable) throw this.error ?? new Error('the fill is over');
+    this.refs++;
+    const { onRead } = opts;
+    let endable = opts.endAfter === undefined;
+    void opts.endAfter?.finally(() => {
+      endable = true;
+      wake();
+    });
+    let pos = range.start;
+    const stop = (range.end ?? this.opts.length - 1) + 1;
+    let reading = false;
+    let again = false;
+    const out = new Readable({
+      highWaterMark: CHUNK,
+      read: () => void pump(),
+      destroy: (err, cb) => {
+        this.waiters.delete(wake);
+        this.unref();
+        cb(err);
+      },
+    });
+    const wake = (): void => void pump();
+    const pump = async (): Promise<void> => {
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
+      try {
+        do {
+          again = false;
+          for (;;) {
+            if (out.destroyed) return;
+            if (this.error) return void out.destroy(this.error);
+            const available = Math.min(this.received, stop) - pos;
+            if (available <= 0) {
+              if (pos >= stop && this.verified && endable) return void out.push(null);
+              this.waiters.add(wake);
+              break;
+            }
+            const buf = Buffer.allocUnsafe(Math.min(available, CHUNK));
+            const { bytesRead } = await this.handle.read(buf, 0, buf.length, pos);
+            if (out.destroyed) return;
+            if (bytesRead === 0) throw new Error('the spool file ended before its bytes');
+            pos += bytesRead;
+            onRead?.(pos);
+            if (!out.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) break;
+          }
+        } while (again);
+      } catch (err) {
+        out.destroy(err as Error);
+      } finally {
+        reading = false;
+      }
+    };
+    return out;
+  }
+
+  private async pump(): Promise<void> {
+    const hash = createDigester(this.opts.digest.algorithm);
+    let stall: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(stall);
+      stall = setTimeout(
+        () =>
+          this.source.destroy(
+            new Error(`the upstream sent nothing for ${this.opts.stallTimeoutMs} ms`),
+          ),
+        this.opts.stallTimeoutMs,
+      );
+    };
+    const spool = new Writable({
+      highWaterMark: CHUNK,
+      write: (chunk: Buffer, _enc, cb) => {
+        arm();
+        hash.update(chunk);
+        this.handle.write(chunk, 0, chunk.length, this.received).then(({ bytesWritten }) => {
+          if (bytesWritten !== chunk.length) return cb(new Error('short write to the spool'));
+          this.received += bytesWritten;
+          this.wake();
+          cb();
+        }, cb);
+      },
+    });
+    arm();
+    try {
+      await pipeline(this.source, spool);
+      if (this.received !== this.opts.length)
+        throw new Error(`the upstream ended after ${this.received} of ${this.opts.length} bytes`);
+      if (hash.digest('hex') !== this.opts.digest.hex)
+        throw new Error(`the upstream's bytes do not hash to ${this.opts.digest.value}`);
+      this.verified = true;
+    } catch (err) {
+      this.error = err instanceof Error ? err : new Error(String(err));
+      throw this.error;
+    } finally {
+      clearTimeout(stall);
+      this.wake();
+      this.unref();
+    }
+  }
+
+  /** Keeps the spool joinable (once verified too) until the returned function is called. */
+  hold(): () => void {
+    if (!this.joinable) return () => {};
+    this.refs++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.unref();
+    };
+  }
+
+  private wake(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  private unref(): void {
+    this.refs--;
+    if (this.refs === 1 && this.stopWhenUnread && !this.verified && !this.error)
+      this.abort(new Error('nobody reads the blob any more'));
+    if (this.refs > 0 || this.closed) return;
+    this.closed = true;
+    void this.handle.close().catch(() => {});
+  }
+}
