@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { basic } from '../helpers/auth-node';
 import { meridian } from '../helpers/cli';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { startGateProxy, type GateProxy } from '../helpers/gate-proxy';
 import { waitFor } from '../helpers/wait';
 import {
   Pusher,
@@ -74,8 +75,10 @@ describe('pull-through cache rules', () => {
   let c: TestCluster;
   let dist: Distribution;
   let proxy: CountingProxy;
+  let gate: GateProxy;
   let pusher: Pusher;
   const hot = signedIndex(64 * 1024);
+  const big = signedIndex(8 * 1024 * 1024);
 
   const admin = async (path: string, body: unknown) => {
     const r = await fetch(`${c.primary.url}/meridian/v1/admin${path}`, {
@@ -105,9 +108,11 @@ describe('pull-through cache rules', () => {
       startDistribution(),
     ]);
     proxy = await new CountingProxy(dist.url).start();
+    gate = await startGateProxy(dist.url);
     pusher = new Pusher(dist.url, basic(dist.user, dist.password));
     for (const repo of ['lib/app', 'lib/other', 'lib/fresh', 'lib/limited', 'lib/down'])
-      await pushSignedIndex(pusher, repo, 'v1', repo === 'lib/app' ? hot : signedIndex(), false);
+      await pushSignedIndex(pusher, repo, 'v1', repo === 'lib/app' ? hot : signedIndex(), true);
+    await pushSignedIndex(pusher, 'lib/big', 'v1', big, true);
     await admin('/credential-sets', { name: 'dist', username: dist.user, password: dist.password });
     const made = await meridian(
       [
@@ -129,8 +134,27 @@ describe('pull-through cache rules', () => {
     );
     expect(made.stderr).toBe('');
     expect(JSON.parse(made.stdout)).toMatchObject({ name: 'mirror', tagTtlSeconds: 2 });
+    // The same upstream behind a gate that can hold its bytes back.
+    const gated = await meridian(
+      [
+        'cache',
+        'create',
+        'gated',
+        '--source',
+        `${gate.url.replace('http://', '')}/lib/*`,
+        '--target',
+        'gated/*',
+        '--credential-set',
+        'dist',
+        '--url',
+        c.primary.url,
+      ],
+      { MERIDIAN_PASSWORD: 'x' },
+    );
+    expect(gated.stderr).toBe('');
   });
   afterAll(async () => {
+    await gate?.close();
     await proxy?.close();
     await c?.close();
     await dist?.close();
@@ -160,25 +184,84 @@ describe('pull-through cache rules', () => {
     return seen;
   }
 
-  it('20 concurrent cold pulls fetch each blob from the upstream once', async () => {
+  it('20 concurrent cold pulls fetch each blob from the upstream once, and the signature comes along', async () => {
     const headers = await Promise.all(
       Array.from({ length: 20 }, () => pullImage(c.primary.url, 'mirror/app', hot)),
     );
     for (const h of headers) {
       expect(h[0]).toBe('miss');
-      expect(h.slice(1).every((x) => x === 'hit')).toBe(true);
+      // The rest streams from the copy in progress (miss) or from the store once it landed (hit).
+      for (const x of h.slice(1)) expect(['hit', 'miss']).toContain(x);
     }
-    const blobs = new Set(
-      hot.platforms.flatMap((m) => {
-        const p = JSON.parse(m.bytes.toString()) as {
-          config: { digest: string };
-          layers: { digest: string }[];
-        };
-        return [p.config.digest, ...p.layers.map((l) => l.digest)];
-      }),
-    );
-    for (const d of blobs) expect(proxy.count('GET', `/v2/lib/app/blobs/${d}`)).toBe(1);
+    // Every blob — the platforms' and the signature's — crossed once.
+    for (const b of hot.blobs) expect(proxy.count('GET', `/v2/lib/app/blobs/${b.digest}`)).toBe(1);
     expect(proxy.count('GET', '/v2/lib/app/manifests/v1')).toBe(1);
+
+    // Once the copy is stored, the image is ordinary content: every read a hit, no new fetch,
+    // and its signature is listed and served like a pushed one.
+    await waitFor(async () => {
+      const r = await pull(c.primary.url, '/v2/mirror/app/manifests/v1');
+      return r.cache === 'hit' || undefined;
+    }, 'the copy of mirror/app:v1 to be stored');
+    const warm = await pullImage(c.primary.url, 'mirror/app', hot);
+    expect(warm.every((x) => x === 'hit')).toBe(true);
+    const refs = await pull(c.primary.url, `/v2/mirror/app/referrers/${hot.index.digest}`);
+    expect(refs.status).toBe(200);
+    const list = JSON.parse(refs.bytes.toString()) as { manifests: { digest: string }[] };
+    expect(list.manifests.map((d) => d.digest)).toEqual([hot.signature.digest]);
+    const sig = await pull(
+      c.primary.url,
+      `/v2/mirror/app/manifests/${hot.signature.digest}`,
+      hot.signature.mediaType,
+    );
+    expect(sig.bytes.equals(hot.signature.bytes)).toBe(true);
+    for (const b of hot.blobs) expect(proxy.count('GET', `/v2/lib/app/blobs/${b.digest}`)).toBe(1);
+  });
+
+  it('a cold pull streams the blob as the upstream sends it, before the rest has arrived', async () => {
+    const HELD_AT = 1024 * 1024;
+    gate.hold(HELD_AT);
+    try {
+      const index = await pull(c.primary.url, '/v2/gated/big/manifests/v1');
+      expect(index).toMatchObject({ status: 200, cache: 'miss' });
+      expect(index.bytes.equals(big.index.bytes)).toBe(true);
+      const platform = big.platforms[0]!;
+      const m = await pull(
+        c.primary.url,
+        `/v2/gated/big/manifests/${platform.digest}`,
+        platform.mediaType,
+      );
+      expect(m.bytes.equals(platform.bytes)).toBe(true);
+      const layerDigest = (
+        JSON.parse(platform.bytes.toString()) as { layers: { digest: string }[] }
+      ).layers[0]!.digest;
+      const layer = big.blobs.find((b) => b.digest === layerDigest)!;
+      const res = await fetch(`${c.primary.url}/v2/gated/big/blobs/${layerDigest}`);
+      expect(res.status).toBe(200);
+      const reader: ReadableStreamDefaultReader<Uint8Array> = res.body!.getReader();
+      const chunks: Buffer[] = [];
+      let received = 0;
+      // The first bytes arrive while the upstream's rest is held back.
+      while (received === 0) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        chunks.push(Buffer.from(value));
+        received += value.length;
+      }
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThanOrEqual(HELD_AT);
+      await waitFor(async () => gate.held() > 0 || undefined, 'the upstream to be held back');
+      gate.release();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        chunks.push(Buffer.from(value));
+      }
+      expect(Buffer.concat(chunks).equals(layer.bytes)).toBe(true);
+    } finally {
+      gate.release();
+      gate.hold(Infinity);
+    }
   });
 
   it('a tag moved upstream is seen once tagTtl has passed, not before; an unchanged one is revalidated by HEAD', async () => {
@@ -228,6 +311,11 @@ describe('pull-through cache rules', () => {
     await c.stopNode('eastus');
     await c.startNode('eastus'); // a fresh limiter: the 429 back-off above is the other rule state
     expect((await pull(c.primary.url, '/v2/mirror/down/manifests/v1')).cache).toBe('miss');
+    // A miss is answered while the image is still being copied: cached means stored.
+    await waitFor(async () => {
+      const r = await pull(c.primary.url, '/v2/mirror/down/manifests/v1');
+      return r.cache === 'hit' || undefined;
+    }, 'the copy of mirror/down:v1 to be stored');
     await dist.stop();
     try {
       await new Promise((r) => setTimeout(r, 2500));

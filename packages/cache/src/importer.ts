@@ -66,6 +66,14 @@ export interface ImportResult {
   dryRun: boolean;
 }
 
+/** How a caller (a cache fill) joins one run: see `Importer.run`. */
+export interface ImportHooks {
+  /** Called once the image is read and the tags checked, before anything is copied. */
+  planned?(plan: ImagePlan): void;
+  /** Where a blob's bytes come from. Default `remote.blob(from, b.digest)`. */
+  openBlob?(from: string, b: Descriptor): Promise<{ body: Readable; size: number } | undefined>;
+}
+
 /** A resolved import: where from, where to. Throws `NAME_INVALID` for bad names. */
 export interface ResolvedImport {
   source: SourceRef;
@@ -94,11 +102,15 @@ export class Importer {
     private readonly opts: { timeoutMs?: number; guard?: UpstreamGuard } = {},
   ) {}
 
-  /** Runs one import; `remote` (a cache rule's, with its tokens) replaces one made from `spec`. */
+  /**
+   * Runs one import; `remote` (a cache rule's, with its tokens) replaces one made from `spec`,
+   * and `hooks` let a cache fill see the plan first and share the blobs' bytes.
+   */
   async run(
     spec: ImportSpec,
     progress: ImportProgress,
     remote?: RemoteRegistry,
+    hooks: ImportHooks = {},
   ): Promise<ImportResult> {
     const { source, targets } = resolveImport(spec);
     remote ??= new RemoteRegistry({
@@ -115,9 +127,10 @@ export class Importer {
     progress.blobs = plan.blobs.length * targets.length;
     progress.bytesTotal = plan.blobs.reduce((n, b) => n + b.size, 0) * targets.length;
     await this.checkTags(targets, plan.root.digest, spec.force === true);
+    hooks.planned?.(plan);
     for (const t of targets) {
       if (spec.dryRun) await this.countPresent(t.repository, plan.blobs, progress);
-      else await this.copy(remote, source, t, plan, progress);
+      else await this.copy(remote, source, t, plan, progress, hooks);
     }
     const label = (t: { repository: string; tag?: string }) =>
       formatRef(t.repository, t.tag ?? plan.root.digest);
@@ -179,11 +192,12 @@ export class Importer {
     target: { repository: string; tag?: string },
     plan: ImagePlan,
     progress: ImportProgress,
+    hooks: ImportHooks,
   ): Promise<void> {
     const queue = [...plan.blobs];
     const worker = async () => {
       for (let b = queue.shift(); b; b = queue.shift())
-        await this.copyBlob(remote, source.repository, target.repository, b, progress);
+        await this.copyBlob(remote, source.repository, target.repository, b, progress, hooks);
     };
     await Promise.all(Array.from({ length: BLOB_CONCURRENCY }, worker));
     for (const m of plan.manifests)
@@ -203,6 +217,7 @@ export class Importer {
     repository: string,
     b: Descriptor,
     progress: ImportProgress,
+    hooks: ImportHooks,
   ): Promise<void> {
     const skipped = () => {
       progress.blobsSkipped++;
@@ -216,7 +231,7 @@ export class Importer {
     // Stored for another repository: linked, not fetched again.
     if (await this.registry.blobs.mount(repository, parseDigest(b.digest), undefined))
       return skipped();
-    const up = await remote.blob(from, b.digest);
+    const up = await (hooks.openBlob?.(from, b) ?? remote.blob(from, b.digest));
     if (!up) throw new UpstreamError('not-found', `${remote.host} has no blob ${b.digest}`);
     if (up.size !== b.size) {
       up.body.destroy();

@@ -1,10 +1,13 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { isDigestLike, OciError } from '@meridian/oci';
-import type { Registry } from '@meridian/registry';
+import { isDigestLike, OciError, parseDigest, type Descriptor } from '@meridian/oci';
+import { BlobFill, type Registry } from '@meridian/registry';
 import { upstreamOf, type CacheRule, type CacheRules } from './cache-rules';
-import { emptyProgress, Importer, type ImportProgress } from './importer';
+import type { ImagePlan } from './image-plan';
+import { emptyProgress, Importer } from './importer';
 import { cacheResults } from './metrics';
-import { RemoteRegistry, type UpstreamCredentials } from './remote-registry';
+import { RemoteRegistry, type RemoteManifest, type UpstreamCredentials } from './remote-registry';
 import { RuleLimiter } from './rule-limiter';
 import { UpstreamError } from './upstream-error';
 import type { UpstreamGuard } from './upstream-guard';
@@ -17,10 +20,45 @@ export interface PullThroughDeps {
   /** A credential set's username and password, by name. */
   credentials?: (name: string) => Promise<UpstreamCredentials>;
   log: Logger;
-  /** Per upstream request, until the response head. Default 30 s. */
+  /**
+   * Per upstream request, until the response head; also how long a blob's body may send
+   * nothing. Default 30 s.
+   */
   timeoutMs?: number;
   /** Which addresses the upstreams may be reached at. Default: the default guard. */
   guard?: UpstreamGuard;
+}
+
+/** What a coalesced upstream operation answered. */
+interface Fetched {
+  status: CacheStatus;
+  /** The image's root manifest, when it was (being) copied: served before it is stored. */
+  root?: RemoteManifest;
+  /** Settles when the copy is over (stored or failed); the operation is shared until then. */
+  finished?: Promise<void>;
+}
+
+/**
+ * An image being copied from the upstream, from the moment it is planned until it is stored:
+ * its manifests and blobs are served from here meanwhile (blobs from their fills).
+ */
+interface Filling {
+  rule: CacheRule;
+  remote: RemoteRegistry;
+  /** The upstream repository. */
+  from: string;
+  manifests: Map<string, RemoteManifest>;
+  blobs: Map<string, Descriptor>;
+  /** The blob fills this copy started or joined, by digest. */
+  fills: Set<string>;
+  finished: Promise<void>;
+}
+
+/** A blob fill shared by a cached image's clients and its copy. */
+interface SharedFill {
+  fill: Promise<BlobFill>;
+  /** Keeps the fill joinable until the copy took its reader (or the copy is over). */
+  release: () => void;
 }
 
 /**
@@ -33,9 +71,20 @@ export interface PullThroughDeps {
  * `429`, the cached copy is served (`stale`) and the rule backs off; a miss that cannot be
  * served is a `429`/`503` naming the rule. Replicas need nothing: their misses reach the
  * primary, which applies the rule, so the upstream is asked once per image, not per region.
+ *
+ * A cold pull does not wait for the copy: the manifest is answered as soon as the image is
+ * planned (its manifests fetched and verified), and each blob streams from a `BlobFill` — one
+ * upstream fetch, which the clients read while it arrives and the copy stores (digest-verified
+ * by the upload path before it is visible). Referrers (signatures, SBOMs) are copied too.
  */
 export class PullThrough {
-  private readonly inflight = new Map<string, Promise<CacheStatus>>();
+  private readonly inflight = new Map<string, Promise<Fetched>>();
+  /** Images being copied, by local repository. */
+  private readonly filling = new Map<string, Set<Filling>>();
+  /** Blob fills in progress, by digest. */
+  private readonly fills = new Map<string, SharedFill>();
+  /** Set while the importer runs: its own reads of the registry are not a client's. */
+  private readonly importing = new AsyncLocalStorage<true>();
   /** When each cached tag was last confirmed against its upstream, ms. */
   private readonly validated = new Map<string, number>();
   private readonly limiters = new Map<string, RuleLimiter>();
@@ -57,10 +106,13 @@ export class PullThrough {
     const read = blobs.read.bind(blobs);
     const stat = blobs.stat.bind(blobs);
     manifests.get = (repo, ref, countPull) =>
-      this.manifest(repo, ref, () => get(repo, ref, countPull));
-    manifests.resolve = (repo, ref) => this.manifest(repo, ref, () => resolve(repo, ref));
-    blobs.read = (repo, digest, range) => this.blob(repo, () => read(repo, digest, range));
-    blobs.stat = (repo, digest) => this.blob(repo, () => stat(repo, digest));
+      this.manifest(repo, ref, () => get(repo, ref, countPull), countPull ?? true);
+    manifests.resolve = (repo, ref) => this.manifest(repo, ref, () => resolve(repo, ref), false);
+    blobs.read = (repo, digest, range) =>
+      this.blob(repo, digest, range === undefined ? 'read' : 'range', () =>
+        read(repo, digest, range),
+      );
+    blobs.stat = (repo, digest) => this.blob(repo, digest, 'stat', () => stat(repo, digest));
     return () => {
       manifests.get = get;
       manifests.resolve = resolve;
@@ -69,16 +121,122 @@ export class PullThrough {
     };
   }
 
-  private async blob<T extends object>(repo: string, local: () => Promise<T>): Promise<T> {
-    const r = await local();
+  /**
+   * A blob of a cached repository: stored (`hit`), else — while its image is being copied —
+   * from that copy (`miss`): a `GET` streams from the blob's fill, a `HEAD` is answered from the
+   * manifest, a range waits for the copy.
+   */
+  private async blob<T extends object>(
+    repo: string,
+    digest: string,
+    kind: 'read' | 'range' | 'stat',
+    local: () => Promise<T>,
+  ): Promise<T> {
+    if (this.importing.getStore()) return local();
+    let r: T;
+    try {
+      r = await local();
+    } catch (err) {
+      const unknown = err instanceof OciError && err.code === 'BLOB_UNKNOWN';
+      const pending = unknown ? this.pendingBlob(repo, digest) : undefined;
+      if (!pending) throw err;
+      return this.fromCopy(repo, pending, kind, local);
+    }
     if (!(await this.deps.rules.match(repo))) return r;
     return { ...r, cache: 'hit' as CacheStatus };
+  }
+
+  private async fromCopy<T extends object>(
+    repo: string,
+    { image, blob }: { image: Filling; blob: Descriptor },
+    kind: 'read' | 'range' | 'stat',
+    local: () => Promise<T>,
+  ): Promise<T> {
+    const miss = (v: object): T => this.count(image.rule, v, 'miss') as unknown as T;
+    await this.registry.blobs.repositoryLocks.assertReadable(repo);
+    if (kind === 'stat') return miss({ digest: blob.digest, size: blob.size });
+    // A range waits for the copy; a blob stored for another repository is linked, as the copy
+    // would, rather than fetched.
+    if (
+      kind === 'range' ||
+      (await this.registry.blobs.mount(repo, parseDigest(blob.digest), undefined))
+    ) {
+      await image.finished;
+      return miss(await local());
+    }
+    const fill = await this.blobFill(image, blob);
+    if (fill.joinable) {
+      const body: Readable = fill.reader();
+      return miss({ body, size: blob.size, length: blob.size, digest: blob.digest });
+    }
+    if (fill.error)
+      throw new OciError('UNAVAILABLE', `cache rule "${image.rule.name}": ${fill.error.message}`);
+    await image.finished; // the fill is over: the copy stored it
+    return miss(await local());
+  }
+
+  /** The image being copied into `repo` that has blob `digest`, if any. */
+  private pendingBlob(
+    repo: string,
+    digest: string,
+  ): { image: Filling; blob: Descriptor } | undefined {
+    for (const image of this.filling.get(repo) ?? []) {
+      const blob = image.blobs.get(digest);
+      if (blob) return { image, blob };
+    }
+    return undefined;
+  }
+
+  /**
+   * The fill of blob `b` — the one in progress, or one started now: the single upstream fetch
+   * of that blob, which the image's clients and its copy all read.
+   */
+  private blobFill(image: Filling, b: Descriptor): Promise<BlobFill> {
+    image.fills.add(b.digest);
+    const running = this.fills.get(b.digest);
+    if (running) return running.fill;
+    let release = (): void => {};
+    const fill = (async () => {
+      const up = await image.remote.blob(image.from, b.digest);
+      if (!up) throw new OciError('BLOB_UNKNOWN', `${image.remote.host} has no blob ${b.digest}`);
+      if (up.size !== b.size) {
+        up.body.destroy();
+        throw new OciError(
+          'UNAVAILABLE',
+          `${image.remote.host} sent blob ${b.digest} with ${up.size} bytes; the manifest says ${b.size}`,
+        );
+      }
+      const started = await BlobFill.start(up.body, {
+        digest: parseDigest(b.digest),
+        length: b.size,
+        stallTimeoutMs: this.deps.timeoutMs ?? 30_000,
+      });
+      release = started.hold();
+      return started;
+    })();
+    const shared: SharedFill = { fill, release: () => release() };
+    this.fills.set(b.digest, shared);
+    const forget = (): void => {
+      shared.release();
+      if (this.fills.get(b.digest) === shared) this.fills.delete(b.digest);
+    };
+    shared.fill.then((f) => f.done).catch(forget);
+    return shared.fill;
+  }
+
+  /** The copy's source for a blob: a reader of the blob's fill (the one its clients read). */
+  private async copyFrom(image: Filling, b: Descriptor): Promise<{ body: Readable; size: number }> {
+    const fill = await this.blobFill(image, b);
+    const body = fill.reader();
+    this.fills.get(b.digest)?.release();
+    return { body, size: b.size };
   }
 
   async manifest<T extends { digest: string }>(
     repo: string,
     ref: string,
     local: () => Promise<T>,
+    countPull = false,
   ): Promise<T & { cache?: CacheStatus }> {
     const rule = await this.deps.rules.match(repo);
     if (!rule) return local();
@@ -91,9 +249,14 @@ export class PullThrough {
     const key = `${repo}\0${ref}`;
     if (have && (isDigestLike(ref) || this.isFresh(rule, key)))
       return this.count(rule, have, 'hit');
-    let status: CacheStatus;
+    if (!have && isDigestLike(ref))
+      for (const image of this.filling.get(repo) ?? []) {
+        const m = image.manifests.get(ref);
+        if (m) return this.served<T>(rule, repo, ref, m, 'miss', countPull);
+      }
+    let fetched: Fetched;
     try {
-      status = await this.coalesce(key, () => this.fetch(rule, repo, ref, have?.digest));
+      fetched = await this.coalesce(key, () => this.fetch(rule, repo, ref, have?.digest));
     } catch (err) {
       if (have && err instanceof UpstreamError && err.kind !== 'not-found') {
         this.deps.log.warn(
@@ -105,7 +268,26 @@ export class PullThrough {
       if (err instanceof UpstreamError) throw err.toOci(`cache rule "${rule.name}": `);
       throw err;
     }
-    return this.count(rule, await local(), status);
+    if (fetched.root)
+      return this.served<T>(rule, repo, ref, fetched.root, fetched.status, countPull);
+    return this.count(rule, await local(), fetched.status);
+  }
+
+  /** A manifest of an image being copied, answered before it is stored (locks still apply). */
+  private async served<T>(
+    rule: CacheRule,
+    repo: string,
+    ref: string,
+    m: RemoteManifest,
+    status: CacheStatus,
+    countPull: boolean,
+  ): Promise<T & { cache: CacheStatus }> {
+    const { manifests } = this.registry;
+    const tag = isDigestLike(ref) ? undefined : ref;
+    await manifests.locks.assertReadable(repo, { tag, digest: m.digest });
+    if (countPull) manifests.pulls?.record(repo, tag, m.digest);
+    const v = { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length, bytes: m.bytes };
+    return this.count(rule, v as unknown as T, status);
   }
 
   private count<T>(rule: CacheRule, v: T, status: CacheStatus): T & { cache: CacheStatus } {
@@ -119,26 +301,33 @@ export class PullThrough {
     return at !== undefined && Date.now() - at < rule.tagTtlSeconds * 1000;
   }
 
-  /** One upstream operation per (repository, reference) at a time; the others wait for it. */
-  private coalesce(key: string, fn: () => Promise<CacheStatus>): Promise<CacheStatus> {
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = fn().finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
-    }
-    return p;
+  /**
+   * One upstream operation per (repository, reference) at a time, until its copy is over; the
+   * others share its answer.
+   */
+  private coalesce(key: string, fn: () => Promise<Fetched>): Promise<Fetched> {
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const op = fn();
+    this.inflight.set(key, op);
+    const forget = (): void => {
+      if (this.inflight.get(key) === op) this.inflight.delete(key);
+    };
+    op.then((f) => f.finished).then(forget, forget);
+    return op;
   }
 
   /**
    * A tag already here (`current`) is revalidated with a `HEAD` and copied only when it moved;
-   * anything else is copied (the whole image).
+   * anything else is copied (the whole image, referrers included). Resolves once the image is
+   * planned, with its root manifest; the copy goes on (`finished`).
    */
   private async fetch(
     rule: CacheRule,
     repo: string,
     ref: string,
     current: string | undefined,
-  ): Promise<CacheStatus> {
+  ): Promise<Fetched> {
     const up = upstreamOf(rule, repo)!;
     const remote = await this.remote(rule, up.baseUrl);
     const limiter = this.limiter(rule);
@@ -147,25 +336,65 @@ export class PullThrough {
       const head = await limiter.run(() => remote.headManifest(up.repository, ref));
       if (head?.digest === current) {
         this.validated.set(key, Date.now());
-        return 'revalidated';
+        return { status: 'revalidated' };
       }
     }
-    const progress: ImportProgress = emptyProgress();
     const digest = isDigestLike(ref);
-    await limiter.run(() =>
-      this.importer.run(
-        {
-          source: `${up.registry}/${up.repository}${digest ? '@' : ':'}${ref}`,
-          images: [digest ? repo : `${repo}:${ref}`],
-          force: true,
-          referrers: false,
-        },
-        progress,
-        remote,
+    let planned!: (plan: ImagePlan) => void;
+    const plan = new Promise<ImagePlan>((resolve) => (planned = resolve));
+    const image: Filling = {
+      rule,
+      remote,
+      from: up.repository,
+      manifests: new Map(),
+      blobs: new Map(),
+      fills: new Set(),
+      finished: Promise.resolve(),
+    };
+    const copy = limiter.run(() =>
+      this.importing.run(true, () =>
+        this.importer.run(
+          {
+            source: `${up.registry}/${up.repository}${digest ? '@' : ':'}${ref}`,
+            images: [digest ? repo : `${repo}:${ref}`],
+            force: true,
+          },
+          emptyProgress(),
+          remote,
+          {
+            planned: (p) => {
+              for (const m of p.manifests) image.manifests.set(m.digest, m);
+              for (const b of p.blobs) image.blobs.set(b.digest, b);
+              let images = this.filling.get(repo);
+              if (!images) this.filling.set(repo, (images = new Set()));
+              images.add(image);
+              planned(p);
+            },
+            openBlob: (_from, b) => this.copyFrom(image, b),
+          },
+        ),
       ),
     );
-    if (!digest) this.validated.set(key, Date.now());
-    return 'miss';
+    image.finished = copy.then(
+      () => {
+        if (!digest) this.validated.set(key, Date.now());
+      },
+      (err: unknown) => {
+        this.deps.log.warn(
+          { rule: rule.name, repository: repo, err: (err as Error).message },
+          'cache: copying the image failed',
+        );
+      },
+    );
+    void image.finished.then(() => {
+      const images = this.filling.get(repo);
+      images?.delete(image);
+      if (images?.size === 0) this.filling.delete(repo);
+      for (const d of image.fills) this.fills.get(d)?.release();
+    });
+    // The copy failing before the image was planned is this request's error.
+    const { root } = await Promise.race([plan, copy.then(() => plan)]);
+    return { status: 'miss', root, finished: image.finished };
   }
 
   private limiter(rule: CacheRule): RuleLimiter {
