@@ -53,7 +53,7 @@ export function upstreamOf(
  * within that time.
  */
 export class CacheRules {
-  private cached: { at: number; rules: Promise<CacheRule[]> } | undefined;
+  private cached: { at: number; rules: Promise<CacheRule[]>; settled?: CacheRule[] } | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -71,6 +71,16 @@ export class CacheRules {
     return undefined;
   }
 
+  /**
+   * Whether a rule covers `repository`, answered from memory while the rule list read by `all`
+   * is fresh; undefined when only a read can say (then `match`). Lets a hot read skip a promise.
+   */
+  coversKnown(repository: string): boolean | undefined {
+    const c = this.cached;
+    if (!c?.settled || Date.now() - c.at >= (this.opts.ttlMs ?? 2000)) return undefined;
+    return c.settled.some((r) => upstreamOf(r, repository) !== undefined);
+  }
+
   all(): Promise<CacheRule[]> {
     const now = Date.now();
     if (this.cached && now - this.cached.at < (this.opts.ttlMs ?? 2000)) return this.cached.rules;
@@ -81,7 +91,9 @@ export class CacheRules {
         .filter((r): r is CacheRule => r !== undefined)
         .sort((a, b) => a.name.localeCompare(b.name));
     })();
-    this.cached = { at: now, rules };
+    const cached: NonNullable<typeof this.cached> = { at: now, rules };
+    this.cached = cached;
+    rules.then((r) => (cached.settled = r)).catch(() => undefined);
     rules.catch(() => {
       if (this.cached?.rules === rules) this.cached = undefined;
     });

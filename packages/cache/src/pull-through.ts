@@ -105,6 +105,11 @@ export class PullThrough {
     const resolve = manifests.resolve.bind(manifests);
     const read = blobs.read.bind(blobs);
     const stat = blobs.stat.bind(blobs);
+    const peek = manifests.peek.bind(manifests);
+    // The cache-only answer stays for repositories no rule covers: a covered tag may be due for
+    // revalidation, which only `manifest` decides.
+    manifests.peek = (repo, ref, countPull) =>
+      this.deps.rules.coversKnown(repo) === false ? peek(repo, ref, countPull) : undefined;
     manifests.get = (repo, ref, countPull) =>
       this.manifest(repo, ref, () => get(repo, ref, countPull), countPull ?? true);
     manifests.resolve = (repo, ref) => this.manifest(repo, ref, () => resolve(repo, ref), false);
@@ -114,6 +119,7 @@ export class PullThrough {
       );
     blobs.stat = (repo, digest) => this.blob(repo, digest, 'stat', () => stat(repo, digest));
     return () => {
+      manifests.peek = peek;
       manifests.get = get;
       manifests.resolve = resolve;
       blobs.read = read;

@@ -91,6 +91,8 @@ type RoutedRequest = IncomingMessage & { [MATCHED]?: MatchedAppRoute };
 export function createApp(deps: AppDeps): App {
   const { registry, log } = deps;
   const region = deps.region ?? 'local';
+  // The request log carries the region once, as a binding (serve's logger has it as its base).
+  const requestLog = log.bindings().region === undefined ? log.child({ region }) : log;
   const gate = deps.auth ? new AuthGate(deps.auth) : undefined;
   // Purge and retention remove on behalf of the caller: their events carry the Owner as actor.
   const onBehalf = <T>(req: IncomingMessage, res: ServerResponse, fn: () => Promise<T>) =>
@@ -167,10 +169,9 @@ export function createApp(deps: AppDeps): App {
       });
       httpDuration.observe({ route: meta.route, method: req.method ?? '' }, ms / 1000);
       if (bytes > 0) httpBytesSent.inc({ route: meta.route }, bytes);
-      log.info(
+      requestLog.info(
         {
           reqId: requestId,
-          region,
           method: req.method,
           path: logPath(req.url),
           route: meta.route,
@@ -225,7 +226,6 @@ export function createApp(deps: AppDeps): App {
     meta: V2Context['meta'],
     pathname: string,
   ): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://registry');
     // Route on the path as sent: URL parsing would resolve `..` and `%2e%2e`, serving
     // `/v2/a/../b/...` as repository `b` instead of refusing the name.
     let matched;
@@ -235,7 +235,11 @@ export function createApp(deps: AppDeps): App {
       req.resume();
       throw err;
     }
-    if (gate) await authorizeV2(gate, req, res, matched, url);
+    // The query is parsed only by the handlers that read it (mount, digest, n/last,
+    // artifactType): a manifest or blob GET never pays for a URL object.
+    let url: URL | undefined;
+    const parsedUrl = (): URL => (url ??= new URL(req.url ?? '/', 'http://registry'));
+    if (gate) await authorizeV2(gate, req, res, matched, parsedUrl);
     const replica = registry.opts.replica;
     if (matched.write && replica) {
       req.resume();
@@ -250,7 +254,9 @@ export function createApp(deps: AppDeps): App {
     const ctx: V2Context = {
       req,
       res,
-      url,
+      get url() {
+        return parsedUrl();
+      },
       name: matched.name,
       param: matched.param,
       registry,
@@ -373,7 +379,7 @@ async function authorizeV2(
   req: IncomingMessage,
   res: ServerResponse,
   matched: ReturnType<typeof matchV2>,
-  url: URL,
+  parsedUrl: () => URL,
 ): Promise<void> {
   const method = req.method ?? 'GET';
   try {
@@ -382,7 +388,9 @@ async function authorizeV2(
     req.resume();
     throw err;
   }
-  if (matched.route === 'upload' && method === 'POST' && url.searchParams.has('mount')) {
+  if (matched.route !== 'upload' || method !== 'POST') return;
+  const url = parsedUrl();
+  if (url.searchParams.has('mount')) {
     const from = url.searchParams.get('from');
     if (!from || !gate.mayPull(req, from)) {
       url.searchParams.delete('mount');

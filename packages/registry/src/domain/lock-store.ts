@@ -70,6 +70,14 @@ export class LockStore {
     return locks;
   }
 
+  /**
+   * True when this node's cache knows the repository has no lock record at all (every read is
+   * allowed); false when it has some or only storage can say. Never reads storage.
+   */
+  knownUnlocked(repository: string): boolean {
+    return this.cache.enabled && this.cache.locks.get(repository) === NO_LOCKS;
+  }
+
   // ——— checks the stores make ———
 
   /** A blob upload or mount into the repository. */

@@ -41,6 +41,8 @@ export class ManifestStore {
   private readonly layout: RepositoryLayout;
   /** Where a pull (a manifest `GET`) is counted, when the region counts them. */
   pulls?: PullRecorder;
+  /** Whether `peek` may answer: the plain store only (see there). */
+  private readonly answersFromCache: boolean;
 
   constructor(
     private readonly store: ObjectStore,
@@ -51,6 +53,7 @@ export class ManifestStore {
     readonly locks: LockStore = new LockStore(store, cache, events),
   ) {
     this.layout = new RepositoryLayout(store);
+    this.answersFromCache = new.target === ManifestStore;
   }
 
   /**
@@ -61,6 +64,32 @@ export class ManifestStore {
     const rev = await this.lookup(repository, reference);
     await this.assertReadable(repository, reference, rev.digest);
     return rev;
+  }
+
+  /**
+   * `get` (or `resolve`, with `countPull` false) answered from this node's cache alone, without a
+   * promise: only when every record the read consults is cached — the tag, the revision, the
+   * bytes — and the repository is known to have no lock record, so the answer is the one `get`
+   * would give. Undefined whenever storage or a decision is needed: then call `get`. Only the
+   * plain store answers: a subclass (the replica's fallback) decides freshness itself, and a
+   * plugin that wraps `get` (pull-through cache rules) wraps this too.
+   */
+  peek(repository: string, reference: string, countPull: boolean): StoredManifest | undefined {
+    if (!this.answersFromCache || !this.locks.knownUnlocked(repository)) return undefined;
+    let digest = reference;
+    const byTag = !isDigestLike(reference);
+    if (byTag) {
+      if (!isValidTag(reference)) return undefined;
+      const tag = this.tags.cached(repository, reference);
+      if (!tag) return undefined;
+      digest = tag.digest;
+    }
+    const rev = this.cache.revisions.get(revKey(repository, digest));
+    if (!rev) return undefined;
+    const bytes = this.cache.content.get(rev.digest);
+    if (!bytes) return undefined;
+    if (countPull) this.pulls?.record(repository, byTag ? reference : undefined, rev.digest);
+    return { ...rev, bytes };
   }
 
   /**

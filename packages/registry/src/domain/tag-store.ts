@@ -38,6 +38,14 @@ export class TagStore {
   }
 
   /**
+   * The tag's record when this node's cache holds it (see `MetadataCache.enabled`), `false` when
+   * the cache knows it is absent, undefined when only storage can say. Never reads storage.
+   */
+  cached(repository: string, tag: string): TagRecord | false | undefined {
+    return this.cache.enabled ? this.cache.tags.get(tagKey(repository, tag)) : undefined;
+  }
+
+  /**
    * The record that points `tag` at `digest` (its `seq` greater than any this node issued) and
    * the write that stores it, for the caller to write with the manifest; then call `stored`.
    */

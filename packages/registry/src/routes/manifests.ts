@@ -11,9 +11,14 @@ import { cacheHeader } from '../http/cache-header';
 export async function getManifest(ctx: V2Context): Promise<void> {
   const { req, res, name, param, registry } = ctx;
   const head = req.method === 'HEAD';
-  const m: RevisionRecord & { bytes?: Buffer } = head
-    ? await registry.manifests.resolve(name, param)
-    : await registry.manifests.get(name, param, !isReplicaRead(ctx.request.actor));
+  const countPull = !head && !isReplicaRead(ctx.request.actor);
+  // A hot tag is answered from the node's cache without a promise when nothing needs storage
+  // or a decision (ManifestStore.peek); otherwise the full read.
+  const m: RevisionRecord & { bytes?: Buffer } =
+    registry.manifests.peek(name, param, countPull) ??
+    (head
+      ? await registry.manifests.resolve(name, param)
+      : await registry.manifests.get(name, param, countPull));
   if (!acceptsMediaType(req.headers.accept, m.mediaType))
     throw new OciError(
       'MANIFEST_UNKNOWN',
@@ -28,7 +33,7 @@ export async function getManifest(ctx: V2Context): Promise<void> {
     ETag: `"${m.digest}"`,
     ...cacheHeader(m),
   });
-  res.end(m.bytes);
+  res.end(head ? undefined : m.bytes);
 }
 
 /**
