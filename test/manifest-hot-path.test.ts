@@ -37,7 +37,7 @@ describe('hot manifest reads from the cache', () => {
       purgeIntervalMs: 0,
     });
     c = new RegistryClient(node.url);
-    close = node.close;
+    close = () => node.close();
   });
   afterAll(async () => {
     await close?.();
