@@ -2,36 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
 import type { Registry, RequestInfo } from '@meridian/registry';
-import {
-  emptyProgress,
-  Importer,
-  resolveImport,
-  type ImportProgress,
-  type ImportResult,
-  type ImportSpec,
-} from './importer';
+import type { ObjectStore } from '@meridian/storage';
+import { ImportJobStore, type ImportJob } from './import-job-store';
+import { emptyProgress, Importer, resolveImport, type ImportSpec } from './importer';
 import type { UpstreamCredentials } from './remote-registry';
 import { UpstreamError } from './upstream-error';
 import { defaultUpstreamGuard, type UpstreamGuard } from './upstream-guard';
 import { importsFinished } from './metrics';
-
-/** An import as the admin API shows it. */
-export interface ImportJob {
-  id: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed';
-  source: string;
-  /** The local targets, `repo:tag` (or `repo` when the source is a digest). */
-  targets: string[];
-  credentialSet?: string;
-  force: boolean;
-  dryRun: boolean;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  progress: ImportProgress;
-  result?: ImportResult;
-  error?: string;
-}
 
 /** The admin API's body: `POST /meridian/v1/admin/import`. */
 export interface ImportRequestBody {
@@ -52,28 +29,63 @@ export interface ImportJobsOptions {
   log: Logger;
   /** Imports running at once on this node; more wait in line. Default 2. */
   concurrency?: number;
-  /** Finished imports remembered for `GET`. Default 200. */
+  /**
+   * Where job records are kept (the primary region's store), so a job's status survives a
+   * restart. Without one, jobs live in this process's memory only.
+   */
+  store?: ObjectStore;
+  /** Finished imports whose records are kept, the newest. Default 500. */
   keep?: number;
+  /** …for at most this many days. Default 30. */
+  keepDays?: number;
+  /** How often a queued or running job's record is rewritten (progress, liveness), ms. Default 2000. */
+  heartbeatMs?: number;
+  /** A queued or running job whose record was not written for this long was interrupted, ms. Default 15000. */
+  staleMs?: number;
   /** Per upstream request, until the response head. Default 30 s. */
   timeoutMs?: number;
   /** Which addresses an import may reach. Default: the default guard. */
   guard?: UpstreamGuard;
 }
 
+/** Why a job that was queued or running when its node stopped ended. */
+export const INTERRUPTED =
+  'interrupted by a restart: the node running it stopped before it finished; run it again (blobs already copied are not fetched again)';
+
 /**
- * Imports on the primary: started by the admin API, run in the background (a few at a time),
- * their status and progress kept in memory for `GET` — an import interrupted by a restart is
- * run again by whoever asked, cheaply, since blobs already stored are not fetched again (ADR
- * 0019). Each import ends with an `importFinished` event per target.
+ * Imports on the primary: started by the admin API, run in the background (a few at a time).
+ * Each job's record (status, progress, result or error, times; never credentials) is written to
+ * the primary's store when it changes and every `heartbeatMs` while it is queued or running, so
+ * `GET …/import/:id` answers after a restart, from any primary node. A job whose node died is
+ * not resumed (its credentials were never stored): once its record is `staleMs` old it is
+ * reported failed (`INTERRUPTED`), and running it again is cheap since blobs already stored are
+ * not fetched again (ADR 0019). Each import ends with an `importFinished` event per target.
  */
 export class ImportJobs {
+  /** The jobs this node runs or ran, freshest progress first. */
   private readonly jobs = new Map<string, ImportJob>();
+  /** Each job's record writes, one at a time, so the last written is the latest. */
+  private readonly writes = new Map<string, Promise<void>>();
   private readonly waiting: (() => void)[] = [];
   private running = 0;
   private readonly importer: Importer;
+  private readonly records?: ImportJobStore;
+  private readonly heartbeat?: NodeJS.Timeout;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lastTrim = 0;
+  private closed = false;
 
   constructor(private readonly opts: ImportJobsOptions) {
     this.importer = new Importer(opts.registry, { timeoutMs: opts.timeoutMs, guard: opts.guard });
+    if (!opts.store) return;
+    this.records = new ImportJobStore(opts.store);
+    this.heartbeat = setInterval(() => {
+      for (const j of this.jobs.values()) if (!isOver(j)) void this.write(j);
+    }, opts.heartbeatMs ?? 2000).unref();
+    // Jobs a dead node left queued or running: failed once their records are stale.
+    const sweep = () => void this.sweep().catch(() => {});
+    sweep();
+    this.timers.push(setTimeout(sweep, (opts.staleMs ?? 15_000) + 1000).unref());
   }
 
   /** Checks the request, queues the import and returns its job at once. */
@@ -89,22 +101,45 @@ export class ImportJobs {
       force: spec.force === true,
       dryRun: spec.dryRun === true,
       createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
       progress: emptyProgress(),
     };
     this.jobs.set(job.id, job);
-    this.trim();
+    await this.write(job); // no job is started that GET could not find
+    this.forget();
     void this.opts.registry.events.withRequest(request, () => this.run(job, spec));
     return job;
   }
 
-  get(id: string): ImportJob {
-    const job = this.jobs.get(id);
+  async get(id: string): Promise<ImportJob> {
+    const job = this.jobs.get(id) ?? (await this.records?.get(id));
     if (!job) throw new OciError('NAME_UNKNOWN', `no import ${id.slice(0, 64)}`, undefined, 404);
-    return job;
+    return this.jobs.has(job.id) ? job : this.settled(job);
   }
 
-  list(): ImportJob[] {
-    return [...this.jobs.values()].reverse();
+  /** The newest jobs first (at most `keep`). */
+  async list(): Promise<ImportJob[]> {
+    const stored = this.records ? await this.records.recent(this.opts.keep ?? 500) : [];
+    const byId = new Map(stored.map((j) => [j.id, j]));
+    for (const j of this.jobs.values()) byId.set(j.id, j);
+    const all = await Promise.all(
+      [...byId.values()].map((j) => (this.jobs.has(j.id) ? Promise.resolve(j) : this.settled(j))),
+    );
+    return all.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /**
+   * Stops writing records. Jobs still queued or running here are recorded as interrupted now
+   * (a node that dies without closing leaves that to the next reader, once they are stale).
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const t of this.timers) clearTimeout(t);
+    const live = [...this.jobs.values()].filter((j) => !isOver(j));
+    for (const j of live) interrupt(j);
+    await Promise.all(live.map((j) => this.write(j)));
+    this.closed = true;
   }
 
   /** Resolves when every started import finished (a node's close, tests). */
@@ -119,6 +154,7 @@ export class ImportJobs {
     this.running++;
     job.status = 'running';
     job.startedAt = new Date().toISOString();
+    void this.write(job);
     try {
       const result = await this.importer.run(spec, job.progress);
       job.result = result;
@@ -146,7 +182,59 @@ export class ImportJobs {
       job.finishedAt = new Date().toISOString();
       this.running--;
       this.waiting.shift()?.();
+      await this.write(job);
+      void this.trimRecords();
     }
+  }
+
+  /**
+   * Writes `job`'s record after the writes before it (so the last one written is the newest
+   * state). Failures are logged, not thrown: the import goes on; the next write retries.
+   */
+  private write(job: ImportJob): Promise<void> {
+    if (!this.records || this.closed) return Promise.resolve();
+    const records = this.records;
+    const next = (this.writes.get(job.id) ?? Promise.resolve()).then(async () => {
+      job.updatedAt = new Date().toISOString();
+      try {
+        await records.put(job);
+      } catch (err) {
+        this.opts.log.warn({ import: job.id, err: messageOf(err) }, 'import: record not written');
+      }
+    });
+    this.writes.set(job.id, next);
+    void next.then(() => {
+      if (this.writes.get(job.id) === next) this.writes.delete(job.id);
+    });
+    return next;
+  }
+
+  /** A stored job as it stands: one left queued or running by a node that stopped is failed. */
+  private async settled(job: ImportJob): Promise<ImportJob> {
+    const staleMs = this.opts.staleMs ?? 15_000;
+    if (isOver(job) || Date.now() - Date.parse(job.updatedAt) <= staleMs) return job;
+    interrupt(job);
+    await this.write(job);
+    return job;
+  }
+
+  private async sweep(): Promise<void> {
+    if (!this.records) return;
+    for (const j of await this.records.recent(this.opts.keep ?? 500))
+      if (!this.jobs.has(j.id)) await this.settled(j);
+    await this.trimRecords(true);
+  }
+
+  /** Bounded history in the store: at most once a minute. */
+  private async trimRecords(now = false): Promise<void> {
+    if (!this.records || this.closed || (!now && Date.now() - this.lastTrim < 60_000)) return;
+    this.lastTrim = Date.now();
+    const days = this.opts.keepDays ?? 30;
+    await this.records
+      .trim(this.opts.keep ?? 500, days * 86_400_000, (this.opts.staleMs ?? 15_000) * 2)
+      .catch((err: unknown) =>
+        this.opts.log.warn({ err: messageOf(err) }, 'import: old records not trimmed'),
+      );
   }
 
   /** The body as an `ImportSpec`, with the credential set's username and password. */
@@ -213,13 +301,24 @@ export class ImportJobs {
     return spec;
   }
 
-  private trim(): void {
-    const keep = this.opts.keep ?? 200;
+  /** Finished jobs leave memory (their records stay in the store, if any). */
+  private forget(): void {
+    const keep = this.records ? 50 : (this.opts.keep ?? 500);
     for (const [id, j] of this.jobs) {
       if (this.jobs.size <= keep) break;
-      if (j.status === 'succeeded' || j.status === 'failed') this.jobs.delete(id);
+      if (isOver(j)) this.jobs.delete(id);
     }
   }
+}
+
+function isOver(job: ImportJob): boolean {
+  return job.status === 'succeeded' || job.status === 'failed';
+}
+
+function interrupt(job: ImportJob): void {
+  job.status = 'failed';
+  job.error = INTERRUPTED;
+  job.finishedAt = new Date().toISOString();
 }
 
 function bad(message: string): OciError {

@@ -3,6 +3,7 @@ export * from './upstream-error';
 export * from './remote-registry';
 export * from './image-plan';
 export * from './importer';
+export * from './import-job-store';
 export * from './import-jobs';
 export * from './credential-sets';
 export * from './cache-rules';

@@ -62,8 +62,9 @@ export class UpstreamGuard {
     this.addresses.checkLiteral(typeof url === 'string' ? new URL(url) : url);
   }
 
+  /** Ends every upstream connection, in-flight requests included (the node is stopping). */
   close(): Promise<void> {
-    return this.dispatcher.close();
+    return this.dispatcher.destroy();
   }
 }
 

@@ -67,6 +67,9 @@ export function openCache(
     concurrency: config.upstream.importConcurrency,
     timeoutMs: config.upstream.timeoutMs,
     guard,
+    store: primaryStore,
+    keep: config.upstream.importHistory,
+    keepDays: config.upstream.importHistoryDays,
   });
   return {
     imports,
@@ -74,6 +77,7 @@ export function openCache(
     cacheRules,
     close: async () => {
       detach();
+      await imports.close();
       await guard.close();
     },
   };

@@ -6,6 +6,8 @@ const DEFAULTS = {
   allowPrivateNetworks: true,
   allowLoopback: true,
   allowAddresses: [] as string[],
+  importHistory: 500,
+  importHistoryDays: 30,
 };
 
 /** `upstream.*`: imports and pull-through cache rules (docs/adr/0019-import-and-cache-rules.md). */
@@ -33,6 +35,13 @@ export const UpstreamConfigSchema = z
      * (link-local, cloud metadata, reserved, or loopback/private when those are off). Default none.
      */
     allowAddresses: z.array(z.string()).default(DEFAULTS.allowAddresses),
+    /**
+     * Import jobs whose records (status, progress, result) are kept in the primary region's
+     * store, the newest. Default 500.
+     */
+    importHistory: z.number().int().positive().default(DEFAULTS.importHistory),
+    /** …and for at most this many days after they were last written. Default 30. */
+    importHistoryDays: z.number().positive().default(DEFAULTS.importHistoryDays),
   })
   .strict()
   .default({ ...DEFAULTS });

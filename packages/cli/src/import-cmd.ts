@@ -20,6 +20,7 @@ interface ImportOpts extends Conn {
   force?: boolean;
   dryRun?: boolean;
   wait: boolean;
+  job?: string;
 }
 
 interface Job {
@@ -80,7 +81,11 @@ export function registerImportCommand(program: Command): void {
     .option('--dry-run', 'show what would be copied; write nothing')
     .option(
       '--no-wait',
-      'print the job and return; follow it with GET /meridian/v1/admin/import/ID',
+      'print the job and return; follow it with --job ID (or GET /meridian/v1/admin/import/ID)',
+    )
+    .option(
+      '--job <id>',
+      'follow an import started earlier (its status outlives a restart of the primary); with --no-wait, print it',
     )
     .option(
       '--url <url>',
@@ -96,7 +101,14 @@ export function registerImportCommand(program: Command): void {
       const raw = cmd.opts<Omit<ImportOpts, 'sourcePassword'> & { password?: string }>();
       const o: ImportOpts = { ...raw, sourcePassword: raw.password, password: undefined };
       const conn: Conn = { url: o.url, user: o.user, passwordStdin: o.passwordStdin };
-      const job = (await call(conn, 'POST', BASE, importBody(o))) as Job;
+      if (o.job !== undefined && o.source !== undefined)
+        throw new AdminApiError(
+          'give --source to start an import or --job to follow one, not both',
+        );
+      const job =
+        o.job !== undefined
+          ? ((await call(conn, 'GET', `${BASE}/${encodeURIComponent(o.job)}`)) as Job)
+          : ((await call(conn, 'POST', BASE, importBody(o))) as Job);
       if (!o.wait) return print(job);
       const done = await follow(conn, job.id);
       if (done.status === 'failed')
@@ -105,12 +117,29 @@ export function registerImportCommand(program: Command): void {
     });
 }
 
-/** Polls the job until it ends, drawing a progress line on a terminal. */
+/** How long `follow` keeps asking a node that does not answer (restarting), ms. */
+const UNREACHABLE_FOR_MS = 60_000;
+
+/**
+ * Polls the job until it ends, drawing a progress line on a terminal. A node that stops
+ * answering (a restart) is asked again for a while: the job's record outlives it.
+ */
 async function follow(conn: Conn, id: string): Promise<Job> {
   const started = Date.now();
   const tty = process.stderr.isTTY;
+  let unreachableSince: number | undefined;
   for (;;) {
-    const job = (await call(conn, 'GET', `${BASE}/${encodeURIComponent(id)}`)) as Job;
+    let job: Job;
+    try {
+      job = (await call(conn, 'GET', `${BASE}/${encodeURIComponent(id)}`)) as Job;
+      unreachableSince = undefined;
+    } catch (err) {
+      const unreachable = err instanceof AdminApiError && err.message.startsWith('cannot reach');
+      unreachableSince ??= Date.now();
+      if (!unreachable || Date.now() - unreachableSince > UNREACHABLE_FOR_MS) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
     if (tty) {
       const p = job.progress;
       const secs = Math.max(0.001, (Date.now() - started) / 1000);

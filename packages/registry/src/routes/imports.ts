@@ -9,8 +9,8 @@ import type { AppRoute } from '../http/route-table';
 export interface ImportAdmin {
   /** Checks the body, queues the import, returns its job (with its id) at once. */
   start(body: Record<string, unknown>, request: RequestInfo): Promise<unknown>;
-  get(id: string): unknown;
-  list(): unknown;
+  get(id: string): Promise<unknown>;
+  list(): Promise<unknown>;
 }
 
 const BASE = '/meridian/v1/admin/import';
@@ -50,16 +50,16 @@ export function importRoutes(
       method: 'GET',
       path: BASE,
       need: { kind: 'admin' },
-      handle: (_req, res) => {
-        res.json(svc().list());
+      handle: async (_req, res) => {
+        res.json(await svc().list());
       },
     },
     {
       method: 'GET',
       path: `${BASE}/:id`,
       need: { kind: 'admin' },
-      handle: (_req, res, p) => {
-        res.json(svc().get(p.id!));
+      handle: async (_req, res, p) => {
+        res.json(await svc().get(p.id!));
       },
     },
   ];
