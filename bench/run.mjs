@@ -9,7 +9,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GiB, MiB, streamBlob } from './lib/content.mjs';
+import { GiB, MANIFEST_ACCEPT, MiB, streamBlob } from './lib/content.mjs';
 import { cpuWatch, waitForQuiet } from './lib/quiet.mjs';
 import { have } from './lib/load.mjs';
 import {
@@ -18,6 +18,7 @@ import {
   DISTRIBUTION_BIN,
   MERIDIAN_CLI,
   REPO_ROOT,
+  startBareNode,
   startDistribution,
   startMeridian,
   tempDir,
@@ -179,13 +180,30 @@ async function main() {
   await distribution.stop();
 
   if (only.includes('info')) {
-    // The same manifest GET with Meridian's default logging (one pino line per request, to a file).
+    // The same manifest GET with Meridian's default configuration (one pino line per request,
+    // to a file), and beside it, in the same rounds, a bare node:http server answering the same
+    // bytes: the ceiling of one Node process on this machine.
     const info = await startMeridian({ name: 'meridian-info', logLevel: 'info' });
+    let bare;
     try {
       await S.seedReadTargets(info, { tags: 1 });
+      bare = await startBareNode(info, '/v2/read/app/manifests/latest', {
+        Accept: MANIFEST_ACCEPT,
+      });
       const get = { ...LOAD, only: ['get'] };
-      await both('info', { m: info }, (t) => S.requestRates(t, get), ctx, ROUNDS);
+      await both(
+        'info',
+        { m: info },
+        async (t) => {
+          const m = await S.requestRates(t, get);
+          const b = await S.requestRates(bare, get);
+          return { ...m, bare: b.manifestGet, bareRatio: m.manifestGet.rps / b.manifestGet.rps };
+        },
+        ctx,
+        ROUNDS,
+      );
     } finally {
+      await bare?.stop();
       await info.stop();
     }
   }

@@ -211,3 +211,31 @@ export function distributionVersion() {
 export function isRunning(pid) {
   return running.has(pid);
 }
+
+/**
+ * A bare node:http server (bench/lib/bare-server.mjs) answering every request with the response
+ * `target` gives for `path` (status 200, its headers and body, recorded once): the same bytes on
+ * the wire, with nothing else done per request.
+ */
+export async function startBareNode(target, path, requestHeaders = {}, name = 'bare-node') {
+  const r = await fetch(`${target.url}${path}`, { headers: requestHeaders });
+  const body = Buffer.from(await r.arrayBuffer());
+  if (r.status !== 200) throw new Error(`${path}: HTTP ${r.status}, expected 200`);
+  const headers = {};
+  for (const [k, v] of r.headers) {
+    if (!['date', 'connection', 'keep-alive', 'transfer-encoding'].includes(k)) headers[k] = v;
+  }
+  const dir = tempDir(`${name}-data`);
+  const file = join(dir, 'response.json');
+  writeFileSync(file, JSON.stringify({ headers, body: body.toString('base64') }));
+  const port = await freePort();
+  const script = join(REPO_ROOT, 'bench', 'lib', 'bare-server.mjs');
+  return startServer({
+    name,
+    cmd: process.execPath,
+    args: [script, String(port), file],
+    env: process.env,
+    port,
+    dir,
+  });
+}

@@ -7,7 +7,7 @@ import { MERIDIAN_ROOT, distributionVersion } from './procs.mjs';
 /**
  * A row compares Meridian (`m`) with Distribution (`d`). `better` says which way is good;
  * `ratio` is oriented so that > 1 means Meridian is better (d/m for times and memory). `target`
- * is a minimum ratio, or `{ maxM }`: an absolute ceiling on Meridian's figure.
+ * is a minimum ratio, or `{ maxM }` / `{ minM }`: an absolute ceiling / floor on Meridian's figure.
  */
 export function ratioOf(row) {
   if (!Number.isFinite(row.m) || !Number.isFinite(row.d) || row.m <= 0 || row.d <= 0) return NaN;
@@ -18,6 +18,7 @@ export function verdict(row) {
   if (!row.target) return '';
   if (!Number.isFinite(row.m)) return 'n/a';
   if (row.target.maxM !== undefined) return row.m < row.target.maxM ? 'met' : '**MISSED**';
+  if (row.target.minM !== undefined) return row.m >= row.target.minM ? 'met' : '**MISSED**';
   const r = ratioOf(row);
   if (!Number.isFinite(r)) return 'n/a';
   if (row.target.informational) return r >= row.target.ratio ? '(met)' : '(missed)';
