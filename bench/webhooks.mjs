@@ -2,6 +2,7 @@
 // process, fs storage), a redis-server and an in-process HTTP receiver.
 //
 //   node bench/webhooks.mjs [--quick] [--pushes=N] [--webhooks=K] [--delivery=node,workers] [--out=FILE]
+//                           [--profile=DIR]   (V8 CPU profiles of the primary and worker, at exit)
 //
 // 1. Latency: one webhook, pushes one at a time; for each, the time from the manifest PUT's 201
 //    to the receiver getting its `push` (p50, p99).
@@ -12,14 +13,15 @@
 // primary itself, `workers` from one `meridian worker` process (`webhooks.delivery: workers`).
 // Prints the results as JSON; with --out, writes them there as a Markdown table too.
 // Needs `pnpm build` and redis-server.
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RegistryClient } from './lib/client.mjs';
 import { smallImage } from './lib/content.mjs';
-import { freePort, MERIDIAN_CLI, startServer, stopPid, tempDir } from './lib/procs.mjs';
+import { freePort, MERIDIAN_CLI, startServer, tempDir } from './lib/procs.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -28,8 +30,11 @@ const { values: flags } = parseArgs({
     webhooks: { type: 'string' },
     delivery: { type: 'string', default: 'node,workers' },
     out: { type: 'string' },
+    // Writes a V8 CPU profile of the primary (and the worker) into this directory at exit.
+    profile: { type: 'string' },
   },
 });
+const nodeArgs = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [];
 const PUSHES = Number(flags.pushes ?? (flags.quick ? 40 : 500));
 const HOOKS = Number(flags.webhooks ?? 10);
 const LATENCY_PUSHES = flags.quick ? 30 : 200;
@@ -40,6 +45,62 @@ const quantile = (xs, q) => {
 };
 const summary = (ms) => ({ n: ms.length, p50Ms: quantile(ms, 0.5), p99Ms: quantile(ms, 0.99) });
 
+/**
+ * Stops a child this file spawned itself (`stopPid` only knows `startServer`'s): SIGTERM, then
+ * SIGKILL after 5 s. Without it the worker and redis-server outlived the bench, which never exited.
+ */
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux). */
+function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (100/s)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Redis commands run so far, by command (`INFO commandstats`), via redis-cli. */
+function redisCalls(url) {
+  const port = new URL(url).port;
+  const out = execFileSync('redis-cli', ['-p', port, 'INFO', 'commandstats'], { encoding: 'utf8' });
+  const calls = {};
+  for (const m of out.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+  return calls;
+}
+
+/** Redis commands per delivery between two `redisCalls` snapshots, the busiest first. */
+function callsPer(before, after, n) {
+  const per = Object.entries(after)
+    .map(([k, v]) => [k, (v - (before[k] ?? 0)) / n])
+    .filter(([, v]) => v >= 0.05)
+    .sort((a, b) => b[1] - a[1]);
+  const total = per.reduce((t, [, v]) => t + v, 0);
+  return {
+    total: Math.round(total * 100) / 100,
+    ...Object.fromEntries(per.map(([k, v]) => [k, Math.round(v * 100) / 100])),
+  };
+}
+
+/** CPU ms each of `procs` ({name: pid}) used while `fn` ran. */
+async function cpuDuring(procs, fn) {
+  const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
+  const result = await fn();
+  const used = Object.fromEntries(
+    Object.entries(procs).map(([k, pid]) => [k, Math.round(cpuMs(pid) - before[k])]),
+  );
+  return { result, used };
+}
+
 async function startRedis() {
   const port = await freePort();
   const child = spawn(
@@ -48,7 +109,7 @@ async function startRedis() {
     { stdio: 'ignore', cwd: tempDir('redis-webhooks') },
   );
   await new Promise((r) => setTimeout(r, 300));
-  return { url: `redis://127.0.0.1:${port}`, stop: () => stopPid(child.pid) };
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
 }
 
 /** Records when each (webhook, digest) push arrived. */
@@ -113,19 +174,22 @@ async function startPrimary(redis, delivery) {
   const node = await startServer({
     name: 'meridian-webhooks',
     cmd: process.execPath,
-    args: [MERIDIAN_CLI, 'serve', '--config', config, '--region', 'eastus'],
+    args: [...nodeArgs, MERIDIAN_CLI, 'serve', '--config', config, '--region', 'eastus'],
     env: process.env,
     port,
     dir,
   });
   const worker =
     delivery === 'workers'
-      ? spawn(process.execPath, [MERIDIAN_CLI, 'worker', '--config', config], { stdio: 'ignore' })
+      ? spawn(process.execPath, [...nodeArgs, MERIDIAN_CLI, 'worker', '--config', config], {
+          stdio: 'ignore',
+        })
       : undefined;
   return {
     url: node.url,
+    pids: { primary: node.pid, ...(worker && { worker: worker.pid }) },
     stop: async () => {
-      if (worker) await stopPid(worker.pid);
+      if (worker) await stopChild(worker);
       await node.stop();
     },
   };
@@ -171,7 +235,10 @@ async function run(delivery) {
 
     // Baseline: the burst with no webhook.
     await burst(client, 'bench/warmup', images(20));
-    const baseline = await burst(client, 'bench/baseline', images(PUSHES));
+    const procs = { ...primary.pids, redis: redis.pid, bench: process.pid };
+    const { result: baseline, used: cpuBaseline } = await cpuDuring(procs, () =>
+      burst(client, 'bench/baseline', images(PUSHES)),
+    );
 
     // 1. Latency, one webhook, one push at a time.
     await createHook(primary.url, 'solo', receiver.url);
@@ -189,9 +256,15 @@ async function run(delivery) {
     await new Promise((r) => setTimeout(r, 2500)); // past the definitions cache
     const before = receiver.count;
     const t0 = performance.now();
-    const withHooks = await burst(client, 'bench/burst', images(PUSHES));
-    await receiver.until(() => receiver.count - before >= PUSHES * HOOKS);
+    const callsBefore = redisCalls(redis.url);
+    const { result: withHooks, used: cpuWithHooks } = await cpuDuring(procs, async () => {
+      const puts = await burst(client, 'bench/burst', images(PUSHES));
+      await receiver.until(() => receiver.count - before >= PUSHES * HOOKS);
+      return puts;
+    });
     const seconds = (performance.now() - t0) / 1000;
+    // Redis commands per delivery in the burst (the pushes' own commands included).
+    const redisPerDelivery = callsPer(callsBefore, redisCalls(redis.url), PUSHES * HOOKS);
     client.close();
 
     const out = {
@@ -205,7 +278,18 @@ async function run(delivery) {
         deliveriesPerSecond: Math.round((PUSHES * HOOKS) / seconds),
         manifestPutNoWebhooks: summary(baseline.map((p) => p.ms)),
         manifestPutWithWebhooks: summary(withHooks.map((p) => p.ms)),
+        // CPU the deliveries cost, whatever else loads the machine: the burst with webhooks
+        // (until every delivery arrived) minus the burst without, per delivery, per process.
+        cpuMs: { noWebhooks: cpuBaseline, withWebhooks: cpuWithHooks },
+        redisCommandsPerDelivery: redisPerDelivery,
+        cpuMsPerDelivery: Object.fromEntries(
+          Object.keys(cpuBaseline).map((k) => [
+            k,
+            Math.round(((cpuWithHooks[k] - cpuBaseline[k]) / (PUSHES * HOOKS)) * 100) / 100,
+          ]),
+        ),
       },
+      loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
     };
     out.burst.putP50Ratio =
       Math.round(
@@ -231,6 +315,10 @@ if (flags.out) {
       `| ${d} | delivery latency, 201 → receiver (p50 / p99, ${out.latency.n} pushes) | ${out.latency.p50Ms} ms / ${out.latency.p99Ms} ms |`,
       `| ${d} | burst: ${b.pushes} pushes × ${b.webhooks} webhooks | ${b.deliveries} deliveries in ${b.seconds} s (${b.deliveriesPerSecond}/s) |`,
       `| ${d} | manifest PUT p50 during the burst, without / with webhooks | ${b.manifestPutNoWebhooks.p50Ms} ms / ${b.manifestPutWithWebhooks.p50Ms} ms (×${b.putP50Ratio}) |`,
+      `| ${d} | CPU per delivery (ms: ${Object.entries(b.cpuMsPerDelivery)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}) | load average ${out.loadAverage.join(' ')} |`,
+      `| ${d} | Redis commands per delivery during the burst | ${b.redisCommandsPerDelivery.total} |`,
     );
   }
   writeFileSync(flags.out, `${rows.join('\n')}\n`);

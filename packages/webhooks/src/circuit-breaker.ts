@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 /** When a webhook's endpoint is left alone, and how it is tried again. */
 export interface BreakerPolicy {
@@ -39,6 +39,14 @@ export type Admission =
  */
 export interface CircuitBreaker {
   admit(name: string): Promise<Admission>;
+  /**
+   * `admit`, as one more command of `pipeline` (the delivery worker's first round trip): returns
+   * what reads the admission from that command's answer once the pipeline ran.
+   */
+  admitIn(
+    pipeline: ChainableCommander,
+    name: string,
+  ): (answer: [Error | null, unknown] | undefined) => Admission;
   /** The endpoint answered (2xx, or a definitive 3xx/4xx): closes the breaker. */
   success(name: string, a: Admission): Promise<void>;
   /** A failed attempt (5xx, 408, network error, timeout). */
@@ -68,6 +76,10 @@ export class LocalBreakers implements CircuitBreaker {
 
   admit(name: string): Promise<Admission> {
     return Promise.resolve(this.admitNow(name));
+  }
+
+  admitIn(_: ChainableCommander, name: string): () => Admission {
+    return () => this.admitNow(name);
   }
 
   admitNow(name: string): Admission {
@@ -194,18 +206,28 @@ export class SharedBreakers implements CircuitBreaker {
   }
 
   async admit(name: string): Promise<Admission> {
+    const p = this.redis.pipeline();
+    const read = this.admitIn(p, name);
+    return read((await p.exec().catch(() => null))?.[0]);
+  }
+
+  admitIn(
+    pipeline: ChainableCommander,
+    name: string,
+  ): (answer: [Error | null, unknown] | undefined) => Admission {
     const p = this.policy;
-    try {
-      const [send, x, failures] = await this.scripts.meridianBreakerAdmit(
-        this.key(name),
-        String(p.threshold),
-        this.token,
-        String(p.probeMs),
-      );
+    void (pipeline as unknown as BreakerScripts).meridianBreakerAdmit(
+      this.key(name),
+      String(p.threshold),
+      this.token,
+      String(p.probeMs),
+    );
+    return (answer) => {
+      const v = answer?.[1];
+      if (answer?.[0] || !Array.isArray(v)) return this.local.admitNow(name);
+      const [send, x, failures] = v as [number, number, number];
       return send === 1 ? { send: true, probe: x === 1, failures } : { send: false, retryInMs: x };
-    } catch {
-      return this.local.admitNow(name);
-    }
+    };
   }
 
   async success(name: string, a: Admission): Promise<void> {

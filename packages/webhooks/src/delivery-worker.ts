@@ -8,7 +8,7 @@ import {
   type BreakerPolicy,
   type CircuitBreaker,
 } from './circuit-breaker';
-import type { Attempt, RecordChange } from './history';
+import type { Attempt, DeliveryRecord, RecordChange } from './history';
 import type { SendResult } from './http-send';
 import { deliveryAttempts, deliveryDuration, deliveryLatency } from './metrics';
 import { encode, type Notification } from './payload';
@@ -73,8 +73,8 @@ class RetryableError extends Error {
  * exponential backoff and jitter up to the horizon, then dead-lettered. Other 4xx, 3xx and
  * refused targets: dead-lettered at once.
  *
- * Redis round trips per delivery sent: one to read the record and its line's head, one for the
- * breaker, one to save the record and leave the line (plus BullMQ's own).
+ * Redis round trips per delivery sent: one to read the record, its line's head and the breaker's
+ * admission, one to save the record and leave the line (plus BullMQ's own).
  */
 export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<DeliveryJob> {
   const { queue, log } = opts;
@@ -112,10 +112,32 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
 
   async function run(job: Job<DeliveryJob>, token: string | undefined): Promise<void> {
     const d = job.data;
+    // One round trip: the record, its line's head and the breaker's admission.
     const first = queue.history.read(queue.redis.pipeline(), d.id);
     if (d.ordered) queue.order.head(first, d.webhook, d.ordered.repository);
-    const [[, raw] = [], [, head] = []] = (await first.exec()) ?? [];
-    const record = queue.history.parse(raw);
+    const admitted = breaker.admitIn(first, d.webhook);
+    const answers = (await first.exec()) ?? [];
+    const record = queue.history.parse(answers[0]?.[1]);
+    const head = d.ordered ? answers[1]?.[1] : undefined;
+    const admission = admitted(answers.at(-1));
+    let sent = false;
+    try {
+      return await attempt(job, token, record, head, admission, () => (sent = true));
+    } finally {
+      // Not sent (skipped, waiting, delayed): a probe it was given goes to another attempt.
+      if (!sent) await breaker.release(d.webhook, admission);
+    }
+  }
+
+  async function attempt(
+    job: Job<DeliveryJob>,
+    token: string | undefined,
+    record: DeliveryRecord | undefined,
+    head: unknown,
+    admission: Admission,
+    sending: () => void,
+  ): Promise<void> {
+    const d = job.data;
     const hook = (await opts.store.all()).find((w) => w.name === d.webhook);
     /**
      * Saves the record's change (when there is a record) and, when `done`, leaves the
@@ -162,15 +184,14 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
         record.body = body;
       }
     }
+    if (!admission.send)
+      await later(job, token, Date.now() + admission.retryInMs + Math.floor(Math.random() * 250));
     if (!slots.tryAcquire(hook.name))
       await later(job, token, Date.now() + 200 + Math.floor(Math.random() * 300));
     let result: SendResult;
     let sentHeaders: Record<string, string>;
-    let admission: Admission;
     try {
-      admission = await breaker.admit(hook.name);
-      if (!admission.send)
-        await later(job, token, Date.now() + admission.retryInMs + Math.floor(Math.random() * 250));
+      sending();
       ({ result, sentHeaders } = await postDelivery(hook, record.id, record.contentType, body, {
         guard: opts.guard,
         timeoutMs: opts.timeoutMs,
