@@ -7,7 +7,9 @@
  * counting server notes whatever reaches it.
  */
 import { createServer, request, type Server } from 'node:http';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { basic } from '../helpers/auth-node';
 import { meridian } from '../helpers/cli';
 import { startCluster, type TestCluster } from '../helpers/cluster';
@@ -214,7 +216,7 @@ describe('upstream address guard (SSRF) for imports and cache rules', () => {
     expect(forbiddenHits).toEqual([]);
   });
 
-  it('a blob redirected to a forbidden address fails the pull with an error naming the rule, and stores nothing', async () => {
+  it('a blob redirected to a forbidden address is refused with an error naming the rule, and nothing is stored', async () => {
     expect(
       (
         await api('POST', '/cache-rules', {
@@ -224,20 +226,21 @@ describe('upstream address guard (SSRF) for imports and cache rules', () => {
         })
       ).status,
     ).toBe(201);
-    const r = await pull('/v2/redir/other/manifests/v1');
-    expect(r.status).toBe(403);
-    expect(ociError(r.body)).toEqual({
-      code: 'DENIED',
-      message: `cache rule "redir": ${refusedBy(frontHost, '127.0.0.1 is a loopback address')}`,
-    });
+    // The manifests come from the front (allowed) and are answered once the image is planned;
+    // its blobs are where the front redirects to a forbidden address.
+    expect((await pull('/v2/redir/other/manifests/v1')).body).toBe(other.index.bytes.toString());
+    for (const b of other.blobs) {
+      const r = await fetch(`${c.primary.url}/v2/redir/other/blobs/${b.digest}`);
+      expect(r.status).toBe(403);
+      expect(ociError(await r.text())).toEqual({
+        code: 'DENIED',
+        message: `cache rule "redir": ${refusedBy(frontHost, '127.0.0.1 is a loopback address')}`,
+      });
+    }
     expect(forbiddenHits).toEqual([]);
     expect(await catalog()).not.toContain('redir/other');
-    // The rule stays refused: nothing was stored for a later pull to find.
-    expect((await pull('/v2/redir/other/manifests/v1')).status).toBe(403);
-    for (const b of other.blobs)
-      expect((await fetch(`${c.primary.url}/v2/redir/other/blobs/${b.digest}`)).status).not.toBe(
-        200,
-      );
+    expect(existsSync(join(c.primary.storage, 'repositories/redir/other'))).toBe(false);
+    expect(existsSync(join(c.primary.storage, 'repositories/mirror/app'))).toBe(true); // filled above
   });
 
   it('a token realm at a forbidden address is never asked: the pull fails naming the rule', async () => {

@@ -85,6 +85,8 @@ export class PullThrough {
   private readonly fills = new Map<string, SharedFill>();
   /** Set while the importer runs: its own reads of the registry are not a client's. */
   private readonly importing = new AsyncLocalStorage<true>();
+  /** Why the last copy into a repository failed, and when. */
+  private readonly failures = new Map<string, { error: UpstreamError; rule: string; at: number }>();
   /** When each cached tag was last confirmed against its upstream, ms. */
   private readonly validated = new Map<string, number>();
   private readonly limiters = new Map<string, RuleLimiter>();
@@ -145,7 +147,7 @@ export class PullThrough {
     } catch (err) {
       const unknown = err instanceof OciError && err.code === 'BLOB_UNKNOWN';
       const pending = unknown ? this.pendingBlob(repo, digest) : undefined;
-      if (!pending) throw err;
+      if (!pending) throw (unknown && this.failure(repo)) || err;
       return this.fromCopy(repo, pending, kind, local);
     }
     if (!(await this.deps.rules.match(repo))) return r;
@@ -170,7 +172,9 @@ export class PullThrough {
       await image.finished;
       return miss(await local());
     }
-    const fill = await this.blobFill(image, blob);
+    const fill = await this.blobFill(image, blob).catch((err: unknown) => {
+      throw err instanceof UpstreamError ? err.toOci(`cache rule "${image.rule.name}": `) : err;
+    });
     if (fill.joinable) {
       const body: Readable = fill.reader();
       return miss({ body, size: blob.size, length: blob.size, digest: blob.digest });
@@ -179,6 +183,12 @@ export class PullThrough {
       throw new OciError('UNAVAILABLE', `cache rule "${image.rule.name}": ${fill.error.message}`);
     await image.finished; // the fill is over: the copy stored it
     return miss(await local());
+  }
+
+  /** For a blob asked for after its image's copy failed: that error (for a minute), naming the rule. */
+  private failure(repo: string): OciError | undefined {
+    const f = this.failures.get(repo);
+    return f && Date.now() - f.at < 60_000 ? f.error.toOci(`cache rule "${f.rule}": `) : undefined;
   }
 
   /** The image being copied into `repo` that has blob `digest`, if any. */
@@ -384,8 +394,11 @@ export class PullThrough {
     image.finished = copy.then(
       () => {
         if (!digest) this.validated.set(key, Date.now());
+        this.failures.delete(repo);
       },
       (err: unknown) => {
+        if (err instanceof UpstreamError)
+          this.failures.set(repo, { error: err, rule: rule.name, at: Date.now() });
         this.deps.log.warn(
           { rule: rule.name, repository: repo, err: (err as Error).message },
           'cache: copying the image failed',
