@@ -48,6 +48,9 @@ export interface ImportJobsOptions {
   guard?: UpstreamGuard;
 }
 
+/** How many jobs `list` shows. */
+const LIST_LIMIT = 100;
+
 /** Why a job that was queued or running when its node stopped ended. */
 export const INTERRUPTED =
   'interrupted by a restart: the node running it stopped before it finished; run it again (blobs already copied are not fetched again)';
@@ -117,9 +120,9 @@ export class ImportJobs {
     return this.jobs.has(job.id) ? job : this.settled(job);
   }
 
-  /** The newest jobs first (at most `keep`). */
+  /** The newest jobs first: the 100 most recently written (each a read from the store). */
   async list(): Promise<ImportJob[]> {
-    const stored = this.records ? await this.records.recent(this.opts.keep ?? 500) : [];
+    const stored = this.records ? await this.records.recent(LIST_LIMIT) : [];
     const byId = new Map(stored.map((j) => [j.id, j]));
     for (const j of this.jobs.values()) byId.set(j.id, j);
     const all = await Promise.all(
