@@ -8,6 +8,8 @@ import { createDigester, type Digest } from '@meridian/oci';
 
 /** Bytes a reader asks of the spool at a time (and the most one reader holds in memory). */
 const CHUNK = 256 * 1024;
+/** Bytes the spool buffers from the source while a write is in flight (written as one write). */
+const BATCH = 1024 * 1024;
 
 export interface BlobFillOptions {
   /** The blob: the bytes must hash to it, or every reader fails. */
@@ -34,8 +36,10 @@ export interface BlobFillOptions {
  * nothing for the others: the source is paced by the spool's disk, not by any reader.
  */
 export class BlobFill {
-  /** Bytes written to the spool (readable) so far. */
+  /** Bytes received (readable) so far. */
   received = 0;
+  /** Bytes on the spool's disk so far (the rest of `received` is in `recent`). */
+  private written = 0;
   /** Every byte arrived and hashed to the digest. */
   verified = false;
   /** Why the fill failed, once it did. */
@@ -47,6 +51,12 @@ export class BlobFill {
   private stopWhenUnread = false;
   private readonly waiters = new Set<() => void>();
   private readonly source: Readable;
+  /**
+   * The batch being written and the one written before it: readers that keep up (a herd) are
+   * served from memory, as soon as the bytes arrive, without waiting for the disk or reading
+   * the file back. Bounded: two batches per fill.
+   */
+  private recent: { start: number; bytes: Buffer }[] = [];
 
   private constructor(
     private readonly handle: FileHandle,
@@ -143,13 +153,26 @@ export class BlobFill {
               this.waiters.add(wake);
               break;
             }
-            const buf = Buffer.allocUnsafe(Math.min(available, CHUNK));
-            const { bytesRead } = await this.handle.read(buf, 0, buf.length, pos);
-            if (out.destroyed) return;
-            if (bytesRead === 0) throw new Error('the spool file ended before its bytes');
-            pos += bytesRead;
+            const at = pos;
+            const batch = this.recent.find((b) => at >= b.start && at < b.start + b.bytes.length);
+            let chunk: Buffer;
+            if (batch) {
+              // Caught up: a copy from memory, not a read of the file.
+              const from = pos - batch.start;
+              const n = Math.min(available, CHUNK, batch.bytes.length - from);
+              chunk = Buffer.from(batch.bytes.subarray(from, from + n));
+            } else {
+              const n = Math.min(this.written - pos, available, CHUNK);
+              if (n <= 0) throw new Error('the spool lost its place');
+              const buf = Buffer.allocUnsafe(n);
+              const { bytesRead } = await this.handle.read(buf, 0, n, pos);
+              if (out.destroyed) return;
+              if (bytesRead === 0) throw new Error('the spool file ended before its bytes');
+              chunk = bytesRead === n ? buf : buf.subarray(0, bytesRead);
+            }
+            pos += chunk.length;
             onRead?.(pos);
-            if (!out.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) break;
+            if (!out.push(chunk)) break;
           }
         } while (again);
       } catch (err) {
@@ -174,18 +197,26 @@ export class BlobFill {
         this.opts.stallTimeoutMs,
       );
     };
+    // Chunks that arrive while a write is in flight are written together, as one batch.
+    // Readers see a batch at once (from memory); the next is taken once it is on disk.
+    const write = (batch: Buffer, cb: (err?: Error | null) => void): void => {
+      arm();
+      hash.update(batch);
+      const start = this.received;
+      this.recent.push({ start, bytes: batch });
+      this.received += batch.length;
+      this.wake();
+      this.handle.write(batch, 0, batch.length, start).then(({ bytesWritten }) => {
+        if (bytesWritten !== batch.length) return cb(new Error('short write to the spool'));
+        this.written = start + batch.length;
+        this.recent = this.recent.slice(-1);
+        cb();
+      }, cb);
+    };
     const spool = new Writable({
-      highWaterMark: CHUNK,
-      write: (chunk: Buffer, _enc, cb) => {
-        arm();
-        hash.update(chunk);
-        this.handle.write(chunk, 0, chunk.length, this.received).then(({ bytesWritten }) => {
-          if (bytesWritten !== chunk.length) return cb(new Error('short write to the spool'));
-          this.received += bytesWritten;
-          this.wake();
-          cb();
-        }, cb);
-      },
+      highWaterMark: BATCH,
+      write: (chunk: Buffer, _enc, cb) => write(chunk, cb),
+      writev: (chunks, cb) => write(Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb),
     });
     arm();
     try {
@@ -229,6 +260,7 @@ export class BlobFill {
       this.abort(new Error('nobody reads the blob any more'));
     if (this.refs > 0 || this.closed) return;
     this.closed = true;
+    this.recent = [];
     void this.handle.close().catch(() => {});
   }
 }
