@@ -7,7 +7,7 @@
  * except `requeueOrphans`, whose script builds its answer with `table.insert`, which the mock's
  * Lua bridge does not hand back as a list (that one is tested on the real server only).
  */
-import { Command } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
 import RedisMock from 'ioredis-mock';
 import { ReplicationQueues } from './queues';
 import type { SyncTarget } from './targets';
@@ -37,10 +37,10 @@ interface FakeJob {
 
 jest.mock('bullmq', () => {
   class Queue {
-    private readonly redis: RedisMock;
+    private readonly redis: Redis;
     constructor(
       readonly name: string,
-      private readonly opts: { connection: RedisMock; prefix: string },
+      private readonly opts: { connection: Redis; prefix: string },
     ) {
       this.redis = opts.connection;
       if (!queues.has(name)) queues.set(name, []);

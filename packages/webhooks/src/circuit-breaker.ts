@@ -94,7 +94,7 @@ export class LocalBreakers implements CircuitBreaker {
     return { send: true, probe: true, failures: s.failures };
   }
 
-  success(name: string): Promise<void> {
+  success(name: string, _a?: Admission): Promise<void> {
     this.state.delete(name);
     return Promise.resolve();
   }
