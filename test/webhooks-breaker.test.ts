@@ -33,8 +33,8 @@ async function createHook(base: string, body: Record<string, unknown>): Promise<
  */
 class FlakyReceiver {
   dead = true;
-  /** Every request, in arrival order: its repository and the status it got. */
-  readonly requests: { repository: string; status: number }[] = [];
+  /** Every request, in arrival order: when, its repository and the status it got. */
+  readonly requests: { at: number; repository: string; status: number }[] = [];
   /** Requests that arrived while the first request after the recovery was held. */
   duringProbe = 0;
   private probing: 'not yet' | 'held' | 'done' = 'not yet';
@@ -51,8 +51,9 @@ class FlakyReceiver {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
           target: { repository: string };
         };
+        const at = Date.now();
         const answer = (status: number) => {
-          this.requests.push({ repository: body.target.repository, status });
+          this.requests.push({ at, repository: body.target.repository, status });
           res.statusCode = status;
           res.end();
         };
@@ -124,15 +125,18 @@ describe('a circuit breaker shared by every delivering process', () => {
     }
     const { threshold, baseOpenMs } = DEFAULT_BREAKER;
     await waitFor(async () => flaky.requests.length >= threshold, 'the first failed attempts');
+    // The breaker opened when the threshold-th attempt failed, for `baseOpenMs` at least.
+    const openedAt = flaky.requests[threshold - 1]!.at;
     // The healthy endpoint is not held back by the dead one.
     await waitFor(async () => healthy.of('push').length === PUSHES, 'every push, to healthy');
-    // Inside the breaker's opening: the two processes together sent `threshold` attempts, plus
-    // at most the one the other process had in flight when it opened — not `threshold` each.
-    await new Promise((r) => setTimeout(r, baseOpenMs / 2));
-    const whileOpen = flaky.requests.length;
-    expect(whileOpen).toBeGreaterThanOrEqual(threshold);
-    expect(whileOpen).toBeLessThanOrEqual(threshold + 1);
-    expect(flaky.requests.every((r) => r.status === 503)).toBe(true);
+    // Inside the opening: the two processes together sent `threshold` attempts, plus at most
+    // the one the other process had in flight when it opened — not `threshold` each.
+    const inside = openedAt + baseOpenMs - 500;
+    await new Promise((r) => setTimeout(r, Math.max(0, inside - Date.now())));
+    const whileOpen = flaky.requests.filter((r) => r.at < inside);
+    expect(whileOpen.length).toBeGreaterThanOrEqual(threshold);
+    expect(whileOpen.length).toBeLessThanOrEqual(threshold + 1);
+    expect(whileOpen.every((r) => r.status === 503)).toBe(true);
 
     // The receiver is back: after the opening, one probe, alone; then every push arrives.
     flaky.dead = false;
