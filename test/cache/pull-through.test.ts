@@ -219,7 +219,8 @@ describe('pull-through cache rules', () => {
   });
 
   it('a cold pull streams the blob as the upstream sends it, before the rest has arrived', async () => {
-    const HELD_AT = 1024 * 1024;
+    // More than one of the registry's 1 MiB sends, well short of the 8 MiB layer.
+    const HELD_AT = 3 * 1024 * 1024;
     gate.hold(HELD_AT);
     try {
       const index = await pull(c.primary.url, '/v2/gated/big/manifests/v1');
@@ -267,6 +268,11 @@ describe('pull-through cache rules', () => {
   it('a tag moved upstream is seen once tagTtl has passed, not before; an unchanged one is revalidated by HEAD', async () => {
     const first = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');
     expect(first.cache).toBe('miss');
+    // A miss is answered while the image is still being copied: cached means stored.
+    await waitFor(async () => {
+      const r = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');
+      return r.cache === 'hit' || undefined;
+    }, 'the copy of mirror/fresh:v1 to be stored');
     const moved = signedIndex();
     await pushSignedIndex(pusher, 'lib/fresh', 'v1', moved, false);
     const before = await pull(c.primary.url, '/v2/mirror/fresh/manifests/v1');

@@ -176,8 +176,10 @@ export class PullThrough {
       throw err instanceof UpstreamError ? err.toOci(`cache rule "${image.rule.name}": `) : err;
     });
     if (fill.joinable) {
-      const body: Readable = fill.reader();
-      return miss({ body, size: blob.size, length: blob.size, digest: blob.digest });
+      // The route sends `file` (its reused buffers); `body` is there for any other reader.
+      const body: Readable = fill.reader(undefined, { lazy: true });
+      const file = fill.region();
+      return miss({ body, file, size: blob.size, length: blob.size, digest: blob.digest });
     }
     if (fill.error)
       throw new OciError('UNAVAILABLE', `cache rule "${image.rule.name}": ${fill.error.message}`);
@@ -240,9 +242,14 @@ export class PullThrough {
     return shared.fill;
   }
 
-  /** The copy's source for a blob: a reader of the blob's fill (the one its clients read). */
+  /**
+   * The copy's source for a blob: a reader of the blob's fill (the one its clients read), once
+   * the fill is complete — the copy's hashing and writing then never compete with the clients
+   * streaming the fill in the one process (the spool is held for it meanwhile).
+   */
   private async copyFrom(image: Filling, b: Descriptor): Promise<{ body: Readable; size: number }> {
     const fill = await this.blobFill(image, b);
+    await fill.done.catch(() => {}); // a failed fill fails the copy just below
     const body = fill.reader();
     this.fills.get(b.digest)?.release();
     return { body, size: b.size };

@@ -132,4 +132,59 @@ describe('BlobFill', () => {
     await expect(fill.done).rejects.toThrow(/nobody reads/);
     expect(source.destroyed).toBe(true);
   });
+  it('serves the same bytes as a file region, each read waiting for its bytes', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    const region = fill.region();
+    expect(region).toMatchObject({ start: 0, length: blob.length });
+    const got = Buffer.alloc(blob.length);
+    const MiB = 1024 * 1024;
+    const reads = (async () => {
+      for (let pos = 0; pos < blob.length; pos += MiB) {
+        const n = Math.min(MiB, blob.length - pos);
+        expect(await region.read(got.subarray(pos), n, pos)).toBe(n);
+      }
+    })();
+    for (let pos = 0; pos < blob.length; pos += 100_000)
+      source.write(blob.subarray(pos, Math.min(pos + 100_000, blob.length)));
+    source.end();
+    await reads;
+    await region.close();
+    expect(got.equals(blob)).toBe(true);
+  });
+
+  it('fails a region read when the fill fails, and never resolves the last read before the digest is checked', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    const region = fill.region({ start: blob.length - 10 });
+    const last = region.read(Buffer.alloc(10), 10, blob.length - 10);
+    const wrong = Buffer.from(blob);
+    wrong[0] ^= 0xff;
+    source.end(wrong);
+    await expect(last).rejects.toThrow(/do not hash/);
+    await region.close();
+  });
+
+  it('a lazy reader holds nothing until it is read', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    fill.reader({ start: 0 }, { lazy: true }); // never read
+    const r = fill.reader();
+    fill.stopWhenNobodyReads();
+    source.write(blob.subarray(0, 10));
+    r.destroy();
+    await expect(fill.done).rejects.toThrow(/nobody reads/);
+  });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDigester, type Digest } from '@meridian/oci';
+import type { FileRegion } from '@meridian/storage';
 
 /** Bytes a reader asks of the spool at a time (and the most one reader holds in memory). */
 const CHUNK = 256 * 1024;
@@ -111,15 +112,24 @@ export class BlobFill {
    */
   reader(
     range: { start: number; end?: number } = { start: 0 },
-    opts: { onRead?: (pos: number) => void; endAfter?: Promise<unknown> } = {},
+    opts: { onRead?: (pos: number) => void; endAfter?: Promise<unknown>; lazy?: boolean } = {},
   ): Readable {
     if (!this.joinable) throw this.error ?? new Error('the fill is over');
-    this.refs++;
+    // A lazy reader holds the spool only once it is read (a `body` next to a `region`).
+    let held = false;
+    const hold = (): boolean => {
+      if (held) return true;
+      if (!this.joinable) return false;
+      this.refs++;
+      held = true;
+      return true;
+    };
+    if (!opts.lazy) hold();
     const { onRead } = opts;
     let endable = opts.endAfter === undefined;
     void opts.endAfter?.finally(() => {
       endable = true;
-      wake();
+      if (held) wake();
     });
     let pos = range.start;
     const stop = (range.end ?? this.opts.length - 1) + 1;
@@ -130,10 +140,12 @@ export class BlobFill {
       read: () => void pump(),
       destroy: (err, cb) => {
         this.waiters.delete(wake);
-        this.unref();
+        if (held) this.unref();
         cb(err);
       },
     });
+    // A lazy reader may never be consumed (its `region` is): its failure is nobody's to hear.
+    if (opts.lazy) out.on('error', () => {});
     const wake = (): void => void pump();
     const pump = async (): Promise<void> => {
       if (reading) {
@@ -142,6 +154,7 @@ export class BlobFill {
       }
       reading = true;
       try {
+        if (!hold()) throw this.error ?? new Error('the fill is over');
         do {
           again = false;
           for (;;) {
@@ -182,6 +195,70 @@ export class BlobFill {
       }
     };
     return out;
+  }
+
+  /**
+   * The same bytes as `reader` gives, as a `FileRegion` (the blob route's fast path: reads into
+   * its own reused buffers, no allocation per chunk). A read waits until its bytes arrived (the
+   * last one, until the fill is verified and `endAfter` settled) and rejects if the fill fails.
+   * Holds the spool until closed. Throws if the fill is not `joinable`.
+   */
+  region(
+    range: { start: number; end?: number } = { start: 0 },
+    opts: { endAfter?: Promise<unknown> } = {},
+  ): FileRegion {
+    if (!this.joinable) throw this.error ?? new Error('the fill is over');
+    this.refs++;
+    let open = true;
+    let endable = opts.endAfter === undefined;
+    void opts.endAfter?.finally(() => {
+      endable = true;
+      this.wake();
+    });
+    const stop = (range.end ?? this.opts.length - 1) + 1;
+    return {
+      start: range.start,
+      length: stop - range.start,
+      read: async (buffer, length, position) => {
+        const end = position + length;
+        for (;;) {
+          if (!open) throw new Error('the region is closed');
+          if (this.error) throw this.error;
+          if (this.received >= end && (end < stop || (this.verified && endable))) break;
+          await new Promise<void>((resolve) => this.waiters.add(resolve));
+        }
+        await this.copyOut(buffer, length, position);
+        return length;
+      },
+      close: () => {
+        if (open) {
+          open = false;
+          this.unref();
+        }
+        return Promise.resolve();
+      },
+    };
+  }
+
+  /** Copies received bytes `position`..+`length` into `buffer`: from memory, else the spool. */
+  private async copyOut(buffer: Buffer, length: number, position: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+      const p = position + done;
+      const b = this.recent.find((x) => p >= x.start && p < x.start + x.bytes.length);
+      if (b) {
+        const n = Math.min(length - done, b.start + b.bytes.length - p);
+        b.bytes.copy(buffer, done, p - b.start, p - b.start + n);
+        done += n;
+        continue;
+      }
+      // Everything before the batches in memory is on disk.
+      const n = Math.min(length - done, (this.recent[0]?.start ?? this.written) - p);
+      if (n <= 0) throw new Error('the spool lost its place');
+      const { bytesRead } = await this.handle.read(buffer, done, n, p);
+      if (bytesRead === 0) throw new Error('the spool file ended before its bytes');
+      done += bytesRead;
+    }
   }
 
   private async pump(): Promise<void> {

@@ -249,8 +249,10 @@ export class FallbackBlobStore extends BlobStore {
       const r = { start: range?.start ?? 0, end: Math.min(range?.end ?? size - 1, size - 1) };
       // A pull completes once the region's copy settled: repeated, it is served from there, and
       // the sync job that runs next finds the copy instead of transferring the blob again.
-      const body = fill.reader(r, { endAfter: c.landed });
-      return { body, size, length: r.end - r.start + 1, digest: d.value };
+      // The route sends `file` (its reused buffers); `body` is there for any other reader.
+      const body = fill.reader(r, { endAfter: c.landed, lazy: true });
+      const file = fill.region(r, { endAfter: c.landed });
+      return { body, file, size, length: r.end - r.start + 1, digest: d.value };
     }
     if (!fill.error && (await c.landed)) {
       // The fill is over and the copy landed (a miss that read the region just before it did).
