@@ -73,4 +73,16 @@ describe('circuit breaker and endpoint slots', () => {
     s.release('a');
     expect(s.tryAcquire('a')).toBe(true);
   });
+
+  it('hands a released slot to the one waiting for it, or gives up after the wait', async () => {
+    const s = new EndpointSlots(1);
+    expect(s.tryAcquire('a')).toBe(true);
+    const waiting = s.acquire('a', 10_000);
+    s.release('a'); // goes to the waiter, not back to the pool
+    expect(await waiting).toBe(true);
+    expect(s.tryAcquire('a')).toBe(false);
+    expect(await s.acquire('a', 10)).toBe(false);
+    s.release('a');
+    expect(s.tryAcquire('a')).toBe(true);
+  });
 });

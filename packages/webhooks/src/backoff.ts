@@ -40,6 +40,7 @@ export function attemptsWithin(p: RetryPolicy): number {
 /** In-process concurrency per webhook: at most `limit` deliveries to one endpoint at once. */
 export class EndpointSlots {
   private readonly inFlight = new Map<string, number>();
+  private readonly waiting = new Map<string, ((ok: boolean) => void)[]>();
 
   constructor(private readonly limit = 4) {}
 
@@ -50,7 +51,28 @@ export class EndpointSlots {
     return true;
   }
 
+  /** `tryAcquire`, waiting up to `maxWaitMs` for a slot to be released; false when none was. */
+  acquire(name: string, maxWaitMs: number): Promise<boolean> {
+    if (this.tryAcquire(name)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const list = this.waiting.get(name) ?? [];
+      const timer = setTimeout(() => {
+        const i = list.indexOf(done);
+        if (i >= 0) list.splice(i, 1);
+        resolve(false);
+      }, maxWaitMs);
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+      list.push(done);
+      this.waiting.set(name, list);
+    });
+  }
+
   release(name: string): void {
+    const next = this.waiting.get(name)?.shift();
+    if (next) return next(true); // the slot goes straight to a waiter
     const n = (this.inFlight.get(name) ?? 1) - 1;
     if (n <= 0) this.inFlight.delete(name);
     else this.inFlight.set(name, n);

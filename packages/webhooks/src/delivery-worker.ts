@@ -54,6 +54,28 @@ export interface DeliveryWorkerOptions {
   sharedBreaker?: boolean;
 }
 
+/** A delivery as `run` sees it: its own BullMQ job, or one of an event's fanned-out deliveries. */
+interface Handle {
+  data: DeliveryJob;
+  attemptsMade: number;
+  attempts: number;
+  /** Looks again at `at` (ms since the epoch); never returns. */
+  later(at: number): Promise<never>;
+  updateData(d: DeliveryJob): Promise<void>;
+  /** One of an event's deliveries sent together (waits briefly for an endpoint slot). */
+  fanned?: boolean;
+}
+
+/** A fanned-out delivery that has to wait: it becomes a job of its own, delayed until `at`. */
+class Deferred extends Error {
+  constructor(readonly at: number) {
+    super('deferred');
+  }
+}
+
+/** How long a fanned-out delivery waits for one of its endpoint's slots before its own job. */
+const FAN_SLOT_WAIT_MS = 1000;
+
 /** A failed attempt to retry (after `retryAfterMs` when the receiver said so). */
 class RetryableError extends Error {
   constructor(
@@ -83,24 +105,65 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       ? new LocalBreakers(opts.breaker)
       : new SharedBreakers(queue.redis, queue.prefix, opts.breaker);
   const slots = new EndpointSlots(opts.perEndpoint ?? 4);
-  const worker = new Worker<DeliveryJob>(QUEUE_NAME, (job, token) => run(job, token), {
-    connection: queue.redis.duplicate({ maxRetriesPerRequest: null }),
-    prefix: queue.bullPrefix,
-    concurrency: opts.concurrency ?? 16,
-    stalledInterval: 5000,
-    lockDuration: 30_000,
-    settings: {
-      backoffStrategy: (attemptsMade, _type, err) =>
-        (err instanceof RetryableError ? err.retryAfterMs : undefined) ??
-        backoffDelay(attemptsMade, queue.retry),
+  const worker = new Worker<DeliveryJob>(
+    QUEUE_NAME,
+    (job, token) => (job.data.fan ? fanOut(job) : run(bullHandle(job, token))),
+    {
+      connection: queue.redis.duplicate({ maxRetriesPerRequest: null }),
+      prefix: queue.bullPrefix,
+      concurrency: opts.concurrency ?? 16,
+      stalledInterval: 5000,
+      lockDuration: 30_000,
+      settings: {
+        backoffStrategy: (attemptsMade, _type, err) =>
+          (err instanceof RetryableError ? err.retryAfterMs : undefined) ??
+          backoffDelay(attemptsMade, queue.retry),
+      },
     },
-  });
+  );
   worker.on('error', (err) => log.warn({ err: err.message }, 'webhook worker error'));
 
-  const later = async (job: Job<DeliveryJob>, token: string | undefined, at: number) => {
-    await job.moveToDelayed(at, token);
-    throw new DelayedError();
-  };
+  /** A delivery of its own BullMQ job: waits are the job's delays, retries its attempts. */
+  const bullHandle = (job: Job<DeliveryJob>, token: string | undefined): Handle => ({
+    data: job.data,
+    attemptsMade: job.attemptsMade,
+    attempts: job.opts.attempts ?? 1,
+    later: async (at) => {
+      await job.moveToDelayed(at, token);
+      throw new DelayedError();
+    },
+    updateData: (d) => job.updateData(d),
+  });
+
+  /**
+   * An event's deliveries queued as one job (each the head of its line, nothing to wait for):
+   * sent side by side; one that has to wait or be retried becomes a job of its own, delayed.
+   * A run after a crash skips what its history says is over.
+   */
+  async function fanOut(job: Job<DeliveryJob>): Promise<void> {
+    await Promise.all(
+      (job.data.fan ?? []).map(async (d) => {
+        try {
+          await run({
+            data: d,
+            attemptsMade: 0,
+            attempts: job.opts.attempts ?? 1,
+            later: (at) => Promise.reject(new Deferred(at)),
+            updateData: () => Promise.resolve(),
+            fanned: true,
+          });
+        } catch (err) {
+          if (err instanceof UnrecoverableError) return;
+          const delay =
+            err instanceof Deferred
+              ? err.at - Date.now()
+              : ((err instanceof RetryableError ? err.retryAfterMs : undefined) ??
+                backoffDelay(1, queue.retry));
+          await queue.queue.add('delivery', d, { jobId: d.id, delay: Math.max(0, delay) });
+        }
+      }),
+    );
+  }
 
   /** Wakes the delivery now at the head of a line (parked as a delayed job). */
   const wake = async (next: string | undefined) => {
@@ -110,7 +173,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       setTimeout(() => void queue.wake(next).catch(() => undefined), 250).unref();
   };
 
-  async function run(job: Job<DeliveryJob>, token: string | undefined): Promise<void> {
+  async function run(job: Handle): Promise<void> {
     const d = job.data;
     // One round trip: the record, its line's head and the breaker's admission.
     const first = queue.history.read(queue.redis.pipeline(), d.id);
@@ -122,7 +185,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     const admission = admitted(answers.at(-1));
     let sent = false;
     try {
-      return await attempt(job, token, record, head, admission, () => (sent = true));
+      return await attempt(job, record, head, admission, () => (sent = true));
     } finally {
       // Not sent (skipped, waiting, delayed): a probe it was given goes to another attempt.
       if (!sent) await breaker.release(d.webhook, admission);
@@ -130,8 +193,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
   }
 
   async function attempt(
-    job: Job<DeliveryJob>,
-    token: string | undefined,
+    job: Handle,
     record: DeliveryRecord | undefined,
     head: unknown,
     admission: Admission,
@@ -153,6 +215,9 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       if (leaving) await wake(queue.order.headOf(answers.at(-1)?.[1]));
     };
     if (!record) return settle(undefined); // expired from the history, or the webhook was deleted
+    // Run again after a crash (a stalled job): what is over is not sent twice.
+    if (record.state === 'delivered' || record.state === 'failed' || record.state === 'skipped')
+      return;
     if (!hook || hook.status !== 'enabled')
       return settle({
         state: 'skipped',
@@ -165,7 +230,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
           ? 0
           : await queue.order.ahead(hook.name, d.ordered.repository, d.id, finished);
       // Woken by the delivery ahead when it finishes; the delay is only the backstop.
-      if (ahead > 0) await later(job, token, Date.now() + PARKED_MS);
+      if (ahead > 0) await job.later(Date.now() + PARKED_MS);
     }
     let body = record.body;
     if (d.wait) {
@@ -177,7 +242,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
         }
         const waits = (d.waits ?? 0) + 1;
         await job.updateData({ ...d, waits });
-        await later(job, token, Date.now() + Math.min(30_000, 250 * 2 ** Math.min(waits, 7)));
+        await job.later(Date.now() + Math.min(30_000, 250 * 2 ** Math.min(waits, 7)));
       }
       if (d.notification && seen.regions) {
         body = encode({ ...d.notification, regions: seen.regions }, hook.format).body;
@@ -185,9 +250,11 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       }
     }
     if (!admission.send)
-      await later(job, token, Date.now() + admission.retryInMs + Math.floor(Math.random() * 250));
-    if (!slots.tryAcquire(hook.name))
-      await later(job, token, Date.now() + 200 + Math.floor(Math.random() * 300));
+      await job.later(Date.now() + admission.retryInMs + Math.floor(Math.random() * 250));
+    const slot = job.fanned
+      ? await slots.acquire(hook.name, FAN_SLOT_WAIT_MS)
+      : slots.tryAcquire(hook.name);
+    if (!slot) await job.later(Date.now() + 200 + Math.floor(Math.random() * 300));
     let result: SendResult;
     let sentHeaders: Record<string, string>;
     try {
@@ -231,7 +298,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
     }
     if (status === 429) await breaker.release(hook.name, admission);
     else await breaker.failure(hook.name, admission);
-    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const last = job.attemptsMade + 1 >= job.attempts;
     deliveryAttempts.inc({ webhook: hook.name, outcome: last ? 'failed' : 'retrying' });
     await settle(
       { state: last ? 'failed' : 'retrying', reason: last ? `gave up: ${why}` : why },

@@ -32,6 +32,12 @@ export interface DeliveryJob {
   waits?: number;
   /** Sent in this order among its repository's deliveries to the webhook (event sequence). */
   ordered?: { repository: string; sequence: number };
+  /**
+   * An event's deliveries queued as one job (`fan-<notification id>`, `webhook` empty): each
+   * the head of its line, with nothing to wait for. One BullMQ job per event instead of one per
+   * webhook: BullMQ's own bookkeeping is most of a delivery's Redis work.
+   */
+  fan?: DeliveryJob[];
 }
 
 /** One delivery to queue (see `WebhookQueue.enqueueAll`). */
@@ -150,11 +156,13 @@ export class WebhookQueue {
         firstAt: now.getTime(),
         ...(ordered && { ordered }),
       };
-      return { id, record, ordered, job, action: n.action };
+      return { id, record, ordered, job, action: n.action, event: n.id };
     });
     const created = await this.history.createAll(prepared.map((p) => p.record));
     const go = [];
+    const fresh = new Set<string>();
     for (const [i, p] of prepared.entries()) {
+      if (created[i]) fresh.add(p.id);
       if (created[i]) deliveriesQueued.inc({ webhook: p.record.webhook });
       else {
         // A replayed event that was tried already is in the history: it is not sent twice.
@@ -168,16 +176,38 @@ export class WebhookQueue {
       inLine.map((p) => ({ webhook: p.record.webhook, ...p.ordered!, id: p.id })),
     );
     const parked = new Set(inLine.filter((_, i) => ahead[i]! > 0).map((p) => p.id));
-    if (go.length > 0)
-      await this.queue.addBulk(
-        go.map((p) => ({
-          name: p.action,
-          data: p.job,
-          // Behind others in its line: parked until the one ahead wakes it (the delay is only
-          // the backstop), instead of being taken by a worker only to be put back.
-          opts: { jobId: p.id, ...(parked.has(p.id) && { delay: PARKED_MS }) },
-        })),
-      );
+    // An event's new deliveries that can be sent now go as one job; the others one job each.
+    const fans = new Map<string, typeof go>();
+    const single: typeof go = [];
+    for (const p of go) {
+      if (fresh.has(p.id) && !parked.has(p.id) && !p.job.wait)
+        fans.set(p.event, [...(fans.get(p.event) ?? []), p]);
+      else single.push(p);
+    }
+    const jobs = single.map((p) => ({
+      name: p.action,
+      data: p.job,
+      // Behind others in its line: parked until the one ahead wakes it (the delay is only
+      // the backstop), instead of being taken by a worker only to be put back.
+      opts: { jobId: p.id, ...(parked.has(p.id) && { delay: PARKED_MS }) },
+    }));
+    for (const [event, members] of fans) {
+      if (members.length === 1) {
+        jobs.push({
+          name: members[0]!.action,
+          data: members[0]!.job,
+          opts: { jobId: members[0]!.id },
+        });
+        continue;
+      }
+      const id = `fan-${event}`;
+      jobs.push({
+        name: 'fan',
+        data: { id, webhook: '', firstAt: now.getTime(), fan: members.map((p) => p.job) },
+        opts: { jobId: id },
+      });
+    }
+    if (jobs.length > 0) await this.queue.addBulk(jobs);
     return prepared.map((p) => p.id);
   }
 
