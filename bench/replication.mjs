@@ -10,6 +10,7 @@
 //                              [--profile-worker=DIR] [--redis-monitor] [--worker-per-region]
 //                              [--out=FILE]
 //   node bench/replication.mjs --only=burst|sustained|load [--quick] [--concurrency=N]
+//   node bench/replication.mjs --only=herd [--clients=N] [--layer-mib=N] [--wan-mib-s=N]
 //
 // --out=FILE writes the report to FILE whatever the other flags (docs/ is left alone).
 //
@@ -64,7 +65,8 @@ const MB = 1e6;
 
 // Burst and sustained load (issue 18) run in bench/replication-burst.mjs, on a cluster with
 // `meridian dev`'s simulated latencies: `--only=burst`, `--only=sustained` or `--only=load` (both).
-const loadOnly = /^--only=(burst|sustained|load)$/.exec(
+// The herd of cold pulls at a replica runs in bench/replication-herd.mjs: `--only=herd`.
+const loadOnly = /^--only=(burst|sustained|load|herd)$/.exec(
   process.argv.slice(2).find((a) => a.startsWith('--only=')) ?? '',
 );
 if (loadOnly) {
@@ -72,7 +74,9 @@ if (loadOnly) {
   const scenario = loadOnly[1] === 'load' ? 'both' : loadOnly[1];
   const child = spawn(
     process.execPath,
-    [join(REPO_ROOT, 'bench', 'replication-burst.mjs'), `--scenario=${scenario}`, ...rest],
+    loadOnly[1] === 'herd'
+      ? [join(REPO_ROOT, 'bench', 'replication-herd.mjs'), ...rest]
+      : [join(REPO_ROOT, 'bench', 'replication-burst.mjs'), `--scenario=${scenario}`, ...rest],
     { stdio: 'inherit' },
   );
   const code = await new Promise((done) => child.once('exit', (c) => done(c ?? 1)));
