@@ -6,13 +6,13 @@
 //
 // 1. Cold pull through the rule (a fresh image each run) against a direct pull of the same kind
 //    of image from Distribution (target ≤ 1.2×).
-// 2. Warm pull through the rule (the image is cached) against a plain pull of content pushed to
-//    Meridian (target ≈ 1.0×).
+// 2. Warm pull through the rule (the image is cached: the cold pull's copy is stored) against a
+//    plain pull of content pushed to Meridian (target ≈ 1.0×).
 // 3. `--clients` (default 100) concurrent cold pulls of one image: the requests that reach the
 //    upstream, counted by a forwarding proxy in front of Distribution (target: one per blob).
 // A pull is the manifest, then every blob (3 at a time, as docker does), bodies read and dropped.
 // Prints JSON; with --out, writes a Markdown table too. Needs `pnpm build` and docker-registry.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { makeImage, memBlob, MiB } from './lib/content.mjs';
@@ -33,6 +33,16 @@ const LAYERS = Number(flags.layers);
 const LAYER_BYTES = Number(flags['layer-mib']) * MiB;
 const CLIENTS = Number(flags.clients);
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/** The node's log file, once it started. */
+let nodeLog;
+const readTail = (file) => {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '';
+  }
+};
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const image = () =>
@@ -76,6 +86,20 @@ async function pull(base, repo) {
   return performance.now() - t;
 }
 
+/**
+ * Waits until the cold pull's copy is stored (the manifest answers `X-Meridian-Cache: hit`): a
+ * cold pull is answered while the image is still being copied, and "warm" means cached.
+ */
+async function stored(base, repo) {
+  for (let i = 0; i < 500; i++) {
+    const r = await fetch(`${base}/v2/${repo}/manifests/v1`, { headers: { Accept: MANIFEST } });
+    await r.arrayBuffer();
+    if (r.headers.get('x-meridian-cache') === 'hit') return;
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+  throw new Error(`${repo}: the copy was not stored within 10 s`);
+}
+
 /** A forwarding proxy that counts the requests that reach `target`. */
 async function countingProxy(target) {
   const t = new URL(target);
@@ -102,6 +126,7 @@ async function main() {
   const dist = await startDistribution({ name: 'cache-upstream' });
   const proxy = await countingProxy(dist.url);
   const node = await startMeridian({ name: 'cache-node' });
+  nodeLog = node.logFile;
   try {
     const rule = await fetch(`${node.url}/meridian/v1/admin/cache-rules`, {
       method: 'POST',
@@ -126,6 +151,7 @@ async function main() {
       await push(node.url, `plain/img${i}`, image());
       direct.push(await pull(dist.url, `bench/direct${i}`));
       cold.push(await pull(node.url, `hub/img${i}`));
+      await stored(node.url, `hub/img${i}`);
       warm.push(await pull(node.url, `hub/img${i}`));
       plain.push(await pull(node.url, `plain/img${i}`));
     }
@@ -191,6 +217,8 @@ async function main() {
 
 main().catch(async (err) => {
   process.stderr.write(`${err.stack ?? err}\n`);
+  // The node's last words (warn and above) say why a pull failed.
+  if (nodeLog) process.stderr.write(`--- ${nodeLog} (tail) ---\n${readTail(nodeLog)}\n`);
   await cleanup();
   process.exit(1);
 });
