@@ -203,7 +203,9 @@ describe('replica fallback under faults', () => {
     let stopped = false;
     const got = await ended(
       pull(`${replicaUrl}/v2/${repo}/blobs/${blob.digest}`, {
-        pauseAt: 16 * MiB,
+        // The replica's fill reads the primary at its own pace, not the client's: the fault
+        // comes as the first bytes arrive, while the primary is still sending.
+        pauseAt: 1,
         whilePaused: async () => {
           primary!.kill('SIGSTOP');
           stopped = true;
@@ -223,7 +225,7 @@ describe('replica fallback under faults', () => {
     const blob = await pushToPrimary(48 * MiB);
     const got = await ended(
       pull(`${replicaUrl}/v2/${repo}/blobs/${blob.digest}`, {
-        pauseAt: 16 * MiB,
+        pauseAt: 1, // as the first bytes arrive, while the primary is still sending (above)
         whilePaused: async () => {
           const exited = new Promise((r) => primary!.once('exit', r));
           primary!.kill('SIGKILL');

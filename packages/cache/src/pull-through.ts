@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { isDigestLike, OciError, parseDigest, type Descriptor } from '@meridian/oci';
-import { BlobFill, type Registry } from '@meridian/registry';
+import { BlobFill, FIRST_SEND, type Registry } from '@meridian/registry';
 import { upstreamOf, type CacheRule, type CacheRules } from './cache-rules';
 import type { ImagePlan } from './image-plan';
 import { emptyProgress, Importer } from './importer';
@@ -177,8 +177,18 @@ export class PullThrough {
     });
     if (fill.joinable) {
       // The route sends `file` (its reused buffers); `body` is there for any other reader.
-      const body: Readable = fill.reader(undefined, { lazy: true });
       const file = fill.region();
+      try {
+        // Answered once the first send is there: a fill that dies before is a clean error.
+        await fill.ready(Math.min(blob.size, FIRST_SEND));
+      } catch (err) {
+        await file.close();
+        throw new OciError(
+          'UNAVAILABLE',
+          `cache rule "${image.rule.name}": ${(err as Error).message}`,
+        );
+      }
+      const body: Readable = fill.reader(undefined, { lazy: true });
       return miss({ body, file, size: blob.size, length: blob.size, digest: blob.digest });
     }
     if (fill.error)

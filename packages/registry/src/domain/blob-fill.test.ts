@@ -187,4 +187,22 @@ describe('BlobFill', () => {
     r.destroy();
     await expect(fill.done).rejects.toThrow(/nobody reads/);
   });
+  it('ready() waits for the first bytes a response sends, and rejects when the fill dies first', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    let ready = false;
+    const first = fill.ready(1024 * 1024).then(() => (ready = true));
+    source.write(blob.subarray(0, 1000));
+    await until(() => fill.received === 1000);
+    expect(ready).toBe(false);
+    source.write(blob.subarray(1000, 2 * 1024 * 1024));
+    await first;
+    const later = fill.ready(blob.length);
+    source.destroy(new Error('connection reset'));
+    await expect(later).rejects.toThrow(/connection reset/);
+  });
 });

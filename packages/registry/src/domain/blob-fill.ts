@@ -7,6 +7,11 @@ import { pipeline } from 'node:stream/promises';
 import { createDigester, type Digest } from '@meridian/oci';
 import type { FileRegion } from '@meridian/storage';
 
+/**
+ * What a response sends first: the blob route sends a `region` in reads of this size, so a
+ * response's first byte waits for this many (`ready`).
+ */
+export const FIRST_SEND = 1024 * 1024;
 /** Bytes a reader asks of the spool at a time (and the most one reader holds in memory). */
 const CHUNK = 256 * 1024;
 /** Bytes the spool buffers from the source while a write is in flight (written as one write). */
@@ -238,6 +243,19 @@ export class BlobFill {
         return Promise.resolve();
       },
     };
+  }
+
+  /**
+   * Resolves once `upTo` bytes arrived (or all of them, verified); rejects with the fill's
+   * failure. A caller that waits for a response's first send before answering can still answer
+   * a fill that died early with a clean error instead of a cut connection.
+   */
+  async ready(upTo: number): Promise<void> {
+    for (;;) {
+      if (this.error) throw this.error;
+      if (this.received >= upTo || this.verified) return;
+      await new Promise<void>((resolve) => this.waiters.add(resolve));
+    }
   }
 
   /** Copies received bytes `position`..+`length` into `buffer`: from memory, else the spool. */

@@ -14,7 +14,7 @@ import { ManifestStore, type StoredManifest } from './manifest-store';
 import type { MetadataCache } from './metadata-cache';
 import type { TagStore } from './tag-store';
 import type { PrimaryUpstream, UpstreamManifest } from './upstream';
-import { BlobFill } from './blob-fill';
+import { BlobFill, FIRST_SEND } from './blob-fill';
 import { upstreamStream } from './upstream-stream';
 import {
   replicaFallbackCopyFailures,
@@ -250,8 +250,15 @@ export class FallbackBlobStore extends BlobStore {
       // A pull completes once the region's copy settled: repeated, it is served from there, and
       // the sync job that runs next finds the copy instead of transferring the blob again.
       // The route sends `file` (its reused buffers); `body` is there for any other reader.
-      const body = fill.reader(r, { endAfter: c.landed, lazy: true });
       const file = fill.region(r, { endAfter: c.landed });
+      try {
+        // Answered once the first send is there: a fill that dies before is a clean 503.
+        await fill.ready(Math.min(r.end + 1, r.start + FIRST_SEND));
+      } catch (err) {
+        await file.close();
+        throw new OciError('UNAVAILABLE', `the primary's stream failed: ${(err as Error).message}`);
+      }
+      const body = fill.reader(r, { endAfter: c.landed, lazy: true });
       return { body, file, size, length: r.end - r.start + 1, digest: d.value };
     }
     if (!fill.error && (await c.landed)) {
@@ -424,4 +431,4 @@ function isBlobUnknown(err: unknown): boolean {
   return err instanceof OciError && err.code === 'BLOB_UNKNOWN';
 }
 
-export { BlobFill, type BlobFillOptions } from './blob-fill';
+export { BlobFill, FIRST_SEND, type BlobFillOptions } from './blob-fill';
