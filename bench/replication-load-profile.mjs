@@ -79,11 +79,14 @@ the gateway; with the primary gone mid-herd every pull ends (aborted, or a \`503
 with dev's 40 ms latency between them, no worker; a single cold pull of a like image, then 50
 concurrent pulls (in 5 client processes, each hashing what it receives), then the same 50 again
 warm — the floor this machine sets for delivering and hashing the herd's bytes, whatever a miss
-costs. Measured 2026-12-02 on the shared 2-core machine **under load** (other engineers' builds and
-test suites; load average at the start of each run in the table), so only the direction counts:
+costs. Measured 2026-12-02 on the shared 2-core machine, mostly **under load** (other engineers' builds
+and test suites; load average at the start of each run in the table; the first two rows were taken
+in a quieter moment), so only the direction counts:
 
 | layer, link                  | code                    | load at start | single cold pull | herd slowest | herd median | slowest / single | warm herd slowest | cold / warm slowest | byte-identical | primary egress / image |
 | ---------------------------- | ----------------------- | ------------: | ---------------: | -----------: | ----------: | ---------------: | ----------------: | ------------------: | -------------: | ---------------------: |
+| 256 MiB, replica link 10 MiB/s | final | 3.34 | 26.06 s | 26.41 s | 26.20 s | **1.01** | 20.08 s | 1.32 | 100/100 | 1.000 |
+| 256 MiB, loopback | final | 1.47 | 2.31 s | 23.49 s | 23.22 s | 10.16 | 21.70 s | 1.08 | 100/100 | 1.000 |
 | 64 MiB, replica link 4 MiB/s | final                   |          3.79 |          16.35 s |      17.09 s |     16.75 s |         **1.05** |            7.74 s |                2.21 |        100/100 |                  1.001 |
 | 64 MiB, replica link 4 MiB/s | first fill              |          8.53 |          16.27 s |      25.15 s |     23.99 s |             1.55 |           19.47 s |                1.29 |        100/100 |                  1.001 |
 | 256 MiB, loopback            | final                   |          5.45 |           2.69 s |      35.38 s |     35.11 s |            13.17 |           21.06 s |                1.68 |        100/100 |                  1.000 |
