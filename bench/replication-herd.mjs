@@ -310,6 +310,8 @@ async function main() {
     await stopAll();
     await fsp.rm(dir, { recursive: true, force: true });
   }
+  // The nodes' logs stay only when the run failed (above, this is not reached).
+  await fsp.rm(benchRoot(), { recursive: true, force: true });
   const result = {
     scenario: `${CLIENTS} concurrent cold pulls at a replica of an image with one ${LAYER / MiB} MiB layer`,
     wanMiBPerS: flags['wan-mib-s'] ? Number(flags['wan-mib-s']) : null,
