@@ -55,7 +55,7 @@ describe('BlobFill', () => {
   it('does not end any reader before the bytes hashed to the digest: wrong bytes fail them all', async () => {
     const source = new PassThrough();
     const wrong = Buffer.from(blob);
-    wrong[wrong.length - 1] ^= 0xff;
+    wrong[wrong.length - 1]! ^= 0xff;
     const fill = await BlobFill.start(source, {
       digest: digestOf(blob),
       length: blob.length,
@@ -167,7 +167,7 @@ describe('BlobFill', () => {
     const region = fill.region({ start: blob.length - 10 });
     const last = region.read(Buffer.alloc(10), 10, blob.length - 10);
     const wrong = Buffer.from(blob);
-    wrong[0] ^= 0xff;
+    wrong[0]! ^= 0xff;
     source.end(wrong);
     await expect(last).rejects.toThrow(/do not hash/);
     await region.close();
