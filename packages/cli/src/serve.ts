@@ -8,6 +8,7 @@ import {
   Registry,
   RegistryEvents,
   startNodeServer,
+  jsonLineRequestLog,
   UsageReader,
   type RunningNode,
 } from '@meridian/registry';
@@ -161,6 +162,12 @@ export async function serve(
   const running = await startNodeServer({
     registry,
     log,
+    // The node's own logger (options set above): its request lines skip pino's generic path.
+    requestLog: jsonLineRequestLog({
+      log,
+      bindings: { region: config.region },
+      write: (line) => logDestination.write(line),
+    }),
     region: config.region,
     listen: node.listen,
     purgeIntervalMs: node.role === 'primary' ? config.uploads.purgeIntervalSeconds * 1000 : 0,

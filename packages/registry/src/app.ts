@@ -13,6 +13,7 @@ import type { V2Context } from './http/context';
 import { clientError } from './http/client-errors';
 import { RouteTable, type AppRoute, type MatchedAppRoute } from './http/route-table';
 import { sendError } from './http/send';
+import { pinoRequestLog, type RequestLog } from './http/request-log';
 import { matchV2 } from './http/v2-router';
 import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
@@ -63,6 +64,11 @@ export interface AppDeps {
    * Default none: every request is allowed (tests; `auth.enabled: false`).
    */
   auth?: AuthOptions;
+  /**
+   * Where each request's line goes. Default `log.info(line, 'request')`; `meridian serve`
+   * passes the same line built without pino's generic serializer (`jsonLineRequestLog`).
+   */
+  requestLog?: RequestLog;
 }
 
 export interface App {
@@ -92,7 +98,9 @@ export function createApp(deps: AppDeps): App {
   const { registry, log } = deps;
   const region = deps.region ?? 'local';
   // The request log carries the region once, as a binding (serve's logger has it as its base).
-  const requestLog = log.bindings().region === undefined ? log.child({ region }) : log;
+  const requestLog =
+    deps.requestLog ??
+    pinoRequestLog(log.bindings().region === undefined ? log.child({ region }) : log);
   const gate = deps.auth ? new AuthGate(deps.auth) : undefined;
   // Purge and retention remove on behalf of the caller: their events carry the Owner as actor.
   const onBehalf = <T>(req: IncomingMessage, res: ServerResponse, fn: () => Promise<T>) =>
@@ -169,19 +177,16 @@ export function createApp(deps: AppDeps): App {
       });
       httpDuration.observe({ route: meta.route, method: req.method ?? '' }, ms / 1000);
       if (bytes > 0) httpBytesSent.inc({ route: meta.route }, bytes);
-      requestLog.info(
-        {
-          reqId: requestId,
-          method: req.method,
-          path: logPath(req.url),
-          route: meta.route,
-          repository: meta.repository,
-          status: res.writableFinished ? status : 'aborted',
-          bytes,
-          ms: Math.round(ms * 100) / 100,
-        },
-        'request',
-      );
+      requestLog({
+        reqId: requestId,
+        method: req.method,
+        path: logPath(req.url),
+        route: meta.route,
+        repository: meta.repository,
+        status: res.writableFinished ? status : 'aborted',
+        bytes,
+        ms: Math.round(ms * 100) / 100,
+      });
     });
     const fail = (err: unknown): void => {
       req.resume();

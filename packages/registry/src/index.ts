@@ -15,6 +15,7 @@ export * from './domain/upstream';
 export * from './http/auth-gate';
 export * from './readiness';
 export * from './http/route-table';
+export * from './http/request-log';
 export type { WebhookAdmin } from './routes/webhooks';
 export type { GcAdmin } from './routes/gc';
 export type { PurgeAdmin } from './routes/purge';
