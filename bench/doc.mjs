@@ -306,14 +306,17 @@ export function renderDoc({
       r.target &&
       !r.target.informational &&
       r.target.maxM === undefined &&
+      r.target.minM === undefined &&
       !(ratioOf(r) >= r.target.ratio),
   );
+  const floors = rows.filter((r) => r.target?.minM !== undefined && !(r.m >= r.target.minM));
   const ceilings = rows.filter((r) => r.target?.maxM !== undefined);
   const noisy = Object.entries(ctx.interference)
     .filter(([, v]) => v > 0.15)
     .map(([k, v]) => `${k} (${Math.round(v * 100)} %)`);
   const misses = [
     ...missed.map((r) => `row ${r.id} (${n(ratioOf(r), 2)}×, target ${r.target.label})`),
+    ...floors.map((r) => `row ${r.id} (Meridian ${n(r.m, 2)}×, target ${r.target.label})`),
     ...ceilings
       .filter((r) => !(r.m < r.target.maxM))
       .map(

@@ -31,6 +31,7 @@ function fmt(x, unit) {
   if (!Number.isFinite(x)) return 'error';
   if (unit === 'req/s') return Math.round(x).toLocaleString('en-US');
   if (unit === 's') return x < 10 ? x.toFixed(3) : x.toFixed(1);
+  if (unit === '×') return x.toFixed(2);
   return x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US');
 }
 
