@@ -182,14 +182,21 @@ export async function runDev(o: DevOptions): Promise<void> {
   const ownerPassword = devOwnerPassword(data); // the nodes inherit it (MERIDIAN_OWNER_PASSWORD)
   // Restarts go to the terminal, pids.json and (once Redis is up) Redis, for the dashboard.
   let recordRestart: (r: ProcessRestart) => void = () => {};
+  // dev's own Redis client (restarts for the dashboard): closed when dev stops, or it would keep
+  // dev alive, reconnecting to the redis-server dev just stopped.
+  let closeRedis = (): void => {};
   const procs = new DevProcesses(pidsFile, say, (r) => recordRestart(r));
   procs.pids.dev = process.pid;
+  const stop = (): void => {
+    procs.stopAll();
+    closeRedis();
+  };
   process.once('SIGINT', () => {
     process.stdout.write('\nstopping Meridian dev cluster (data kept in ' + data + ')\n');
-    procs.stopAll();
+    stop();
     setTimeout(() => process.exit(0), 500).unref();
   });
-  process.once('SIGTERM', () => procs.stopAll());
+  process.once('SIGTERM', stop);
   process.once('exit', () => procs.stopAll());
 
   let redisUrl = o.redis;
@@ -227,7 +234,9 @@ export async function runDev(o: DevOptions): Promise<void> {
       throw new Error(`redis-server exited (is port ${ports.redis} free?)`);
   }
 
-  const restarts = new ProcessRestarts(createRedis(redisUrl), PREFIX);
+  const restartsRedis = createRedis(redisUrl);
+  closeRedis = () => restartsRedis.disconnect();
+  const restarts = new ProcessRestarts(restartsRedis, PREFIX);
   await restarts.clear().catch(() => undefined); // a new run: restarts of an earlier one are history
   recordRestart = (r) =>
     void restarts
