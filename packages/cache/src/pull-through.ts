@@ -7,8 +7,8 @@ import { upstreamOf, type CacheRule, type CacheRules } from './cache-rules';
 import type { ImagePlan } from './image-plan';
 import { emptyProgress, Importer } from './importer';
 import { cacheResults } from './metrics';
-import { RemoteRegistry, type RemoteManifest, type UpstreamCredentials } from './remote-registry';
-import { RuleLimiter } from './rule-limiter';
+import type { RemoteManifest, RemoteRegistry, UpstreamCredentials } from './remote-registry';
+import { RuleUpstreams } from './rule-upstreams';
 import { UpstreamError } from './upstream-error';
 import type { UpstreamGuard } from './upstream-guard';
 
@@ -89,8 +89,7 @@ export class PullThrough {
   private readonly failures = new Map<string, { error: UpstreamError; rule: string; at: number }>();
   /** When each cached tag was last confirmed against its upstream, ms. */
   private readonly validated = new Map<string, number>();
-  private readonly limiters = new Map<string, RuleLimiter>();
-  private readonly remotes = new Map<string, RemoteRegistry>();
+  private readonly upstreams: RuleUpstreams;
   private readonly importer: Importer;
 
   constructor(
@@ -98,6 +97,7 @@ export class PullThrough {
     private readonly deps: PullThroughDeps,
   ) {
     this.importer = new Importer(registry, { timeoutMs: deps.timeoutMs, guard: deps.guard });
+    this.upstreams = new RuleUpstreams(deps);
   }
 
   /** Wraps the registry's reads; returns the function that unwraps them. */
@@ -362,8 +362,8 @@ export class PullThrough {
     current: string | undefined,
   ): Promise<Fetched> {
     const up = upstreamOf(rule, repo)!;
-    const remote = await this.remote(rule, up.baseUrl);
-    const limiter = this.limiter(rule);
+    const remote = await this.upstreams.remote(rule, up.baseUrl);
+    const limiter = this.upstreams.limiter(rule);
     const key = `${repo}\0${ref}`;
     if (current) {
       const head = await limiter.run(() => remote.headManifest(up.repository, ref));
@@ -431,37 +431,5 @@ export class PullThrough {
     // The copy failing before the image was planned is this request's error.
     const { root } = await Promise.race([plan, copy.then(() => plan)]);
     return { status: 'miss', root, finished: image.finished };
-  }
-
-  private limiter(rule: CacheRule): RuleLimiter {
-    const key = `${rule.name}\0${rule.updatedAt}`;
-    let l = this.limiters.get(key);
-    if (!l) {
-      l = new RuleLimiter(rule.name, rule.concurrency, rule.ratePerSecond);
-      this.limiters.set(key, l);
-    }
-    return l;
-  }
-
-  private async remote(rule: CacheRule, baseUrl: string): Promise<RemoteRegistry> {
-    const key = `${rule.name}\0${rule.updatedAt}`;
-    let r = this.remotes.get(key);
-    if (!r) {
-      const credentials =
-        rule.credentialSet && this.deps.credentials
-          ? await this.deps.credentials(rule.credentialSet)
-          : undefined;
-      r = new RemoteRegistry({
-        baseUrl,
-        credentials,
-        credentialName: rule.credentialSet
-          ? `the credentials of credential set "${rule.credentialSet}"`
-          : undefined,
-        timeoutMs: this.deps.timeoutMs,
-        guard: this.deps.guard,
-      });
-      this.remotes.set(key, r);
-    }
-    return r;
   }
 }
