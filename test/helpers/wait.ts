@@ -20,3 +20,14 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** `p`, or a rejection naming `what` once it has not settled within `ms`: a hang fails the test. */
+export function ended<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: still hanging after ${ms} ms`)), ms);
+    }),
+  ]);
+}

@@ -23,23 +23,13 @@ import { configBlob, imageManifest, MediaTypes } from '../helpers/images';
 import { freePort } from '../helpers/ports';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { pullBlob, pushStreamed, streamedBlob, type BlobPull } from '../helpers/streamed-blob';
-import { waitFor } from '../helpers/wait';
+import { ended, waitFor } from '../helpers/wait';
 
 const MiB = 1024 * 1024;
 const LAYER = 64 * MiB;
 const HERD = 50;
 /** 50 × 64 MiB pulled and hashed by this process: on a loaded 2-core machine it takes minutes. */
 const HERD_TIMEOUT_MS = 480_000;
-
-function ended<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: still hanging after ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 describe('a herd of cold pulls through the gateway', () => {
   let dir: string;

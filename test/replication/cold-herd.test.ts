@@ -29,23 +29,13 @@ import { configBlob, imageManifest, MediaTypes } from '../helpers/images';
 import { freePort } from '../helpers/ports';
 import { startRedis, type TestRedis } from '../helpers/redis';
 import { pullBlob, pushStreamed, streamedBlob, type BlobPull } from '../helpers/streamed-blob';
-import { waitFor } from '../helpers/wait';
+import { ended, waitFor } from '../helpers/wait';
 
 const MiB = 1024 * 1024;
 const LAYER = 64 * MiB;
 const HERD = 50;
 /** 50 × 64 MiB pulled and hashed by this process: on a loaded 2-core machine it takes minutes. */
 const HERD_TIMEOUT_MS = 480_000;
-
-function ended<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: still hanging after ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 /** A counter's value for one region, from this process's registry (the worker runs here). */
 async function counter(name: string, labels: Record<string, string>): Promise<number> {

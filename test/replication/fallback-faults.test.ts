@@ -18,7 +18,7 @@ import { ociErrors, RegistryClient } from '../helpers/http';
 import { randomBlob, type ImageBlob } from '../helpers/images';
 import { freePort } from '../helpers/ports';
 import { startRedis, type TestRedis } from '../helpers/redis';
-import { waitFor } from '../helpers/wait';
+import { ended, waitFor } from '../helpers/wait';
 
 const CLI = resolve(__dirname, '../../packages/cli/dist/main.js');
 const MiB = 1024 * 1024;
@@ -68,16 +68,6 @@ function pull(
       res.on('close', finish);
     }).on('error', fail);
   });
-}
-
-function ended<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: still hanging after ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 async function metric(url: string, name: string): Promise<number> {
