@@ -39,6 +39,23 @@ describe('registry browser in a real browser', () => {
   let index: Manifest;
   let amd64: Manifest;
   const errors: string[] = [];
+  /** The API answers the page got (path, status, serving region): a failed wait names them. */
+  const answers: string[] = [];
+
+  /** Waits for `locator`; on a timeout the error says what the page showed and what it was told. */
+  async function seen(locator: ReturnType<Page['locator']>, timeout?: number): Promise<void> {
+    try {
+      await locator.waitFor({ timeout });
+    } catch (e) {
+      const shown = await page
+        .locator('#browser')
+        .innerText()
+        .catch(() => '(no #browser)');
+      throw new Error(
+        `${(e as Error).message}\npage showed:\n${shown}\nlast answers:\n${answers.slice(-12).join('\n')}`,
+      );
+    }
+  }
 
   const shot = (name: string) => page.screenshot({ path: join(DOCS, name), fullPage: true });
   const overflow = () =>
@@ -121,6 +138,11 @@ describe('registry browser in a real browser', () => {
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (e) => errors.push(e.message));
+    page.on('response', (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith('/dashboard/')) return;
+      answers.push(`${r.status()} ${u.pathname}${u.search} (${r.headers()['x-meridian-region']})`);
+    });
   });
 
   afterAll(async () => {
@@ -160,9 +182,24 @@ describe('registry browser in a real browser', () => {
 
   it('browses to the image: platforms, layers, labels, referrers and every region', async () => {
     await page.click('#nav-repositories');
-    await page.fill('#repo-search', 'team/w');
     const repoRow = page.locator('#repositories tr[data-repository="team/web"]');
-    await repoRow.locator('td[data-label="Tags"]', { hasText: '2' }).waitFor();
+    // A click right after typing in the search box (before its 200 ms pause ends) opens the
+    // repository, and the search does not pull the page back to the list afterwards.
+    await seen(repoRow);
+    await page.fill('#repo-search', 'team/');
+    await repoRow.locator('a').click();
+    await seen(page.locator('#tags tr[data-tag="v1"]'));
+    await page.waitForTimeout(400);
+    expect(await page.evaluate<string>('location.hash')).toBe('#/repository/team%2Fweb');
+    expect(await page.locator('#tags tr[data-tag="v1"]').count()).toBe(1);
+
+    await page.click('#nav-repositories');
+    await page.fill('#repo-search', 'team/w');
+    await waitFor(
+      async () => (await page.evaluate<string>('location.hash')) === '#/repositories?q=team%2Fw',
+      'the search applied',
+    );
+    await seen(repoRow.locator('td[data-label="Tags"]', { hasText: '2' }));
     // Nobody pulled it (the browser reads /acr/v1, which counts no pull).
     await repoRow.locator('td[data-label="Last pull"]', { hasText: 'never' }).waitFor();
     await expect(repoRow.locator('td[data-label="Size"]').textContent()).resolves.toMatch(/KiB$/);
@@ -171,7 +208,7 @@ describe('registry browser in a real browser', () => {
 
     // The repository: both tags, their platforms, and a replicated dot per region.
     const v1 = page.locator('#tags tr[data-tag="v1"]');
-    await v1.waitFor();
+    await seen(v1);
     await expect(v1.locator('td[data-label="Platforms"]').textContent()).resolves.toBe(
       'linux/amd64, linux/arm64',
     );

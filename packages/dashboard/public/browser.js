@@ -305,6 +305,9 @@
         search.addEventListener('input', function () {
           clearTimeout(timer);
           timer = setTimeout(function () {
+            // The user may have moved on (clicked a repository) while the timer ran: never pull
+            // them back to the list.
+            if (seq !== view) return;
             history.replaceState(
               null,
               '',
