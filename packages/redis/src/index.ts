@@ -2,6 +2,7 @@ export {
   createRedis,
   redisOptions,
   describeRedis,
+  workerConnection,
   type RedisConnection,
   type RedisConnectionOptions,
   type RedisTlsOptions,

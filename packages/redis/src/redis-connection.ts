@@ -124,3 +124,22 @@ export function describeRedis(c: RedisConnection): string {
     return 'redis (unparsable url)';
   }
 }
+
+/**
+ * A BullMQ Worker's own connection: a `duplicate()` of `redis`, ended when the worker closes.
+ * BullMQ never closes a connection it was given (it counts it as shared), so without this each
+ * worker left a client behind that kept reconnecting — to a Sentinel set long gone, in tests —
+ * and kept a stopping process alive.
+ */
+export function workerConnection(redis: Redis): {
+  connection: Redis;
+  endWith(worker: { once(event: 'closed', fn: () => void): unknown }): void;
+} {
+  const connection = redis.duplicate({ maxRetriesPerRequest: null });
+  return {
+    connection,
+    endWith: (worker) => {
+      worker.once('closed', () => connection.disconnect());
+    },
+  };
+}

@@ -1,4 +1,5 @@
 import { Job, Queue, Worker } from 'bullmq';
+import { workerConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import type { ObjectStore } from '@meridian/storage';
 import type { ReplicationQueues } from './queues';
@@ -178,6 +179,7 @@ export async function startReplicationSchedules(opts: ScheduleOptions): Promise<
   };
   await upsert();
   const workers = opts.regions.map((r) => {
+    const own = workerConnection(queues.redis);
     const w = new Worker<ReconcileJobData, ReconcileReport>(
       reconcileQueueName(r.name),
       async (job) => {
@@ -186,12 +188,13 @@ export async function startReplicationSchedules(opts: ScheduleOptions): Promise<
         return reconciler.reconcile(job.data.region, store);
       },
       {
-        connection: queues.redis.duplicate({ maxRetriesPerRequest: null }),
+        connection: own.connection,
         prefix: queues.bullPrefix,
         concurrency: 1,
         lockDuration: 30_000,
       },
     );
+    own.endWith(w);
     w.on('failed', (job, err) =>
       log.warn({ region: r.name, job: job?.id, err: err.message }, 'reconcile failed'),
     );

@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { workerConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
 import type { ObjectStore } from '@meridian/storage';
@@ -51,11 +52,12 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         });
       },
     );
+    const own = workerConnection(queues.redis);
     const worker = new Worker<SyncJobData>(
       ReplicationQueues.queueName(region.name),
       (job, token) => processJob(queues, sync, job, token, opts.log),
       {
-        connection: queues.redis.duplicate({ maxRetriesPerRequest: null }),
+        connection: own.connection,
         prefix: queues.bullPrefix,
         concurrency: opts.concurrency ?? 16,
         stalledInterval: 5000,
@@ -63,6 +65,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         lockDuration: 15000,
       },
     );
+    own.endWith(worker);
     worker.on('failed', (job, err) => {
       if (job)
         opts.log.warn({ region: region.name, job: job.id, err: err.message }, 'sync job failed');

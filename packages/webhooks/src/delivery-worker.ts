@@ -1,4 +1,5 @@
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
+import { workerConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import { backoffDelay, EndpointSlots } from './backoff';
 import {
@@ -105,11 +106,12 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       ? new LocalBreakers(opts.breaker)
       : new SharedBreakers(queue.redis, queue.prefix, opts.breaker);
   const slots = new EndpointSlots(opts.perEndpoint ?? 4);
+  const own = workerConnection(queue.redis);
   const worker = new Worker<DeliveryJob>(
     QUEUE_NAME,
     (job, token) => (job.data.fan ? fanOut(job) : run(bullHandle(job, token))),
     {
-      connection: queue.redis.duplicate({ maxRetriesPerRequest: null }),
+      connection: own.connection,
       prefix: queue.bullPrefix,
       concurrency: opts.concurrency ?? 16,
       stalledInterval: 5000,
@@ -121,6 +123,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<Deliver
       },
     },
   );
+  own.endWith(worker);
   worker.on('error', (err) => log.warn({ err: err.message }, 'webhook worker error'));
 
   /** A delivery of its own BullMQ job: waits are the job's delays, retries its attempts. */
