@@ -98,10 +98,20 @@ export async function pullImage(reg: Registry, repo: string, reference: string):
 export async function ageAll(root: string, ageMs: number): Promise<void> {
   const t = new Date(Date.now() - ageMs);
   const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [];
+        throw err;
+      },
+    );
+    for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else await utimes(p, t, t);
+      // A file may go between the listing and here (a write's temporary file renamed into place).
+      else
+        await utimes(p, t, t).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
     }
   };
   await walk(root);
