@@ -72,6 +72,8 @@ export interface BlobPull {
   /** `complete`: every byte of Content-Length arrived; `aborted`: the connection was cut. */
   outcome: 'complete' | 'aborted' | 'refused';
   digest: string;
+  /** `refused`: the client's error (no response came). */
+  error?: string;
 }
 
 /** GETs a blob as a client would, hashing it as it arrives (nothing is kept). */
@@ -95,7 +97,15 @@ export function pullBlob(url: string): Promise<BlobPull> {
         }),
       );
     });
-    req.on('error', () => done({ status: 0, received: 0, outcome: 'refused', digest: '' }));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      done({
+        status: 0,
+        received: 0,
+        outcome: 'refused',
+        digest: '',
+        error: `${err.code ?? ''} ${err.message}`,
+      }),
+    );
     req.end();
   });
 }

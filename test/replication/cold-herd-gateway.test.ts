@@ -55,7 +55,10 @@ describe('a herd of cold pulls through the gateway', () => {
       redis: redis.url,
       replication: { prefix: `g${Math.random().toString(36).slice(2, 8)}` },
       auth: { enabled: false },
-      fallback: { stallTimeoutMs: 5000 },
+      // Shorter than the default 30 s, so a primary that stops sending mid-herd ends the pulls
+      // well within the test's bounds; long enough that a starved CI machine (50 clients hashing
+      // on 2 cores) is not taken for a stalled primary.
+      fallback: { stallTimeoutMs: 15_000 },
       log: { level: process.env.MERIDIAN_TEST_LOG ?? 'silent' },
     };
     const file = join(dir, 'cluster.json');
@@ -146,11 +149,13 @@ describe('a herd of cold pulls through the gateway', () => {
     await waitFor(async () => proxy.blobBytes() >= 8 * MiB, 'the first bytes to cross', 30_000);
     await proxy.cut();
     const results: BlobPull[] = await ended(Promise.all(herd), 20_000, 'the herd');
-    for (const r of results) {
-      // Either the whole, right blob, or a clear failure: an aborted stream or a 503.
-      if (r.outcome === 'complete' && r.status === 200) expect(r.digest).toBe(layer.digest);
-      else expect(r.outcome === 'aborted' || r.status === 503).toBe(true);
-    }
+    // Either the whole, right blob, or a clear failure: an aborted stream or a 503.
+    const unclear = results.filter(
+      (r) =>
+        !(r.outcome === 'complete' && r.status === 200 && r.digest === layer.digest) &&
+        !(r.outcome === 'aborted' || r.status === 503),
+    );
+    expect(unclear).toEqual([]);
     expect(results.filter((r) => r.outcome === 'complete' && r.status === 200)).toHaveLength(0);
     // Nothing half-copied is served: a retry through the gateway is a clean 503.
     const retry = await ended(

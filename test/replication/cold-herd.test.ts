@@ -235,11 +235,13 @@ describe('a herd of cold pulls at a replica', () => {
     await waitFor(async () => proxy.blobBytes() >= 8 * MiB, 'the first bytes to cross', 30_000);
     await proxy.cut();
     const results: BlobPull[] = await ended(Promise.all(herd), 20_000, 'the herd');
-    for (const r of results) {
-      // Either the whole, right blob, or a clear failure: an aborted stream or a 503.
-      if (r.outcome === 'complete' && r.status === 200) expect(r.digest).toBe(layer.digest);
-      else expect(r.outcome === 'aborted' || r.status === 503).toBe(true);
-    }
+    // Either the whole, right blob, or a clear failure: an aborted stream or a 503.
+    const unclear = results.filter(
+      (r) =>
+        !(r.outcome === 'complete' && r.status === 200 && r.digest === layer.digest) &&
+        !(r.outcome === 'aborted' || r.status === 503),
+    );
+    expect(unclear).toEqual([]);
     expect(results.filter((r) => r.outcome === 'complete' && r.status === 200)).toHaveLength(0);
     // The replica kept nothing half-copied: a retry is a clean 503 naming the primary's absence.
     const retry = await new RegistryClient(replicaUrl).get(`/v2/${repo}/blobs/${layer.digest}`);
