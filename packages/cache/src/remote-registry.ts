@@ -1,7 +1,6 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import { parse as parseAuthHeader } from 'auth-header';
-import { fetch, Headers, type RequestInit, type Response } from 'undici';
+import type { Dispatcher, RequestInit, Response } from 'undici';
 import {
   digestOf,
   isDigestLike,
@@ -11,6 +10,7 @@ import {
   type Descriptor,
 } from '@meridian/oci';
 import { UpstreamError } from './upstream-error';
+import { undici } from './undici-lazy';
 import { defaultUpstreamGuard, type UpstreamGuard } from './upstream-guard';
 
 /** A username and password for a registry (from a credential set or the command line). */
@@ -59,6 +59,8 @@ export class RemoteRegistry {
   private readonly tokens = new Map<string, { header: string; expires: number }>();
   /** Set once the registry asked for Basic: sent with every request from then on. */
   private basic = false;
+  /** Whether the registry serves the referrers API: unknown until it answered once. */
+  private referrersApi: boolean | undefined;
 
   constructor(private readonly opts: RemoteRegistryOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
@@ -120,23 +122,60 @@ export class RemoteRegistry {
     };
   }
 
-  /** A blob's bytes as a stream (the caller verifies the digest); undefined when unknown. */
+  /**
+   * A blob's bytes as a stream (the caller verifies the digest); undefined when unknown. Read
+   * with undici's `request`, whose body is a Node stream: a `fetch` body goes through a web
+   * stream first, which on this path cost more CPU than the fill's hashing (issue 15's cold pull).
+   * Redirects (a blob sent on to object storage) are followed, each hop through the guard, and
+   * the `Authorization` header is not sent to another origin.
+   */
   async blob(
     repository: string,
     digest: string,
   ): Promise<{ body: Readable; size: number } | undefined> {
-    const res = await this.request(repository, `/v2/${repository}/blobs/${digest}`, {}, false);
-    if (res.status === 404) {
-      await res.body?.cancel();
+    const scope = `repository:${repository}:pull`;
+    const path = `/v2/${repository}/blobs/${digest}`;
+    let res = await this.sendBlob(path, this.authorization(scope));
+    if (res.statusCode === 401) {
+      await res.body.dump().catch(() => {});
+      const header = await this.answer(headerOf(res.headers, 'www-authenticate') ?? '', scope);
+      res = await this.sendBlob(path, header);
+      if (res.statusCode === 401) {
+        await res.body.dump().catch(() => {});
+        throw this.refused();
+      }
+    }
+    if (res.statusCode === 404) {
+      await res.body.dump().catch(() => {});
       return undefined;
     }
-    const size = Number(res.headers.get('content-length'));
-    if (res.status !== 200 || !res.body || !Number.isSafeInteger(size)) {
-      if (!res.ok) throw await this.failed(res, `blob ${digest}`);
-      await res.body?.cancel();
+    const size = Number(headerOf(res.headers, 'content-length'));
+    if (res.statusCode !== 200 || !Number.isSafeInteger(size)) {
+      await res.body.dump().catch(() => {});
+      if (res.statusCode < 200 || res.statusCode > 299)
+        throw this.failedWith(
+          res.statusCode,
+          headerOf(res.headers, 'retry-after'),
+          `blob ${digest}`,
+        );
       throw new UpstreamError('unavailable', `${this.host} sent blob ${digest} without a length`);
     }
-    return { body: Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), size };
+    return { body: res.body, size };
+  }
+
+  private async sendBlob(path: string, authorization: string | undefined) {
+    const headers: Record<string, string> = { 'user-agent': 'meridian' };
+    if (authorization) headers.authorization = authorization;
+    try {
+      return await undici().request(`${this.baseUrl}${path}`, {
+        method: 'GET',
+        headers,
+        headersTimeout: this.timeoutMs,
+        dispatcher: this.guard.redirecting,
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
   }
 
   /**
@@ -144,16 +183,22 @@ export class RemoteRegistry {
    * (`sha256-<hex>`) registries without it use.
    */
   async referrers(repository: string, digest: string): Promise<Descriptor[]> {
-    const res = await this.request(repository, `/v2/${repository}/referrers/${digest}`, {
-      headers: { Accept: INDEX_TYPE },
-    });
-    if (res.ok && (res.headers.get('content-type') ?? '').startsWith(INDEX_TYPE)) {
-      const body = (await res.json()) as { manifests?: Descriptor[] };
-      return Array.isArray(body.manifests) ? body.manifests : [];
+    if (this.referrersApi !== false) {
+      const res = await this.request(repository, `/v2/${repository}/referrers/${digest}`, {
+        headers: { Accept: INDEX_TYPE },
+      });
+      if (res.ok && (res.headers.get('content-type') ?? '').startsWith(INDEX_TYPE)) {
+        this.referrersApi = true;
+        const body = (await res.json()) as { manifests?: Descriptor[] };
+        return Array.isArray(body.manifests) ? body.manifests : [];
+      }
+      await res.body?.cancel();
+      if (res.status !== 404 && res.status !== 405 && !res.ok)
+        throw await this.failed(res, `referrers of ${digest}`);
+      // A registry without the API answers so for every digest (an unknown route, or 200 with
+      // something else): ask the tag schema directly from now on. One with it never 404s a digest.
+      if (this.referrersApi === undefined) this.referrersApi = false;
     }
-    await res.body?.cancel();
-    if (res.status !== 404 && res.status !== 405 && !res.ok)
-      throw await this.failed(res, `referrers of ${digest}`);
     const d = parseDigest(digest);
     const index = await this.manifest(repository, `${d.algorithm}-${d.hex}`);
     if (!index) return [];
@@ -253,18 +298,36 @@ export class RemoteRegistry {
 
   private async failed(res: Response, what: string): Promise<UpstreamError> {
     await res.body?.cancel().catch(() => {});
-    if (res.status === 429) {
-      const after = Number(res.headers.get('retry-after'));
+    return this.failedWith(res.status, res.headers.get('retry-after'), what);
+  }
+
+  private failedWith(status: number, retryAfter: string | null | undefined, what: string) {
+    if (status === 429) {
+      const after = Number(retryAfter);
       return new UpstreamError(
         'rate-limited',
         `${this.host} answered 429 (too many requests) for ${what}`,
-        Number.isFinite(after) ? after : undefined,
+        retryAfter && Number.isFinite(after) ? after : undefined,
       );
     }
-    if (res.status === 403) return new UpstreamError('auth', `${this.host} denied ${what}`);
-    if (res.status >= 500)
-      return new UpstreamError('unavailable', `${this.host} answered ${res.status} for ${what}`);
-    return new UpstreamError('invalid', `${this.host} answered ${res.status} for ${what}`);
+    if (status === 403) return new UpstreamError('auth', `${this.host} denied ${what}`);
+    if (status >= 500)
+      return new UpstreamError('unavailable', `${this.host} answered ${status} for ${what}`);
+    return new UpstreamError('invalid', `${this.host} answered ${status} for ${what}`);
+  }
+
+  /** A request that got no answer: refused by the guard, or the network. */
+  private unreachable(err: unknown): UpstreamError {
+    const refused = refusalOf(err);
+    if (refused)
+      return new UpstreamError(
+        'refused',
+        `${this.host}: connection refused by the upstream address guard: ${refused} (an operator can allow it with upstream.allowAddresses)`,
+      );
+    return new UpstreamError(
+      'unavailable',
+      `${this.host} unreachable: ${(err as Error).message.slice(0, 200)}`,
+    );
   }
 
   private async send(
@@ -274,7 +337,7 @@ export class RemoteRegistry {
     wholeTimeout: boolean,
     absolute?: URL,
   ): Promise<Response> {
-    const headers = new Headers(init.headers);
+    const headers = new (undici().Headers)(init.headers);
     if (authorization) headers.set('Authorization', authorization);
     headers.set('User-Agent', 'meridian');
     const abort = new AbortController();
@@ -284,7 +347,7 @@ export class RemoteRegistry {
     );
     timer.unref();
     try {
-      return await fetch(absolute ?? `${this.baseUrl}${path}`, {
+      return await undici().fetch(absolute ?? `${this.baseUrl}${path}`, {
         ...init,
         headers,
         redirect: 'follow',
@@ -292,16 +355,7 @@ export class RemoteRegistry {
         dispatcher: this.guard.dispatcher,
       });
     } catch (err) {
-      const refused = refusalOf(err);
-      if (refused)
-        throw new UpstreamError(
-          'refused',
-          `${this.host}: connection refused by the upstream address guard: ${refused} (an operator can allow it with upstream.allowAddresses)`,
-        );
-      throw new UpstreamError(
-        'unavailable',
-        `${this.host} unreachable: ${(err as Error).message.slice(0, 200)}`,
-      );
+      throw this.unreachable(err);
     } finally {
       if (!wholeTimeout) clearTimeout(timer);
     }
@@ -313,4 +367,10 @@ function refusalOf(err: unknown): string | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
     if ((e as Error & { code?: string }).code === 'ETARGETREFUSED') return e.message;
   return undefined;
+}
+
+/** One header of an undici `request` answer (a repeated header: its first value). */
+function headerOf(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }

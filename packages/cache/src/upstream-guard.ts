@@ -1,5 +1,6 @@
-import { Agent, buildConnector } from 'undici';
+import type { Agent, buildConnector, Dispatcher } from 'undici';
 import { AddressGuard, type AddressGuardOptions } from '@meridian/egress';
+import { undici } from './undici-lazy';
 
 /** `upstream.*` address settings: which addresses imports and cache rules may connect to. */
 export interface UpstreamGuardOptions {
@@ -29,8 +30,8 @@ const ALWAYS_REFUSED = ['metadata', 'unspecified', 'linklocal', 'multicast', 're
  */
 export class UpstreamGuard {
   readonly addresses: AddressGuard;
-  /** The undici dispatcher every upstream request goes through. */
-  readonly dispatcher: Agent;
+  private agent: Agent | undefined;
+  private composed: Dispatcher | undefined;
 
   constructor(readonly options: UpstreamGuardOptions = {}) {
     const deny = [
@@ -43,8 +44,14 @@ export class UpstreamGuard {
       allow: options.allowAddresses ?? [],
       resolve: options.resolve,
     });
-    const connect = options.connect ?? buildConnector({ lookup: this.addresses.lookup });
-    this.dispatcher = new Agent({
+  }
+
+  /** The undici dispatcher every upstream request goes through (undici is loaded on first use). */
+  get dispatcher(): Agent {
+    if (this.agent) return this.agent;
+    const { Agent, buildConnector } = undici();
+    const connect = this.options.connect ?? buildConnector({ lookup: this.addresses.lookup });
+    this.agent = new Agent({
       connect: (opts, callback) => {
         try {
           this.addresses.checkHost(opts.hostname);
@@ -55,6 +62,17 @@ export class UpstreamGuard {
         connect(opts, callback);
       },
     });
+    return this.agent;
+  }
+
+  /**
+   * The same, following redirects (up to 5 hops, each checked; `Authorization` is not sent on to
+   * another origin): for undici's `request`, which does not follow them itself.
+   */
+  get redirecting(): Dispatcher {
+    return (this.composed ??= this.dispatcher.compose(
+      undici().interceptors.redirect({ maxRedirections: 5 }),
+    ));
   }
 
   /** Throws `AddressRefusedError` when `url`'s host is an IP this guard refuses (before any job starts). */
@@ -64,7 +82,7 @@ export class UpstreamGuard {
 
   /** Ends every upstream connection, in-flight requests included (the node is stopping). */
   close(): Promise<void> {
-    return this.dispatcher.destroy();
+    return this.agent?.destroy() ?? Promise.resolve();
   }
 }
 
