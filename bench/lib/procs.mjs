@@ -26,6 +26,13 @@ export const MERIDIAN_CLI = resolve(
 /** The checkout that CLI was built from. */
 export const MERIDIAN_ROOT = resolve(MERIDIAN_CLI, '../../../..');
 export const DISTRIBUTION_BIN = '/usr/bin/docker-registry';
+/**
+ * The V8 settings Meridian runs with as shipped (the image's NODE_OPTIONS, `meridian dev`'s
+ * children; packages/cli/src/node-options.ts), unless MERIDIAN_BENCH_NODE_OPTIONS names others.
+ */
+export const MERIDIAN_NODE_OPTIONS =
+  process.env.MERIDIAN_BENCH_NODE_OPTIONS ??
+  (await import(join(MERIDIAN_ROOT, 'packages/cli/dist/node-options.js'))).DEFAULT_NODE_OPTIONS;
 
 /** Every child still running, by PID. */
 const running = new Map();
@@ -116,6 +123,7 @@ export async function startMeridian({
     ...process.env,
     MERIDIAN_LOG_LEVEL: logLevel,
     MERIDIAN_AUTH_ENABLED: 'false',
+    NODE_OPTIONS: MERIDIAN_NODE_OPTIONS,
     ...extraEnv,
   };
   if (ownerPassword) {

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DevPids } from '../../packages/cli/src/dev';
+import { nodeOptionsFor } from '../../packages/cli/src/node-options';
 import { createClientSandbox, skopeoCopy, type ClientSandbox } from '../helpers/clients';
 import {
   blobsOf,
@@ -117,7 +118,12 @@ describe('meridian dev --nodes-per-region 2 behind the gateway', () => {
     expect(Object.keys(pids.nodes)).toEqual(REGIONS);
     for (const r of REGIONS) {
       expect(pids.nodes[r]).toHaveLength(2);
-      for (const pid of pids.nodes[r]!) expect(alive(pid)).toBe(true);
+      for (const pid of pids.nodes[r]!) {
+        expect(alive(pid)).toBe(true);
+        // With the V8 settings Meridian ships with (ADR 0028), unless the operator set others.
+        const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+        expect(environ).toContain(`NODE_OPTIONS=${nodeOptionsFor(process.env)}`);
+      }
     }
     for (const [r] of REGIONS.entries())
       for (const n of [0, 1])

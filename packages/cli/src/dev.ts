@@ -12,6 +12,7 @@ import {
   type DevChildSpec,
   type DevPids,
 } from './dev-processes';
+import { nodeOptionsFor } from './node-options';
 
 export interface DevOptions {
   port: number;
@@ -287,7 +288,7 @@ export async function runDev(o: DevOptions): Promise<void> {
       stdio: ['ignore', 'inherit', 'inherit'],
       healthUrl,
       record,
-      env,
+      env: { NODE_OPTIONS: nodeOptionsFor(process.env), ...env },
     });
   const startNode = (r: number, n: number): Promise<void> => {
     const region = cluster.regions[r]!.name;

@@ -1,5 +1,17 @@
 import { OciError } from '@meridian/oci';
-import { RE2 } from 're2-wasm';
+import type * as Re2Wasm from 're2-wasm';
+
+let re2: typeof Re2Wasm | undefined;
+
+/**
+ * re2-wasm, loaded by the first pattern compiled: its WebAssembly memory is 16 MB resident from
+ * the moment it loads, which a node that never filters by a pattern does not pay (issue 18).
+ */
+function loadRe2(): typeof Re2Wasm {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  re2 ??= require('re2-wasm') as typeof Re2Wasm;
+  return re2;
+}
 
 /** A compiled name pattern: `test` matches the whole name. */
 export interface NamePattern {
@@ -23,9 +35,9 @@ export function compilePattern(source: string, what: string): NamePattern {
       undefined,
       400,
     );
-  let re: RE2;
+  let re: Re2Wasm.RE2;
   try {
-    re = new RE2(`^(?:${source})$`, 'u');
+    re = new (loadRe2().RE2)(`^(?:${source})$`, 'u');
   } catch (err) {
     throw new OciError(
       'UNSUPPORTED',
