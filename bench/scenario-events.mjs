@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { RegistryClient } from './lib/client.mjs';
 import { smallImage } from './lib/content.mjs';
-import { freePort, MERIDIAN_ROOT, startServer, stopPid, tempDir } from './lib/procs.mjs';
+import { freePort, MERIDIAN_ROOT, startServer, tempDir } from './lib/procs.mjs';
 
 const run = promisify(execFile);
 const dist = (pkg) => join(MERIDIAN_ROOT, 'packages', pkg, 'dist', 'index.js');
@@ -36,7 +36,18 @@ async function startRedis(dir) {
     if (i > 100) throw new Error('redis-server did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { port, url: `redis://127.0.0.1:${port}`, stop: () => stopPid(child.pid) };
+  // Spawned here, not by procs.mjs, so stopPid (which stops only what procs.mjs started) would
+  // leave it running: stopped by its own handle.
+  const exited = new Promise((r) => child.once('exit', r));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** Pushes images one at a time, timing only each manifest PUT, while `keep()` says so. */
