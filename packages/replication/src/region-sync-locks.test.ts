@@ -9,7 +9,8 @@ import {
   type LockTarget,
   type ObjectStore,
 } from '@meridian/storage';
-import { RegionSync, type Mutex } from './region-sync';
+import { localMutex } from './local-mutex';
+import { RegionSync } from './region-sync';
 
 const record = (seq: number, writeEnabled: boolean): LockRecord => ({
   deleteEnabled: writeEnabled,
@@ -19,20 +20,6 @@ const record = (seq: number, writeEnabled: boolean): LockRecord => ({
   seq,
   updatedAt: new Date().toISOString(),
 });
-
-/** An in-process mutex by name (the worker uses a Redis one). */
-function localMutex(): Mutex {
-  const tails = new Map<string, Promise<unknown>>();
-  return async <T>(name: string, fn: () => Promise<T>) => {
-    const prev = tails.get(name) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    tails.set(
-      name,
-      run.catch(() => undefined),
-    );
-    return run;
-  };
-}
 
 describe('RegionSync of lock records', () => {
   let dir: string;

@@ -12,6 +12,7 @@ import {
   tagEntry,
   type ObjectStore,
 } from '@meridian/storage';
+import { localMutex } from './local-mutex';
 import { RegionSync } from './region-sync';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -197,6 +198,42 @@ describe('RegionSync between two fs stores', () => {
     await sync.apply({ kind: 'manifest', repository: 'app', digest: sig.value });
     expect(await region.listReferrers('app', subject)).toEqual([]);
     expect(await region.hasRevision('app', sig)).toBe(false);
+  });
+
+  it('removes a manifest deleted while an earlier job was still copying it (jobs of one manifest run one at a time)', async () => {
+    const d = await push.image('app', 'deleted-mid-copy');
+    // The first job's copy of the image's first blob is held until the delete's job has run.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const copying = new Promise<void>((r) => (started = r));
+    const slow = new Proxy(target, {
+      get(t, prop, receiver) {
+        const v = Reflect.get(t, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        const f = v as (...a: unknown[]) => Promise<unknown>;
+        if (prop !== 'put' && prop !== 'putChecked' && prop !== 'copyFrom') return f.bind(t);
+        return async (...a: unknown[]) => {
+          started();
+          await held;
+          return f.apply(t, a);
+        };
+      },
+    });
+    const mutex = localMutex();
+    const first = new RegionSync('westeu', primary, slow, mutex);
+    const job1 = first.apply({ kind: 'manifest', repository: 'app', digest: d.value });
+    await copying;
+    await push.layout.removeManifest('app', d);
+    const job2 = new RegionSync('westeu', primary, target, mutex).apply({
+      kind: 'manifest',
+      repository: 'app',
+      digest: d.value,
+    });
+    await new Promise((r) => setTimeout(r, 50)); // the delete's job waits, it does not finish first
+    release();
+    await Promise.all([job1, job2]);
+    expect(await region.hasRevision('app', d)).toBe(false);
   });
 
   it('never moves a tag backwards, and deletes it when the primary has none', async () => {

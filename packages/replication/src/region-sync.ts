@@ -33,7 +33,7 @@ export class RegionSync {
     readonly region: string,
     primary: ObjectStore,
     private readonly target: ObjectStore,
-    /** Serialises copies of one digest into the region, so a shared base is copied once. */
+    /** Serialises copies of one digest into the region (a shared base is copied once), and jobs of one manifest or tag. */
     private readonly mutex: Mutex = noMutex,
     /** Told of each blob copied into the region (the dashboard's copy rate). */
     private readonly onCopied?: CopyListener,
@@ -128,7 +128,19 @@ export class RegionSync {
    * blob and child) is complete: its blobs are not checked again. The manifest's own bytes and
    * revision link are written from what was read, not fetched a second time.
    */
-  async syncManifest(repository: string, d: Digest, depth: number): Promise<void> {
+  /**
+   * A manifest's state at the primary, made the region's: copied (its blobs and children first,
+   * its revision link last) or removed. One job at a time per manifest, cluster-wide: a job that
+   * read the manifest before a delete and wrote it after the delete's own job had removed it
+   * would bring it back in this region for good (CI saw a deleted manifest still served).
+   */
+  syncManifest(repository: string, d: Digest, depth: number): Promise<void> {
+    return this.mutex(`manifest:${repository}@${d.value}`, () =>
+      this.syncManifestHeld(repository, d, depth),
+    );
+  }
+
+  private async syncManifestHeld(repository: string, d: Digest, depth: number): Promise<void> {
     if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
     const [revBytes, bytes, here] = await Promise.all([
       this.readOrUndefined(Layout.revisionLink(repository, d)),
@@ -207,7 +219,12 @@ export class RegionSync {
   }
 
   /** A tag: never moved backwards (by `seq`), and only once its manifest is complete here. */
-  async syncTag(repository: string, tag: string): Promise<void> {
+  /** A tag's state at the primary, made the region's; one job at a time per tag (as manifests). */
+  syncTag(repository: string, tag: string): Promise<void> {
+    return this.mutex(`tag:${repository}:${tag}`, () => this.syncTagHeld(repository, tag));
+  }
+
+  private async syncTagHeld(repository: string, tag: string): Promise<void> {
     const [primary, local] = await Promise.all([
       this.src.readTag(repository, tag),
       this.dst.readTag(repository, tag),
