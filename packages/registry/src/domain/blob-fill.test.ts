@@ -173,6 +173,26 @@ describe('BlobFill', () => {
     await region.close();
   });
 
+  it('still serves a region the bytes that arrived before the fill failed, then fails the rest', async () => {
+    const source = new PassThrough();
+    const fill = await BlobFill.start(source, {
+      digest: digestOf(blob),
+      length: blob.length,
+      stallTimeoutMs: 5000,
+    });
+    const region = fill.region();
+    source.write(blob.subarray(0, 5000));
+    await fill.ready(5000);
+    source.destroy(new Error('the primary went away'));
+    await expect(fill.done).rejects.toThrow(/went away/);
+    // What a response waited for (its first send) is still there to send.
+    const first = Buffer.alloc(5000);
+    expect(await region.read(first, 5000, 0)).toBe(5000);
+    expect(first.equals(blob.subarray(0, 5000))).toBe(true);
+    await expect(region.read(Buffer.alloc(10), 10, 5000)).rejects.toThrow(/went away/);
+    await region.close();
+  });
+
   it('a lazy reader holds nothing until it is read', async () => {
     const source = new PassThrough();
     const fill = await BlobFill.start(source, {

@@ -228,8 +228,11 @@ export class BlobFill {
         const end = position + length;
         for (;;) {
           if (!open) throw new Error('the region is closed');
-          if (this.error) throw this.error;
+          // Bytes that arrived are served even once the fill failed: a response whose first
+          // send was ready gets its head and those bytes out, then is cut, instead of a
+          // connection reset without any answer. The last byte still needs the digest.
           if (this.received >= end && (end < stop || (this.verified && endable))) break;
+          if (this.error) throw this.error;
           await new Promise<void>((resolve) => this.waiters.add(resolve));
         }
         await this.copyOut(buffer, length, position);
