@@ -12,8 +12,8 @@ describe('the V8 settings Meridian ships with', () => {
   });
 
   it("give way to the operator's NODE_OPTIONS", () => {
-    expect(nodeOptionsFor({})).toBe('--max-semi-space-size=1');
-    expect(nodeOptionsFor({ NODE_OPTIONS: ' ' })).toBe('--max-semi-space-size=1');
+    expect(nodeOptionsFor({})).toBe('--max-semi-space-size=2');
+    expect(nodeOptionsFor({ NODE_OPTIONS: ' ' })).toBe('--max-semi-space-size=2');
     expect(nodeOptionsFor({ NODE_OPTIONS: '--max-semi-space-size=16' })).toBe(
       '--max-semi-space-size=16',
     );
