@@ -224,7 +224,7 @@ describe('RegionSync between two fs stores', () => {
     const first = new RegionSync('westeu', primary, slow, mutex);
     const job1 = first.apply({ kind: 'manifest', repository: 'app', digest: d.value });
     await copying;
-    await push.layout.removeManifest('app', d);
+    await push.layout.removeManifest('app', d, undefined);
     const job2 = new RegionSync('westeu', primary, target, mutex).apply({
       kind: 'manifest',
       repository: 'app',
