@@ -76,6 +76,18 @@ export interface BlobPull {
   error?: string;
 }
 
+/**
+ * The pulls that are neither the whole, right blob nor a clear failure (an aborted stream or a
+ * `503`): what a pull must never end as, e.g. a reset without any answer.
+ */
+export function unclearPulls(results: BlobPull[], digest: string): BlobPull[] {
+  return results.filter(
+    (r) =>
+      !(r.outcome === 'complete' && r.status === 200 && r.digest === digest) &&
+      !(r.outcome === 'aborted' || r.status === 503),
+  );
+}
+
 /** GETs a blob as a client would, hashing it as it arrives (nothing is kept). */
 export function pullBlob(url: string): Promise<BlobPull> {
   return new Promise((done) => {

@@ -27,6 +27,7 @@ interface Node {
   manifest: RemoteManifest;
   children: string[];
   referrers: string[];
+  blobs: Descriptor[];
 }
 
 /**
@@ -66,7 +67,12 @@ export async function planImage(
       opts.referrers === false
         ? []
         : (await remote.referrers(repository, m.digest)).map((r) => r.digest);
-    return { manifest: m, children: parsed.children.map((c) => c.digest), referrers };
+    return {
+      manifest: m,
+      children: parsed.children.map((c) => c.digest),
+      referrers,
+      blobs: parsed.blobs,
+    };
   };
 
   const root = await read(reference);
@@ -81,8 +87,7 @@ export async function planImage(
     const todo = [...wanted];
     level = [];
     for (let i = 0; i < todo.length; i += CONCURRENCY) {
-      const read_ = await Promise.all(todo.slice(i, i + CONCURRENCY).map((d) => read(d)));
-      for (const n of read_) {
+      for (const n of await Promise.all(todo.slice(i, i + CONCURRENCY).map((d) => read(d)))) {
         nodes.set(n.manifest.digest, n);
         level.push(n);
       }
@@ -99,8 +104,7 @@ export async function planImage(
     placed.add(digest);
     const n = nodes.get(digest)!;
     for (const c of n.children) place(c, false);
-    for (const b of parseManifest(n.manifest.bytes, n.manifest.mediaType).blobs)
-      if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+    for (const b of n.blobs) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
     manifests.push(n.manifest);
     if (isReferrer) referrers++;
     for (const r of n.referrers) place(r, true);

@@ -133,18 +133,16 @@ export class RemoteRegistry {
     repository: string,
     digest: string,
   ): Promise<{ body: Readable; size: number } | undefined> {
-    const scope = `repository:${repository}:pull`;
     const path = `/v2/${repository}/blobs/${digest}`;
-    let res = await this.sendBlob(path, this.authorization(scope));
-    if (res.statusCode === 401) {
-      await res.body.dump().catch(() => {});
-      const header = await this.answer(headerOf(res.headers, 'www-authenticate') ?? '', scope);
-      res = await this.sendBlob(path, header);
-      if (res.statusCode === 401) {
-        await res.body.dump().catch(() => {});
-        throw this.refused();
-      }
-    }
+    const res = await this.authorized(
+      repository,
+      (authorization) => this.sendBlob(path, authorization),
+      (r) => ({
+        status: r.statusCode,
+        challenge: headerOf(r.headers, 'www-authenticate'),
+        discard: () => r.body.dump().catch(() => {}),
+      }),
+    );
     if (res.statusCode === 404) {
       await res.body.dump().catch(() => {});
       return undefined;
@@ -216,18 +214,39 @@ export class RemoteRegistry {
     init: RequestInit,
     wholeTimeout = true,
   ): Promise<Response> {
+    return this.authorized(
+      repository,
+      (authorization) => this.send(path, init, authorization, wholeTimeout),
+      (r) => ({
+        status: r.status,
+        challenge: r.headers.get('www-authenticate') ?? undefined,
+        discard: () => r.body?.cancel().catch(() => {}) ?? Promise.resolve(),
+      }),
+    );
+  }
+
+  /**
+   * One request (`send`) with whatever authorization this registry asked for: a `401`'s
+   * challenge is answered (a token, or Basic) and the request sent once more; a second `401` is
+   * the credentials' refusal. The one place both the `fetch` and the blob requests authorize.
+   */
+  private async authorized<R>(
+    repository: string,
+    send: (authorization: string | undefined) => Promise<R>,
+    view: (r: R) => { status: number; challenge: string | undefined; discard(): Promise<void> },
+  ): Promise<R> {
     const scope = `repository:${repository}:pull`;
-    let res = await this.send(path, init, this.authorization(scope), wholeTimeout);
-    if (res.status !== 401) return res;
-    const challenge = res.headers.get('www-authenticate') ?? '';
-    await res.body?.cancel();
-    const header = await this.answer(challenge, scope);
-    res = await this.send(path, init, header, wholeTimeout);
-    if (res.status === 401) {
-      await res.body?.cancel();
+    const first = await send(this.authorization(scope));
+    const v = view(first);
+    if (v.status !== 401) return first;
+    await v.discard();
+    const again = await send(await this.answer(v.challenge ?? '', scope));
+    const w = view(again);
+    if (w.status === 401) {
+      await w.discard();
       throw this.refused();
     }
-    return res;
+    return again;
   }
 
   private authorization(scope: string): string | undefined {

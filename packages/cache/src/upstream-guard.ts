@@ -32,6 +32,7 @@ export class UpstreamGuard {
   readonly addresses: AddressGuard;
   private agent: Agent | undefined;
   private composed: Dispatcher | undefined;
+  private closed = false;
 
   constructor(readonly options: UpstreamGuardOptions = {}) {
     const deny = [
@@ -49,6 +50,9 @@ export class UpstreamGuard {
   /** The undici dispatcher every upstream request goes through (undici is loaded on first use). */
   get dispatcher(): Agent {
     if (this.agent) return this.agent;
+    // Made on first use: never again once closed (a request after `close()` fails, it does not
+    // open a new agent nobody would close).
+    if (this.closed) throw new Error('the upstream guard is closed');
     const { Agent, buildConnector } = undici();
     const connect = this.options.connect ?? buildConnector({ lookup: this.addresses.lookup });
     this.agent = new Agent({
@@ -82,6 +86,7 @@ export class UpstreamGuard {
 
   /** Ends every upstream connection, in-flight requests included (the node is stopping). */
   close(): Promise<void> {
+    this.closed = true;
     return this.agent?.destroy() ?? Promise.resolve();
   }
 }

@@ -24,14 +24,13 @@ async function until(cond: () => boolean): Promise<void> {
 
 describe('BlobFill', () => {
   const blob = randomBytes(3 * 1024 * 1024 + 17);
+  /** A fill of `blob` from `source`. */
+  const fillFrom = (source: Readable, stallTimeoutMs = 5000) =>
+    BlobFill.start(source, { digest: digestOf(blob), length: blob.length, stallTimeoutMs });
 
   it('streams what arrived so far to every reader, then the rest as it arrives', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     source.write(blob.subarray(0, 1024 * 1024));
     await until(() => fill.received === 1024 * 1024);
     // A reader that joins now gets the first MiB before the source sends another byte.
@@ -56,11 +55,7 @@ describe('BlobFill', () => {
     const source = new PassThrough();
     const wrong = Buffer.from(blob);
     wrong[wrong.length - 1]! ^= 0xff;
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     const readers = Array.from({ length: 3 }, () => drain(fill.reader()));
     source.end(wrong);
     for (const r of await Promise.all(readers)) expect(r.error).toMatch(/do not hash/);
@@ -71,11 +66,7 @@ describe('BlobFill', () => {
   it('fails every reader when the source fails mid-way or ends short; none hangs', async () => {
     for (const how of ['error', 'short'] as const) {
       const source = new PassThrough();
-      const fill = await BlobFill.start(source, {
-        digest: digestOf(blob),
-        length: blob.length,
-        stallTimeoutMs: 5000,
-      });
+      const fill = await fillFrom(source);
       const readers = Array.from({ length: 3 }, () => drain(fill.reader()));
       source.write(blob.subarray(0, 1000));
       await until(() => fill.received === 1000);
@@ -91,11 +82,7 @@ describe('BlobFill', () => {
 
   it('fails every reader when the source stalls', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 100,
-    });
+    const fill = await fillFrom(source, 100);
     const r = drain(fill.reader());
     source.write(blob.subarray(0, 10));
     expect((await r).error).toMatch(/sent nothing for 100 ms/);
@@ -103,11 +90,7 @@ describe('BlobFill', () => {
 
   it('keeps filling for the others when a reader goes away', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     const leaving = fill.reader();
     const staying = drain(fill.reader());
     source.write(blob.subarray(0, 4096));
@@ -120,11 +103,7 @@ describe('BlobFill', () => {
 
   it('stops once nobody reads, when asked to', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     const r = fill.reader();
     fill.stopWhenNobodyReads();
     source.write(blob.subarray(0, 10));
@@ -134,11 +113,7 @@ describe('BlobFill', () => {
   });
   it('serves the same bytes as a file region, each read waiting for its bytes', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     const region = fill.region();
     expect(region).toMatchObject({ start: 0, length: blob.length });
     const got = Buffer.alloc(blob.length);
@@ -159,11 +134,7 @@ describe('BlobFill', () => {
 
   it('fails a region read when the fill fails, and never resolves the last read before the digest is checked', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     const region = fill.region({ start: blob.length - 10 });
     const last = region.read(Buffer.alloc(10), 10, blob.length - 10);
     const wrong = Buffer.from(blob);
@@ -175,11 +146,7 @@ describe('BlobFill', () => {
 
   it('still serves a region the bytes that arrived before the fill failed, then fails the rest', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     const region = fill.region();
     source.write(blob.subarray(0, 5000));
     await fill.ready(5000);
@@ -195,11 +162,7 @@ describe('BlobFill', () => {
 
   it('a lazy reader holds nothing until it is read', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     fill.reader({ start: 0 }, { lazy: true }); // never read
     const r = fill.reader();
     fill.stopWhenNobodyReads();
@@ -209,11 +172,7 @@ describe('BlobFill', () => {
   });
   it('ready() waits for the first bytes a response sends, and rejects when the fill dies first', async () => {
     const source = new PassThrough();
-    const fill = await BlobFill.start(source, {
-      digest: digestOf(blob),
-      length: blob.length,
-      stallTimeoutMs: 5000,
-    });
+    const fill = await fillFrom(source);
     let ready = false;
     const first = fill.ready(1024 * 1024).then(() => (ready = true));
     source.write(blob.subarray(0, 1000));
