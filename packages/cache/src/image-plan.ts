@@ -35,16 +35,18 @@ interface Node {
  * at, every referrer of each of them (the referrers API or the tag schema), and the descriptors
  * of every blob. Manifests are digest-verified by `RemoteRegistry`; no blob is read here.
  *
- * The graph is read level by level, up to 8 requests at once (an index's platforms and each
- * manifest's referrers lookup together): a cold pull through a cache rule answers its manifest
- * once the plan is read, so its round trips are the pull's. The order of `manifests` is then
- * fixed from the graph alone, as a sequential walk would give it.
+ * The image itself is read first, level by level, up to 8 requests at once (an index's
+ * platforms together), and handed to `opts.sketched` — a cold pull through a cache rule answers
+ * its manifest then, so only the image's own round trips are the pull's. Then the referrers of
+ * every manifest are looked up (8 at once), and the images that refer are read the same way,
+ * until nothing new refers. The order of `manifests` is fixed from the graph alone, as a
+ * sequential walk would give it.
  */
 export async function planImage(
   remote: RemoteRegistry,
   repository: string,
   reference: string,
-  opts: { referrers?: boolean } = {},
+  opts: { referrers?: boolean; sketched?: (plan: ImagePlan) => void } = {},
 ): Promise<ImagePlan> {
   const nodes = new Map<string, Node>();
   const read = async (ref: string): Promise<Node> => {
@@ -63,38 +65,62 @@ export async function planImage(
         `${remote.host} sent an invalid manifest ${m.digest}: ${(err as Error).message}`,
       );
     }
-    const referrers =
-      opts.referrers === false
-        ? []
-        : (await remote.referrers(repository, m.digest)).map((r) => r.digest);
     return {
       manifest: m,
       children: parsed.children.map((c) => c.digest),
-      referrers,
+      referrers: [],
       blobs: parsed.blobs,
     };
+  };
+  /** Reads `digests` and everything they point at; returns the nodes read. */
+  const readAll = async (digests: string[]): Promise<Node[]> => {
+    const added: Node[] = [];
+    let todo = digests.filter((d) => !nodes.has(d));
+    while (todo.length > 0) {
+      const wanted = [...new Set(todo)];
+      if (nodes.size + wanted.length > MAX_MANIFESTS)
+        throw new UpstreamError('invalid', `the image has more than ${MAX_MANIFESTS} manifests`);
+      const level: Node[] = [];
+      for (const n of await batched(wanted, read)) {
+        nodes.set(n.manifest.digest, n);
+        level.push(n);
+      }
+      added.push(...level);
+      todo = level.flatMap((n) => n.children).filter((d) => !nodes.has(d));
+    }
+    return added;
   };
 
   const root = await read(reference);
   nodes.set(root.manifest.digest, root);
-  let level = [root];
-  while (level.length > 0) {
-    const wanted = new Set<string>();
-    for (const n of level)
-      for (const d of [...n.children, ...n.referrers]) if (!nodes.has(d)) wanted.add(d);
-    if (nodes.size + wanted.size > MAX_MANIFESTS)
-      throw new UpstreamError('invalid', `the image has more than ${MAX_MANIFESTS} manifests`);
-    const todo = [...wanted];
-    level = [];
-    for (let i = 0; i < todo.length; i += CONCURRENCY) {
-      for (const n of await Promise.all(todo.slice(i, i + CONCURRENCY).map((d) => read(d)))) {
-        nodes.set(n.manifest.digest, n);
-        level.push(n);
-      }
-    }
+  await readAll(root.children);
+  opts.sketched?.(ordered(nodes, root));
+  if (opts.referrers !== false) {
+    const lookup = async (n: Node): Promise<string[]> => {
+      n.referrers = (await remote.referrers(repository, n.manifest.digest)).map((r) => r.digest);
+      return n.referrers;
+    };
+    // The root's first, alone: an upstream without the referrers API answers that once, and
+    // the other lookups go to the tag schema directly.
+    const found = await lookup(root);
+    const rest = [...nodes.values()].filter((n) => n !== root);
+    for (let ask = [...rest, ...(await readAll(found))]; ask.length > 0;)
+      ask = await readAll((await batched(ask, lookup)).flat());
   }
+  return ordered(nodes, root);
+}
 
-  // The order a depth-first walk gives: a manifest's children, the manifest, its referrers.
+/** `fn` of every item, up to CONCURRENCY at once; the results in order. */
+async function batched<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += CONCURRENCY)
+    out.push(...(await Promise.all(items.slice(i, i + CONCURRENCY).map(fn))));
+  return out;
+}
+
+/** The plan of the graph read so far: the order a depth-first walk gives. */
+function ordered(nodes: Map<string, Node>, root: Node): ImagePlan {
+  // A manifest's children, the manifest, its referrers.
   const manifests: RemoteManifest[] = [];
   const blobs = new Map<string, Descriptor>();
   const placed = new Set<string>();

@@ -68,10 +68,22 @@ export interface ImportResult {
 
 /** How a caller (a cache fill) joins one run: see `Importer.run`. */
 export interface ImportHooks {
+  /**
+   * Called once the image itself is read — its manifests and blobs —, before its referrers are
+   * looked up and before the tags are checked.
+   */
+  sketched?(plan: ImagePlan): void;
   /** Called once the image is read and the tags checked, before anything is copied. */
   planned?(plan: ImagePlan): void;
-  /** Where a blob's bytes come from. Default `remote.blob(from, b.digest)`. */
-  openBlob?(from: string, b: Descriptor): Promise<{ body: Readable; size: number } | undefined>;
+  /**
+   * Where a blob's bytes come from. Default `remote.blob(from, b.digest)`. `verified`: the body
+   * ends only once its bytes hashed to the digest (a `BlobFill`'s reader), so the store does not
+   * hash them again.
+   */
+  openBlob?(
+    from: string,
+    b: Descriptor,
+  ): Promise<{ body: Readable; size: number; verified?: boolean } | undefined>;
 }
 
 /** A resolved import: where from, where to. Throws `NAME_INVALID` for bad names. */
@@ -122,6 +134,7 @@ export class Importer {
     });
     const plan = await planImage(remote, source.repository, source.reference, {
       referrers: spec.referrers,
+      sketched: hooks.sketched && ((p) => hooks.sketched?.(p)),
     });
     progress.manifests = plan.manifests.length;
     progress.blobs = plan.blobs.length * targets.length;
@@ -245,6 +258,7 @@ export class Importer {
       b.digest,
       counted(up.body, progress),
       b.size,
+      { verified: 'verified' in up && up.verified === true },
     );
     progress.blobsCopied++;
   }

@@ -73,9 +73,10 @@ interface SharedFill {
  * primary, which applies the rule, so the upstream is asked once per image, not per region.
  *
  * A cold pull does not wait for the copy: the manifest is answered as soon as the image is
- * planned (its manifests fetched and verified), and each blob streams from a `BlobFill` — one
- * upstream fetch, which the clients read while it arrives and the copy stores (digest-verified
- * by the upload path before it is visible). Referrers (signatures, SBOMs) are copied too.
+ * read (its manifests fetched and verified; its referrers are looked up after), and each blob
+ * streams from a `BlobFill` — one upstream fetch, which the clients read while it arrives
+ * (hashed to its digest as it passes) and the copy then stores without hashing it again.
+ * Referrers (signatures, SBOMs) are copied too.
  */
 export class PullThrough {
   private readonly inflight = new Map<string, Promise<Fetched>>();
@@ -254,15 +255,19 @@ export class PullThrough {
 
   /**
    * The copy's source for a blob: a reader of the blob's fill (the one its clients read), once
-   * the fill is complete — the copy's hashing and writing then never compete with the clients
-   * streaming the fill in the one process (the spool is held for it meanwhile).
+   * the fill is complete — the copy's writing then never competes with the clients streaming
+   * the fill in the one process (the spool is held for it meanwhile). The fill hashed the bytes
+   * as they arrived and its reader ends only if they matched: the copy does not hash them again.
    */
-  private async copyFrom(image: Filling, b: Descriptor): Promise<{ body: Readable; size: number }> {
+  private async copyFrom(
+    image: Filling,
+    b: Descriptor,
+  ): Promise<{ body: Readable; size: number; verified: boolean }> {
     const fill = await this.blobFill(image, b);
     await fill.done.catch(() => {}); // a failed fill fails the copy just below
     const body = fill.reader();
     this.fills.get(b.digest)?.release();
-    return { body, size: b.size };
+    return { body, size: b.size, verified: true };
   }
 
   async manifest<T extends { digest: string }>(
@@ -384,6 +389,16 @@ export class PullThrough {
       fills: new Set(),
       finished: Promise.resolve(),
     };
+    // The image is served from the moment it is read (its referrers are looked up after); what
+    // the full plan adds (referrers and their blobs) is served from then on.
+    const known = (p: ImagePlan): void => {
+      for (const m of p.manifests) image.manifests.set(m.digest, m);
+      for (const b of p.blobs) image.blobs.set(b.digest, b);
+      let images = this.filling.get(repo);
+      if (!images) this.filling.set(repo, (images = new Set()));
+      images.add(image);
+      planned(p);
+    };
     const copy = limiter.run(() =>
       this.importing.run(true, () =>
         this.importer.run(
@@ -395,14 +410,8 @@ export class PullThrough {
           emptyProgress(),
           remote,
           {
-            planned: (p) => {
-              for (const m of p.manifests) image.manifests.set(m.digest, m);
-              for (const b of p.blobs) image.blobs.set(b.digest, b);
-              let images = this.filling.get(repo);
-              if (!images) this.filling.set(repo, (images = new Set()));
-              images.add(image);
-              planned(p);
-            },
+            sketched: known,
+            planned: known,
             openBlob: (_from, b) => this.copyFrom(image, b),
           },
         ),

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { InvalidKeyError, NotFoundError, UnsupportedError } from './errors';
 import { staleTempsRemoved } from './metrics';
 import type { ObjectInfo } from './object-store';
+import { streamed } from './young-buffers';
 import { isTempName } from './object-store';
 
 /**
@@ -274,24 +275,51 @@ class BoundedSet {
  */
 function fileSink(fh: FileHandle): { stream: Writable; written: () => number } {
   let written = 0;
-  const writeAll = async (buf: Buffer): Promise<void> => {
-    for (let off = 0; off < buf.length;) {
-      off += (await fh.write(buf, off, buf.length - off, null)).bytesWritten;
-    }
-    written += buf.length;
+  const writeAll = async (bufs: Buffer[]): Promise<void> => {
+    written += await writevFully(fh, bufs, null);
   };
   const stream = new Writable({
     // While one write is at the disk, up to 1 MiB of what arrives meanwhile is gathered into the
-    // next (writev): fewer, larger writes than one per 64 KiB socket read.
+    // next (one writev of the socket's chunks as they are: no copy into a larger buffer).
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
-      writeAll(chunk).then(() => cb(), cb);
+      writeAll([chunk]).then(() => cb(), cb);
     },
     writev(chunks, cb) {
-      writeAll(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
+      writeAll(chunks.map((c) => c.chunk as Buffer)).then(() => cb(), cb);
     },
   });
   return { stream, written: () => written };
+}
+
+/**
+ * Writes every byte of `bufs` at `position` (null: the file's current offset) with `writev`,
+ * continuing after a short write; resolves to the bytes written. Counts them as streamed
+ * (`streamed`): the buffers are a socket's, dead once written.
+ */
+export async function writevFully(
+  fh: FileHandle,
+  bufs: Buffer[],
+  position: number | null,
+): Promise<number> {
+  let total = 0;
+  for (let rest = bufs; rest.length > 0;) {
+    const n = (await fh.writev(rest, position === null ? undefined : position + total))
+      .bytesWritten;
+    if (n === 0) throw new Error('the disk accepted no byte of a write');
+    total += n;
+    streamed(n);
+    rest = unwritten(rest, n);
+  }
+  return total;
+}
+
+/** What is left of `bufs` once their first `n` bytes are written. */
+function unwritten(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
+  if (i === bufs.length) return [];
+  return [bufs[i]!.subarray(n), ...bufs.slice(i + 1)];
 }
 
 /** Closes without waiting: for a handle whose close cannot report anything new. */

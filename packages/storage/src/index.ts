@@ -15,3 +15,5 @@ export * from './delayed-store';
 export * from './walk';
 export * from './object-helpers';
 export * from './blob-verify';
+export { streamed } from './young-buffers';
+export { writevFully } from './fs-write';

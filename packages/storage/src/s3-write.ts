@@ -8,6 +8,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { UnavailableError } from './errors';
+import { streamed } from './young-buffers';
 
 /**
  * One PutObject; a body stream that fails aborts the request, so nothing is stored. SDK errors
@@ -66,6 +67,7 @@ export async function putMultipart(
     (async function* () {
       for await (const chunk of body) {
         size += (chunk as Buffer).length;
+        streamed((chunk as Buffer).length);
         yield chunk as Buffer;
       }
     })(),

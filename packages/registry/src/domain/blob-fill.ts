@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDigester, type Digest } from '@meridian/oci';
-import type { FileRegion } from '@meridian/storage';
+import { writevFully, type FileRegion } from '@meridian/storage';
 
 /**
  * What a response sends first: the blob route sends a `region` in reads of this size, so a
@@ -58,9 +58,9 @@ export class BlobFill {
   private readonly waiters = new Set<() => void>();
   private readonly source: Readable;
   /**
-   * The batch being written and the one written before it: readers that keep up (a herd) are
-   * served from memory, as soon as the bytes arrive, without waiting for the disk or reading
-   * the file back. Bounded: two batches per fill.
+   * The chunks of the batch being written and of the one written before it, as the source sent
+   * them: readers that keep up (a herd) are served from memory, as soon as the bytes arrive,
+   * without waiting for the disk or reading the file back. Bounded: two batches per fill.
    */
   private recent: { start: number; bytes: Buffer }[] = [];
 
@@ -178,7 +178,7 @@ export class BlobFill {
               // Caught up: a copy from memory, not a read of the file.
               const from = pos - batch.start;
               const n = Math.min(available, CHUNK, batch.bytes.length - from);
-              chunk = Buffer.from(batch.bytes.subarray(from, from + n));
+              chunk = batch.bytes.subarray(from, from + n);
             } else {
               const n = Math.min(this.written - pos, available, CHUNK);
               if (n <= 0) throw new Error('the spool lost its place');
@@ -295,26 +295,31 @@ export class BlobFill {
         this.opts.stallTimeoutMs,
       );
     };
-    // Chunks that arrive while a write is in flight are written together, as one batch.
-    // Readers see a batch at once (from memory); the next is taken once it is on disk.
-    const write = (batch: Buffer, cb: (err?: Error | null) => void): void => {
+    // Chunks that arrive while a write is in flight are written together (one writev), as one
+    // batch. Readers see a batch at once (from memory); the next is taken once it is on disk.
+    const write = (chunks: Buffer[], cb: (err?: Error | null) => void): void => {
       arm();
-      hash.update(batch);
       const start = this.received;
-      this.recent.push({ start, bytes: batch });
-      this.received += batch.length;
+      for (const c of chunks) {
+        hash.update(c);
+        this.recent.push({ start: this.received, bytes: c });
+        this.received += c.length;
+      }
       this.wake();
-      this.handle.write(batch, 0, batch.length, start).then(({ bytesWritten }) => {
-        if (bytesWritten !== batch.length) return cb(new Error('short write to the spool'));
-        this.written = start + batch.length;
-        this.recent = this.recent.slice(-1);
+      writevFully(this.handle, chunks, start).then(() => {
+        this.written = this.received;
+        this.recent = this.recent.filter((c) => c.start >= start);
         cb();
       }, cb);
     };
     const spool = new Writable({
       highWaterMark: BATCH,
-      write: (chunk: Buffer, _enc, cb) => write(chunk, cb),
-      writev: (chunks, cb) => write(Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb),
+      write: (chunk: Buffer, _enc, cb) => write([chunk], cb),
+      writev: (chunks, cb) =>
+        write(
+          chunks.map((c) => c.chunk as Buffer),
+          cb,
+        ),
     });
     arm();
     try {

@@ -158,7 +158,7 @@ export class UploadSessions {
         // The whole blob in this one request (POST, then PUT with the body): straight into place.
         this.checkChunk(state, body.stream, body);
         try {
-          return await this.whole.write(repository, d, body.stream, body.contentLength, stored);
+          return await this.whole.write(repository, d, body.stream, body.contentLength, { stored });
         } finally {
           await this.discard(id, 'background', false); // nothing but its state was stored
         }
@@ -178,16 +178,20 @@ export class UploadSessions {
     });
   }
 
-  /** A monolithic upload (`POST ?digest=`): one request, one chunk, commit. */
+  /**
+   * A monolithic upload (`POST ?digest=`): one request, one chunk, commit. `verified`: see
+   * `WholeBlobUpload.write` (in-process copies of bytes already hashed to `digest` only).
+   */
   async monolithic(
     repository: string,
     digest: string,
     body: Readable,
     contentLength?: number,
+    opts: { verified?: boolean } = {},
   ): Promise<BlobInfo> {
     return translated(async () => {
       await this.blobs.repositoryLocks.assertUploadAllowed(repository);
-      return this.whole.write(repository, parseDigest(digest), body, contentLength);
+      return this.whole.write(repository, parseDigest(digest), body, contentLength, opts);
     });
   }
 

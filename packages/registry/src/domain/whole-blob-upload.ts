@@ -30,23 +30,28 @@ export class WholeBlobUpload {
    * blob's key and become visible only when digest and length match (no session, no chunk). A
    * stored copy of the declared size is kept (the bytes sent are verified, then dropped); one of
    * any other size is corrupt, and the verified bytes replace it.
+   *
+   * `verified` is for a body this process has already hashed to `d` — a `BlobFill`'s reader,
+   * which ends only after its bytes matched the digest: its bytes are not hashed a second time
+   * (the length is still checked). Never set for bytes a client sends.
    */
   async write(
     repository: string,
     d: Digest,
     body: Readable,
     contentLength?: number,
-    stored?: Promise<number | undefined>,
+    opts: { stored?: Promise<number | undefined>; verified?: boolean } = {},
   ): Promise<BlobInfo> {
+    const { stored, verified = false } = opts;
     const key = Layout.blobData(d);
-    const hash = createDigester(d.algorithm);
+    const hash = verified ? undefined : createDigester(d.algorithm);
     let data: Buffer | Readable;
     let received: () => number;
     if (contentLength !== undefined && contentLength <= SMALL_BLOB) {
       // A config or a tiny layer is already in memory, read off the socket in one or two chunks:
       // it is checked and written as a Buffer, with no stream machinery in between.
       const bytes = await readExactly(body, contentLength);
-      hash.update(bytes);
+      hash?.update(bytes);
       data = bytes;
       received = () => bytes.length;
     } else {
@@ -57,7 +62,7 @@ export class WholeBlobUpload {
     const check = (): void => {
       const n = received();
       if (contentLength !== undefined && n !== contentLength) throw sizeInvalid(n, contentLength);
-      if (hash.digest('hex') !== d.hex) throw digestMismatch(d);
+      if (hash && hash.digest('hex') !== d.hex) throw digestMismatch(d);
     };
     const existing = await (stored ?? this.storedSize(key));
     if (existing !== undefined && existing === contentLength) {
