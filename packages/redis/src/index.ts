@@ -7,3 +7,4 @@ export {
   type RedisConnectionOptions,
   type RedisTlsOptions,
 } from './redis-connection';
+export { ioredis } from './ioredis-lazy';
