@@ -8,3 +8,4 @@ export {
   type RedisTlsOptions,
 } from './redis-connection';
 export { ioredis } from './ioredis-lazy';
+export { bullmq, unrecoverable } from './bullmq-lazy';
