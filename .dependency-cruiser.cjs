@@ -129,8 +129,9 @@ module.exports = {
     {
       name: 'redis-is-a-leaf',
       comment:
-        '@meridian/redis (the one factory for ioredis clients: URL or Sentinel, TLS, password) ' +
-        'is used by auth, replication, webhooks and the CLI, so it imports no Meridian package.',
+        '@meridian/redis (the one factory for ioredis clients: URL or Sentinel, TLS, password; ' +
+        'the lazy loaders of ioredis and BullMQ) is used by auth, replication, webhooks, ' +
+        'lifecycle and the CLI, so it imports no Meridian package.',
       severity: 'error',
       from: { path: pkg('redis') },
       to: { path: '^packages/(?!redis/)[^/]+/' },

@@ -7,3 +7,5 @@ export {
   type RedisConnectionOptions,
   type RedisTlsOptions,
 } from './redis-connection';
+export { ioredis } from './ioredis-lazy';
+export { bullmq, unrecoverable } from './bullmq-lazy';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { ioredis } from './ioredis-lazy';
 
 /** TLS to Redis (and, with `sentinelTls`, to the Sentinels). */
 export interface RedisTlsOptions {
@@ -108,6 +109,7 @@ export function createRedis(c: RedisConnection, overrides: RedisOptions = {}): R
   const options = { ...defined(redisOptions(o)), ...overrides };
   if (o.url && o.sentinels?.length)
     throw new Error('redis: give either url or sentinels, not both');
+  const { Redis } = ioredis();
   return o.url ? new Redis(o.url, options) : new Redis(options);
 }
 

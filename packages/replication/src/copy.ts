@@ -1,5 +1,5 @@
-import { UnrecoverableError } from 'bullmq';
 import type { Digest } from '@meridian/oci';
+import { unrecoverable } from '@meridian/redis';
 import {
   DigestMismatchError,
   Layout,
@@ -37,8 +37,7 @@ export async function copyBlob(
     if (!isNotFound(err)) throw err;
   }
   const srcInfo = await src.head(key).catch((err: unknown) => {
-    if (isNotFound(err))
-      throw new UnrecoverableError(`source blob ${d.value} is gone from the primary`);
+    if (isNotFound(err)) throw unrecoverable(`source blob ${d.value} is gone from the primary`);
     throw err;
   });
   const started = process.hrtime.bigint();
@@ -54,7 +53,7 @@ export async function copyBlob(
       await putVerified(dst, key, body, d, srcInfo.size, tempName);
     } catch (err) {
       if (err instanceof DigestMismatchError)
-        throw new UnrecoverableError(`copying ${d.value} from the primary: ${err.message}`);
+        throw unrecoverable(`copying ${d.value} from the primary: ${err.message}`);
       throw err;
     }
   }

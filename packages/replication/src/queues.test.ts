@@ -13,6 +13,7 @@ import { ReplicationQueues } from './queues';
 import type { SyncTarget } from './targets';
 
 jest.mock('@meridian/redis', () => ({
+  ...jest.requireActual<typeof import('@meridian/redis')>('@meridian/redis'),
   createRedis: () => new RedisMock(),
 }));
 

@@ -1,6 +1,6 @@
-import { Job, Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, type RedisConnection } from '@meridian/redis';
+import { bullmq, createRedis, type RedisConnection } from '@meridian/redis';
 import { ReplicationActivity } from './activity';
 import { parseTargetId, targetId, type SyncTarget } from './targets';
 
@@ -128,7 +128,7 @@ export class ReplicationQueues {
   queue(region: string): Queue<SyncJobData> {
     let q = this.queues.get(region);
     if (!q) {
-      q = new Queue<SyncJobData>(ReplicationQueues.queueName(region), {
+      q = new (bullmq().Queue)<SyncJobData>(ReplicationQueues.queueName(region), {
         connection: this.redis,
         prefix: this.bullPrefix,
         defaultJobOptions: JOB_OPTIONS,
@@ -188,7 +188,7 @@ export class ReplicationQueues {
   async bump(region: string, target: SyncTarget): Promise<void> {
     const id = targetId(target);
     const jobId = await this.redis.hget(this.keys(region)[0], id);
-    const job = jobId ? await Job.fromId(this.queue(region), jobId) : undefined;
+    const job = jobId ? await bullmq().Job.fromId(this.queue(region), jobId) : undefined;
     if (!job) {
       // The job started meanwhile (its mark cleared) or is gone: queue one (a dead mark is replaced).
       await this.enqueue(region, target, Date.now(), true);

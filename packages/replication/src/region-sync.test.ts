@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf, parseDigest, parseManifest, type Digest } from '@meridian/oci';
@@ -111,7 +112,10 @@ describe('RegionSync between two fs stores', () => {
   afterEach(async () => {
     await primary.close();
     await target.close();
-    rmSync(dir, { recursive: true, force: true });
+    // A sync that failed (a blob gone from the primary) rejects while its other copies may
+    // still be writing into the region (each finishes on its own, under its blob's lock): an
+    // async rm with retries lets them end instead of racing them (ENOTEMPTY).
+    await rm(dir, { recursive: true, force: true, maxRetries: 10 });
   });
 
   it('copies a tagged index in visibility order: blobs, child manifests, manifest, tag', async () => {

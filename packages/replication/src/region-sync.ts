@@ -1,5 +1,5 @@
-import { UnrecoverableError } from 'bullmq';
 import { digestOf, parseDigest, parseManifest, type Digest } from '@meridian/oci';
+import { unrecoverable } from '@meridian/redis';
 import {
   Layout,
   RepositoryLayout,
@@ -71,7 +71,7 @@ export class RegionSync {
    */
   async syncLock(repository: string, ref: string): Promise<void> {
     const target = parseLockRef(ref);
-    if (!target) throw new UnrecoverableError(`not a lock: ${ref}`);
+    if (!target) throw unrecoverable(`not a lock: ${ref}`);
     await this.mutex(`lock:${repository}|${ref}`, async () => {
       const [primary, local] = await Promise.all([
         this.src.readLock(repository, target),
@@ -141,7 +141,7 @@ export class RegionSync {
   }
 
   private async syncManifestHeld(repository: string, d: Digest, depth: number): Promise<void> {
-    if (depth > 8) throw new UnrecoverableError(`manifest nesting too deep at ${d.value}`);
+    if (depth > 8) throw unrecoverable(`manifest nesting too deep at ${d.value}`);
     const [revBytes, bytes, here] = await Promise.all([
       this.readOrUndefined(Layout.revisionLink(repository, d)),
       this.readOrUndefined(Layout.blobData(d)),
@@ -156,9 +156,9 @@ export class RegionSync {
       await this.removeManifest(repository, d);
       return;
     }
-    if (!bytes) throw new UnrecoverableError(`manifest ${d.value} is gone from the primary`);
+    if (!bytes) throw unrecoverable(`manifest ${d.value} is gone from the primary`);
     if (digestOf(bytes, d.algorithm) !== d.value)
-      throw new UnrecoverableError(`manifest ${d.value} at the primary does not match its digest`);
+      throw unrecoverable(`manifest ${d.value} at the primary does not match its digest`);
     // Restored on the primary: the region's tombstone goes once the manifest is back.
     // (and only once the primary's is gone, re-read now: a job that saw the manifest before a
     // delete must not remove the tombstone that delete wrote).

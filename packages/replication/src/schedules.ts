@@ -1,5 +1,5 @@
-import { Job, Queue, Worker } from 'bullmq';
-import { workerConnection } from '@meridian/redis';
+import type { Job } from 'bullmq';
+import { bullmq, workerConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import type { ObjectStore } from '@meridian/storage';
 import type { ReplicationQueues } from './queues';
@@ -52,6 +52,7 @@ export async function enqueueReconcile(
   reason: ReconcileJobData['reason'],
   jobId?: string,
 ): Promise<Job<ReconcileJobData>> {
+  const { Queue } = bullmq();
   const q = new Queue<ReconcileJobData>(reconcileQueueName(region), {
     connection: queues.redis,
     prefix: queues.bullPrefix,
@@ -65,6 +66,7 @@ export async function enqueueReconcile(
 
 /** Reconcile runs of `region` waiting or running now (a scheduled run not yet due is neither). */
 export async function reconcilePending(queues: ReplicationQueues, region: string): Promise<number> {
+  const { Queue } = bullmq();
   const q = new Queue<ReconcileJobData>(reconcileQueueName(region), {
     connection: queues.redis,
     prefix: queues.bullPrefix,
@@ -92,6 +94,7 @@ export async function reconcileRunState(
   region: string,
   job: string,
 ): Promise<ReconcileRunState> {
+  const { Queue } = bullmq();
   const q = new Queue<ReconcileJobData, ReconcileReport>(reconcileQueueName(region), {
     connection: queues.redis,
     prefix: queues.bullPrefix,
@@ -123,6 +126,7 @@ export async function reconcileHistory(
   region: string,
   limit = 100,
 ): Promise<ReconcileRun[]> {
+  const { Queue } = bullmq();
   const q = new Queue<ReconcileJobData>(reconcileQueueName(region), {
     connection: queues.redis,
     prefix: queues.bullPrefix,
@@ -156,6 +160,7 @@ export async function reconcileHistory(
  */
 export async function startReplicationSchedules(opts: ScheduleOptions): Promise<RunningSchedules> {
   const { queues, log } = opts;
+  const { Job, Queue, Worker } = bullmq();
   const reconciler = new Reconciler(opts.primary, queues, log, opts.scopes);
   const stores = new Map(opts.regions.map((r) => [r.name, r.store]));
   const scheduleQueues = new Map(

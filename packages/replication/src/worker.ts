@@ -1,5 +1,5 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { workerConnection } from '@meridian/redis';
+import type { Job, Worker } from 'bullmq';
+import { bullmq, workerConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import { OciError } from '@meridian/oci';
 import type { ObjectStore } from '@meridian/storage';
@@ -38,6 +38,7 @@ export interface RunningWorkers {
  * source gone, invalid content) fail at once and stay visible in the failed set.
  */
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
+  const { Worker } = bullmq();
   const queues = new ReplicationQueues(opts);
   const workers: Worker<SyncJobData>[] = [];
   for (const region of opts.regions) {
@@ -107,6 +108,7 @@ async function processJob(
   token: string | undefined,
   log: Logger,
 ): Promise<void> {
+  const { DelayedError, UnrecoverableError } = bullmq();
   const { region, target } = job.data;
   const unlock = await queues.lock(region, target);
   if (!unlock) {

@@ -1,5 +1,5 @@
-import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
-import { workerConnection } from '@meridian/redis';
+import type { Job, Worker } from 'bullmq';
+import { bullmq, workerConnection } from '@meridian/redis';
 import type { Logger } from 'pino';
 import { backoffDelay, EndpointSlots } from './backoff';
 import {
@@ -101,6 +101,7 @@ class RetryableError extends Error {
  */
 export function startDeliveryWorker(opts: DeliveryWorkerOptions): Worker<DeliveryJob> {
   const { queue, log } = opts;
+  const { DelayedError, UnrecoverableError, Worker } = bullmq();
   const breaker: CircuitBreaker =
     opts.sharedBreaker === false
       ? new LocalBreakers(opts.breaker)

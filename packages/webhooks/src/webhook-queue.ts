@@ -1,6 +1,6 @@
-import { Job, Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, type RedisConnection } from '@meridian/redis';
+import { bullmq, createRedis, type RedisConnection } from '@meridian/redis';
 import { attemptsWithin, DEFAULT_RETRY, type RetryPolicy } from './backoff';
 import { encode, type Notification } from './payload';
 import type { Webhook } from './definition';
@@ -89,7 +89,7 @@ export class WebhookQueue {
       maxPerWebhook: opts.historyPerWebhook ?? 1000,
     });
     this.order = new RepositoryOrder(this.redis, this.prefix, this.retry.horizonMs + 86_400_000);
-    this.queue = new Queue<DeliveryJob>(QUEUE_NAME, {
+    this.queue = new (bullmq().Queue)<DeliveryJob>(QUEUE_NAME, {
       connection: this.redis,
       prefix: this.bullPrefix,
       defaultJobOptions: {
@@ -217,6 +217,7 @@ export class WebhookQueue {
    */
   async wake(id: string): Promise<boolean> {
     // Promoting needs only the id: no read of the job's hash first (one round trip, not two).
+    const { Job } = bullmq();
     const job = new Job<DeliveryJob>(this.queue, 'wake', { id, webhook: '', firstAt: 0 }, {}, id);
     return job.promote().then(
       () => true,

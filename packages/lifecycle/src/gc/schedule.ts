@@ -1,5 +1,5 @@
-import { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { bullmq } from '@meridian/redis';
 import type { Logger } from 'pino';
 import type { GarbageCollector, GcReport } from './collector';
 import { gcLastSuccess, recordFailure, recordRun } from './metrics';
@@ -61,6 +61,7 @@ const KEEP = { removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } };
  */
 export async function startGcSchedule(opts: GcScheduleOptions): Promise<RunningGc> {
   const { log } = opts;
+  const { Queue, Worker } = bullmq();
   const queues = opts.regions.map(
     (r) =>
       new Queue<GcJobData>(gcQueueName(r.name), {
@@ -211,6 +212,7 @@ async function handOn(
       attempt: (data.attempt ?? 0) + 1,
       delay: opts.deferMs ?? 30_000,
     });
+  const { Queue } = bullmq();
   for (const j of jobs) {
     const q = new Queue<GcJobData>(gcQueueName(j.region), {
       connection: opts.redis,
@@ -246,6 +248,7 @@ export async function runGc(
   data: Omit<GcJobData, 'reason'>,
   opts: { timeoutMs?: number; progress?: (p: unknown) => void } = {},
 ): Promise<GcReport> {
+  const { Job, Queue } = bullmq();
   const q = new Queue<GcJobData, GcReport>(gcQueueName(data.region), {
     connection: redis,
     prefix: bullPrefix,

@@ -1,5 +1,5 @@
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { bullmq } from '@meridian/redis';
 import type { GarbageCollector, GcReport } from './collector';
 import { recordFailure, recordRun } from './metrics';
 import { gcQueueName, runGc, type GcJobData } from './schedule';
@@ -114,6 +114,7 @@ export class GcService {
   /** The last runs of every region (newest first), from the GC queues. */
   async history(limit = 20): Promise<GcHistoryEntry[]> {
     if (!this.opts.redis) return [];
+    const { Queue } = bullmq();
     const out: GcHistoryEntry[] = [];
     for (const region of this.opts.regions) {
       const q = new Queue<GcJobData, GcReport>(gcQueueName(region), {

@@ -1,5 +1,5 @@
-import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { bullmq } from '@meridian/redis';
 import type { Logger } from 'pino';
 import type { RetentionRunReport, RetentionService } from './service';
 
@@ -46,6 +46,7 @@ export async function startRetentionSchedule(
   opts: RetentionScheduleOptions,
 ): Promise<{ close(): Promise<void> }> {
   const { log } = opts;
+  const { Queue, Worker } = bullmq();
   const name = retentionQueueName(opts.region);
   const queue = new Queue(name, { connection: opts.redis, prefix: opts.bullPrefix });
   await queue.setGlobalConcurrency(1);
