@@ -100,9 +100,12 @@ export async function reconcileRunState(
     prefix: queues.bullPrefix,
   });
   try {
+    // The state first, then the job: a job read before it completed and asked its state after
+    // is `completed` without its report (BullMQ writes both in one step when the job finishes).
+    const state = await q.getJobState(job);
+    if (state === 'unknown') return { region, job, state: 'unknown' };
     const j = await q.getJob(job);
     if (!j) return { region, job, state: 'unknown' };
-    const state = await j.getState();
     if (state === 'completed') return { region, job, state, report: j.returnvalue };
     if (state === 'failed') return { region, job, state, failedReason: j.failedReason };
     return { region, job, state: state === 'active' ? 'active' : 'waiting' };
