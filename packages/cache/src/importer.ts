@@ -72,7 +72,7 @@ export interface ImportHooks {
    * Called once the image itself is read — its manifests and blobs —, before its referrers are
    * looked up and before the tags are checked.
    */
-  sketched?(plan: ImagePlan): void;
+  sketched?: (plan: ImagePlan) => void;
   /** Called once the image is read and the tags checked, before anything is copied. */
   planned?(plan: ImagePlan): void;
   /**
@@ -134,7 +134,7 @@ export class Importer {
     });
     const plan = await planImage(remote, source.repository, source.reference, {
       referrers: spec.referrers,
-      sketched: hooks.sketched && ((p) => hooks.sketched?.(p)),
+      sketched: hooks.sketched,
     });
     progress.manifests = plan.manifests.length;
     progress.blobs = plan.blobs.length * targets.length;
@@ -244,7 +244,8 @@ export class Importer {
     // Stored for another repository: linked, not fetched again.
     if (await this.registry.blobs.mount(repository, parseDigest(b.digest), undefined))
       return skipped();
-    const up = await (hooks.openBlob?.(from, b) ?? remote.blob(from, b.digest));
+    const up: { body: Readable; size: number; verified?: boolean } | undefined =
+      await (hooks.openBlob?.(from, b) ?? remote.blob(from, b.digest));
     if (!up) throw new UpstreamError('not-found', `${remote.host} has no blob ${b.digest}`);
     if (up.size !== b.size) {
       up.body.destroy();
@@ -258,7 +259,7 @@ export class Importer {
       b.digest,
       counted(up.body, progress),
       b.size,
-      { verified: 'verified' in up && up.verified === true },
+      { verified: up.verified === true },
     );
     progress.blobsCopied++;
   }

@@ -6,8 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { InvalidKeyError, NotFoundError, UnsupportedError } from './errors';
 import { staleTempsRemoved } from './metrics';
 import type { ObjectInfo } from './object-store';
-import { streamed } from './young-buffers';
 import { isTempName } from './object-store';
+import { streamed } from './young-buffers';
 
 /**
  * The fs driver's write machinery: temp files in `<root>/.tmp/` (swept of crash leftovers on
