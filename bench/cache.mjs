@@ -8,7 +8,9 @@
 //    of image from Distribution (target ≤ 1.2×): on loopback (what the node's CPU adds per
 //    byte), and with the upstream behind a WAN-like link (bench/lib/wan-link.mjs: `--wan-ms`
 //    one-way delay, `--wan-mbps` MB/s shared; both pulls cross the same link), as a registry
-//    on the internet is.
+//    on the internet is. Beside them, in the same runs, a pull through a bare Node forwarding
+//    proxy (bench/lib/bare-proxy.mjs: no hash, no spool, no store): what any Node process in
+//    the middle costs on loopback on this machine — the ceiling the loopback row is read against.
 // 2. Warm pull through the rule (the image is cached: the cold pull's copy is stored) against a
 //    plain pull of content pushed to Meridian (target ≈ 1.0×).
 // 3. `--clients` (default 100) concurrent cold pulls of one image: the requests that reach the
@@ -20,7 +22,7 @@ import { createServer, request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { makeImage, memBlob, MiB } from './lib/content.mjs';
 import { randomBytes } from 'node:crypto';
-import { cleanup, startDistribution, startMeridian } from './lib/procs.mjs';
+import { cleanup, startBareProxy, startDistribution, startMeridian } from './lib/procs.mjs';
 import { wanLink } from './lib/wan-link.mjs';
 
 const { values: flags } = parseArgs({
@@ -134,6 +136,7 @@ async function main() {
   const proxy = await countingProxy(dist.url);
   const link = await wanLink(new URL(dist.url).host, WAN);
   const node = await startMeridian({ name: 'cache-node' });
+  const bare = await startBareProxy(dist);
   nodeLog = node.logFile;
   try {
     // The timed rows read the upstream directly, as the direct pull does (the counting proxy is
@@ -164,11 +167,14 @@ async function main() {
     const plain = [];
     const wanDirect = [];
     const wanCold = [];
+    const proxied = [];
     for (let i = 0; i < RUNS; i++) {
       await push(dist.url, `bench/direct${i}`, image());
       await push(dist.url, `bench/img${i}`, image());
       await push(node.url, `plain/img${i}`, image());
+      await push(dist.url, `bench/proxied${i}`, image());
       direct.push(await pull(dist.url, `bench/direct${i}`));
+      proxied.push(await pull(bare.url, `bench/proxied${i}`));
       cold.push(await pull(node.url, `hub/img${i}`));
       await stored(node.url, `hub/img${i}`);
       warm.push(await pull(node.url, `hub/img${i}`));
@@ -190,6 +196,9 @@ async function main() {
       directMs: ms(median(direct)),
       coldMs: ms(median(cold)),
       coldRatio: Math.round((median(cold) / median(direct)) * 100) / 100,
+      bareProxyMs: ms(median(proxied)),
+      bareProxyRatio: Math.round((median(proxied) / median(direct)) * 100) / 100,
+      coldVsBareProxy: Math.round((median(cold) / median(proxied)) * 100) / 100,
       warmMs: ms(median(warm)),
       plainMs: ms(median(plain)),
       warmRatio: Math.round((median(warm) / median(plain)) * 100) / 100,
@@ -219,6 +228,20 @@ async function main() {
           '≤ 1.2×',
         ],
         [
+          'pull through a bare Node forwarding proxy (no hash, spool or store) vs direct pull',
+          result.bareProxyMs,
+          result.directMs,
+          result.bareProxyRatio,
+          'the loopback ceiling',
+        ],
+        [
+          'cold pull through a rule vs pull through the bare Node proxy',
+          result.coldMs,
+          result.bareProxyMs,
+          result.coldVsBareProxy,
+          '',
+        ],
+        [
           `cold pull through a rule vs direct pull, upstream over a WAN link (${result.wan.link})`,
           result.wan.coldMs,
           result.wan.directMs,
@@ -234,7 +257,7 @@ async function main() {
         ],
       ];
       const md = [
-        `Image: ${result.image}; median of ${RUNS} runs; upstream CNCF Distribution (docker-registry, no auth), read directly on loopback by the first timed rows, through the WAN link by both pulls of the WAN row, and through a counting proxy by the crowd.`,
+        `Image: ${result.image}; median of ${RUNS} runs; upstream CNCF Distribution (docker-registry, no auth), read directly on loopback by the first timed rows (the bare proxy's row through that proxy, its own process), through the WAN link by both pulls of the WAN row, and through a counting proxy by the crowd.`,
         '',
         '| row | Meridian ms | baseline ms | ratio | target |',
         '| --- | --- | --- | --- | --- |',

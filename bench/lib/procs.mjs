@@ -225,6 +225,19 @@ export function isRunning(pid) {
  * `target` gives for `path` (status 200, its headers and body, recorded once): the same bytes on
  * the wire, with nothing else done per request.
  */
+/** bench/lib/bare-proxy.mjs in front of `upstream` (a started server), its own process. */
+export async function startBareProxy(upstream, name = 'bare-proxy') {
+  const port = await freePort();
+  return startServer({
+    name,
+    cmd: process.execPath,
+    args: [join(REPO_ROOT, 'bench', 'lib', 'bare-proxy.mjs'), String(port), upstream.url],
+    env: process.env,
+    port,
+    dir: tempDir(`${name}-data`),
+  });
+}
+
 export async function startBareNode(target, path, requestHeaders = {}, name = 'bare-node') {
   const r = await fetch(`${target.url}${path}`, { headers: requestHeaders });
   const body = Buffer.from(await r.arrayBuffer());

@@ -35,8 +35,13 @@ export async function wanLink(target, { delayMs, mbps }) {
         else to.write(chunk);
       }
       if (queue.length > 0) timer = setTimeout(flush, queue[0].at - now);
-      // Backpressure: read on once less than 50 ms of sending is queued.
-      if (shaped && from.isPaused() && !ended && busyUntil - now < 50) from.resume();
+      // Backpressure: read on once less than 50 ms of sending is queued. The budget is shared:
+      // other connections may have queued more meanwhile, so a paused lane with nothing left to
+      // send looks again when the link will have room (else it would wait for a timer never set).
+      if (shaped && from.isPaused() && !ended) {
+        if (busyUntil - now < 50) from.resume();
+        else timer ??= setTimeout(flush, busyUntil - now - 49);
+      }
     };
     const enqueue = (chunk) => {
       const now = performance.now();
