@@ -197,38 +197,53 @@ export function purgeTarget(
     return false;
   };
   return {
+    // Each removal re-checks and removes under the repository's lock (every manifest push into
+    // it holds the lock shared while it writes) and, with other nodes in the region, a claim in
+    // the store that their pushes respect (ADR 0021).
     deleteTag: (repository, tag, digest, opts) =>
-      registry.guard.exclusive(repoLock(repository), async () => {
-        if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
-        try {
-          // A manifest's write lock locks its tags too: both are lifted.
-          if (opts?.unlock) {
-            await unlock(repository, { tag });
-            await unlock(repository, { digest });
+      registry.guard.removing(
+        repository,
+        repoLock(repository),
+        async (valid) => {
+          if ((await layout.readTag(repository, tag))?.digest !== digest) return false;
+          try {
+            // A manifest's write lock locks its tags too: both are lifted.
+            if (opts?.unlock) {
+              await unlock(repository, { tag });
+              await unlock(repository, { digest });
+            }
+            // Locks are enforced at the removal too (one may have been set since the plan).
+            await registry.locks.assertTagDeletable(repository, tag, digest);
+            // A claim held too long may no longer keep other nodes' pushes out: keep the tag.
+            if (!valid()) return false;
+            return await registry.tags.delete(repository, tag);
+          } catch (err) {
+            if (denied(err)) return false;
+            throw err;
           }
-          // Locks are enforced at the removal too (one may have been set since the plan).
-          await registry.locks.assertTagDeletable(repository, tag, digest);
-          return await registry.tags.delete(repository, tag);
-        } catch (err) {
-          if (denied(err)) return false;
-          throw err;
-        }
-      }),
+        },
+        false,
+      ),
     deleteManifest: (repository, digest, opts) =>
-      // The repository's lock: every manifest push into it (this one, or an index naming it)
-      // holds it shared while it writes.
-      registry.guard.exclusive(repoLock(repository), async () => {
-        if (await tagsAt(repository, digest)) return false;
-        if (opts?.known && (await namedSince(repository, digest, opts.known))) return false;
-        try {
-          if (opts?.unlock) await unlock(repository, { digest });
-          await registry.manifests.delete(repository, digest);
-          return true;
-        } catch (err) {
-          if (denied(err)) return false;
-          throw err;
-        }
-      }),
+      // Also a push of an index naming it: every manifest push holds the repository.
+      registry.guard.removing(
+        repository,
+        repoLock(repository),
+        async (valid) => {
+          if (await tagsAt(repository, digest)) return false;
+          if (opts?.known && (await namedSince(repository, digest, opts.known))) return false;
+          try {
+            if (opts?.unlock) await unlock(repository, { digest });
+            if (!valid()) return false;
+            await registry.manifests.delete(repository, digest);
+            return true;
+          } catch (err) {
+            if (denied(err)) return false;
+            throw err;
+          }
+        },
+        false,
+      ),
     ...(usage && {
       lastPulled: async (repository) => {
         const u = await usage.repository(repository);

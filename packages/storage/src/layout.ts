@@ -65,6 +65,17 @@ export const Layout = {
    */
   fenceStamp: (d: Digest) => `_fence/stamps/${d.algorithm}-${d.hex}`,
   fenceClaim: (d: Digest) => `_fence/claims/${d.algorithm}-${d.hex}`,
+  /**
+   * The same fence between a purge (or retention) removing a repository's tags and manifests and
+   * the writers of manifests into it: a writer in flight is a key under `_writers/` for as long
+   * as it writes, a remover's claim a key under `_claims/` while it removes; each side writes its
+   * key, then lists the other's. (`_` cannot begin a repository's path component: no repository
+   * is named `…/_claims`.)
+   */
+  fenceRepoWriters: (repo: string) => `_fence/repositories/${repo}/_writers/`,
+  fenceRepoWriter: (repo: string, id: string) => `_fence/repositories/${repo}/_writers/${id}`,
+  fenceRepoClaims: (repo: string) => `_fence/repositories/${repo}/_claims/`,
+  fenceRepoClaim: (repo: string, id: string) => `_fence/repositories/${repo}/_claims/${id}`,
   /** Blobs whose bytes did not hash to their digest (`meridian storage verify --repair`). */
   quarantineRoot: '_quarantine/',
   quarantined: (blobKey: string) => `_quarantine/${blobKey}`,

@@ -1,4 +1,5 @@
 import type { Digest } from '@meridian/oci';
+import type { RepositoryFence } from './repository-fence';
 import type { FenceClaim, StoreFence } from './store-fence';
 
 /**
@@ -14,6 +15,8 @@ export class ContentGuard {
   private readonly watches = new Set<Set<string>>();
   /** Other nodes' collectors and writers, while the region has several nodes (ADR 0024). */
   fence?: StoreFence;
+  /** Other nodes' purges and manifest writers, likewise (ADR 0021's addendum). */
+  repositories?: RepositoryFence;
 
   /**
    * Runs `fn` holding every key shared (taken in sorted order, so two holders never deadlock).
@@ -35,6 +38,41 @@ export class ContentGuard {
       return await fn();
     } finally {
       for (const lock of held.reverse()) this.release(lock, false);
+    }
+  }
+
+  /**
+   * `shared` for a write of a manifest or tag into `repository`: with peers, the write is first
+   * announced in the store, so a purge on another node neither removes blind while it lands nor
+   * holds the repository meanwhile (`removing`).
+   */
+  async writing<T>(repository: string, keys: string[], fn: () => Promise<T>): Promise<T> {
+    const leave = await this.repositories?.enter(repository);
+    try {
+      return await this.shared(keys, fn);
+    } finally {
+      await leave?.();
+    }
+  }
+
+  /**
+   * A purge's removal from `repository`: `fn` runs holding `key` (the repository's lock)
+   * exclusive and, with peers, a claim no manifest write on another node passes; `valid` turns
+   * false once the claim is too old to act on. When writers stayed in flight on other nodes for
+   * the fence's budget, `fn` does not run and `ifContested` is returned: nothing is removed.
+   */
+  async removing<T>(
+    repository: string,
+    key: string,
+    fn: (valid: () => boolean) => Promise<T>,
+    ifContested: T,
+  ): Promise<T> {
+    const claim = this.repositories ? await this.repositories.claim(repository) : undefined;
+    if (this.repositories && !claim) return ifContested;
+    try {
+      return await this.exclusive(key, () => fn(() => claim?.valid() ?? true));
+    } finally {
+      await claim?.release();
     }
   }
 

@@ -182,7 +182,7 @@ export class ManifestStore {
       const referenced = [digest, ...plan.blobs, ...plan.children].map((d) => d.value);
       const { guard } = this.references;
       const locks = [repoLock(repository), ...referenced.map(blobLock)];
-      await guard.shared(locks, async () => {
+      await guard.writing(repository, locks, async () => {
         const [, stored] = await Promise.all([
           this.verifyReferences(plan),
           this.layout.hasBlob(digest),

@@ -1,6 +1,7 @@
 import type { ObjectStore } from '@meridian/storage';
 import { BlobStore, type ReferencePolicy } from './blob-store';
 import { ContentGuard } from './content-guard';
+import { RepositoryFence } from './repository-fence';
 import { StoreFence } from './store-fence';
 import { RecycleBin } from './recycle-bin';
 import { Catalog } from './catalog';
@@ -59,12 +60,15 @@ export class Registry {
 
   /**
    * Tells the registry whether its node is the only one writing the region's storage (ADR 0024):
-   * while it is not, tags and locks are not cached between requests, and writers stamp the
-   * blobs they reference so another node's garbage collection leaves them alone.
+   * while it is not, tags and locks are not cached between requests, writers stamp the blobs
+   * they reference so another node's garbage collection leaves them alone, and manifest writes
+   * are announced in the store so another node's purge or retention run does not remove
+   * anything blind while they land (ADR 0021).
    */
   setExclusive(alone: () => boolean): void {
     this.cache.setExclusive(alone);
     this.guard.fence = new StoreFence(this.opts.store, { active: () => !alone() });
+    this.guard.repositories = new RepositoryFence(this.opts.store, { active: () => !alone() });
   }
 
   constructor(readonly opts: RegistryOptions) {
