@@ -1,5 +1,6 @@
 import { OciError, parseDigest } from '@meridian/oci';
 import { RepositoryLayout } from '@meridian/storage';
+import { repoLock } from './blob-store';
 import type { Registry } from './registry';
 import { unknownRepository } from './repository-metadata';
 import { translated } from './storage-errors';
@@ -51,10 +52,24 @@ export function deleteRepository(
     for (const t of await layout.listTags(repository))
       await registry.manifests.delete(repository, t);
     // Its layer links too, so the repository leaves the catalog — unless soft delete keeps the
-    // manifests in the recycle bin, whose restore needs them (ADR 0017).
+    // manifests in the recycle bin, whose restore needs them (ADR 0017). Decided under the
+    // repository's lock (and, with peers, its claim in the store), as a purge removes: a push
+    // that landed a manifest meanwhile keeps every link (garbage collection unlinks the unused
+    // ones after its grace period), and one still on its way finds its layers gone and is
+    // refused with MANIFEST_BLOB_UNKNOWN instead of landing without them.
     if (registry.manifests.softDeleteMs === undefined)
-      for (const d of await layout.listLayers(repository))
-        await registry.blobs.delete(repository, d).catch(ignoreUnknown);
+      await registry.guard.removing(
+        repository,
+        repoLock(repository),
+        async (valid) => {
+          if ((await layout.listRevisions(repository)).length > 0) return;
+          for (const d of await layout.listLayers(repository)) {
+            if (!valid()) return;
+            await registry.blobs.delete(repository, d).catch(ignoreUnknown);
+          }
+        },
+        undefined,
+      );
     return { manifestsDeleted: ordered, tagsDeleted: tags };
   });
 }
