@@ -35,6 +35,7 @@ describe('a frozen primary, seen through a replica and the gateway', () => {
   let primary: ChildProcess | undefined;
   let replica: RunningNode;
   let gateway: Server;
+  let health: HealthChecker;
   let config: NodeConfig;
   let primaryUrl: string;
   let replicaUrl: string;
@@ -70,10 +71,12 @@ describe('a frozen primary, seen through a replica and the gateway', () => {
     replica = await serve({ ...config, region: 'westeurope' });
     // The gateway's clients live in westeurope; its timeouts are the defaults.
     const gwRegions = regions.map((x) => ({ name: x.name, role: x.role, endpoint: x.endpoint }));
+    health = new HealthChecker(gwRegions);
+    health.start();
     gateway = createServer(
       createGateway({
         topology: new Topology({ regions: gwRegions, defaultRegion: 'westeurope' }),
-        health: new HealthChecker(gwRegions),
+        health,
         log: pino({ level: 'silent' }),
       }),
     );
@@ -82,6 +85,7 @@ describe('a frozen primary, seen through a replica and the gateway', () => {
   });
 
   afterAll(async () => {
+    health?.stop();
     if (primary && primary.exitCode === null && primary.signalCode === null) {
       primary.kill('SIGCONT');
       primary.kill('SIGKILL');
@@ -110,8 +114,9 @@ describe('a frozen primary, seen through a replica and the gateway', () => {
     };
   }
 
+  const a = image();
+
   it('serves the region’s copy of a behind tag before the gateway gives up, then converges', async () => {
-    const a = image();
     const b = image();
     await new RegistryClient(primaryUrl).pushImage(repo, 'v1', a.blobs, a.manifest);
     const workers = await runWorkers(config, []);
@@ -156,5 +161,34 @@ describe('a frozen primary, seen through a replica and the gateway', () => {
     } finally {
       await again.close();
     }
+  });
+
+  it('refuses pushes at once while the primary hangs, and takes them again once it answers', async () => {
+    const upload = () =>
+      fetch(`${gatewayUrl}/v2/${repo}/blobs/uploads/`, {
+        method: 'POST',
+        // Bounded well below the 30 s a request with a body may wait for its answer.
+        signal: AbortSignal.timeout(15_000),
+      });
+    primary!.kill('SIGSTOP');
+    try {
+      // A push's first question waits out the gateway's upstream timeout at the primary, then
+      // is answered by the region (it holds the blob since the test above).
+      const head = await fetch(`${gatewayUrl}/v2/${repo}/blobs/${a.config.digest}`, {
+        method: 'HEAD',
+        signal: AbortSignal.timeout(30_000),
+      });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('x-meridian-region')).toBe('westeurope');
+      // The primary is known to hang now: the upload is refused at once, saying why.
+      const refused = await upload();
+      expect(refused.status).toBe(405);
+      const body = (await refused.json()) as { errors: { code: string; message: string }[] };
+      expect(body.errors[0]?.code).toBe('UNSUPPORTED');
+      expect(body.errors[0]?.message).toMatch(/primary region is unavailable/);
+    } finally {
+      primary!.kill('SIGCONT');
+    }
+    await waitFor(async () => (await upload()).status === 202, 'uploads through the gateway');
   });
 });
