@@ -19,6 +19,30 @@ import { image } from '../helpers/images';
 /** Shorter than the lock's refresh period (1 s): the lease lapses while its holder is held. */
 const LEASE_MS = 300;
 
+/** `store`, with its first `put` of `key` held until `resume()` (a paused worker). */
+function pauseAt(store: ObjectStore, key: string) {
+  let resume!: () => void;
+  const resumed = new Promise<void>((r) => (resume = r));
+  let reachedIt!: () => void;
+  const reached = new Promise<void>((r) => (reachedIt = r));
+  const held: ObjectStore = new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      const f = v as (...a: unknown[]) => unknown;
+      if (prop !== 'put') return f.bind(target);
+      return async (k: string, ...rest: unknown[]) => {
+        if (k === key) {
+          reachedIt();
+          await resumed;
+        }
+        return f.apply(target, [k, ...rest]);
+      };
+    },
+  });
+  return { store: held, reached, resume };
+}
+
 describe('a worker paused past its lock while copying a deleted manifest', () => {
   let c: TestCluster;
   let queues: ReplicationQueues;
@@ -49,35 +73,18 @@ describe('a worker paused past its lock while copying a deleted manifest', () =>
     const revision = Layout.revisionLink(repo, d);
 
     // Worker 1 reaches the manifest's last write (its revision link), then is paused.
-    let resume!: () => void;
-    const resumed = new Promise<void>((r) => (resume = r));
-    let pausedAt!: () => void;
-    const paused = new Promise<void>((r) => (pausedAt = r));
-    const held: ObjectStore = new Proxy(westStore, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        if (typeof v !== 'function') return v;
-        if (prop !== 'put') return (v as (...a: unknown[]) => unknown).bind(target);
-        return async (key: string, ...rest: unknown[]) => {
-          if (key === revision) {
-            pausedAt();
-            await resumed;
-          }
-          return (v as (...a: unknown[]) => unknown).apply(target, [key, ...rest]);
-        };
-      },
-    });
+    const pause = pauseAt(westStore, revision);
     const mutex = syncMutex(queues, 'westeurope', LEASE_MS);
-    const worker1 = new RegionSync('westeurope', primaryStore, held, mutex);
+    const worker1 = new RegionSync('westeurope', primaryStore, pause.store, mutex);
     const worker2 = new RegionSync('westeurope', primaryStore, westStore, mutex);
     const target = { kind: 'manifest' as const, repository: repo, digest: img.manifest.digest };
 
     const first = worker1.apply(target);
-    await paused;
+    await pause.reached;
     expect((await client.delete(`/v2/${repo}/manifests/${img.manifest.digest}`)).status).toBe(202);
     // Worker 2 gets the lapsed lock and applies the deletion (nothing to remove yet).
     await worker2.apply(target);
-    resume();
+    pause.resume();
     await first;
 
     expect(await new RepositoryLayout(westStore).hasRevision(repo, d)).toBe(false);
@@ -87,5 +94,34 @@ describe('a worker paused past its lock while copying a deleted manifest', () =>
       { headers: { Accept: img.manifest.mediaType } },
     );
     expect(res.status).toBe(404);
+  });
+
+  it('does not link a deleted layer in the region again when it resumes', async () => {
+    const repo = 'lapsed/layer';
+    const img = image();
+    const client = new RegistryClient(c.primary.url);
+    await client.pushImage(repo, 'v1', img.blobs, img.manifest);
+    const west = c.replicas[0]!;
+    const [primaryStore, westStore] = await Promise.all([
+      openStore(c.primary.storage),
+      openStore(west.storage),
+    ]);
+    const layer = img.layers[0]!;
+    const d = parseDigest(layer.digest);
+    // Worker 1 has read the primary's link and copied the bytes; it is paused before its link.
+    const pause = pauseAt(westStore, Layout.layerLink(repo, d));
+    const mutex = syncMutex(queues, 'westeurope', LEASE_MS);
+    const worker1 = new RegionSync('westeurope', primaryStore, pause.store, mutex);
+    const worker2 = new RegionSync('westeurope', primaryStore, westStore, mutex);
+    const target = { kind: 'blob' as const, repository: repo, digest: layer.digest };
+
+    const first = worker1.apply(target);
+    await pause.reached;
+    expect((await client.delete(`/v2/${repo}/blobs/${layer.digest}`)).status).toBe(202);
+    await worker2.apply(target);
+    pause.resume();
+    await first;
+
+    expect(await new RepositoryLayout(westStore).hasLayer(repo, d)).toBe(false);
   });
 });
