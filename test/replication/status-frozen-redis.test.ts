@@ -1,7 +1,8 @@
 /**
  * Replication status while Redis hangs (SIGSTOP: its connections stay open and nothing is
  * answered). The backlog lives in Redis, so a node cannot know it then; it must say so — the
- * regions API (what the dashboard polls) answers with the lag unknown instead of never, and
+ * regions API (what the dashboard polls) answers with the lag unknown instead of never, an
+ * object's status is a 503 saying why (pending or missing cannot be told), and
  * `/metrics` drops the lag series instead of repeating the last value it read.
  */
 import { startCluster, type TestCluster } from '../helpers/cluster';
@@ -61,6 +62,15 @@ describe('replication status while Redis is frozen', () => {
     c.redis.process.kill('SIGSTOP');
     frozen = true;
     for (const r of c.regions) {
+      // An object's status: whether westeurope's copy is pending is unknown, and said so.
+      const res = await fetch(
+        `${r.url}/meridian/v1/replication/status?repository=frozen/status&reference=v1`,
+        { signal: AbortSignal.timeout(15_000) },
+      );
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { errors: { code: string; message: string }[] };
+      expect(body.errors[0]?.code).toBe('UNAVAILABLE');
+      expect(body.errors[0]?.message).toMatch(/^redis: /);
       expect(await west(r.url)).toMatchObject({ pending: null, lagSeconds: null, queue: null });
       await waitFor(
         async () => (await lagSeries(r.url)) === undefined,

@@ -134,9 +134,15 @@ export class ReplicationStatus {
         }
         if (r.scope && !r.scope.covers(repository))
           return { ...base, state: 'out-of-scope', replicatedAt: null, lagSeconds: null };
+        const queues = this.queues;
         const pending =
-          r.role === 'replica' && committed
-            ? await this.queues?.pendingSince(r.name, target)
+          r.role === 'replica' && committed && queues
+            ? await deadline(queues.pendingSince(r.name, target), 2000, 'pending changes').catch(
+                (err: Error) => {
+                  // Pending or missing cannot be told apart without Redis: say so, not a guess.
+                  throw new OciError('UNAVAILABLE', err.message);
+                },
+              )
             : undefined;
         return {
           ...base,
