@@ -25,6 +25,8 @@ interface Answer {
 async function v2(url: string, user: string, password: string, address: string): Promise<Answer> {
   const res = await fetch(`${url}/v2/`, {
     headers: { Authorization: basic(user, password), 'X-Forwarded-For': address },
+    // Bounded, so a login that waits on something that never answers fails here, not by timeout.
+    signal: AbortSignal.timeout(20_000),
   });
   const body = (await res.json()) as { errors?: { code: string }[] };
   return {
@@ -38,6 +40,7 @@ async function v2(url: string, user: string, password: string, address: string):
 async function token(url: string, user: string, password: string, address: string) {
   const res = await fetch(`${url}/oauth2/token?service=meridian`, {
     headers: { Authorization: basic(user, password), 'X-Forwarded-For': address },
+    signal: AbortSignal.timeout(20_000),
   });
   const body = (await res.json()) as { token?: string };
   return { status: res.status, token: body.token };
@@ -175,6 +178,21 @@ describe('auth: login abuse', () => {
       });
       expect((await v2(b.url, 'owner', 'z', address)).status).toBe(429);
       expect((await v2(b.url, 'owner', OWNER_PASSWORD, '198.51.100.30')).status).toBe(200);
+    });
+
+    it('answers logins while Redis is frozen (SIGSTOP), counting in each node meanwhile', async () => {
+      // A frozen Redis keeps its connections open and answers nothing: a login must not wait
+      // on it (a push's token request, a pull's Basic credentials), it falls back to the node.
+      redis.process.kill('SIGSTOP');
+      try {
+        expect((await v2(a.url, 'owner', OWNER_PASSWORD, '198.51.100.41')).status).toBe(200);
+        expect((await v2(b.url, 'owner', 'wrong', '198.51.100.42')).status).toBe(401);
+        const t = await token(b.url, 'owner', OWNER_PASSWORD, '198.51.100.43');
+        expect(t.status).toBe(200);
+        expect(t.token).toBeTruthy();
+      } finally {
+        redis.process.kill('SIGCONT');
+      }
     });
   });
 });

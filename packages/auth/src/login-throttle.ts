@@ -36,10 +36,28 @@ export interface Reservation {
   keys: [string, string];
 }
 
+/**
+ * How long a login waits for Redis's counts before it uses the node's own: well below the
+ * gateway's 5 s upstream timeout, so a node whose Redis hangs still answers its clients.
+ */
+const COMMAND_TIMEOUT_MS = 1000;
+/** After Redis failed a login's command, logins use the node's own counts this long (ms). */
+const LOCAL_FOR_MS = 5000;
+
+/** The two limits, over one store. */
+interface Limiters {
+  pair: RateLimiterAbstract;
+  address: RateLimiterAbstract;
+}
+
 export class LoginThrottle {
-  private readonly pair: RateLimiterAbstract;
-  private readonly address: RateLimiterAbstract;
+  /** Shared through Redis, when one is given. */
+  private readonly shared: Limiters | undefined;
+  /** This node's own counts: without Redis, or while it fails (down, or frozen). */
+  private readonly local: Limiters;
   private readonly redis: Redis | undefined;
+  /** Until when logins skip Redis (it failed a command). */
+  private localUntil = 0;
 
   constructor(opts: LoginThrottleOptions = {}) {
     const duration = Math.max(1, Math.ceil((opts.windowMs ?? 5 * 60_000) / 1000));
@@ -47,40 +65,61 @@ export class LoginThrottle {
       pair: opts.maxFailuresPerIdentity ?? 10,
       address: opts.maxFailuresPerAddress ?? 30,
     };
+    const base = (name: keyof typeof limits) => ({
+      points: limits[name],
+      duration,
+      keyPrefix: name,
+    });
+    this.local = {
+      pair: new RateLimiterMemory(base('pair')),
+      address: new RateLimiterMemory(base('address')),
+    };
     if (opts.redisUrl) {
-      // No offline queue and one try: with Redis down a login must not wait, it falls back to
-      // the in-memory limiter (the "insurance").
-      this.redis = createRedis(opts.redisUrl, {
+      // No offline queue, one try and a deadline per command: with Redis down — or frozen, its
+      // connection open and nothing answered — a login must not wait on it.
+      const redis = createRedis(opts.redisUrl, {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         connectTimeout: 2000,
+        commandTimeout: COMMAND_TIMEOUT_MS,
         lazyConnect: false,
       });
-      this.redis.on('error', () => {}); // reconnects by itself; the insurance limiter serves
+      this.redis = redis;
+      redis.on('error', () => {}); // reconnects by itself; the node's own counts serve
+      const make = (name: keyof typeof limits): RateLimiterAbstract =>
+        new RateLimiterRedis({
+          ...base(name),
+          keyPrefix: `${opts.redisPrefix ?? 'meridian:auth:login'}:${name}`,
+          storeClient: redis,
+          rejectIfRedisNotReady: true,
+        });
+      this.shared = { pair: make('pair'), address: make('address') };
     }
-    const make = (name: keyof typeof limits): RateLimiterAbstract => {
-      const base = { points: limits[name], duration, keyPrefix: `${name}` };
-      const memory = new RateLimiterMemory(base);
-      if (!this.redis) return memory;
-      return new RateLimiterRedis({
-        ...base,
-        keyPrefix: `${opts.redisPrefix ?? 'meridian:auth:login'}:${name}`,
-        storeClient: this.redis,
-        rejectIfRedisNotReady: true,
-        insuranceLimiter: memory,
-      });
-    };
-    this.pair = make('pair');
-    this.address = make('address');
+  }
+
+  /**
+   * Runs `op` on the shared counts, or on the node's own while Redis is failing: a Redis error
+   * (not a limit reached) switches to them at once and for `LOCAL_FOR_MS`, so one login waits
+   * at most one command timeout and the next ones do not wait at all.
+   */
+  private async run<T>(op: (l: Limiters) => Promise<T>): Promise<T> {
+    if (this.shared && Date.now() >= this.localUntil) {
+      try {
+        return await op(this.shared);
+      } catch (err) {
+        if (err instanceof RateLimiterRes) throw err;
+        this.localUntil = Date.now() + LOCAL_FOR_MS;
+      }
+    }
+    return op(this.local);
   }
 
   /** Seconds until `identity` may be tried from `address` again, or 0 now. Counts nothing. */
   async retryAfter(identity: string, address: string): Promise<number> {
-    const [p, a] = await Promise.all([
-      this.pair.get(pairKey(identity, address)),
-      this.address.get(addressKey(address)),
-    ]);
-    return Math.max(wait(p, this.pair.points), wait(a, this.address.points));
+    const [p, a] = await this.run((l) =>
+      Promise.all([l.pair.get(pairKey(identity, address)), l.address.get(addressKey(address))]),
+    );
+    return Math.max(wait(p, this.local.pair.points), wait(a, this.local.address.points));
   }
 
   /**
@@ -89,29 +128,38 @@ export class LoginThrottle {
    */
   async reserve(identity: string, address: string): Promise<Reservation | number> {
     const keys: [string, string] = [pairKey(identity, address), addressKey(address)];
-    const results = await Promise.allSettled([
-      this.pair.consume(keys[0]),
-      this.address.consume(keys[1]),
-    ]);
-    const refused = results.filter((r) => r.status === 'rejected');
-    if (refused.length === 0) return { keys };
-    // Over a limit (a RateLimiterRes: counted all the same, so given back) or the store failed
-    // without insurance (an Error: nothing counted).
-    const counted = (r: PromiseSettledResult<RateLimiterRes>) =>
-      r.status === 'fulfilled' || r.reason instanceof RateLimiterRes;
-    await Promise.allSettled([
-      counted(results[0]) ? this.pair.reward(keys[0]) : undefined,
-      counted(results[1]) ? this.address.reward(keys[1]) : undefined,
-    ]);
-    const secs = refused.map((r) =>
-      r.reason instanceof RateLimiterRes ? Math.ceil(r.reason.msBeforeNext / 1000) : 1,
-    );
-    return Math.max(1, ...secs);
+    return this.run(async (l) => {
+      const results = await Promise.allSettled([
+        l.pair.consume(keys[0]),
+        l.address.consume(keys[1]),
+      ]);
+      const refused = results.filter((r) => r.status === 'rejected');
+      if (refused.length === 0) return { keys };
+      // Over a limit (a RateLimiterRes: counted all the same, so given back) or the store failed
+      // (an Error: nothing counted there; the attempt is counted again on the node's own).
+      const counted = (r: PromiseSettledResult<RateLimiterRes>) =>
+        r.status === 'fulfilled' || r.reason instanceof RateLimiterRes;
+      await Promise.allSettled([
+        counted(results[0]) ? l.pair.reward(keys[0]) : undefined,
+        counted(results[1]) ? l.address.reward(keys[1]) : undefined,
+      ]);
+      const failed = refused.find((r) => !(r.reason instanceof RateLimiterRes));
+      if (failed) throw failed.reason;
+      const secs = refused.map((r) => Math.ceil((r.reason as RateLimiterRes).msBeforeNext / 1000));
+      return Math.max(1, ...secs);
+    });
   }
 
   /** Gives a reservation back: the attempt succeeded, or never ran. */
   async release(r: Reservation): Promise<void> {
-    await Promise.allSettled([this.pair.reward(r.keys[0]), this.address.reward(r.keys[1])]);
+    // Given back where it was probably counted; a failure here only leaves one attempt counted.
+    const l = this.shared && Date.now() >= this.localUntil ? this.shared : this.local;
+    const results = await Promise.allSettled([
+      l.pair.reward(r.keys[0]),
+      l.address.reward(r.keys[1]),
+    ]);
+    if (l === this.shared && results.some((x) => x.status === 'rejected'))
+      this.localUntil = Date.now() + LOCAL_FOR_MS;
   }
 
   /**

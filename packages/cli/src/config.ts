@@ -179,9 +179,15 @@ export const NodeConfigSchema = z
          * reader waits) is aborted, and a local copy that accepts none is dropped. Default 30000.
          */
         stallTimeoutMs: z.number().int().positive().default(30_000),
+        /**
+         * A replica's request to the primary (a manifest, a blob's head) that gets no answer in
+         * this long fails (a behind tag is then served from the region), and the primary is not
+         * asked again for 5 s. Keep it below `gateway.upstreamTimeoutMs`. Default 3000.
+         */
+        primaryTimeoutMs: z.number().int().positive().default(3000),
       })
       .strict()
-      .default({ stallTimeoutMs: 30_000 }),
+      .default({ stallTimeoutMs: 30_000, primaryTimeoutMs: 3000 }),
     worker: z
       .object({
         /** `host:port` where `meridian worker` serves `/metrics` and `/healthz`. Default: none. */

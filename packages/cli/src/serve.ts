@@ -98,6 +98,7 @@ export async function serve(
         ? {
             region: config.region,
             primary: new PrimaryUpstream(node.primaryUrl!.replace(/\/$/, ''), {
+              timeoutMs: config.fallback.primaryTimeoutMs,
               delayMs: latencyBetween(
                 config,
                 config.region,

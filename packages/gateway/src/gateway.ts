@@ -167,7 +167,12 @@ export function createGateway(opts: GatewayOptions): RequestListener {
     const bodiless = req.method === 'GET' || req.method === 'HEAD';
     // A request with a body moves on to another node of the region only while its body is unread
     // (the node refused the connection).
-    regions: for (const region of bodiless ? candidates : candidates.slice(0, 1)) {
+    // A primary whose every node hung on a request is not sent writes until it answers again:
+    // each would wait out a timeout (30 s for a request with a body) to get the same refusal.
+    const primary = topology.primary;
+    const tried =
+      write && health.isHung(primary.name) ? candidates.filter((r) => r !== primary) : candidates;
+    regions: for (const region of bodiless ? tried : tried.slice(0, 1)) {
       const delay = opts.latencyMs?.(home, region.name) ?? 0;
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       for (const node of nodesFor(region)) {
@@ -228,6 +233,8 @@ export function createGateway(opts: GatewayOptions): RequestListener {
       // stall timeout.
       const headMs = bodiless && upstreamTimeoutMs > 0 ? upstreamTimeoutMs : stallMs;
       let headTimer: NodeJS.Timeout | undefined;
+      /** Set when the node accepted the request and did not start answering in time. */
+      let hung = false;
       /** Set when the client stopped sending its body: not the region's fault. */
       let clientStalled = false;
       // Regions may serve HTTPS (`--tls-cert`); the gateway speaks whatever their endpoint says.
@@ -258,10 +265,10 @@ export function createGateway(opts: GatewayOptions): RequestListener {
       );
       const awaitHead = (): void => {
         clearTimeout(headTimer);
-        headTimer = setTimeout(
-          () => up.destroy(new Error(`no response within ${headMs} ms`)),
-          headMs,
-        );
+        headTimer = setTimeout(() => {
+          hung = true;
+          up.destroy(new Error(`no response within ${headMs} ms`));
+        }, headMs);
       };
       up.on('error', (err) => {
         clearTimeout(headTimer);
@@ -269,7 +276,7 @@ export function createGateway(opts: GatewayOptions): RequestListener {
           res.destroy();
           return;
         }
-        health.reportFailure(region.name, err.message, node);
+        health.reportFailure(region.name, err.message, node, hung);
         log.warn({ region: region.name, node, err: err.message }, 'gateway: node unreachable');
         if (!res.headersSent) resolve(piped ? 'spent' : 'retry');
         else res.destroy();

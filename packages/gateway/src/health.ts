@@ -61,6 +61,8 @@ export class HealthChecker {
   /** Per region, its nodes' states, in the configured order. */
   private readonly nodes = new Map<string, NodeState[]>();
   private readonly failures = new Map<NodeState, number>();
+  /** Nodes that left a proxied request unanswered (hung), until they answer a check again. */
+  private readonly hung = new Set<NodeState>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -118,14 +120,24 @@ export class HealthChecker {
 
   /**
    * Marks a node failed at once (a proxied request could not reach it); without `node`, every
-   * node of the region.
+   * node of the region. `hung`: it accepted the request and never answered.
    */
-  reportFailure(region: string, error: string, node?: string): void {
+  reportFailure(region: string, error: string, node?: string, hung = false): void {
     for (const n of this.nodes.get(region) ?? []) {
       if (node !== undefined && n.endpoint !== node) continue;
       this.failures.set(n, (this.opts.failuresToDown ?? 2) - 1);
+      if (hung) this.hung.add(n);
       this.record(region, n, false, undefined, error);
     }
+  }
+
+  /**
+   * Whether every node of `region` left a request unanswered and has answered nothing since
+   * (not even a `503` to a check): a frozen process, which would hold the next request too.
+   */
+  isHung(region: string): boolean {
+    const nodes = this.nodes.get(region) ?? [];
+    return nodes.length > 0 && nodes.every((n) => this.hung.has(n));
   }
 
   async checkAll(): Promise<void> {
@@ -158,6 +170,7 @@ export class HealthChecker {
       const res = await fetch(`${n.endpoint}/readyz`, {
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 1500),
       });
+      this.hung.delete(n); // it answers (if only to say it is not ready)
       await res.arrayBuffer();
       if (!res.ok) throw new Error(`readyz answered ${res.status}`);
       this.failures.set(n, 0);

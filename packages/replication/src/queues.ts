@@ -305,24 +305,39 @@ export class ReplicationQueues {
     region: string,
     target: SyncTarget,
     ttlMs = 15_000,
-  ): Promise<(() => Promise<void>) | undefined> {
+  ): Promise<(() => Promise<boolean>) | undefined> {
     return this.lockNamed(`${region}:lock:${targetId(target)}`, ttlMs);
   }
 
-  /** Runs `fn` holding the named lock, waiting (polling) while someone else holds it. */
-  async withLock<T>(name: string, fn: () => Promise<T>, ttlMs = 15_000): Promise<T> {
-    let release: (() => Promise<void>) | undefined;
-    while (!(release = await this.lockNamed(name, ttlMs)))
-      await new Promise((r) => setTimeout(r, 50));
-    try {
-      return await fn();
-    } finally {
-      await release().catch(() => {});
+  /**
+   * Runs `fn` holding the named lock, waiting (polling) while someone else holds it.
+   *
+   * A holder paused longer than `ttlMs` (SIGSTOP, a stuck disk) loses the lock to the next one
+   * and may then write what it read before that one ran. With `again`, `fn` (which must read the
+   * current state, as a sync does) is run once more under a fresh lock when the lock lapsed
+   * while it ran, so the state it leaves is read after every other holder's.
+   */
+  async withLock<T>(name: string, fn: () => Promise<T>, ttlMs = 15_000, again = false): Promise<T> {
+    for (;;) {
+      let release: (() => Promise<boolean>) | undefined;
+      while (!(release = await this.lockNamed(name, ttlMs)))
+        await new Promise((r) => setTimeout(r, 50));
+      let held = true;
+      let result: T;
+      try {
+        result = await fn();
+      } finally {
+        held = await release().catch(() => true);
+      }
+      if (held || !again) return result;
     }
   }
 
-  /** A named lock, refreshed while held; resolves undefined when someone else holds it. */
-  async lockNamed(name: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
+  /**
+   * A named lock, refreshed while held; resolves undefined when someone else holds it. Its
+   * release resolves whether the lock was still this holder's (false: it lapsed meanwhile).
+   */
+  async lockNamed(name: string, ttlMs: number): Promise<(() => Promise<boolean>) | undefined> {
     const key = `${this.prefix}:repl:${name}`;
     const token = `${process.pid}-${Math.random()}`;
     const ok = await this.redis.set(key, token, 'PX', ttlMs, 'NX');
@@ -344,12 +359,13 @@ export class ReplicationQueues {
     refresh.unref();
     return async () => {
       clearInterval(refresh);
-      await this.redis.eval(
+      const deleted = await this.redis.eval(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
         1,
         key,
         token,
       );
+      return deleted === 1;
     };
   }
 

@@ -93,7 +93,13 @@ export class RegionSync {
    * primary's link is read (existence and bytes) in the same round trip as the region is
    * checked, so a blob the region already holds costs one round trip to the primary.
    */
-  async syncBlob(repository: string, d: Digest): Promise<void> {
+  syncBlob(repository: string, d: Digest): Promise<void> {
+    // One job of a repository's link at a time, as manifests and tags: a job that read the link
+    // before a delete and wrote it after the delete's job would link the layer here for good.
+    return this.mutex(`link:${repository}@${d.value}`, () => this.syncBlobHeld(repository, d));
+  }
+
+  private async syncBlobHeld(repository: string, d: Digest): Promise<void> {
     const [link, here] = await Promise.all([
       this.primaryLink(repository, d),
       this.dst.hasLayer(repository, d),

@@ -134,9 +134,15 @@ export class ReplicationStatus {
         }
         if (r.scope && !r.scope.covers(repository))
           return { ...base, state: 'out-of-scope', replicatedAt: null, lagSeconds: null };
+        const queues = this.queues;
         const pending =
-          r.role === 'replica' && committed
-            ? await this.queues?.pendingSince(r.name, target)
+          r.role === 'replica' && committed && queues
+            ? await deadline(queues.pendingSince(r.name, target), 2000, 'pending changes').catch(
+                (err: Error) => {
+                  // Pending or missing cannot be told apart without Redis: say so, not a guess.
+                  throw new OciError('UNAVAILABLE', err.message);
+                },
+              )
             : undefined;
         return {
           ...base,
@@ -165,8 +171,9 @@ export class ReplicationStatus {
         let lag: number | null = r.role === 'primary' ? 0 : null;
         if (r.role === 'replica' && this.queues) {
           try {
-            ({ counts: queue, pending, age: lag } = await this.backlog(r.name));
+            ({ counts: queue, pending, age: lag } = await this.backlog(r.name, timeoutMs));
           } catch {
+            // Redis down or hung: the backlog is unknown (null), not the last one seen.
             queue = null;
           }
         }
@@ -187,35 +194,61 @@ export class ReplicationStatus {
   }
 
   /** The child restarts `meridian dev` recorded, newest first (ADR 0023); none outside dev. */
-  async processRestarts(): Promise<ProcessRestart[]> {
+  async processRestarts(timeoutMs = 2000): Promise<ProcessRestart[]> {
     if (!this.queues) return [];
-    return new ProcessRestarts(this.queues.redis, this.queues.prefix).list();
+    return deadline(
+      new ProcessRestarts(this.queues.redis, this.queues.prefix).list(),
+      timeoutMs,
+      'the restarts',
+    );
   }
 
-  /** A replica region's queue counts, unapplied changes and age of the oldest one (seconds). */
+  /**
+   * A replica region's queue counts, unapplied changes and age of the oldest one (seconds).
+   * Redis's clients wait for it without limit (queued while it is down, unanswered while it
+   * hangs), so the read gives up after `timeoutMs`.
+   */
   private async backlog(
     region: string,
+    timeoutMs = 2000,
   ): Promise<{ counts: QueueCounts; pending: number; age: number }> {
     const queues = this.queues!;
-    const [counts, pending, oldest] = await Promise.all([
-      queues.counts(region),
-      queues.pendingCount(region),
-      queues.oldestPending(region),
-    ]);
+    const [counts, pending, oldest] = await deadline(
+      Promise.all([
+        queues.counts(region),
+        queues.pendingCount(region),
+        queues.oldestPending(region),
+      ]),
+      timeoutMs,
+      `the backlog of ${region}`,
+    );
     const age = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
     return { counts, pending, age };
   }
 
   /** Refreshes the queue-depth and oldest-pending gauges (call on a timer). */
+  /**
+   * Refreshes the queue-depth and oldest-pending gauges (call on a timer). A region whose
+   * backlog cannot be read (Redis down or hung) loses its series until it can: an absent lag
+   * is unknown, while the last value kept would claim a lag that is no longer measured.
+   */
   async updateGauges(): Promise<void> {
     if (!this.queues) return;
     for (const r of this.regions) {
       if (r.role !== 'replica') continue;
-      const { counts, pending, age } = await this.backlog(r.name);
+      let backlog: Awaited<ReturnType<ReplicationStatus['backlog']>>;
+      try {
+        backlog = await this.backlog(r.name);
+      } catch (err) {
+        for (const state of QUEUE_STATES) queueJobs.remove({ region: r.name, state });
+        oldestPendingSeconds.remove({ region: r.name });
+        throw err;
+      }
+      const { counts, pending, age } = backlog;
       for (const [state, n] of Object.entries(counts) as [string, number][])
         queueJobs.set({ region: r.name, state }, n);
       oldestPendingSeconds.set({ region: r.name }, age);
-      await this.queues.activity.recordBacklog(r.name, pending, age);
+      await deadline(this.queues.activity.recordBacklog(r.name, pending, age), 2000, 'history');
     }
   }
 
@@ -232,6 +265,18 @@ export class ReplicationStatus {
   async recent(limit?: number): Promise<ActivityEvent[]> {
     return this.queues ? this.queues.activity.recent(limit) : [];
   }
+}
+
+const QUEUE_STATES: (keyof QueueCounts)[] = ['waiting', 'active', 'delayed', 'failed'];
+
+/** `p`, or a rejection once `ms` passed (`p` itself runs on; its outcome is then ignored). */
+function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis: no answer for ${what} within ${ms} ms`)), ms);
+  });
+  p.catch(() => {}); // lost the race: its own rejection is not unhandled
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function scopeGlobs(scope: RegionScope): string[] {

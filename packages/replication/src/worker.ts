@@ -6,7 +6,7 @@ import type { ObjectStore } from '@meridian/storage';
 import type { ActivityEvent } from './activity';
 import { bytesCopied, jobsProcessed, lagSeconds } from './metrics';
 import { ReplicationQueues, type RedisOptions, type SyncJobData } from './queues';
-import { RegionSync } from './region-sync';
+import { RegionSync, type Mutex } from './region-sync';
 import { targetRef } from './targets';
 
 export interface ReplicaRegion {
@@ -37,6 +37,15 @@ export interface RunningWorkers {
  * throw and BullMQ retries them with exponential backoff; permanent ones (digest mismatch,
  * source gone, invalid content) fail at once and stay visible in the failed set.
  */
+/**
+ * The cluster-wide lock a region's syncs run under (one copy of a digest, one job of a manifest
+ * or tag at a time). A sync paused past the lock's lease (`ttlMs`) may have been overtaken by
+ * the next holder and then written what it read before; it runs once more under a fresh lock.
+ */
+export function syncMutex(queues: ReplicationQueues, region: string, ttlMs = 15_000): Mutex {
+  return (name, fn) => queues.withLock(`${region}:${name}`, fn, ttlMs, true);
+}
+
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
   const { Worker } = bullmq();
   const queues = new ReplicationQueues(opts);
@@ -46,7 +55,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
       region.name,
       region.source ?? opts.primary,
       region.store,
-      (name, fn) => queues.withLock(`${region.name}:${name}`, fn),
+      syncMutex(queues, region.name),
       (bytes, seconds) => {
         queues.activity.recordCopy(region.name, bytes, seconds).catch((err: unknown) => {
           opts.log.debug({ err: (err as Error).message }, 'recording a copy failed');

@@ -21,13 +21,26 @@ export interface UpstreamManifest {
  * The primary region's distribution API, as a replica reads it on a miss. Network failures are
  * `UNAVAILABLE`; the primary's 404s come back as the matching OCI error.
  */
+/**
+ * Default for `PrimaryUpstream`'s `timeoutMs`: below the gateway's `upstreamTimeoutMs` (5 s), so
+ * a replica waiting on a hung primary answers (its own copy of a behind tag, or a 503) before the
+ * gateway gives up on the replica — else the client gets a 503 although its region could serve.
+ */
+export const DEFAULT_PRIMARY_TIMEOUT_MS = 3000;
+
+/** After the primary did not answer in time, it is not asked again for this long (ms). */
+const SILENT_FOR_MS = 5000;
+
 export class PrimaryUpstream {
   private readonly timeoutMs: number;
+  /** Until when the primary is taken as hung (it let a request time out): fail at once. */
+  private silentUntil = 0;
   private readonly delayMs: number;
   private readonly authorization?: (repository: string) => Promise<string>;
 
   /**
-   * @param opts.timeoutMs per request (a blob's body excepted: only its head), default 10 s
+   * @param opts.timeoutMs per request (a blob's body excepted: only its head), default 3 s; a
+   *   request that times out makes the next ones fail at once for 5 s (the primary hangs)
    * @param opts.delayMs simulated one-way latency added to each request (dev), default 0
    * @param opts.authorization the `Authorization` header for a repository's requests (a replica
    *   presents a token it signs itself when auth is on), default none
@@ -40,7 +53,7 @@ export class PrimaryUpstream {
       authorization?: (repository: string) => Promise<string>;
     } = {},
   ) {
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_PRIMARY_TIMEOUT_MS;
     this.delayMs = opts.delayMs ?? 0;
     this.authorization = opts.authorization;
   }
@@ -131,26 +144,34 @@ export class PrimaryUpstream {
     init: RequestInit,
     wholeTimeout = true,
   ): Promise<Response> {
+    if (Date.now() < this.silentUntil)
+      throw new OciError(
+        'UNAVAILABLE',
+        `primary region unreachable: no answer within ${this.timeoutMs} ms; asking again shortly`,
+      );
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const headers = new Headers(init.headers);
     headers.set('User-Agent', REPLICA_USER_AGENT);
     if (this.authorization) headers.set('Authorization', await this.authorization(repository));
     const abort = new AbortController();
-    const timer = setTimeout(
-      () => abort.abort(new Error(`no answer within ${this.timeoutMs} ms`)),
-      this.timeoutMs,
-    );
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (!settled) this.silentUntil = Date.now() + SILENT_FOR_MS;
+      abort.abort(new Error(`no answer within ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
     timer.unref();
     try {
-      return await fetch(`${this.baseUrl}${path}`, {
+      const res = await fetch(`${this.baseUrl}${path}`, {
         ...init,
         headers,
         redirect: 'follow',
         signal: abort.signal,
       });
+      return res;
     } catch (err) {
       throw new OciError('UNAVAILABLE', `primary region unreachable: ${(err as Error).message}`);
     } finally {
+      settled = true;
       if (!wholeTimeout) clearTimeout(timer);
     }
   }
