@@ -124,6 +124,27 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
       );
     });
 
+    it('a referrer whose annotations or artifactType are not what the spec types them is refused, and the subject’s referrers stay decodable', async () => {
+      expect((await put('subject', img.manifest.bytes)).status).toBe(201);
+      const referrer = (extra: Record<string, unknown>) =>
+        imageManifest({ config: img.config, subject: img.manifest, extra });
+      const bad = [
+        referrer({ annotations: { 'org.example.nested': { deep: [1, 2] } } }),
+        referrer({ annotations: ['x'] }),
+        referrer({ artifactType: 42 }),
+        referrer({ artifactType: 'application/x.sbom', annotations: { n: 7 } }),
+      ];
+      for (const m of bad) {
+        const res = await put(m.digest, m.bytes);
+        expectOciError(res, 400, 'MANIFEST_INVALID');
+        expect(res.headers['oci-subject']).toBeUndefined();
+        expectOciError(await c.get(`/v2/${repo}/manifests/${m.digest}`), 404, 'MANIFEST_UNKNOWN');
+      }
+      const listed = await c.get(`/v2/${repo}/referrers/${img.manifest.digest}`);
+      expect(listed.status).toBe(200);
+      expect(listed.json()).toMatchObject({ manifests: [] });
+    });
+
     it('a Docker schema 1 manifest is refused with a message that says so', async () => {
       const schema1 = JSON.stringify({
         schemaVersion: 1,
