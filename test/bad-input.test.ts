@@ -310,10 +310,21 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
       expect((await c.uploadBlob(name, img.config)).status).toBe(201);
     });
 
-    it('an unknown endpoint is 404 and a method the resource lacks is 405 UNSUPPORTED', async () => {
+    it('an unknown endpoint is 404 and a method the resource lacks is 405 UNSUPPORTED with Allow', async () => {
       expectOciError(await c.get(`/v2/${repo}/nothing/here`), 404, 'NAME_UNKNOWN');
-      expectOciError(await c.patch(`/v2/${repo}/manifests/latest`), 405, 'UNSUPPORTED');
-      expectOciError(await c.post(`/v2/${repo}/blobs/${img.config.digest}`), 405, 'UNSUPPORTED');
+      const cases: [string, string, string][] = [
+        ['PATCH', `/v2/${repo}/manifests/latest`, 'DELETE, GET, HEAD, PUT'],
+        ['POST', `/v2/${repo}/blobs/${img.config.digest}`, 'DELETE, GET, HEAD'],
+        ['OPTIONS', '/v2/', 'GET, HEAD'],
+        ['PUT', '/v2/_catalog', 'GET'],
+        ['HEAD', `/v2/${repo}/tags/list`, 'GET'],
+        ['TRACE', `/v2/${repo}/blobs/uploads/`, 'DELETE, GET, PATCH, POST, PUT'],
+      ];
+      for (const [method, path, allow] of cases) {
+        const res = await c.request(method, path);
+        if (method !== 'HEAD') expectOciError(res, 405, 'UNSUPPORTED');
+        expect([method, path, res.status, res.headers.allow]).toEqual([method, path, 405, allow]);
+      }
     });
   });
 

@@ -209,8 +209,6 @@ export function createApp(deps: AppDeps): App {
     try {
       matched = routes.match(req.method ?? 'GET', target.path);
     } catch (err) {
-      if (err instanceof OciError && err.status === 405)
-        res.setHeader('Allow', (err.detail as { allow: string[] }).allow.join(', '));
       fail(err);
       return;
     }
@@ -251,7 +249,7 @@ export function createApp(deps: AppDeps): App {
       throw new OciError(
         'UNSUPPORTED',
         `region ${replica.region} is a read-only replica; push to the primary at ${replica.primary.baseUrl}`,
-        { primary: replica.primary.baseUrl },
+        { primary: replica.primary.baseUrl, allow: matched.readMethods },
       );
     }
     meta.route = matched.route;
