@@ -328,6 +328,53 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
     });
   });
 
+  describe('query parameters', () => {
+    it('n that is not decimal digits, or n/last given twice: 400 UNSUPPORTED on tag lists and the catalog', async () => {
+      expect((await c.putManifest(repo, 'paged', img.manifest)).status).toBe(201);
+      const bad: Record<string, string | string[]>[] = [
+        { n: '1e3' },
+        { n: '0x10' },
+        { n: ' 1' },
+        { n: '+1' },
+        { n: ['1', '1000'] },
+        { n: '1', last: ['a', 'z'] },
+      ];
+      for (const query of bad) {
+        expectOciError(await c.get(`/v2/${repo}/tags/list`, { query }), 400, 'UNSUPPORTED');
+        expectOciError(await c.get('/v2/_catalog', { query }), 400, 'UNSUPPORTED');
+      }
+      const ok = await c.get(`/v2/${repo}/tags/list`, { query: { n: '1000' } });
+      expect(ok.json()).toMatchObject({ tags: expect.arrayContaining(['paged']) as unknown });
+    });
+
+    it('digest, mount, from or artifactType given twice: 400, and the upload or repository is unchanged', async () => {
+      const b = randomBlob(32);
+      const loc = location(await c.startUpload(repo));
+      expect((await c.patch(loc, { headers: OCTET, body: b.bytes })).status).toBe(202);
+      const twice = { digest: [b.digest, img.config.digest] };
+      expectOciError(await c.put(loc, { query: twice }), 400, 'UNSUPPORTED');
+      const status = await c.get(loc);
+      expect([status.status, status.header('range')]).toEqual([204, `0-${b.size - 1}`]);
+      expectOciError(await c.head(`/v2/${repo}/blobs/${b.digest}`), 404, 'BLOB_UNKNOWN');
+      expect((await c.put(loc, { query: { digest: b.digest } })).status).toBe(201);
+
+      const target = 'bad/mount-target';
+      for (const query of [
+        { mount: [b.digest, img.config.digest], from: repo },
+        { mount: b.digest, from: [repo, repo] },
+      ]) {
+        const res = await c.post(`/v2/${target}/blobs/uploads/`, { query });
+        expectOciError(res, 400, 'UNSUPPORTED');
+        expect(res.header('location')).toBeUndefined();
+      }
+      expectOciError(await c.head(`/v2/${target}/blobs/${b.digest}`), 404, 'BLOB_UNKNOWN');
+
+      const query = { artifactType: ['application/x.a', 'application/x.b'] };
+      const referrers = `/v2/${repo}/referrers/${img.manifest.digest}`;
+      expectOciError(await c.get(referrers, { query }), 400, 'UNSUPPORTED');
+    });
+  });
+
   describe('ranges', () => {
     it('an unsatisfiable or malformed Range on a blob: 416 with Content-Range bytes */size', async () => {
       const layer = img.layers[0]!;

@@ -14,6 +14,7 @@ import { clientError } from './http/client-errors';
 import { RouteTable, type AppRoute, type MatchedAppRoute } from './http/route-table';
 import { sendError } from './http/send';
 import { pinoRequestLog, type RequestLog } from './http/request-log';
+import { queryParam } from './http/pagination';
 import { matchV2 } from './http/v2-router';
 import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
@@ -393,8 +394,8 @@ async function authorizeV2(
   }
   if (matched.route !== 'upload' || method !== 'POST') return;
   const url = parsedUrl();
-  if (url.searchParams.has('mount')) {
-    const from = url.searchParams.get('from');
+  if (queryParam(url, 'mount') !== undefined) {
+    const from = queryParam(url, 'from');
     if (!from || !gate.mayPull(req, from)) {
       url.searchParams.delete('mount');
       url.searchParams.delete('from');
