@@ -1,5 +1,6 @@
 import { OciError } from './errors';
 import { tryParseDigest } from './digest';
+import { checkPushedFields } from './manifest-fields';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaTypes, isSchema1 } from './media-types';
 
 /** Largest manifest body accepted, as the spec recommends (4 MiB). */
@@ -43,50 +44,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** RFC 6838 `type/subtype` (restricted-name characters), as the image spec requires. */
-const MEDIA_TYPE = /^[A-Za-z0-9][\w!#$&^.+-]{0,126}\/[A-Za-z0-9][\w!#$&^.+-]{0,126}$/;
-
-/*
- * The typed optional fields of the image spec. A field of the wrong type is refused, never
- * dropped or stored as sent: the registry hands these fields back to every client (the
- * referrers index carries `annotations` and `artifactType`), and a client that decodes them as
- * the spec types them (Go's `map[string]string`) fails on the whole response. `null` is absent,
- * as in Go's decoding.
- */
-function annotationsOf(v: unknown, where: string): Record<string, string> | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (!isRecord(v) || !Object.values(v).every((x) => typeof x === 'string'))
-    throw invalid(`${where}annotations must be an object of strings`);
-  return v as Record<string, string>;
-}
-
-function artifactTypeOf(v: unknown, where: string): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || !MEDIA_TYPE.test(v))
-    throw invalid(`${where}artifactType must be a media type (type/subtype)`);
-  return v;
-}
-
-function stringsOf(v: unknown, what: string): string[] | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === 'string'))
-    throw invalid(`${what} must be an array of strings`);
-  return v;
-}
-
-function platformOf(v: unknown, where: string): unknown {
-  if (v === undefined || v === null) return undefined;
-  const p = isRecord(v) ? v : undefined;
-  if (!p || typeof p.architecture !== 'string' || typeof p.os !== 'string')
-    throw invalid(`${where}platform must be an object with architecture and os strings`);
-  for (const k of ['os.version', 'variant'])
-    if (p[k] !== undefined && p[k] !== null && typeof p[k] !== 'string')
-      throw invalid(`${where}platform.${k} must be a string`);
-  stringsOf(p['os.features'], `${where}platform.os.features`);
-  stringsOf(p.features, `${where}platform.features`);
-  return p;
-}
-
 function parseDescriptor(v: unknown, where: string): Descriptor {
   if (!isRecord(v)) throw invalid(`${where}: descriptor must be an object`);
   const { mediaType, digest, size } = v;
@@ -97,14 +54,10 @@ function parseDescriptor(v: unknown, where: string): Descriptor {
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
     throw invalid(`${where}: size must be a non-negative integer`);
   const d: Descriptor = { mediaType, digest, size };
-  const urls = stringsOf(v.urls, `${where}.urls`);
-  if (urls) d.urls = urls;
-  const annotations = annotationsOf(v.annotations, `${where}.`);
-  if (annotations) d.annotations = annotations;
-  const artifactType = artifactTypeOf(v.artifactType, `${where}.`);
-  if (artifactType !== undefined) d.artifactType = artifactType;
-  const platform = platformOf(v.platform, `${where}.`);
-  if (platform !== undefined) d.platform = platform;
+  if (Array.isArray(v.urls)) d.urls = v.urls.filter((u): u is string => typeof u === 'string');
+  if (isRecord(v.annotations)) d.annotations = v.annotations as Record<string, string>;
+  if (typeof v.artifactType === 'string') d.artifactType = v.artifactType;
+  if (v.platform !== undefined) d.platform = v.platform;
   return d;
 }
 
@@ -117,8 +70,6 @@ function descriptorList(v: unknown, where: string): Descriptor[] {
 /** Picks the media type: Content-Type, else the body's `mediaType`, else by shape. */
 function resolveMediaType(contentType: string | undefined, body: Record<string, unknown>): string {
   const ct = contentType?.split(';')[0]?.trim();
-  if (body.mediaType !== undefined && body.mediaType !== null && typeof body.mediaType !== 'string')
-    throw invalid('mediaType must be a string');
   const declared = typeof body.mediaType === 'string' ? body.mediaType : undefined;
   if (ct && isSchema1(ct))
     throw invalid('Docker schema 1 manifests are not supported; push schema 2 or OCI');
@@ -154,6 +105,21 @@ function resolveMediaType(contentType: string | undefined, body: Record<string, 
  * with a message naming what is wrong.
  */
 export function parseManifest(bytes: Buffer, contentType?: string): ParsedManifest {
+  return fromBody(readBody(bytes), contentType);
+}
+
+/**
+ * `parseManifest` for a manifest being pushed, which is also held to the image spec's types of
+ * its optional fields (`checkPushedFields`); stored manifests are read with `parseManifest`.
+ */
+export function parsePushedManifest(bytes: Buffer, contentType?: string): ParsedManifest {
+  const body = readBody(bytes);
+  const parsed = fromBody(body, contentType);
+  checkPushedFields(body);
+  return parsed;
+}
+
+function readBody(bytes: Buffer): Record<string, unknown> {
   if (bytes.length > MAX_MANIFEST_BYTES)
     throw new OciError(
       'SIZE_INVALID',
@@ -168,11 +134,18 @@ export function parseManifest(bytes: Buffer, contentType?: string): ParsedManife
     throw invalid('manifest is not valid JSON');
   }
   if (!isRecord(body)) throw invalid('manifest must be a JSON object');
+  return body;
+}
+
+function fromBody(body: Record<string, unknown>, contentType?: string): ParsedManifest {
   const mediaType = resolveMediaType(contentType, body);
   if (body.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
-  const annotations = annotationsOf(body.annotations, '');
+  const annotations = isRecord(body.annotations)
+    ? (body.annotations as Record<string, string>)
+    : undefined;
   const subject = body.subject === undefined ? undefined : parseDescriptor(body.subject, 'subject');
-  const declaredArtifactType = artifactTypeOf(body.artifactType, '');
+  const declaredArtifactType =
+    typeof body.artifactType === 'string' ? body.artifactType : undefined;
 
   if (INDEX_MEDIA_TYPES.includes(mediaType)) {
     if (!Array.isArray(body.manifests)) throw invalid('an index must have a manifests array');
