@@ -291,6 +291,18 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
   });
 
   describe('names', () => {
+    it('the parent of a pushed repository is no repository: 404 NAME_UNKNOWN, as the catalog says', async () => {
+      expect((await c.putManifest(repo, 'nested', img.manifest)).status).toBe(201);
+      const parent = repo.split('/')[0]!;
+      expect((await c.get('/v2/_catalog')).json()).not.toMatchObject({
+        repositories: expect.arrayContaining([parent]) as unknown,
+      });
+      expectOciError(await c.get(`/v2/${parent}/tags/list`), 404, 'NAME_UNKNOWN');
+      expectOciError(await c.get(`/acr/v1/${parent}/_tags`), 404, 'NAME_UNKNOWN');
+      expectOciError(await c.get(`/acr/v1/${parent}/_manifests`), 404, 'NAME_UNKNOWN');
+      expect((await c.get(`/v2/${repo}/tags/list`)).status).toBe(200);
+    });
+
     it.each([
       ['upper case', 'Bad/Input'],
       ['a .. component', 'a/../b'],
