@@ -330,7 +330,13 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
         ['OPTIONS', '/v2/', 'GET, HEAD'],
         ['PUT', '/v2/_catalog', 'GET'],
         ['HEAD', `/v2/${repo}/tags/list`, 'GET'],
-        ['TRACE', `/v2/${repo}/blobs/uploads/`, 'DELETE, GET, PATCH, POST, PUT'],
+        ['TRACE', `/v2/${repo}/blobs/uploads/`, 'POST'],
+        ['PATCH', `/v2/${repo}/blobs/uploads/`, 'POST'],
+        [
+          'POST',
+          `/v2/${repo}/blobs/uploads/6f1c0a52-5a55-4c1e-9d67-3c0b1e6f0a11`,
+          'DELETE, GET, PATCH, PUT',
+        ],
       ];
       for (const [method, path, allow] of cases) {
         const res = await c.request(method, path);

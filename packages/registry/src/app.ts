@@ -394,14 +394,13 @@ async function authorizeV2(
   matched: ReturnType<typeof matchV2>,
   parsedUrl: () => URL,
 ): Promise<void> {
-  const method = req.method ?? 'GET';
   try {
     await gate.check(req, res, matched.need, true);
   } catch (err) {
     req.resume();
     throw err;
   }
-  if (matched.route !== 'upload' || method !== 'POST') return;
+  if (matched.route !== 'uploads') return;
   const url = parsedUrl();
   if (queryParam(url, 'mount') !== undefined) {
     const from = queryParam(url, 'from');

@@ -73,10 +73,16 @@ export const V2_ROUTES: readonly Route[] = [
     },
   },
   {
+    // A session is started on the collection only; its Location names the session that every
+    // later request goes to (a POST there would silently start another one).
+    name: 'uploads',
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/$/,
+    methods: { POST: write(startUpload, PUSH) },
+  },
+  {
     name: 'upload',
-    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]*)$/,
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
     methods: {
-      POST: write(startUpload, PUSH),
       PATCH: write(patchUpload, PUSH),
       PUT: write(finishUpload, PUSH),
       GET: write(uploadStatus, PUSH),
