@@ -124,6 +124,27 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
       );
     });
 
+    it('a referrer whose annotations or artifactType are not what the spec types them is refused, and the subject’s referrers stay decodable', async () => {
+      expect((await put('subject', img.manifest.bytes)).status).toBe(201);
+      const referrer = (extra: Record<string, unknown>) =>
+        imageManifest({ config: img.config, subject: img.manifest, extra });
+      const bad = [
+        referrer({ annotations: { 'org.example.nested': { deep: [1, 2] } } }),
+        referrer({ annotations: ['x'] }),
+        referrer({ artifactType: 42 }),
+        referrer({ artifactType: 'application/x.sbom', annotations: { n: 7 } }),
+      ];
+      for (const m of bad) {
+        const res = await put(m.digest, m.bytes);
+        expectOciError(res, 400, 'MANIFEST_INVALID');
+        expect(res.headers['oci-subject']).toBeUndefined();
+        expectOciError(await c.get(`/v2/${repo}/manifests/${m.digest}`), 404, 'MANIFEST_UNKNOWN');
+      }
+      const listed = await c.get(`/v2/${repo}/referrers/${img.manifest.digest}`);
+      expect(listed.status).toBe(200);
+      expect(listed.json()).toMatchObject({ manifests: [] });
+    });
+
     it('a Docker schema 1 manifest is refused with a message that says so', async () => {
       const schema1 = JSON.stringify({
         schemaVersion: 1,
@@ -270,6 +291,18 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
   });
 
   describe('names', () => {
+    it('the parent of a pushed repository is no repository: 404 NAME_UNKNOWN, as the catalog says', async () => {
+      expect((await c.putManifest(repo, 'nested', img.manifest)).status).toBe(201);
+      const parent = repo.split('/')[0]!;
+      expect((await c.get('/v2/_catalog')).json()).not.toMatchObject({
+        repositories: expect.arrayContaining([parent]) as unknown,
+      });
+      expectOciError(await c.get(`/v2/${parent}/tags/list`), 404, 'NAME_UNKNOWN');
+      expectOciError(await c.get(`/acr/v1/${parent}/_tags`), 404, 'NAME_UNKNOWN');
+      expectOciError(await c.get(`/acr/v1/${parent}/_manifests`), 404, 'NAME_UNKNOWN');
+      expect((await c.get(`/v2/${repo}/tags/list`)).status).toBe(200);
+    });
+
     it.each([
       ['upper case', 'Bad/Input'],
       ['a .. component', 'a/../b'],
@@ -289,10 +322,74 @@ describe.each<StorageKind>(['fs', 's3'])('bad input (%s storage)', (storage) => 
       expect((await c.uploadBlob(name, img.config)).status).toBe(201);
     });
 
-    it('an unknown endpoint is 404 and a method the resource lacks is 405 UNSUPPORTED', async () => {
+    it('an unknown endpoint is 404 and a method the resource lacks is 405 UNSUPPORTED with Allow', async () => {
       expectOciError(await c.get(`/v2/${repo}/nothing/here`), 404, 'NAME_UNKNOWN');
-      expectOciError(await c.patch(`/v2/${repo}/manifests/latest`), 405, 'UNSUPPORTED');
-      expectOciError(await c.post(`/v2/${repo}/blobs/${img.config.digest}`), 405, 'UNSUPPORTED');
+      const cases: [string, string, string][] = [
+        ['PATCH', `/v2/${repo}/manifests/latest`, 'DELETE, GET, HEAD, PUT'],
+        ['POST', `/v2/${repo}/blobs/${img.config.digest}`, 'DELETE, GET, HEAD'],
+        ['OPTIONS', '/v2/', 'GET, HEAD'],
+        ['PUT', '/v2/_catalog', 'GET'],
+        ['HEAD', `/v2/${repo}/tags/list`, 'GET'],
+        ['TRACE', `/v2/${repo}/blobs/uploads/`, 'POST'],
+        ['PATCH', `/v2/${repo}/blobs/uploads/`, 'POST'],
+        [
+          'POST',
+          `/v2/${repo}/blobs/uploads/6f1c0a52-5a55-4c1e-9d67-3c0b1e6f0a11`,
+          'DELETE, GET, PATCH, PUT',
+        ],
+      ];
+      for (const [method, path, allow] of cases) {
+        const res = await c.request(method, path);
+        if (method !== 'HEAD') expectOciError(res, 405, 'UNSUPPORTED');
+        expect([method, path, res.status, res.headers.allow]).toEqual([method, path, 405, allow]);
+      }
+    });
+  });
+
+  describe('query parameters', () => {
+    it('n that is not decimal digits, or n/last given twice: 400 UNSUPPORTED on tag lists and the catalog', async () => {
+      expect((await c.putManifest(repo, 'paged', img.manifest)).status).toBe(201);
+      const bad: Record<string, string | string[]>[] = [
+        { n: '1e3' },
+        { n: '0x10' },
+        { n: ' 1' },
+        { n: '+1' },
+        { n: ['1', '1000'] },
+        { n: '1', last: ['a', 'z'] },
+      ];
+      for (const query of bad) {
+        expectOciError(await c.get(`/v2/${repo}/tags/list`, { query }), 400, 'UNSUPPORTED');
+        expectOciError(await c.get('/v2/_catalog', { query }), 400, 'UNSUPPORTED');
+      }
+      const ok = await c.get(`/v2/${repo}/tags/list`, { query: { n: '1000' } });
+      expect(ok.json()).toMatchObject({ tags: expect.arrayContaining(['paged']) as unknown });
+    });
+
+    it('digest, mount, from or artifactType given twice: 400, and the upload or repository is unchanged', async () => {
+      const b = randomBlob(32);
+      const loc = location(await c.startUpload(repo));
+      expect((await c.patch(loc, { headers: OCTET, body: b.bytes })).status).toBe(202);
+      const twice = { digest: [b.digest, img.config.digest] };
+      expectOciError(await c.put(loc, { query: twice }), 400, 'UNSUPPORTED');
+      const status = await c.get(loc);
+      expect([status.status, status.header('range')]).toEqual([204, `0-${b.size - 1}`]);
+      expectOciError(await c.head(`/v2/${repo}/blobs/${b.digest}`), 404, 'BLOB_UNKNOWN');
+      expect((await c.put(loc, { query: { digest: b.digest } })).status).toBe(201);
+
+      const target = 'bad/mount-target';
+      for (const query of [
+        { mount: [b.digest, img.config.digest], from: repo },
+        { mount: b.digest, from: [repo, repo] },
+      ]) {
+        const res = await c.post(`/v2/${target}/blobs/uploads/`, { query });
+        expectOciError(res, 400, 'UNSUPPORTED');
+        expect(res.header('location')).toBeUndefined();
+      }
+      expectOciError(await c.head(`/v2/${target}/blobs/${b.digest}`), 404, 'BLOB_UNKNOWN');
+
+      const query = { artifactType: ['application/x.a', 'application/x.b'] };
+      const referrers = `/v2/${repo}/referrers/${img.manifest.digest}`;
+      expectOciError(await c.get(referrers, { query }), 400, 'UNSUPPORTED');
     });
   });
 

@@ -11,6 +11,7 @@ import {
   type AuthNode,
 } from '../helpers/auth-node';
 import type { HttpResponse } from '../helpers/http';
+import { image } from '../helpers/images';
 
 function expectOci(res: HttpResponse, status: number, code: string): void {
   const body = res.json<{ errors?: { code?: unknown; message?: unknown }[] }>();
@@ -29,7 +30,7 @@ describe('one error writer for every endpoint', () => {
   const SECRET = 'Sup3r-secret-password-in-a-body';
 
   beforeAll(async () => {
-    node = await startAuthNode();
+    node = await startAuthNode({ softDeleteMs: 3600_000 });
     owner = new AuthedClient(node.url, basic('owner', OWNER_PASSWORD));
   });
   afterAll(async () => {
@@ -50,6 +51,40 @@ describe('one error writer for every endpoint', () => {
     expect(node.logLines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual(
       [],
     );
+  });
+
+  test('a body of another media type than the route reads is a 415, never read as no body', async () => {
+    // A soft-deleted manifest in each of two repositories.
+    for (const repo of ['bin/keep', 'bin/target']) {
+      const img = image();
+      await owner.pushImage(repo, 'v1', img.blobs, img.manifest);
+      expect((await owner.delete(`/v2/${repo}/manifests/${img.manifest.digest}`)).status).toBe(202);
+    }
+    const binOf = async (repo: string) =>
+      (await owner.get('/meridian/v1/admin/deleted', { query: { repository: repo } })).json<{
+        manifests: unknown[];
+      }>().manifests.length;
+    expect([await binOf('bin/keep'), await binOf('bin/target')]).toEqual([1, 1]);
+    // A purge aimed at one repository, its JSON sent as a form, as text or with no type: read
+    // as no body it would purge every repository's bin.
+    const purge = JSON.stringify({ repository: 'bin/target' });
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', undefined]) {
+      const res = await owner.request('POST', '/meridian/v1/admin/deleted/purge', {
+        headers: type ? { 'Content-Type': type } : {},
+        body: purge,
+      });
+      expectOci(res, 415, 'UNSUPPORTED');
+    }
+    expect([await binOf('bin/keep'), await binOf('bin/target')]).toEqual([1, 1]);
+    // The token endpoint reads forms: a JSON body is a 415 too, not a missing grant_type.
+    const token = await owner.request('POST', '/oauth2/token', {
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'password', username: 'owner', password: 'x' }),
+    });
+    expectOci(token, 415, 'UNSUPPORTED');
+    // What each route reads still works, with its parameters.
+    const ok = await adminPost('/deleted/purge', purge, 'application/json; charset=utf-8');
+    expect([ok.status, await binOf('bin/keep'), await binOf('bin/target')]).toEqual([200, 1, 0]);
   });
 
   test('admin API: null, array and scalar bodies are a 400', async () => {

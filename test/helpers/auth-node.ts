@@ -26,10 +26,13 @@ export interface AuthNode {
  * Logs at `info` into `logLines` (so tests can check that no secret reaches them).
  */
 export async function startAuthNode(
-  opts: { storage?: StorageKind } & Partial<
-    Omit<AuthServiceOptions, 'log' | 'source' | 'local'>
-  > = {},
+  opts: {
+    storage?: StorageKind;
+    /** The registry's soft delete (`RegistryOptions.softDeleteMs`). Default off. */
+    softDeleteMs?: number;
+  } & Partial<Omit<AuthServiceOptions, 'log' | 'source' | 'local'>> = {},
 ): Promise<AuthNode> {
+  const { softDeleteMs, ...authOpts } = opts;
   const fresh = await newStorage(opts.storage ?? 'fs');
   const store = await openStore(fresh.location, { partSize: 5 * 1024 * 1024 });
   const logLines: string[] = [];
@@ -55,13 +58,13 @@ export async function startAuthNode(
     bootstrapOwner: true,
     ownerPassword: OWNER_PASSWORD,
     pollIntervalMs: 200,
-    ...opts,
+    ...authOpts,
     source: store,
     local: store,
     log,
   });
   await auth.start();
-  const registry = new Registry({ store });
+  const registry = new Registry({ store, ...(softDeleteMs !== undefined && { softDeleteMs }) });
   const node = await startNodeServer({
     registry,
     log,

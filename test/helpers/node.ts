@@ -43,7 +43,12 @@ export async function newStorage(
  * Logs are silent unless MERIDIAN_TEST_LOG is set.
  */
 export async function startTestNode(
-  opts: { storage?: StorageKind; location?: string } & Partial<Omit<RegistryOptions, 'store'>> = {},
+  opts: {
+    storage?: StorageKind;
+    location?: string;
+    /** The server's `bodyIdleTimeoutMs` (default: the server's). */
+    bodyIdleTimeoutMs?: number;
+  } & Partial<Omit<RegistryOptions, 'store'>> = {},
 ): Promise<TestNode> {
   const fresh = opts.location ? undefined : await newStorage(opts.storage ?? 'fs');
   const location = opts.location ?? fresh!.location;
@@ -55,7 +60,13 @@ export async function startTestNode(
     events: opts.events,
   });
   const log = testLogger();
-  const node = await startNodeServer({ registry, log, listen: '127.0.0.1:0', purgeIntervalMs: 0 });
+  const node = await startNodeServer({
+    registry,
+    log,
+    listen: '127.0.0.1:0',
+    purgeIntervalMs: 0,
+    ...(opts.bodyIdleTimeoutMs !== undefined && { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs }),
+  });
   return {
     url: node.url,
     host: node.url.replace(/^http:\/\//, ''),

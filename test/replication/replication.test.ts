@@ -167,6 +167,9 @@ describe.each(['fs', 's3'] as const)('geo-replication on %s', (storage) => {
     const err = res.json<{ errors: { code: string; message: string }[] }>().errors[0]!;
     expect(err.code).toBe('UNSUPPORTED');
     expect(err.message).toContain(c.primary.url);
+    // A 405 says what the target still accepts here (RFC 9110 §15.5.6): the reads.
+    const put = await new RegistryClient(r.url).put('/v2/x/manifests/v1');
+    expect([put.status, put.headers.allow]).toEqual([405, 'GET, HEAD']);
   });
 
   it('propagates deletes to every replica', async () => {

@@ -1,5 +1,6 @@
 import { OciError } from './errors';
 import { tryParseDigest } from './digest';
+import { checkPushedFields } from './manifest-fields';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaTypes, isSchema1 } from './media-types';
 
 /** Largest manifest body accepted, as the spec recommends (4 MiB). */
@@ -104,6 +105,21 @@ function resolveMediaType(contentType: string | undefined, body: Record<string, 
  * with a message naming what is wrong.
  */
 export function parseManifest(bytes: Buffer, contentType?: string): ParsedManifest {
+  return fromBody(readBody(bytes), contentType);
+}
+
+/**
+ * `parseManifest` for a manifest being pushed, which is also held to the image spec's types of
+ * its optional fields (`checkPushedFields`); stored manifests are read with `parseManifest`.
+ */
+export function parsePushedManifest(bytes: Buffer, contentType?: string): ParsedManifest {
+  const body = readBody(bytes);
+  const parsed = fromBody(body, contentType);
+  checkPushedFields(body);
+  return parsed;
+}
+
+function readBody(bytes: Buffer): Record<string, unknown> {
   if (bytes.length > MAX_MANIFEST_BYTES)
     throw new OciError(
       'SIZE_INVALID',
@@ -118,6 +134,10 @@ export function parseManifest(bytes: Buffer, contentType?: string): ParsedManife
     throw invalid('manifest is not valid JSON');
   }
   if (!isRecord(body)) throw invalid('manifest must be a JSON object');
+  return body;
+}
+
+function fromBody(body: Record<string, unknown>, contentType?: string): ParsedManifest {
   const mediaType = resolveMediaType(contentType, body);
   if (body.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
   const annotations = isRecord(body.annotations)

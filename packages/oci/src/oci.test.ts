@@ -7,6 +7,7 @@ import {
   OciError,
   parseDigest,
   parseManifest,
+  parsePushedManifest,
 } from './index';
 
 const d = (s: string) => digestOf(s);
@@ -110,6 +111,51 @@ describe('parseManifest', () => {
     ]) {
       expect(parseManifest(body, ct).mediaType).toBe(MediaTypes.ociManifest);
     }
+  });
+  it('refuses typed optional fields of the wrong type instead of storing them as sent', () => {
+    const image = { schemaVersion: 2, mediaType: MediaTypes.ociManifest, config, layers: [layer] };
+    const child = { ...layer, mediaType: MediaTypes.ociManifest };
+    const index = (c: object) => ({ schemaVersion: 2, manifests: [{ ...child, ...c }] });
+    const bad: [object, string][] = [
+      [{ ...image, annotations: { a: { nested: [1] } } }, MediaTypes.ociManifest],
+      [{ ...image, annotations: ['x'] }, MediaTypes.ociManifest],
+      [{ ...image, annotations: { n: 7 } }, MediaTypes.ociManifest],
+      [{ ...image, artifactType: 42 }, MediaTypes.ociManifest],
+      [{ ...image, artifactType: 'not a media type' }, MediaTypes.ociManifest],
+      [{ ...image, mediaType: 7 }, 'application/json'],
+      [{ ...image, layers: [{ ...layer, annotations: { a: 1 } }] }, MediaTypes.ociManifest],
+      [{ ...image, layers: [{ ...layer, urls: 'http://x' }] }, MediaTypes.ociManifest],
+      [{ ...image, layers: [{ ...layer, urls: [1] }] }, MediaTypes.ociManifest],
+      [{ ...image, subject: { ...layer, artifactType: {} } }, MediaTypes.ociManifest],
+      [index({ platform: 'linux/amd64' }), MediaTypes.ociIndex],
+      [index({ platform: { os: 'linux' } }), MediaTypes.ociIndex],
+      [index({ platform: { os: 'linux', architecture: 1 } }), MediaTypes.ociIndex],
+      [index({ platform: { os: 'linux', architecture: 'arm', variant: 7 } }), MediaTypes.ociIndex],
+      [index({ platform: { os: 'l', architecture: 'a', features: 'x' } }), MediaTypes.ociIndex],
+      [{ ...index({}), annotations: { a: null } }, MediaTypes.ociIndex],
+    ];
+    for (const [body, ct] of bad) {
+      expect([
+        JSON.stringify(body),
+        failure(() => parsePushedManifest(manifest(body), ct)),
+      ]).toEqual([JSON.stringify(body), 'MANIFEST_INVALID 400']);
+      // What an earlier version stored stays readable (replication, GC and purge re-read it).
+      expect(failure(() => parseManifest(manifest(body), ct))).toBe('no error');
+    }
+    const good = parsePushedManifest(
+      manifest({
+        ...index({
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8', 'os.features': ['x'] },
+          annotations: { 'org.example': 'v' },
+        }),
+        artifactType: 'application/vnd.example.sbom+json',
+        annotations: null,
+      }),
+      MediaTypes.ociIndex,
+    );
+    expect(good.artifactType).toBe('application/vnd.example.sbom+json');
+    expect(good.annotations).toBeUndefined();
+    expect(good.children[0]?.annotations).toEqual({ 'org.example': 'v' });
   });
   it('refuses manifests over 4 MiB', () => {
     expect(

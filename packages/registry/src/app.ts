@@ -14,6 +14,8 @@ import { clientError } from './http/client-errors';
 import { RouteTable, type AppRoute, type MatchedAppRoute } from './http/route-table';
 import { sendError } from './http/send';
 import { pinoRequestLog, type RequestLog } from './http/request-log';
+import { hasBody } from './http/body';
+import { queryParam } from './http/pagination';
 import { matchV2 } from './http/v2-router';
 import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';
@@ -81,6 +83,8 @@ export interface App {
 /** Bodies the admin API and the token endpoint accept (JSON and forms), at most. */
 const JSON_LIMIT = '64kb';
 const FORM_LIMIT = '16kb';
+/** The one media type each body kind is read as (parameters such as `charset` aside). */
+const BODY_TYPES = { json: 'application/json', form: 'application/x-www-form-urlencoded' } as const;
 
 const MATCHED = Symbol('meridian.route');
 type RoutedRequest = IncomingMessage & { [MATCHED]?: MatchedAppRoute };
@@ -152,8 +156,14 @@ export function createApp(deps: AppDeps): App {
       Promise.resolve(matched.route.handle(req, res, matched.params)).catch(next);
     };
     const body = matched.route.body;
-    if (body) parsers[body](req, res, run);
-    else run();
+    if (!body) return run();
+    // A body the route's parser does not read would reach the handler as no body at all: a
+    // `{"dryRun": true}` sent as a form became a real GC, a purge's filters a purge of everything.
+    if (hasBody(req) && !req.is(BODY_TYPES[body]))
+      return run(
+        new OciError('UNSUPPORTED', `the request body must be ${BODY_TYPES[body]}`, undefined, 415),
+      );
+    parsers[body](req, res, run);
   });
   app.use(
     (err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
@@ -209,8 +219,6 @@ export function createApp(deps: AppDeps): App {
     try {
       matched = routes.match(req.method ?? 'GET', target.path);
     } catch (err) {
-      if (err instanceof OciError && err.status === 405)
-        res.setHeader('Allow', (err.detail as { allow: string[] }).allow.join(', '));
       fail(err);
       return;
     }
@@ -251,7 +259,7 @@ export function createApp(deps: AppDeps): App {
       throw new OciError(
         'UNSUPPORTED',
         `region ${replica.region} is a read-only replica; push to the primary at ${replica.primary.baseUrl}`,
-        { primary: replica.primary.baseUrl },
+        { primary: replica.primary.baseUrl, allow: matched.readMethods },
       );
     }
     meta.route = matched.route;
@@ -386,17 +394,16 @@ async function authorizeV2(
   matched: ReturnType<typeof matchV2>,
   parsedUrl: () => URL,
 ): Promise<void> {
-  const method = req.method ?? 'GET';
   try {
     await gate.check(req, res, matched.need, true);
   } catch (err) {
     req.resume();
     throw err;
   }
-  if (matched.route !== 'upload' || method !== 'POST') return;
+  if (matched.route !== 'uploads') return;
   const url = parsedUrl();
-  if (url.searchParams.has('mount')) {
-    const from = url.searchParams.get('from');
+  if (queryParam(url, 'mount') !== undefined) {
+    const from = queryParam(url, 'from');
     if (!from || !gate.mayPull(req, from)) {
       url.searchParams.delete('mount');
       url.searchParams.delete('from');

@@ -23,6 +23,12 @@ export const httpBytesSent = new Counter({
   registers: [register],
 });
 
+export const httpStalledBodies = new Counter({
+  name: 'meridian_http_stalled_bodies_total',
+  help: 'Connections closed because the client stopped sending a request body it had announced',
+  registers: [register],
+});
+
 /** Replica reads that went to the primary (the one fallback counter; replication's has none). */
 export const replicaFallbacks = new Counter({
   name: 'meridian_replica_fallbacks_total',

@@ -1,14 +1,20 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createApp, type AppDeps } from './app';
+import { BODY_IDLE_TIMEOUT_MS, watchBodyIdle } from './http/body-idle';
 
 export interface NodeServerOptions extends AppDeps {
   /** `host:port`; port 0 picks a free port. */
   listen: string;
   /** How often expired upload sessions are purged, in ms. Default 5 minutes; 0 disables. */
   purgeIntervalMs?: number;
+  /**
+   * A request whose client sends no byte of its announced body for this long is ended (its
+   * connection closed). Default 60 000 (`BODY_IDLE_TIMEOUT_MS`); 0 disables.
+   */
+  bodyIdleTimeoutMs?: number;
   /** PEM certificate and key: serve HTTPS. Default none (plain HTTP). */
   tls?: { cert: string | Buffer; key: string | Buffer };
 }
@@ -33,9 +39,14 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function startNodeServer(opts: NodeServerOptions): Promise<RunningNode> {
   const app = createApp(opts);
   const httpOpts = { keepAliveTimeout: 65_000, requestTimeout: 0 };
+  const idleMs = opts.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+  const listener: RequestListener = (req, res) => {
+    watchBodyIdle(req, idleMs);
+    app.listener(req, res);
+  };
   const server: Server = opts.tls
-    ? createTlsServer({ ...httpOpts, cert: opts.tls.cert, key: opts.tls.key }, app.listener)
-    : createServer(httpOpts, app.listener);
+    ? createTlsServer({ ...httpOpts, cert: opts.tls.cert, key: opts.tls.key }, listener)
+    : createServer(httpOpts, listener);
   server.headersTimeout = 60_000;
   const { host, port } = parseListen(opts.listen);
   await new Promise<void>((resolve, reject) => {

@@ -137,6 +137,13 @@ describe('RepositoryLayout over the fs driver', () => {
     expect(await layout.repositoryExists('nope')).toBe(false);
   });
 
+  it('a repository nested under a name does not make that name a repository', async () => {
+    await putManifest('team/app', { a: 2 }, 'v1');
+    await putManifest('team/0cfg', { a: 3 }, 'v1');
+    expect(await layout.repositoryExists('team/app')).toBe(true);
+    expect(await layout.repositoryExists('team')).toBe(false);
+  });
+
   it('skips content already stored', async () => {
     const bytes = Buffer.from('{}');
     const digest = parseDigest(digestOf(bytes));

@@ -17,6 +17,7 @@ import type { ObjectInfo, ObjectStore, PutEntry } from './object-store';
 import {
   listAllKeys,
   listAllObjects,
+  hasOwnState,
   listChildPrefixes,
   listRepositories,
   listRepositoryEntries,
@@ -322,10 +323,9 @@ export class RepositoryLayout {
     return listRepositoryEntries(this.store);
   }
 
-  /** Whether anything at all is stored under the repository's name. */
-  async repositoryExists(repository: string): Promise<boolean> {
-    const page = await this.store.list(Layout.repository(repository), { limit: 1 });
-    return page.objects.length > 0 || page.prefixes.length > 0;
+  /** Whether the repository has state of its own (`hasOwnState`). */
+  repositoryExists(repository: string): Promise<boolean> {
+    return hasOwnState(this.store, repository);
   }
 
   // ——— writes ———

@@ -37,6 +37,17 @@ export async function listChildPrefixes(store: ObjectStore, prefix: string): Pro
   return out;
 }
 
+/**
+ * Whether `repository` holds state of its own (a `_layers`, `_manifests`, `_locks`… part): what
+ * makes a directory a repository here and in the catalog. A repository nested under the name
+ * (`app/sub` under `app`) does not make `app` exist: its keys share the prefix, nothing more.
+ */
+export async function hasOwnState(store: ObjectStore, repository: string): Promise<boolean> {
+  const prefix = Layout.repository(repository);
+  const children = await listChildPrefixes(store, prefix);
+  return children.some((p) => p.startsWith('_', prefix.length));
+}
+
 /** A repository directory and the kinds of state under it (`_layers`, `_manifests`, `_locks`…). */
 export interface RepositoryEntry {
   name: string;

@@ -4,7 +4,7 @@ import {
   isValidTag,
   OciError,
   parseDigest,
-  parseManifest,
+  parsePushedManifest,
   type Digest,
 } from '@meridian/oci';
 import {
@@ -155,7 +155,7 @@ export class ManifestStore {
       const refDigest = byDigest ? parseDigest(reference) : undefined;
       if (!byDigest && !isValidTag(reference))
         throw new OciError('MANIFEST_INVALID', `invalid tag: ${reference.slice(0, 140)}`);
-      const parsed = parseManifest(bytes, contentType);
+      const parsed = parsePushedManifest(bytes, contentType);
       const digest = parseDigest(digestOf(bytes, refDigest?.algorithm ?? 'sha256'));
       if (refDigest && refDigest.value !== digest.value)
         throw new OciError('DIGEST_INVALID', 'manifest digest does not match the reference', {

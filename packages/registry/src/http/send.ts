@@ -45,6 +45,9 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger, reques
   if (oci.status === 416 && isSized(oci.detail))
     headers['Content-Range'] = `bytes */${oci.detail.size}`;
   if (oci.status === 413) headers.Connection = 'close';
+  // RFC 9110 §15.5.6: every 405 says which methods the target accepts (possibly none).
+  const allow = (oci.detail as { allow?: unknown } | undefined)?.allow;
+  if (oci.status === 405 && Array.isArray(allow)) headers.Allow = allow.join(', ');
   const retryAfter = (oci.detail as { retryAfter?: unknown } | undefined)?.retryAfter;
   if (oci.status === 429 && typeof retryAfter === 'number')
     headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfter)));

@@ -73,10 +73,16 @@ export const V2_ROUTES: readonly Route[] = [
     },
   },
   {
+    // A session is started on the collection only; its Location names the session that every
+    // later request goes to (a POST there would silently start another one).
+    name: 'uploads',
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/$/,
+    methods: { POST: write(startUpload, PUSH) },
+  },
+  {
     name: 'upload',
-    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]*)$/,
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
     methods: {
-      POST: write(startUpload, PUSH),
       PATCH: write(patchUpload, PUSH),
       PUT: write(finishUpload, PUSH),
       GET: write(uploadStatus, PUSH),
@@ -114,6 +120,8 @@ export interface MatchedRoute {
   need: Need;
   name: string;
   param: string;
+  /** The route's methods that do not write: what a read-only replica still allows. */
+  readMethods: string[];
 }
 
 /** Matches a `/v2` path. Throws the spec's errors for bad names and unsupported methods. */
@@ -122,7 +130,11 @@ export function matchV2(method: string, pathname: string): MatchedRoute {
     const m = r.pattern.exec(pathname);
     if (!m) continue;
     const entry = r.methods[method];
-    if (!entry) throw new OciError('UNSUPPORTED', `${method} is not supported on this endpoint`);
+    // RFC 9110 §15.5.6: a 405 names the methods the resource does accept (`Allow`).
+    if (!entry)
+      throw new OciError('UNSUPPORTED', `${method} is not supported on this endpoint`, {
+        allow: Object.keys(r.methods).sort(),
+      });
     // The name is taken as sent: the grammar has no character that needs encoding, so `%2F`,
     // `%2e%2e` or `%61` in a name is an invalid name, never another repository.
     const name = m[1] ?? '';
@@ -139,6 +151,10 @@ export function matchV2(method: string, pathname: string): MatchedRoute {
       need,
       name,
       param: decode(m[2] ?? ''),
+      readMethods: Object.entries(r.methods)
+        .filter(([, e]) => e && !e.write)
+        .map(([m]) => m)
+        .sort(),
     };
   }
   throw new OciError('NAME_UNKNOWN', 'unknown API endpoint', undefined, 404);

@@ -1,6 +1,7 @@
 import { OciError } from '@meridian/oci';
 import type { V2Context } from '../http/context';
 import { contentLength, hasBody } from '../http/body';
+import { queryParam } from '../http/pagination';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
 import type { ChunkRange, UploadState } from '../domain/upload-sessions';
 
@@ -23,19 +24,15 @@ function blobCreated(name: string, digest: string): Record<string, string> {
 
 /** `POST /v2/<name>/blobs/uploads/` — new session, monolithic upload, or cross-repository mount. */
 export async function startUpload({ req, res, url, name, registry }: V2Context): Promise<void> {
-  const mount = url.searchParams.get('mount');
-  const digest = url.searchParams.get('digest');
-  if (mount !== null) {
+  const mount = queryParam(url, 'mount');
+  const digest = queryParam(url, 'digest');
+  if (mount !== undefined) {
     req.resume();
-    const r = await registry.uploads.mountOrCreate(
-      name,
-      mount,
-      url.searchParams.get('from') ?? undefined,
-    );
+    const r = await registry.uploads.mountOrCreate(name, mount, queryParam(url, 'from'));
     if (r.mounted) return sendEmpty(res, 201, blobCreated(name, r.mounted.digest));
     return sendEmpty(res, 202, sessionHeaders(name, r.session));
   }
-  if (digest !== null) {
+  if (digest !== undefined) {
     const blob = await registry.uploads.monolithic(name, digest, req, contentLength(req));
     return sendEmpty(res, 201, blobCreated(name, blob.digest));
   }
@@ -63,8 +60,8 @@ export async function finishUpload({
   param,
   registry,
 }: V2Context): Promise<void> {
-  const digest = url.searchParams.get('digest');
-  if (digest === null)
+  const digest = queryParam(url, 'digest');
+  if (digest === undefined)
     throw new OciError('DIGEST_INVALID', 'the digest query parameter is required');
   const body = hasBody(req)
     ? {
