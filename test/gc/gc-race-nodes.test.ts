@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Registry } from '@meridian/registry';
-import { RepositoryLayout, openStore, type ObjectStore } from '@meridian/storage';
+import type { Registry } from '@meridian/registry';
+import { RepositoryLayout, type ObjectStore } from '@meridian/storage';
+import { twoNodes, type TwoNodes } from '../helpers/two-nodes';
 import { ageAll, pushBlob, raceRounds, randomBlob, sleep } from './gc-helpers';
 
 const HOUR = 3_600_000;
@@ -17,25 +15,18 @@ const ITERATIONS = Number(process.env.MERIDIAN_GC_RACE_ITERATIONS ?? 60);
  * free what nothing uses.
  */
 describe('GC on one node racing pushes through another node', () => {
+  let nodes: TwoNodes;
   let dir: string;
   let stores: ObjectStore[];
   let a: Registry;
   let b: Registry;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meridian-gc-nodes-'));
-    stores = [await openStore(dir), await openStore(dir)];
-    a = new Registry({ store: stores[0]!, gcMinGraceMs: GRACE, cache: { ttlMs: 0 } });
-    b = new Registry({ store: stores[1]!, gcMinGraceMs: GRACE, cache: { ttlMs: 0 } });
-    // Both know they share the region (RegionNodes would say so).
-    a.setExclusive(() => false);
-    b.setExclusive(() => false);
+    nodes = await twoNodes('gc-nodes', { registry: { gcMinGraceMs: GRACE } });
+    ({ dir, stores, a, b } = nodes);
   });
   afterEach(async () => {
-    await a.events.close();
-    await b.events.close();
-    for (const s of stores) await s.close();
-    rmSync(dir, { recursive: true, force: true });
+    await nodes.close();
   });
 
   it(`loses no layer over ${ITERATIONS} iterations`, async () => {

@@ -70,13 +70,16 @@ describe('repository fence between removers and writers on two nodes', () => {
     expect(await listAllKeys(stores[0]!, '_fence/')).toEqual([]);
   });
 
-  it("a dead remover's claim stops holding writers once stale", async () => {
+  it("a dead remover's claim stops holding writers once stale, and is removed", async () => {
     await remover.claim('team/app'); // never released: the remover died
     const [key] = await listAllKeys(stores[0]!, Layout.fenceRepoClaims('team/app'));
     const old = new Date(Date.now() - 3 * 60_000);
     utimesSync(join(dir, key!), old, old);
-    const leave = await writer.enter('team/app');
+    // A writer that would still wait for it gives up (503) within its short wait.
+    const impatient = new RepositoryFence(stores[1]!, { active: () => true, waitMs: 500 });
+    const leave = await impatient.enter('team/app');
     await leave();
+    expect(await listAllKeys(stores[0]!, '_fence/')).toEqual([]);
   });
 
   it('a writer held past its wait gets a 503 and leaves no key behind', async () => {

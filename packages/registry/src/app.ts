@@ -15,7 +15,7 @@ import { RouteTable, type AppRoute, type MatchedAppRoute } from './http/route-ta
 import { sendError } from './http/send';
 import { pinoRequestLog, type RequestLog } from './http/request-log';
 import { hasBody } from './http/body';
-import { queryParam } from './http/pagination';
+import { queryParam } from './http/query';
 import { matchV2 } from './http/v2-router';
 import { adminRoutes } from './routes/admin';
 import { replicationRoutes, type ReplicationStatusProvider } from './routes/replication';

@@ -226,7 +226,6 @@ export class ReplicationStatus {
     return { counts, pending, age };
   }
 
-  /** Refreshes the queue-depth and oldest-pending gauges (call on a timer). */
   /**
    * Refreshes the queue-depth and oldest-pending gauges (call on a timer). A region whose
    * backlog cannot be read (Redis down or hung) loses its series until it can: an absent lag

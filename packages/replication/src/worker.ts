@@ -33,11 +33,6 @@ export interface RunningWorkers {
 }
 
 /**
- * Runs sync workers for the given regions. Transient failures (network, 5xx, storage down)
- * throw and BullMQ retries them with exponential backoff; permanent ones (digest mismatch,
- * source gone, invalid content) fail at once and stay visible in the failed set.
- */
-/**
  * The cluster-wide lock a region's syncs run under (one copy of a digest, one job of a manifest
  * or tag at a time). A sync paused past the lock's lease (`ttlMs`) may have been overtaken by
  * the next holder and then written what it read before; it runs once more under a fresh lock.
@@ -46,6 +41,11 @@ export function syncMutex(queues: ReplicationQueues, region: string, ttlMs = 15_
   return (name, fn) => queues.withLock(`${region}:${name}`, fn, ttlMs, true);
 }
 
+/**
+ * Runs sync workers for the given regions. Transient failures (network, 5xx, storage down)
+ * throw and BullMQ retries them with exponential backoff; permanent ones (digest mismatch,
+ * source gone, invalid content) fail at once and stay visible in the failed set.
+ */
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
   const { Worker } = bullmq();
   const queues = new ReplicationQueues(opts);

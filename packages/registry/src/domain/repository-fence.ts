@@ -140,10 +140,14 @@ export class RepositoryFence {
     return live;
   }
 
-  /** Whether a live remover's claim is on `repository` (a dead remover's is ignored). */
+  /** Whether a live remover's claim is on `repository`; dead removers' claims are removed. */
   private async claimed(repository: string): Promise<boolean> {
-    const claims = await listAllObjects(this.store, Layout.fenceRepoClaims(repository));
-    return claims.some((c) => Date.now() - c.modified.getTime() < this.staleClaimMs);
+    let live = false;
+    for (const c of await listAllObjects(this.store, Layout.fenceRepoClaims(repository))) {
+      if (Date.now() - c.modified.getTime() < this.staleClaimMs) live = true;
+      else await this.store.delete(c.key).catch(() => {});
+    }
+    return live;
   }
 }
 

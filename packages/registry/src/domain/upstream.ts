@@ -18,10 +18,6 @@ export interface UpstreamManifest {
 }
 
 /**
- * The primary region's distribution API, as a replica reads it on a miss. Network failures are
- * `UNAVAILABLE`; the primary's 404s come back as the matching OCI error.
- */
-/**
  * Default for `PrimaryUpstream`'s `timeoutMs`: below the gateway's `upstreamTimeoutMs` (5 s), so
  * a replica waiting on a hung primary answers (its own copy of a behind tag, or a 503) before the
  * gateway gives up on the replica — else the client gets a 503 although its region could serve.
@@ -31,6 +27,10 @@ export const DEFAULT_PRIMARY_TIMEOUT_MS = 3000;
 /** After the primary did not answer in time, it is not asked again for this long (ms). */
 const SILENT_FOR_MS = 5000;
 
+/**
+ * The primary region's distribution API, as a replica reads it on a miss. Network failures are
+ * `UNAVAILABLE`; the primary's 404s come back as the matching OCI error.
+ */
 export class PrimaryUpstream {
   private readonly timeoutMs: number;
   /** Until when the primary is taken as hung (it let a request time out): fail at once. */
@@ -161,13 +161,12 @@ export class PrimaryUpstream {
     }, this.timeoutMs);
     timer.unref();
     try {
-      const res = await fetch(`${this.baseUrl}${path}`, {
+      return await fetch(`${this.baseUrl}${path}`, {
         ...init,
         headers,
         redirect: 'follow',
         signal: abort.signal,
       });
-      return res;
     } catch (err) {
       throw new OciError('UNAVAILABLE', `primary region unreachable: ${(err as Error).message}`);
     } finally {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { httpStalledBodies } from '../metrics';
+import { hasBody } from './body';
 
 /** Default for `NodeServerOptions.bodyIdleTimeoutMs`: as long as Node gives a client for its headers. */
 export const BODY_IDLE_TIMEOUT_MS = 60_000;
@@ -32,9 +33,4 @@ export function watchBodyIdle(req: IncomingMessage, idleMs: number): void {
   }, idleMs);
   timer.unref();
   req.once('close', () => clearTimeout(timer));
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
 }

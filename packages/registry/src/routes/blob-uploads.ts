@@ -1,7 +1,7 @@
 import { OciError } from '@meridian/oci';
 import type { V2Context } from '../http/context';
 import { contentLength, hasBody } from '../http/body';
-import { queryParam } from '../http/pagination';
+import { queryParam } from '../http/query';
 import { API_VERSION_HEADER, sendEmpty } from '../http/send';
 import type { ChunkRange, UploadState } from '../domain/upload-sessions';
 

@@ -1,6 +1,6 @@
 import { MediaTypes } from '@meridian/oci';
 import type { V2Context } from '../http/context';
-import { queryParam } from '../http/pagination';
+import { queryParam } from '../http/query';
 import { API_VERSION_HEADER, sendJson } from '../http/send';
 
 /** `GET /v2/<name>/referrers/<digest>?artifactType=` — an image index, empty for an unknown subject. */
